@@ -1,0 +1,90 @@
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from ringmaster.logs import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def _lines(stream: io.StringIO) -> list[str]:
+    return stream.getvalue().splitlines()
+
+
+def test_json_lines_for_structlog_and_stdlib() -> None:
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out)
+    structlog.contextvars.bind_contextvars(call_id="c-1")
+    structlog.get_logger("ringmaster.service").info("ring_sent", extension="101")
+    logging.getLogger("mqtt").warning("connection lost: %s", "timeout")
+
+    own, foreign = (json.loads(line) for line in _lines(out))
+    assert own["event"] == "ring_sent"
+    assert own["extension"] == "101"
+    assert own["level"] == "info"
+    assert own["call_id"] == "c-1"
+    assert own["timestamp"].endswith("Z")
+    assert foreign["event"] == "connection lost: timeout"
+    assert foreign["level"] == "warning"
+    assert foreign["logger"] == "mqtt"
+    assert foreign["call_id"] == "c-1"
+    assert set(foreign) >= {"timestamp", "level", "event"}
+
+
+def test_level_filters_both() -> None:
+    out = io.StringIO()
+    configure_logging("json", "warning", stream=out)
+    structlog.get_logger().info("hidden")
+    logging.getLogger("uvicorn").info("hidden too")
+    structlog.get_logger().error("shown")
+    assert [json.loads(line)["event"] for line in _lines(out)] == ["shown"]
+
+
+def test_auto_is_json_when_not_a_tty_and_reconfiguring_replaces_the_handler() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("console", "info", stream=first)
+    configure_logging("auto", "info", stream=second)
+    logging.getLogger("x").info("once")
+    assert first.getvalue() == ""
+    assert json.loads(second.getvalue())["event"] == "once"
+
+
+def test_console_format_is_not_json() -> None:
+    out = io.StringIO()
+    configure_logging("console", "debug", stream=out)
+    structlog.get_logger().debug("hello", queue_id=3)
+    text = out.getvalue()
+    assert "hello" in text
+    assert "queue_id=3" in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+
+
+def test_exception_is_one_json_line() -> None:
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("x").exception("failed")
+    (line,) = _lines(out)
+    assert json.loads(line)["exception"][0]["exc_type"] == "RuntimeError"
+
+
+@pytest.mark.parametrize(("fmt", "level"), [("xml", "info"), ("json", "loud")])
+def test_rejects_unknown_values(fmt: str, level: str) -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        configure_logging(fmt, level)
