@@ -1,0 +1,182 @@
+"""What the engine is told: facts, in the past tense.
+
+Two families: what the PBX reports (`CallArrived`, `RingAnswered`, ...) and
+what an operator changed (`QueueSaved`, `AgentEnrolled`, ...). Configuration
+changes are events too, so that they take effect on the next call without a
+restart, and so that start-up is just replaying the stored configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ringmaster.engine.model import (
+    CallId,
+    DeviceState,
+    DidRoute,
+    Extension,
+    ExtensionId,
+    Presence,
+    QueueConfig,
+    QueueId,
+    RingFailure,
+    Tenant,
+    TenantId,
+)
+
+# --- the PBX reports -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    """pbx/call/arrived: a call reached a DID of the tenant."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    did: str
+    caller_id: str = ""
+    caller_name: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RingAnswered:
+    """pbx/call/answered: the extension picked up a ring for the call."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class RingFailed:
+    """pbx/call/ring_failed: the ring ended unanswered before ringmaster cancelled it."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    extension: str
+    reason: RingFailure
+
+
+@dataclass(frozen=True, slots=True)
+class CallHungUp:
+    """pbx/call/hangup: the call ended, waiting, ringing or connected."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPresenceChanged:
+    """pbx/agent/state: the agent logged in, paused, unpaused or logged out."""
+
+    tenant_id: TenantId
+    extension: str
+    presence: Presence
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    """pbx/extension/state: the phone's device state changed."""
+
+    tenant_id: TenantId
+    extension: str
+    state: DeviceState
+
+
+PbxEvent = (
+    CallArrived | RingAnswered | RingFailed | CallHungUp | AgentPresenceChanged | DeviceStateChanged
+)
+
+# --- an operator changed the configuration ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSaved:
+    """A tenant was created or renamed."""
+
+    tenant: Tenant
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRemoved:
+    """A tenant was deleted."""
+
+    tenant_id: TenantId
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionSaved:
+    """An extension was created or changed."""
+
+    extension: Extension
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionRemoved:
+    """An extension was deleted; its enrolments may remain, pointing at nothing."""
+
+    extension_id: ExtensionId
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSaved:
+    """A queue was created or its settings changed."""
+
+    queue: QueueConfig
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRemoved:
+    """A queue was deleted."""
+
+    queue_id: QueueId
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEnrolled:
+    """An extension was enrolled in a queue, after those already in it."""
+
+    queue_id: QueueId
+    extension_id: ExtensionId
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUnenrolled:
+    """An extension was taken out of a queue."""
+
+    queue_id: QueueId
+    extension_id: ExtensionId
+
+
+@dataclass(frozen=True, slots=True)
+class DidRouteSaved:
+    """A DID route was created or retargeted."""
+
+    route: DidRoute
+
+
+@dataclass(frozen=True, slots=True)
+class DidRouteRemoved:
+    """A DID route was deleted."""
+
+    tenant_id: TenantId
+    did: str
+
+
+ConfigEvent = (
+    TenantSaved
+    | TenantRemoved
+    | ExtensionSaved
+    | ExtensionRemoved
+    | QueueSaved
+    | QueueRemoved
+    | AgentEnrolled
+    | AgentUnenrolled
+    | DidRouteSaved
+    | DidRouteRemoved
+)
+
+Event = PbxEvent | ConfigEvent
