@@ -1,0 +1,546 @@
+"""The MQTT contract v1: inbound payloads -> engine events, commands -> messages."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ringmaster.contract import (
+    ContractError,
+    format_time,
+    inbound_filters,
+    parse_inbound,
+    render,
+    render_error,
+    status_message,
+    will_payload,
+)
+from ringmaster.engine.commands import (
+    CancelRing,
+    ClearQueueSnapshot,
+    Command,
+    PublishAgentState,
+    PublishCallAbandoned,
+    PublishCallAnswered,
+    PublishCallCompleted,
+    PublishCallQueued,
+    PublishCallRejected,
+    PublishCallRinging,
+    PublishQueueSnapshot,
+    QueueSnapshot,
+    RejectInput,
+    Ring,
+    RouteToExtension,
+    RouteToHangup,
+)
+from ringmaster.engine.events import (
+    AgentPresenceChanged,
+    CallArrived,
+    CallHungUp,
+    DeviceStateChanged,
+    PbxEvent,
+    RingAnswered,
+    RingFailed,
+)
+from ringmaster.engine.model import (
+    AgentStatus,
+    CallId,
+    CancelReason,
+    DeviceState,
+    Presence,
+    QueueId,
+    RingFailure,
+    TenantId,
+)
+from ringmaster.store import OutboxMessage
+
+P = "rm"
+T = TenantId(7)
+C = CallId("c-1")
+Q = QueueId(3)
+NOW = datetime(2026, 11, 25, 9, 31, 17, 123000, tzinfo=UTC).timestamp()
+AT = "2026-11-25T09:31:17.123Z"
+
+
+def parse(kind: str, payload: Any, tenant: str = "7") -> PbxEvent:
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return parse_inbound(P, f"{P}/{tenant}/pbx/{kind}", raw)
+
+
+def rejected(kind: str, payload: Any, tenant: str = "7") -> ContractError:
+    with pytest.raises(ContractError) as info:
+        parse(kind, payload, tenant)
+    return info.value
+
+
+def body(message: OutboxMessage) -> Any:
+    return json.loads(message.payload)
+
+
+# --- inbound: valid ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "event"),
+    [
+        (
+            "call/arrived",
+            {"call_id": "c-1", "did": "+4930123"},
+            CallArrived(T, C, "+4930123"),
+        ),
+        (
+            "call/arrived",
+            {
+                "call_id": "c-1",
+                "did": "030123",
+                "caller_id": "+4917",
+                "caller_name": "Ada",
+                "priority": 9,
+            },
+            CallArrived(T, C, "030123", caller_id="+4917", caller_name="Ada", priority=9),
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c-1", "did": "1", "caller_id": None, "caller_name": None},
+            CallArrived(T, C, "1"),
+        ),
+        ("call/answered", {"call_id": "c-1", "extension": "101"}, RingAnswered(T, C, "101")),
+        (
+            "call/ring_failed",
+            {"call_id": "c-1", "extension": "101", "reason": "no_answer"},
+            RingFailed(T, C, "101", RingFailure.NO_ANSWER),
+        ),
+        ("call/hangup", {"call_id": "c-1"}, CallHungUp(T, C)),
+        ("call/hangup", {"call_id": "c-1", "cause": "normal"}, CallHungUp(T, C, "normal")),
+        (
+            "agent/state",
+            {"extension": "101", "state": "paused", "reason": "lunch"},
+            AgentPresenceChanged(T, "101", Presence.PAUSED, "lunch"),
+        ),
+        (
+            "agent/state",
+            {"extension": "101", "state": "logged_out"},
+            AgentPresenceChanged(T, "101", Presence.LOGGED_OUT),
+        ),
+        (
+            "extension/state",
+            {"extension": "101", "state": "in_use"},
+            DeviceStateChanged(T, "101", DeviceState.IN_USE),
+        ),
+    ],
+)
+def test_valid_inbound_becomes_engine_event(kind: str, payload: Any, event: PbxEvent) -> None:
+    assert parse(kind, payload) == event
+
+
+def test_extra_fields_are_ignored() -> None:
+    payload = {"call_id": "c-1", "extension": "101", "channel": "SIP/101-0001", "x": [1]}
+    assert parse("call/answered", payload) == RingAnswered(T, C, "101")
+
+
+def test_limits_are_inclusive() -> None:
+    event = parse("call/answered", {"call_id": "c" * 64, "extension": "1" * 20})
+    assert event == RingAnswered(T, CallId("c" * 64), "1" * 20)
+    assert parse("call/arrived", {"call_id": "c", "did": "+" + "1" * 31, "priority": 0})
+
+
+def test_overlong_caller_name_is_cut_not_rejected() -> None:
+    event = parse("call/arrived", {"call_id": "c-1", "did": "1", "caller_name": "x" * 1000})
+    assert isinstance(event, CallArrived)
+    assert event.caller_name == "x" * 256
+
+
+def test_prefix_with_levels() -> None:
+    event = parse_inbound(
+        "acme/rm", "acme/rm/12/pbx/call/hangup", json.dumps({"call_id": "c-1"}).encode()
+    )
+    assert event == CallHungUp(TenantId(12), C)
+
+
+# --- inbound: invalid -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "message"),
+    [
+        ("call/arrived", {"did": "1"}, "call_id: Field required"),
+        ("call/arrived", {"call_id": "", "did": "1"}, "call_id: String should have at least 1"),
+        ("call/arrived", {"call_id": "c" * 65, "did": "1"}, "call_id: String should have at most"),
+        ("call/arrived", {"call_id": 5, "did": "1"}, "call_id: Input should be a valid string"),
+        ("call/arrived", {"call_id": "c"}, "did: Field required"),
+        ("call/arrived", {"call_id": "c", "did": 4930}, "did: Input should be a valid string"),
+        ("call/arrived", {"call_id": "c", "did": "+"}, "did: String should match pattern"),
+        ("call/arrived", {"call_id": "c", "did": ""}, "did: String should match pattern"),
+        ("call/arrived", {"call_id": "c", "did": "12a"}, "did: String should match pattern"),
+        ("call/arrived", {"call_id": "c", "did": "1+2"}, "did: String should match pattern"),
+        ("call/arrived", {"call_id": "c", "did": "١٢"}, "did: String should match pattern"),
+        ("call/arrived", {"call_id": "c", "did": "1" * 33}, "did: String should have at most 32"),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "priority": 10},
+            "priority: Input should be less than or equal to 9",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "priority": -1},
+            "priority: Input should be greater than or equal to 0",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "priority": True},
+            "priority: Input should be a valid integer",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "priority": 1.5},
+            "priority: Input should be a valid integer",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "priority": "1"},
+            "priority: Input should be a valid integer",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "caller_id": 4917},
+            "caller_id: Input should be a valid string",
+        ),
+        ("call/answered", {"call_id": "c"}, "extension: Field required"),
+        ("call/answered", {"call_id": "c", "extension": ""}, "extension: String should have"),
+        (
+            "call/answered",
+            {"call_id": "c", "extension": "1" * 21},
+            "extension: String should have at most 20",
+        ),
+        ("call/answered", {"call_id": "c", "extension": 101}, "extension: Input should be"),
+        (
+            "call/ring_failed",
+            {"call_id": "c", "extension": "101", "reason": "declined"},
+            "reason: Input should be 'busy', 'rejected', 'unreachable' or 'no_answer'",
+        ),
+        ("call/ring_failed", {"call_id": "c", "extension": "101"}, "reason: Field required"),
+        ("call/hangup", {}, "call_id: Field required"),
+        ("call/hangup", {"call_id": "c", "cause": 16}, "cause: Input should be a valid string"),
+        (
+            "agent/state",
+            {"extension": "101", "state": "ringing"},
+            "state: Input should be 'available', 'paused' or 'logged_out'",
+        ),
+        ("agent/state", {"extension": "101"}, "state: Field required"),
+        (
+            "extension/state",
+            {"extension": "101", "state": "available"},
+            "state: Input should be 'idle', 'in_use', 'ringing' or 'unavailable'",
+        ),
+    ],
+)
+def test_invalid_field_is_rejected_naming_the_field(kind: str, payload: Any, message: str) -> None:
+    error = rejected(kind, payload)
+    assert error.tenant_id == 7
+    assert error.topic == f"{P}/7/pbx/{kind}"
+    assert error.error.startswith(message), error.error
+    assert error.payload == payload
+
+
+def test_every_invalid_field_is_named() -> None:
+    error = rejected("call/ring_failed", {"call_id": "", "extension": "101", "reason": "x"})
+    assert error.error.startswith("call_id: String should have at least 1 character; reason: ")
+
+
+@pytest.mark.parametrize(
+    ("payload", "message", "echo"),
+    [
+        (b"{not json", "payload: not valid JSON (Expecting property name", "{not json"),
+        (b"", "payload: not valid JSON (Expecting value", ""),
+        (b"\xff\xfe{}", "payload: not valid UTF-8", repr(b"\xff\xfe{}")),
+        (b"[1, 2]", "payload: expected a JSON object, got an array", [1, 2]),
+        (b'"c-1"', "payload: expected a JSON object, got a string", "c-1"),
+        (b"null", "payload: expected a JSON object, got null", None),
+        (b"[" * 50_000, "payload: not valid JSON (nested too deeply)", "[" * 1024 + "..."),
+    ],
+)
+def test_payload_that_is_not_a_json_object(payload: bytes, message: str, echo: Any) -> None:
+    error = rejected("call/hangup", payload)
+    assert error.error.startswith(message), error.error
+    assert error.payload == echo
+
+
+def test_oversized_payload_is_rejected_unread() -> None:
+    error = rejected("call/hangup", b"{" + b" " * 70_000 + b"}")
+    assert error.error == "payload: larger than 65536 bytes"
+    assert isinstance(error.payload, str)
+    assert len(error.payload) <= 1024 + 3
+
+
+def test_large_json_object_is_echoed_truncated() -> None:
+    payload = {"call_id": "", "pad": "x" * 2000}
+    error = rejected("call/hangup", payload)
+    assert error.payload == json.dumps(payload, separators=(",", ":"))[:1024] + "..."
+
+
+@pytest.mark.parametrize(
+    ("topic", "tenant"),
+    [
+        ("rm/0/pbx/call/hangup", None),
+        ("rm/-1/pbx/call/hangup", None),
+        ("rm/07/pbx/call/hangup", None),
+        ("rm/ 7/pbx/call/hangup", None),
+        ("rm/seven/pbx/call/hangup", None),
+        ("rm//pbx/call/hangup", None),
+        ("rm/1234567890123456789/pbx/call/hangup", None),
+        ("other/7/pbx/call/hangup", None),
+        ("rm", None),
+        ("rm/7/pbx/call/parked", 7),
+        ("rm/7/pbx/call", 7),
+        ("rm/7/pbx/call/hangup/extra", 7),
+        ("rm/7/cmd/ring", 7),
+        ("rm/7", 7),
+    ],
+)
+def test_bad_topic_is_rejected(topic: str, tenant: int | None) -> None:
+    with pytest.raises(ContractError) as info:
+        parse_inbound(P, topic, b'{"call_id": "c-1"}')
+    assert info.value.tenant_id == tenant
+    assert info.value.error.startswith("topic: ")
+    assert info.value.payload == {"call_id": "c-1"}
+
+
+def test_subscription_filter() -> None:
+    assert inbound_filters("rm") == ["rm/+/pbx/#"]
+
+
+# --- outbound ----------------------------------------------------------------------
+
+
+def test_time_format() -> None:
+    assert format_time(NOW) == AT
+    assert format_time(0) == "1970-01-01T00:00:00.000Z"
+    assert format_time(NOW + 0.0009) == AT  # truncated to the millisecond
+
+
+SNAPSHOT = QueueSnapshot(
+    queue_id=Q,
+    name="Sales",
+    queue_number="600",
+    strategy="ringall",
+    status="active",
+    waiting=2,
+    longest_wait_s=12.34567,
+    agents={"available": 1, "busy": 2},
+    offered=10,
+    answered=7,
+    abandoned=1,
+    completed=6,
+)
+
+RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
+    (
+        Ring(T, C, "101", Q, 15, "+4917"),
+        "rm/7/cmd/ring",
+        {
+            "call_id": "c-1",
+            "extension": "101",
+            "queue_id": 3,
+            "timeout": 15,
+            "caller_id": "+4917",
+            "at": AT,
+        },
+        False,
+    ),
+    (
+        CancelRing(T, C, "101", CancelReason.ANSWERED_ELSEWHERE),
+        "rm/7/cmd/cancel_ring",
+        {"call_id": "c-1", "extension": "101", "reason": "answered_elsewhere", "at": AT},
+        False,
+    ),
+    (
+        RouteToExtension(T, C, "200"),
+        "rm/7/cmd/route",
+        {"call_id": "c-1", "target": {"type": "extension", "extension": "200"}, "at": AT},
+        False,
+    ),
+    (
+        RouteToHangup(T, C, "no_route"),
+        "rm/7/cmd/route",
+        {"call_id": "c-1", "target": {"type": "hangup", "reason": "no_route"}, "at": AT},
+        False,
+    ),
+    (
+        PublishCallQueued(T, C, Q, "+4930", "+4917", 2, NOW),
+        "rm/7/event/call/queued",
+        {
+            "call_id": "c-1",
+            "queue_id": 3,
+            "did": "+4930",
+            "caller_id": "+4917",
+            "position": 2,
+            "at": AT,
+        },
+        False,
+    ),
+    (
+        PublishCallRinging(T, C, Q, "101", NOW),
+        "rm/7/event/call/ringing",
+        {"call_id": "c-1", "queue_id": 3, "extension": "101", "at": AT},
+        False,
+    ),
+    (
+        PublishCallAnswered(T, C, Q, "101", 4.56789, NOW),
+        "rm/7/event/call/answered",
+        {"call_id": "c-1", "queue_id": 3, "extension": "101", "wait_s": 4.568, "at": AT},
+        False,
+    ),
+    (
+        PublishCallAbandoned(T, C, Q, 30.0004, NOW),
+        "rm/7/event/call/abandoned",
+        {"call_id": "c-1", "queue_id": 3, "wait_s": 30.0, "at": AT},
+        False,
+    ),
+    (
+        PublishCallCompleted(T, C, Q, "101", 61.2345, NOW),
+        "rm/7/event/call/completed",
+        {"call_id": "c-1", "queue_id": 3, "extension": "101", "talk_s": 61.234, "at": AT},
+        False,
+    ),
+    (
+        PublishCallRejected(T, C, "+4930", "queue_inactive", NOW),
+        "rm/7/event/call/rejected",
+        {"call_id": "c-1", "did": "+4930", "reason": "queue_inactive", "at": AT},
+        False,
+    ),
+    (
+        PublishAgentState(T, "101", AgentStatus.WRAPUP, NOW),
+        "rm/7/event/agent/state",
+        {"extension": "101", "state": "wrapup", "reason": "", "at": AT},
+        False,
+    ),
+    (
+        PublishQueueSnapshot(T, SNAPSHOT, NOW),
+        "rm/7/state/queue/3",
+        {
+            "queue_id": 3,
+            "name": "Sales",
+            "queue_number": "600",
+            "strategy": "ringall",
+            "status": "active",
+            "waiting": 2,
+            "longest_wait_s": 12.346,
+            "agents": {"available": 1, "busy": 2},
+            "offered": 10,
+            "answered": 7,
+            "abandoned": 1,
+            "completed": 6,
+            "at": AT,
+        },
+        True,
+    ),
+    (
+        RejectInput(RingAnswered(T, C, "102"), "102 is not ringing for c-1", NOW),
+        "rm/7/error",
+        {
+            "topic": "rm/7/pbx/call/answered",
+            "error": "102 is not ringing for c-1",
+            "payload": {"call_id": "c-1", "extension": "102"},
+            "at": AT,
+        },
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "topic", "payload", "retain"),
+    RENDERED,
+    ids=[type(case[0]).__name__ + "-" + case[1] for case in RENDERED],
+)
+def test_render(command: Command, topic: str, payload: dict[str, Any], retain: bool) -> None:
+    message = render(P, command, now=NOW)
+    assert message.topic == topic
+    assert body(message) == payload
+    assert message.retain is retain
+    # Compact JSON, UTF-8.
+    assert message.payload == json.dumps(payload, separators=(",", ":")).encode()
+
+
+def test_every_command_class_is_rendered() -> None:
+    classes = {type(case[0]) for case in RENDERED} | {ClearQueueSnapshot}
+    assert classes == set(Command.__args__)
+
+
+def test_clear_queue_snapshot_is_an_empty_retained_message() -> None:
+    message = render(P, ClearQueueSnapshot(T, Q))
+    assert message == OutboxMessage(topic="rm/7/state/queue/3", payload=b"", retain=True)
+
+
+@pytest.mark.parametrize(
+    ("event", "topic", "payload"),
+    [
+        (
+            CallArrived(T, C, "+4930", "+4917", "Ada", 5),
+            "rm/7/pbx/call/arrived",
+            {
+                "call_id": "c-1",
+                "did": "+4930",
+                "caller_id": "+4917",
+                "caller_name": "Ada",
+                "priority": 5,
+            },
+        ),
+        (
+            RingFailed(T, C, "101", RingFailure.BUSY),
+            "rm/7/pbx/call/ring_failed",
+            {"call_id": "c-1", "extension": "101", "reason": "busy"},
+        ),
+        (CallHungUp(T, C, "16"), "rm/7/pbx/call/hangup", {"call_id": "c-1", "cause": "16"}),
+        (
+            AgentPresenceChanged(T, "101", Presence.AVAILABLE),
+            "rm/7/pbx/agent/state",
+            {"extension": "101", "state": "available", "reason": ""},
+        ),
+        (
+            DeviceStateChanged(T, "101", DeviceState.UNAVAILABLE),
+            "rm/7/pbx/extension/state",
+            {"extension": "101", "state": "unavailable"},
+        ),
+    ],
+)
+def test_reject_input_echoes_the_event_as_it_came(
+    event: PbxEvent, topic: str, payload: dict[str, Any]
+) -> None:
+    message = render(P, RejectInput(event, "nope", NOW))
+    assert body(message) == {"topic": topic, "error": "nope", "payload": payload, "at": AT}
+    # The echo is itself a valid inbound message for that topic.
+    assert parse_inbound(P, topic, json.dumps(payload).encode()) == event
+
+
+def test_render_error_on_the_tenant_topic() -> None:
+    error = rejected("call/arrived", {"call_id": "c-1", "did": "1", "priority": 10})
+    message = render_error(P, error, now=NOW)
+    assert message.topic == "rm/7/error"
+    assert not message.retain
+    assert body(message) == {
+        "topic": "rm/7/pbx/call/arrived",
+        "error": "priority: Input should be less than or equal to 9",
+        "payload": {"call_id": "c-1", "did": "1", "priority": 10},
+        "at": AT,
+    }
+
+
+def test_render_error_without_tenant_goes_to_prefix_error() -> None:
+    with pytest.raises(ContractError) as info:
+        parse_inbound(P, "rm/x/pbx/call/hangup", b"\x00\xff")
+    message = render_error(P, info.value, now=NOW)
+    assert message.topic == "rm/error"
+    assert body(message)["payload"] == repr(b"\x00\xff")
+
+
+def test_status() -> None:
+    online = status_message(P, online=True, now=NOW)
+    assert online.topic == "rm/status"
+    assert online.retain
+    assert body(online) == {"state": "online", "at": AT}
+    assert body(status_message(P, online=False, now=NOW)) == {"state": "offline", "at": AT}
+    assert json.loads(will_payload()) == {"state": "offline"}
