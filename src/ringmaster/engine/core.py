@@ -120,7 +120,12 @@ class Engine:
     def handle(self, event: ev.Event, now: float) -> list[Command]:
         """Apply one event that happened at `now`; return what must be done."""
         handler = self._HANDLERS[type(event)]
-        handler(self, event, now)
+        try:
+            handler(self, event, now)
+        except BaseException:
+            # A bug: do not let this event's half-made commands leak into the next.
+            self._out = []
+            raise
         self._forget_ended(now)
         return self._finish(now)
 

@@ -1,0 +1,5 @@
+import sys
+
+from ringmaster.cli import main
+
+sys.exit(main())

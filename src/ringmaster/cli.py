@@ -1,0 +1,79 @@
+"""The `ringmaster` command: `run` the daemon, `provision` a configuration file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import structlog
+
+from ringmaster.logs import configure_logging
+from ringmaster.provision import ProvisionError, provision
+from ringmaster.service import Service
+from ringmaster.settings import Settings, SettingsError, load_settings
+from ringmaster.store import Store
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ringmaster` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as error:
+        print(f"ringmaster: bad setting: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log.format, settings.log.level)
+    if args.command == "run":
+        return _run(settings)
+    return asyncio.run(_provision(settings, args.file))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ringmaster", description="Ringmaster, an automatic call distributor on MQTT."
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="settings file (TOML); default: config/ringmaster.toml if it exists",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    prov = commands.add_parser(
+        "provision", help="load tenants, extensions, queues and DID routes from a TOML file"
+    )
+    prov.add_argument("file", type=Path)
+    prov.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def _run(settings: Settings) -> int:
+    try:
+        asyncio.run(Service(settings).run())
+    except KeyboardInterrupt:
+        pass
+    except Exception:
+        structlog.get_logger("ringmaster").exception("service.failed")
+        return 1
+    return 0
+
+
+async def _provision(settings: Settings, file: Path) -> int:
+    async with await Store.open(settings.database.path) as store:
+        try:
+            report = await provision(file, store)
+        except ProvisionError as error:
+            for line in error.errors:
+                print(line, file=sys.stderr)
+            return 1
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,375 @@
+"""The daemon: one event loop around the engine, the store and the MQTT link.
+
+Each turn of the loop takes every inbound message already waiting (a batch),
+hands them to the engine with the current time, stores the engine's changes
+together with the messages they imply (the outbox) in one SQLite transaction,
+and only then acknowledges the inbound messages to the broker and publishes
+the outbox. So a `kill -9` at any instant either loses the batch before it was
+stored (and the broker redelivers it) or finds it stored with its commands
+(and they are published after the restart). The engine wakes for its own
+deadlines through exactly one `loop.call_later`, re-armed after every turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from ringmaster import sdnotify
+from ringmaster.broker import EmbeddedBroker
+from ringmaster.contract import ContractError, parse_inbound, render, render_error
+from ringmaster.engine import events as ev
+from ringmaster.engine.commands import (
+    CancelRing,
+    Command,
+    PublishCallAbandoned,
+    PublishCallAnswered,
+    PublishCallCompleted,
+    PublishCallQueued,
+    PublishCallRejected,
+    PublishQueueSnapshot,
+    RejectInput,
+    Ring,
+    RouteToExtension,
+    RouteToHangup,
+)
+from ringmaster.engine.core import Engine
+from ringmaster.mqtt import InboundMessage, MqttLink
+from ringmaster.settings import MqttEndpoint, Settings
+from ringmaster.store import OutboxMessage, Store
+
+_log = structlog.get_logger("ringmaster.service")
+
+#: How many inbound messages one turn takes at most: bounds the latency a
+#: burst adds to the first message of the next turn.
+MAX_BATCH = 512
+
+
+class _Wake:
+    """A marker in the inbound queue: the engine's deadline has come."""
+
+
+_WAKE = _Wake()
+
+
+@dataclass
+class _Outbox:
+    """Stored messages waiting to be published, in the order they were decided."""
+
+    pending: asyncio.Queue[tuple[int, OutboxMessage]] = field(default_factory=asyncio.Queue)
+    #: Every message with a seq up to this one is confirmed by the broker.
+    delivered_up_to: int | None = None
+
+
+class Service:
+    """Ringmaster's daemon: run it with `await Service(settings).run()`.
+
+    Args:
+        settings: The loaded settings.
+        clock: Wall-clock time in seconds; the engine's notion of now. Stored
+            deadlines are wall-clock times, so they keep meaning across restarts.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._prefix = settings.mqtt.topic_prefix
+        self._engine = Engine()
+        self._inbox: asyncio.Queue[InboundMessage | _Wake] = asyncio.Queue()
+        self._outbox = _Outbox()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        """Set once the store is loaded and the MQTT link subscribed (systemd's READY=1)."""
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, read-only for the admin API and tests."""
+        return self._engine
+
+    def stop(self) -> None:
+        """Ask the service to stop cleanly (what SIGTERM does)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run until `stop` (or SIGTERM/SIGINT): state is flushed and P/status set offline."""
+        async with contextlib.AsyncExitStack() as stack:
+            endpoint = self._settings.mqtt.endpoint()
+            if endpoint is None:
+                broker = EmbeddedBroker.from_settings(self._settings.broker)
+                await stack.enter_async_context(broker)
+                endpoint = MqttEndpoint(broker.host, broker.port, None, None, tls=False)
+                _log.info("broker.embedded", url=broker.url)
+            store = await Store.open(self._settings.database.path)
+            stack.push_async_callback(store.close)
+            await self._load(store)
+            link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint)
+            link.start()
+            stack.push_async_callback(link.close)
+            self._install_signal_handlers()
+            await self._serve(store, link)
+
+    # --- start-up ------------------------------------------------------------------
+
+    async def _load(self, store: Store) -> None:
+        started = time.perf_counter()
+        now = self._clock()
+        for event in await store.load_config():
+            self._engine.handle(event, now)
+        self._engine.take_changes()  # configuration is already stored as configuration
+        live = await store.load_live()
+        commands = self._engine.restore(live, now)
+        # Anything decided before a crash but not confirmed published goes first,
+        # in its original order; then what the restart itself decided.
+        for seq, message in await store.pending_outbox():
+            self._outbox.pending.put_nowait((seq, message))
+        await self._store_and_send(store, commands, [], now)
+        self._arm_timer()
+        _log.info(
+            "store.loaded",
+            calls=len(live.calls),
+            agents=len(live.agents),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def _serve(self, store: Store, link: MqttLink) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            reader = tasks.create_task(self._read(link), name="mqtt-reader")
+            publisher = tasks.create_task(self._publish(store, link), name="publisher")
+            watchdog = tasks.create_task(self._watchdog(), name="watchdog")
+            turns = tasks.create_task(self._turns(store, link), name="engine")
+            await link.wait_connected()
+            self.ready.set()
+            sdnotify.notify("READY=1")
+            _log.info("service.ready", prefix=self._prefix, broker=f"{link.host}:{link.port}")
+            await self._stopping.wait()
+            sdnotify.notify("STOPPING=1")
+            _log.info("service.stopping")
+            reader.cancel()
+            self._inbox.put_nowait(_WAKE)  # let the current turn finish and the loop see stop
+            await turns
+            await self._drain_outbox()
+            publisher.cancel()
+            watchdog.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        # Record what was confirmed, so a restart does not publish it again.
+        await store.commit(self._engine.take_changes(), [], self._outbox.delivered_up_to)
+
+    async def _read(self, link: MqttLink) -> None:
+        async for message in link.messages():
+            self._inbox.put_nowait(message)
+
+    async def _turns(self, store: Store, link: MqttLink) -> None:
+        while not self._stopping.is_set():
+            batch = [await self._inbox.get()]
+            while len(batch) < MAX_BATCH and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            await self._turn(store, link, batch)
+
+    async def _turn(
+        self, store: Store, link: MqttLink, batch: list[InboundMessage | _Wake]
+    ) -> None:
+        now = self._clock()
+        commands: list[Command] = []
+        errors: list[OutboxMessage] = []
+        handled: list[InboundMessage] = []
+        for message in batch:
+            if isinstance(message, _Wake):
+                continue
+            handled.append(message)
+            try:
+                event = parse_inbound(self._prefix, message.topic, message.payload)
+            except ContractError as error:
+                _log.warning("inbound.rejected", topic=error.topic, error=error.error)
+                errors.append(render_error(self._prefix, error, now=now))
+                continue
+            commands += self._handle(event, now, message)
+        commands += self._engine.handle_timer(now)
+        await self._store_and_send(store, commands, errors, now)
+        for message in handled:
+            link.ack(message)
+        self._arm_timer()
+
+    def _handle(self, event: ev.PbxEvent, now: float, message: InboundMessage) -> list[Command]:
+        try:
+            return self._engine.handle(event, now)
+        except Exception:
+            # An engine bug (EngineBug or worse) is never the input's fault, and
+            # never a reason to stop serving every other call: report it loudly
+            # and go on.
+            _log.exception("engine.bug", topic=message.topic)
+            return [RejectInput(event, "internal error: see ringmaster's log", now)]
+
+    async def _store_and_send(
+        self, store: Store, commands: list[Command], errors: list[OutboxMessage], now: float
+    ) -> None:
+        messages = [render(self._prefix, c, now=now) for c in _coalesce(commands)] + errors
+        changes = self._engine.take_changes()
+        if not messages and not changes:
+            return
+        # Shielded: once SQLite is committing, a cancelled await would leave us
+        # unsure whether it landed; let it finish either way.
+        seqs = await asyncio.shield(store.commit(changes, messages, self._outbox.delivered_up_to))
+        for seq, message in zip(seqs, messages, strict=True):
+            self._outbox.pending.put_nowait((seq, message))
+        for command in commands:
+            _log_decision(command)
+
+    def _arm_timer(self) -> None:
+        deadline = self._engine.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            delay = max(0.0, deadline - self._clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._inbox.put_nowait(_WAKE)
+
+    # --- publishing ---------------------------------------------------------------------
+
+    async def _publish(self, store: Store, link: MqttLink) -> None:
+        pending = self._outbox.pending
+        while True:
+            batch = [await pending.get()]
+            while not pending.empty():
+                batch.append(pending.get_nowait())
+            # All in flight at once (QoS 1 keeps their order on one connection),
+            # then the watermark moves: the next commit deletes them from the outbox.
+            await asyncio.gather(*(link.publish(message) for _, message in batch))
+            self._outbox.delivered_up_to = batch[-1][0]
+            for _ in batch:
+                pending.task_done()
+
+    async def _drain_outbox(self, timeout_s: float = 5.0) -> None:
+        try:
+            await asyncio.wait_for(self._outbox.pending.join(), timeout_s)
+        except TimeoutError:
+            _log.warning("outbox.not_drained", left=self._outbox.pending.qsize())
+
+    # --- systemd and signals ------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        period = sdnotify.watchdog_period()
+        if period is None:
+            return
+        # Pinged from the event loop itself: a loop stuck for longer than the
+        # watchdog's timeout is exactly what systemd should restart.
+        while True:
+            sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(period)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self.stop)
+
+
+def _coalesce(commands: list[Command]) -> list[Command]:
+    """Keep only the last snapshot of each queue: a retained topic needs only its latest."""
+    last: dict[tuple[int, int], int] = {}
+    for i, command in enumerate(commands):
+        if isinstance(command, PublishQueueSnapshot):
+            last[(command.tenant_id, command.snapshot.queue_id)] = i
+    keep = set(last.values())
+    return [
+        c for i, c in enumerate(commands) if not isinstance(c, PublishQueueSnapshot) or i in keep
+    ]
+
+
+def _log_decision(command: Command) -> None:
+    match command:
+        case Ring():
+            _log.info(
+                "ring",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                extension=command.extension,
+                timeout=command.timeout,
+            )
+        case CancelRing():
+            _log.info(
+                "cancel_ring",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                extension=command.extension,
+                reason=command.reason.value,
+            )
+        case RouteToExtension():
+            _log.info(
+                "route",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                extension=command.extension,
+            )
+        case RouteToHangup():
+            _log.info(
+                "route_hangup",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                reason=command.reason,
+            )
+        case PublishCallQueued():
+            _log.info(
+                "call.queued",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                position=command.position,
+            )
+        case PublishCallAnswered():
+            _log.info(
+                "call.answered",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                extension=command.extension,
+                wait_s=command.wait_s,
+            )
+        case PublishCallAbandoned():
+            _log.info(
+                "call.abandoned",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                wait_s=command.wait_s,
+            )
+        case PublishCallCompleted():
+            _log.info(
+                "call.completed",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                extension=command.extension,
+                talk_s=command.talk_s,
+            )
+        case PublishCallRejected():
+            _log.info(
+                "call.rejected",
+                tenant=command.tenant_id,
+                call_id=command.call_id,
+                did=command.did,
+                reason=command.reason,
+            )
+        case RejectInput():
+            _log.warning("inbound.refused", tenant=command.event.tenant_id, error=command.error)
+        case _:
+            pass  # agent states and snapshots: visible on MQTT, too chatty for the log
