@@ -40,6 +40,7 @@ from ringmaster.engine.commands import (
     RouteToHangup,
 )
 from ringmaster.engine.core import Engine
+from ringmaster.engine.records import StateChanges
 from ringmaster.mqtt import InboundMessage, MqttLink
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import OutboxMessage, Store
@@ -219,7 +220,7 @@ class Service:
             return
         # Shielded: once SQLite is committing, a cancelled await would leave us
         # unsure whether it landed; let it finish either way.
-        seqs = await asyncio.shield(store.commit(changes, messages, self._outbox.delivered_up_to))
+        seqs = await asyncio.shield(store.commit(changes, messages))
         for seq, message in zip(seqs, messages, strict=True):
             self._outbox.pending.put_nowait((seq, message))
         for command in commands:
@@ -250,10 +251,13 @@ class Service:
             batch = [await pending.get()]
             while not pending.empty():
                 batch.append(pending.get_nowait())
-            # All in flight at once (QoS 1 keeps their order on one connection),
-            # then the watermark moves: the next commit deletes them from the outbox.
+            # All in flight at once (QoS 1 keeps their order on one connection).
             await asyncio.gather(*(link.publish(message) for _, message in batch))
+            # Confirmed: out of the outbox at once, so that a restart does not
+            # publish them again. What remains is the instant between the PUBACK
+            # and this commit, where a kill -9 repeats a command (at least once).
             self._outbox.delivered_up_to = batch[-1][0]
+            await asyncio.shield(store.commit(StateChanges(), [], self._outbox.delivered_up_to))
             for _ in batch:
                 pending.task_done()
 
