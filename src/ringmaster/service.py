@@ -60,6 +60,14 @@ _WAKE = _Wake()
 
 
 @dataclass
+class _Apply:
+    """Configuration changes (already stored) for the engine, from the admin API."""
+
+    events: list[ev.ConfigEvent]
+    done: asyncio.Future[None]
+
+
+@dataclass
 class _Outbox:
     """Stored messages waiting to be published, in the order they were decided."""
 
@@ -82,7 +90,7 @@ class Service:
         self._clock = clock
         self._prefix = settings.mqtt.topic_prefix
         self._engine = Engine()
-        self._inbox: asyncio.Queue[InboundMessage | _Wake] = asyncio.Queue()
+        self._inbox: asyncio.Queue[InboundMessage | _Wake | _Apply] = asyncio.Queue()
         self._outbox = _Outbox()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -94,6 +102,17 @@ class Service:
     def engine(self) -> Engine:
         """The engine, read-only for the admin API and tests."""
         return self._engine
+
+    async def apply(self, events: list[ev.ConfigEvent]) -> None:
+        """Give configuration changes to the engine, in turn with everything else.
+
+        The caller stores the configuration first, so that a restart sees it;
+        this returns once the engine has applied it and whatever it decided at
+        once (say, ringing a newly enrolled agent for a waiting call) is stored.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait(_Apply(events, done))
+        await done
 
     def stop(self) -> None:
         """Ask the service to stop cleanly (what SIGTERM does)."""
@@ -178,14 +197,24 @@ class Service:
             await self._turn(store, link, batch)
 
     async def _turn(
-        self, store: Store, link: MqttLink, batch: list[InboundMessage | _Wake]
+        self, store: Store, link: MqttLink, batch: list[InboundMessage | _Wake | _Apply]
     ) -> None:
         now = self._clock()
         commands: list[Command] = []
         errors: list[OutboxMessage] = []
         handled: list[InboundMessage] = []
+        applied: list[_Apply] = []
         for message in batch:
             if isinstance(message, _Wake):
+                continue
+            if isinstance(message, _Apply):
+                applied.append(message)
+                try:
+                    for config_event in message.events:
+                        commands += self._engine.handle(config_event, now)
+                except Exception as error:  # an engine bug: the API answers 500
+                    _log.exception("engine.bug", events=len(message.events))
+                    message.done.set_exception(error)
                 continue
             handled.append(message)
             try:
@@ -199,6 +228,9 @@ class Service:
         await self._store_and_send(store, commands, errors, now)
         for message in handled:
             link.ack(message)
+        for change in applied:
+            if not change.done.done():
+                change.done.set_result(None)
         self._arm_timer()
 
     def _handle(self, event: ev.PbxEvent, now: float, message: InboundMessage) -> list[Command]:
