@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import signal
 import time
 from collections.abc import Callable
@@ -330,82 +332,31 @@ def _coalesce(commands: list[Command]) -> list[Command]:
     ]
 
 
+#: The decisions worth a log line, by the name they are logged under. Agent
+#: states and snapshots are visible on MQTT and too chatty for the log.
+_LOGGED: dict[type, str] = {
+    Ring: "ring",
+    CancelRing: "cancel_ring",
+    RouteToExtension: "route",
+    RouteToHangup: "route_hangup",
+    PublishCallQueued: "call.queued",
+    PublishCallAnswered: "call.answered",
+    PublishCallAbandoned: "call.abandoned",
+    PublishCallCompleted: "call.completed",
+    PublishCallRejected: "call.rejected",
+}
+
+
 def _log_decision(command: Command) -> None:
-    match command:
-        case Ring():
-            _log.info(
-                "ring",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                extension=command.extension,
-                timeout=command.timeout,
-            )
-        case CancelRing():
-            _log.info(
-                "cancel_ring",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                extension=command.extension,
-                reason=command.reason.value,
-            )
-        case RouteToExtension():
-            _log.info(
-                "route",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                extension=command.extension,
-            )
-        case RouteToHangup():
-            _log.info(
-                "route_hangup",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                reason=command.reason,
-            )
-        case PublishCallQueued():
-            _log.info(
-                "call.queued",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                position=command.position,
-            )
-        case PublishCallAnswered():
-            _log.info(
-                "call.answered",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                extension=command.extension,
-                wait_s=command.wait_s,
-            )
-        case PublishCallAbandoned():
-            _log.info(
-                "call.abandoned",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                wait_s=command.wait_s,
-            )
-        case PublishCallCompleted():
-            _log.info(
-                "call.completed",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                extension=command.extension,
-                talk_s=command.talk_s,
-            )
-        case PublishCallRejected():
-            _log.info(
-                "call.rejected",
-                tenant=command.tenant_id,
-                call_id=command.call_id,
-                did=command.did,
-                reason=command.reason,
-            )
-        case RejectInput():
-            _log.warning("inbound.refused", tenant=command.event.tenant_id, error=command.error)
-        case _:
-            pass  # agent states and snapshots: visible on MQTT, too chatty for the log
+    if isinstance(command, RejectInput):
+        _log.warning("inbound.refused", tenant=command.event.tenant_id, error=command.error)
+        return
+    name = _LOGGED.get(type(command))
+    if name is not None:
+        # Every field, so each line has the call_id, tenant, queue and extension.
+        fields = {f.name: getattr(command, f.name) for f in dataclasses.fields(command)}
+        fields["tenant"] = fields.pop("tenant_id")
+        fields.pop("at", None)
+        _log.info(
+            name, **{k: v.value if isinstance(v, enum.Enum) else v for k, v in fields.items()}
+        )
