@@ -69,7 +69,7 @@ from ringmaster.engine.records import (
     StateChanges,
 )
 from ringmaster.engine.state import AgentState, CallState, EngineBug, QueueState
-from ringmaster.engine.strategies import STRATEGIES, QueueView
+from ringmaster.engine.strategies import STRATEGIES, QueueView, RandomSource
 
 #: How long an ended call is remembered, so that a late duplicate of its
 #: messages (QoS 1 redelivery after a crash, a PBX retry) changes nothing.
@@ -82,11 +82,31 @@ _RING, _RETRY, _WRAPUP = 0, 1, 2
 _Deadline = tuple[float, int, int, CallKey | None, ExtensionId | None]
 
 
+class _GoldenRatioSequence:
+    """A low-discrepancy sequence in [0, 1): spreads choices evenly, needs no seed."""
+
+    def __init__(self) -> None:
+        self._x = 0.0
+
+    def random(self) -> float:
+        self._x = (self._x + 0.6180339887498949) % 1.0
+        return self._x
+
+
 class Engine:
     """A sans-I/O automatic call distributor for many tenants."""
 
-    def __init__(self, *, ended_call_ttl: float = DEFAULT_ENDED_CALL_TTL) -> None:
+    def __init__(
+        self,
+        *,
+        ended_call_ttl: float = DEFAULT_ENDED_CALL_TTL,
+        rng: RandomSource | None = None,
+    ) -> None:
         self._ended_call_ttl = ended_call_ttl
+        # The `random` strategy's source. The service owns and seeds it; the
+        # default is a fixed sequence, so an engine built without one is
+        # still deterministic.
+        self._rng: RandomSource = rng if rng is not None else _GoldenRatioSequence()
         # configuration
         self._tenants: dict[TenantId, Tenant] = {}
         self._extensions: dict[ExtensionId, Extension] = {}
@@ -636,7 +656,9 @@ class Engine:
         if strategy.rings_all:
             chosen = candidates
         else:
-            view = QueueView(queue.enrolled, queue.last_rung, queue.stats)
+            view = QueueView(
+                queue.enrolled, queue.position, queue.last_rung, queue.stats, self._rng
+            )
             chosen = [strategy.choose(candidates, view)]
         for extension_id in chosen:
             self._start_ring(call, queue, self._agents[extension_id], now)

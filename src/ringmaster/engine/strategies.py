@@ -9,6 +9,18 @@ yet tried in this round) and the queue's memory; the strategy only chooses.
   longest ago; agents who never answered one come first.
 - `roundrobin` rings one agent at a time in enrolment order, starting after
   the agent it rang last, across calls (Asterisk's `rrmemory`).
+- `linear` always starts from the top of the enrolment order (Asterisk's
+  `linear`, FreeSWITCH's `top-down`).
+- `fewestcalls` rings the agent who completed the fewest calls in this queue
+  (Asterisk's `fewestcalls`).
+- `leasttalktime` rings the agent with the least total talk time in this queue
+  (FreeSWITCH's `agent-with-least-talk-time`).
+- `random` rings an eligible agent chosen uniformly (Asterisk's `random`,
+  FreeSWITCH's `random`), from a generator the service owns and seeds, so the
+  engine stays deterministic under test.
+
+Every ranking breaks ties by enrolment order, so a choice never depends on
+the order of a set.
 """
 
 from __future__ import annotations
@@ -16,10 +28,18 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
-from ringmaster.engine.model import ExtensionId
+from ringmaster.engine.model import ExtensionId, QueueId
 from ringmaster.engine.records import AgentQueueStats
+
+
+class RandomSource(Protocol):
+    """Where `random` draws from: `random.Random` fits; the engine never imports it."""
+
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +48,19 @@ class QueueView:
 
     #: Enrolment order, the "fixed order" of round-robin strategies.
     enrolled: Sequence[ExtensionId]
+    #: Each enrolled agent's index in `enrolled`.
+    position: Mapping[ExtensionId, int]
     last_rung: ExtensionId | None
     stats: Mapping[ExtensionId, AgentQueueStats]
+    rng: RandomSource
+
+    def stat(self, extension_id: ExtensionId) -> AgentQueueStats:
+        """The agent's record in this queue (empty if it has none yet)."""
+        stats = self.stats.get(extension_id)
+        return stats if stats is not None else _NO_STATS
+
+
+_NO_STATS = AgentQueueStats(QueueId(0), ExtensionId(0))
 
 
 class Strategy(abc.ABC):
@@ -80,16 +111,61 @@ class RoundRobin(Strategy):
 
     def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
         """The first candidate after the agent rung last, in enrolment order."""
-        if queue.last_rung is None or queue.last_rung not in queue.enrolled:
-            return candidates[0]
-        order = {extension_id: i for i, extension_id in enumerate(queue.enrolled)}
-        start = order[queue.last_rung]
+        start = queue.position.get(queue.last_rung, -1) if queue.last_rung is not None else -1
         size = len(queue.enrolled)
         # The first candidate strictly after the last one rung, wrapping round.
-        return min(candidates, key=lambda e: (order[e] - start - 1) % size)
+        return min(candidates, key=lambda e: (queue.position[e] - start - 1) % size)
 
 
-_ALL: tuple[Strategy, ...] = (RingAll(), LeastRecent(), RoundRobin())
+class Linear(Strategy):
+    """Enrolment order from the top, every time (Asterisk `linear`, FreeSWITCH `top-down`)."""
+
+    name = "linear"
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """The first candidate in enrolment order."""
+        return candidates[0]
+
+
+class FewestCalls(Strategy):
+    """The agent with the fewest completed calls in this queue (Asterisk `fewestcalls`)."""
+
+    name = "fewestcalls"
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """The candidate with the fewest completed calls here."""
+        return min(candidates, key=lambda e: queue.stat(e).calls_completed)
+
+
+class LeastTalkTime(Strategy):
+    """The least total talk time in this queue (FreeSWITCH `agent-with-least-talk-time`)."""
+
+    name = "leasttalktime"
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """The candidate with the least talk time here."""
+        return min(candidates, key=lambda e: queue.stat(e).talk_time_s)
+
+
+class Random(Strategy):
+    """Uniformly among the candidates (Asterisk and FreeSWITCH `random`)."""
+
+    name = "random"
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """A candidate drawn uniformly from the service's seeded generator."""
+        return candidates[int(queue.rng.random() * len(candidates))]
+
+
+_ALL: tuple[Strategy, ...] = (
+    RingAll(),
+    LeastRecent(),
+    RoundRobin(),
+    Linear(),
+    FewestCalls(),
+    LeastTalkTime(),
+    Random(),
+)
 
 #: The registry: a queue's `strategy` names one of these.
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in _ALL}
