@@ -179,8 +179,8 @@ BAD_FILES = {
         ' (entry: tenant 1, queue_number "600")',
     ),
     "unknown strategy": (
-        QUEUE_600.replace("ringall", "random"),
-        'queue[1].strategy: Unknown strategy "random"; expected one of:'
+        QUEUE_600.replace("ringall", "fifo"),
+        'queue[1].strategy: Unknown strategy "fifo"; expected one of:'
         " leastrecent, ringall, roundrobin",
     ),
     "unknown field": (
@@ -258,7 +258,7 @@ async def test_errors_name_file_entry_and_field_and_write_nothing(
 
 
 async def test_every_problem_is_reported_at_once(tmp_path: Path, store: Store) -> None:
-    text = BASE + QUEUE_600.replace("15", "0").replace("ringall", "random")
+    text = BASE + QUEUE_600.replace("15", "0").replace("ringall", "fifo")
     with pytest.raises(ProvisionError) as caught:
         await provision(write(tmp_path, text), store)
     assert [line.split(": ")[1] for line in caught.value.errors] == [

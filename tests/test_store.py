@@ -93,12 +93,12 @@ async def test_older_file_is_brought_up_to_date(
         db.executescript(store_module.MIGRATIONS[0])
         db.execute("INSERT INTO tenants (id, name) VALUES (1, 'Acme')")
         db.execute("PRAGMA user_version = 1")
-    # This Ringmaster knows one migration more.
-    migration_2 = "CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT NOT NULL);"
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, migration_2])
+    # This Ringmaster knows one migration more than the real ones.
+    extra = "CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT NOT NULL);"
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, extra])
 
     async with await Store.open(path) as store:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == len(store_module.MIGRATIONS)
         assert await store.load_config() == [TenantSaved(Tenant(T1, "Acme"))]
     assert "audit" in tables(path)
 
@@ -122,7 +122,7 @@ async def test_failed_migration_leaves_the_last_complete_version(
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, broken])
     with pytest.raises(sqlite3.OperationalError, match="nowhere"):
         await Store.open(path)
-    assert user_version(path) == 1
+    assert user_version(path) == len(store_module.MIGRATIONS) - 1
     assert "half" not in tables(path)
 
 
@@ -516,3 +516,27 @@ async def test_live_state_round_trip_property(tmp_path: Path, batches: list[Stat
     assert {a.extension_id: a for a in live.agents} == model["agents"]
     assert {q.queue_id: q for q in live.queues} == model["queues"]
     assert {(s.queue_id, s.extension_id): s for s in live.agent_stats} == model["stats"]
+
+
+async def test_migration_2_gives_existing_did_routes_ids(tmp_path: Path) -> None:
+    # A version-1 file with routes, as an earlier Ringmaster left it.
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(store_module.MIGRATIONS[0])
+        db.executescript(
+            "INSERT INTO tenants (id, name) VALUES (1, 'Acme');"
+            "INSERT INTO queues (id, tenant_id, name, queue_number, strategy, timeout, status)"
+            " VALUES (5, 1, 'Q', '600', 'ringall', 15, 'active');"
+            "INSERT INTO extensions (id, tenant_id, number) VALUES (7, 1, '101');"
+            "INSERT INTO did_routes VALUES (1, '+2', NULL, 7), (1, '+1', 5, NULL);"
+        )
+        db.execute("PRAGMA user_version = 1")
+    async with await Store.open(path) as store, store.transaction() as tx:
+        page = await tx.routes()
+        assert [(r.id, r.route) for r in page.items] == [
+            (1, DidRoute(T1, "+1", QueueTarget(QueueId(5)))),
+            (2, DidRoute(T1, "+2", ExtensionTarget(ExtensionId(7)))),
+        ]
+        # the schema still keeps a route inside its tenant
+        with pytest.raises(sqlite3.IntegrityError):
+            await tx.upsert_did_route(TenantId(2), "+3", QueueTarget(QueueId(5)))

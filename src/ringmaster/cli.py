@@ -57,6 +57,9 @@ def _run(settings: Settings) -> int:
         asyncio.run(Service(settings).run())
     except KeyboardInterrupt:
         pass
+    except SettingsError as error:
+        print(f"ringmaster: bad setting: {error}", file=sys.stderr)
+        return 2
     except Exception:
         structlog.get_logger("ringmaster").exception("service.failed")
         return 1

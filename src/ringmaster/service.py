@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from ringmaster import sdnotify
+from ringmaster.api import ApiServer, check_exposure, create_app
 from ringmaster.broker import EmbeddedBroker
 from ringmaster.contract import ContractError, parse_inbound, render, render_error
 from ringmaster.engine import events as ev
@@ -121,7 +122,13 @@ class Service:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Run until `stop` (or SIGTERM/SIGINT): state is flushed and P/status set offline."""
+        """Run until `stop` (or SIGTERM/SIGINT): state is flushed and P/status set offline.
+
+        Raises:
+            SettingsError: The admin API would listen beyond loopback without a token.
+        """
+        if self._settings.api.enabled:
+            check_exposure(self._settings.api)  # before anything starts
         async with contextlib.AsyncExitStack() as stack:
             endpoint = self._settings.mqtt.endpoint()
             if endpoint is None:
@@ -135,8 +142,14 @@ class Service:
             link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint)
             link.start()
             stack.push_async_callback(link.close)
+            api: ApiServer | None = None
+            if self._settings.api.enabled:
+                app = create_app(self, store, self._settings.api, clock=self._clock)
+                api = ApiServer(app, self._settings.api)
+                await api.start()
+                stack.push_async_callback(api.stop)  # on an error; a clean stop is in _serve
             self._install_signal_handlers()
-            await self._serve(store, link)
+            await self._serve(store, link, api)
 
     # --- start-up ------------------------------------------------------------------
 
@@ -163,7 +176,7 @@ class Service:
 
     # --- the loop ------------------------------------------------------------------------
 
-    async def _serve(self, store: Store, link: MqttLink) -> None:
+    async def _serve(self, store: Store, link: MqttLink, api: ApiServer | None) -> None:
         async with asyncio.TaskGroup() as tasks:
             reader = tasks.create_task(self._read(link), name="mqtt-reader")
             publisher = tasks.create_task(self._publish(store, link), name="publisher")
@@ -176,6 +189,9 @@ class Service:
             await self._stopping.wait()
             sdnotify.notify("STOPPING=1")
             _log.info("service.stopping")
+            if api is not None:
+                # First, while the turns still run: a request in flight may await apply().
+                await api.stop()
             reader.cancel()
             self._inbox.put_nowait(_WAKE)  # let the current turn finish and the loop see stop
             await turns

@@ -187,6 +187,27 @@ MIGRATIONS: list[str] = [
         retain  INTEGER NOT NULL
     );
     """,
+    # --- 2: DID routes get a surrogate id, so the admin API can address them ---------
+    # SQLite cannot add a primary key to a table, so the table is rebuilt (its rows keep
+    # their order as their ids). Nothing references did_routes, so dropping it is safe
+    # with foreign keys on.
+    """
+    CREATE TABLE did_routes_v2 (
+        id           INTEGER PRIMARY KEY,
+        tenant_id    INTEGER NOT NULL REFERENCES tenants,
+        did          TEXT NOT NULL,
+        queue_id     INTEGER NULL,
+        extension_id INTEGER NULL,
+        CHECK ((queue_id IS NULL) <> (extension_id IS NULL)),
+        UNIQUE (tenant_id, did),
+        FOREIGN KEY (tenant_id, queue_id) REFERENCES queues (tenant_id, id),
+        FOREIGN KEY (tenant_id, extension_id) REFERENCES extensions (tenant_id, id)
+    );
+    INSERT INTO did_routes_v2 (tenant_id, did, queue_id, extension_id)
+        SELECT tenant_id, did, queue_id, extension_id FROM did_routes ORDER BY tenant_id, did;
+    DROP TABLE did_routes;
+    ALTER TABLE did_routes_v2 RENAME TO did_routes;
+    """,
 ]
 
 
@@ -220,6 +241,25 @@ class Saved(Generic[IdT]):
 
     id: IdT
     change: Change
+
+
+ItemT = TypeVar("ItemT")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ItemT]):
+    """One page of a list, and how many items the whole list has."""
+
+    items: list[ItemT]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRoute:
+    """A DID route with its surrogate id (migration 2), by which the admin API addresses it."""
+
+    id: int
+    route: DidRoute
 
 
 # --- live-state SQL ------------------------------------------------------------------
@@ -417,6 +457,24 @@ def _queue_config(row: Row) -> QueueConfig:
         status=QueueStatus(status),
         retry=retry,
         wrapup_time=wrapup,
+    )
+
+
+_QUEUE_COLUMNS: Final = (
+    "id, tenant_id, name, queue_number, strategy, timeout, status, retry, wrapup_time"
+)
+_ROUTE_COLUMNS: Final = "id, tenant_id, did, queue_id, extension_id"
+
+
+def _extension(row: Row) -> Extension:
+    extension_id, tenant_id, number, name = row
+    return Extension(ExtensionId(extension_id), TenantId(tenant_id), number, name)
+
+
+def _stored_route(row: Row) -> StoredRoute:
+    route_id, tenant_id, did, queue_id, extension_id = row
+    return StoredRoute(
+        route_id, DidRoute(TenantId(tenant_id), did, _route_target(queue_id, extension_id))
     )
 
 
@@ -640,6 +698,295 @@ class ConfigTransaction:
             (queue_id, extension_id, tenant_id, did),
         )
         return Change.UPDATED
+
+    # --- the admin API: reads, inserts and updates by id, deletes ---------------------
+    #
+    # The API addresses rows by id and must refuse duplicates (409) rather than upsert,
+    # so these complement the natural-key upserts above. Every list takes an optional
+    # tenant filter and a page; ids are the stable order.
+
+    async def _page(
+        self, table: str, columns: str, tenant_id: TenantId | None, limit: int, offset: int
+    ) -> tuple[list[Row], int]:
+        # `table` and `columns` are constants of this module, never input.
+        where, params = ("WHERE tenant_id = ?", (tenant_id,)) if tenant_id is not None else ("", ())
+        ((total,),) = await self._db.execute_fetchall(
+            f"SELECT count(*) FROM {table} {where}", params
+        )
+        rows = await self._db.execute_fetchall(
+            f"SELECT {columns} FROM {table} {where} ORDER BY id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [tuple(row) for row in rows], int(total)
+
+    async def tenant(self, tenant_id: TenantId) -> Tenant | None:
+        """The tenant with this id, or None."""
+        self._check_open()
+        row = await self._one("SELECT id, name FROM tenants WHERE id = ?", (tenant_id,))
+        return None if row is None else Tenant(TenantId(row[0]), row[1])
+
+    async def tenants(
+        self, tenant_id: TenantId | None = None, *, limit: int = 100, offset: int = 0
+    ) -> Page[Tenant]:
+        """A page of tenants by id; `tenant_id` narrows the list to that one tenant."""
+        self._check_open()
+        where, params = ("WHERE id = ?", (tenant_id,)) if tenant_id is not None else ("", ())
+        ((total,),) = await self._db.execute_fetchall(
+            f"SELECT count(*) FROM tenants {where}", params
+        )
+        rows = await self._db.execute_fetchall(
+            f"SELECT id, name FROM tenants {where} ORDER BY id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return Page([Tenant(TenantId(r[0]), r[1]) for r in rows], int(total))
+
+    async def insert_tenant(self, tenant_id: TenantId | None, name: str) -> Tenant:
+        """Create a tenant; with `tenant_id` None, SQLite picks the next free id.
+
+        The caller checks that `tenant_id` is free (`tenant`).
+        """
+        self._check_open()
+        cursor = await self._db.execute(
+            "INSERT INTO tenants (id, name) VALUES (?, ?)", (tenant_id, name)
+        )
+        assert cursor.lastrowid is not None
+        return Tenant(TenantId(cursor.lastrowid), name)
+
+    async def tenant_contents(self, tenant_id: TenantId) -> dict[str, int]:
+        """How many extensions, queues and DID routes the tenant has, by kind."""
+        self._check_open()
+        counts: dict[str, int] = {}
+        for table in ("extensions", "queues", "did_routes"):
+            ((count,),) = await self._db.execute_fetchall(
+                f"SELECT count(*) FROM {table} WHERE tenant_id = ?", (tenant_id,)
+            )
+            counts[table] = int(count)
+        return counts
+
+    async def delete_tenant(self, tenant_id: TenantId) -> bool:
+        """Delete an empty tenant (see `tenant_contents`); False if it did not exist."""
+        self._check_open()
+        cursor = await self._db.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
+        return cursor.rowcount > 0
+
+    async def extension(self, extension_id: ExtensionId) -> Extension | None:
+        """The extension with this id, or None."""
+        self._check_open()
+        row = await self._one(
+            "SELECT id, tenant_id, number, name FROM extensions WHERE id = ?", (extension_id,)
+        )
+        return None if row is None else _extension(row)
+
+    async def extension_by_number(self, tenant_id: TenantId, number: str) -> Extension | None:
+        """A tenant's extension found by its number, or None."""
+        self._check_open()
+        row = await self._one(
+            "SELECT id, tenant_id, number, name FROM extensions WHERE tenant_id = ? AND number = ?",
+            (tenant_id, number),
+        )
+        return None if row is None else _extension(row)
+
+    async def extensions(
+        self, tenant_id: TenantId | None = None, *, limit: int = 100, offset: int = 0
+    ) -> Page[Extension]:
+        """A page of extensions by id, of one tenant or of all."""
+        self._check_open()
+        rows, total = await self._page(
+            "extensions", "id, tenant_id, number, name", tenant_id, limit, offset
+        )
+        return Page([_extension(r) for r in rows], total)
+
+    async def insert_extension(self, tenant_id: TenantId, number: str, name: str) -> Extension:
+        """Create an extension; the caller checks the number is free in the tenant."""
+        self._check_open()
+        cursor = await self._db.execute(
+            "INSERT INTO extensions (tenant_id, number, name) VALUES (?, ?, ?)",
+            (tenant_id, number, name),
+        )
+        assert cursor.lastrowid is not None
+        return Extension(ExtensionId(cursor.lastrowid), tenant_id, number, name)
+
+    async def update_extension(self, extension: Extension) -> None:
+        """Store an existing extension's number and name (its tenant never changes)."""
+        self._check_open()
+        await self._db.execute(
+            "UPDATE extensions SET number = ?, name = ? WHERE id = ?",
+            (extension.number, extension.name, extension.extension_id),
+        )
+
+    async def delete_extension(self, extension_id: ExtensionId) -> None:
+        """Delete an extension; the caller checks it is in no queue and no route."""
+        self._check_open()
+        await self._db.execute("DELETE FROM extensions WHERE id = ?", (extension_id,))
+
+    async def queue(self, queue_id: QueueId) -> QueueConfig | None:
+        """The queue with this id, or None."""
+        self._check_open()
+        row = await self._one(f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE id = ?", (queue_id,))
+        return None if row is None else _queue_config(row)
+
+    async def queue_by_number(self, tenant_id: TenantId, queue_number: str) -> QueueConfig | None:
+        """A tenant's queue found by its queue number, or None."""
+        self._check_open()
+        row = await self._one(
+            f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE tenant_id = ? AND queue_number = ?",
+            (tenant_id, queue_number),
+        )
+        return None if row is None else _queue_config(row)
+
+    async def queues(
+        self, tenant_id: TenantId | None = None, *, limit: int = 100, offset: int = 0
+    ) -> Page[QueueConfig]:
+        """A page of queues by id, of one tenant or of all."""
+        self._check_open()
+        rows, total = await self._page("queues", _QUEUE_COLUMNS, tenant_id, limit, offset)
+        return Page([_queue_config(r) for r in rows], total)
+
+    async def insert_queue(
+        self,
+        tenant_id: TenantId,
+        queue_number: str,
+        *,
+        name: str,
+        strategy: str,
+        timeout: int,  # noqa: ASYNC109 - the queue's ring timeout, not a deadline for this call
+        status: QueueStatus,
+    ) -> QueueConfig:
+        """Create a queue (default `retry` and `wrapup_time`); the caller checks the number."""
+        self._check_open()
+        saved = await self.upsert_queue(
+            tenant_id, queue_number, name=name, strategy=strategy, timeout=timeout, status=status
+        )
+        config = await self.queue(saved.id)
+        assert config is not None
+        return config
+
+    async def update_queue(self, config: QueueConfig) -> None:
+        """Store an existing queue's settings (its tenant never changes)."""
+        self._check_open()
+        await self._db.execute(
+            "UPDATE queues SET name = ?, queue_number = ?, strategy = ?, timeout = ?,"
+            " status = ?, retry = ?, wrapup_time = ? WHERE id = ?",
+            (
+                config.name,
+                config.queue_number,
+                config.strategy,
+                config.timeout,
+                config.status.value,
+                config.retry,
+                config.wrapup_time,
+                config.queue_id,
+            ),
+        )
+
+    async def delete_queue(self, queue_id: QueueId) -> None:
+        """Delete a queue and its enrolments; the caller checks no route targets it."""
+        self._check_open()
+        await self._db.execute("DELETE FROM queues WHERE id = ?", (queue_id,))
+
+    async def enrolled(self, queue_id: QueueId) -> list[Extension]:
+        """A queue's agents in enrolment order (existing extensions only)."""
+        self._check_open()
+        rows = await self._db.execute_fetchall(
+            "SELECT e.id, e.tenant_id, e.number, e.name FROM queue_agents AS a"
+            " JOIN extensions AS e ON e.id = a.extension_id"
+            " WHERE a.queue_id = ? ORDER BY a.position",
+            (queue_id,),
+        )
+        return [_extension(tuple(r)) for r in rows]
+
+    async def enrol(self, queue_id: QueueId, extension_id: ExtensionId) -> bool:
+        """Add an agent after those already in the queue; False if it already was."""
+        self._check_open()
+        cursor = await self._db.execute(
+            "INSERT INTO queue_agents (queue_id, extension_id, position)"
+            " SELECT ?, ?, coalesce(max(position) + 1, 0) FROM queue_agents WHERE queue_id = ?"
+            " ON CONFLICT DO NOTHING",
+            (queue_id, extension_id, queue_id),
+        )
+        return cursor.rowcount > 0
+
+    async def unenrol(self, queue_id: QueueId, extension_id: ExtensionId) -> bool:
+        """Take an agent out of a queue; False if it was not in it."""
+        self._check_open()
+        cursor = await self._db.execute(
+            "DELETE FROM queue_agents WHERE queue_id = ? AND extension_id = ?",
+            (queue_id, extension_id),
+        )
+        return cursor.rowcount > 0
+
+    async def queues_of(self, extension_id: ExtensionId) -> list[QueueConfig]:
+        """The queues an extension is enrolled in, by id."""
+        self._check_open()
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE id IN"
+            " (SELECT queue_id FROM queue_agents WHERE extension_id = ?) ORDER BY id",
+            (extension_id,),
+        )
+        return [_queue_config(tuple(r)) for r in rows]
+
+    async def route(self, route_id: int) -> StoredRoute | None:
+        """The DID route with this id, or None."""
+        self._check_open()
+        row = await self._one(f"SELECT {_ROUTE_COLUMNS} FROM did_routes WHERE id = ?", (route_id,))
+        return None if row is None else _stored_route(row)
+
+    async def route_by_did(self, tenant_id: TenantId, did: str) -> StoredRoute | None:
+        """A tenant's route for one DID, or None."""
+        self._check_open()
+        row = await self._one(
+            f"SELECT {_ROUTE_COLUMNS} FROM did_routes WHERE tenant_id = ? AND did = ?",
+            (tenant_id, did),
+        )
+        return None if row is None else _stored_route(row)
+
+    async def routes(
+        self, tenant_id: TenantId | None = None, *, limit: int = 100, offset: int = 0
+    ) -> Page[StoredRoute]:
+        """A page of DID routes by id, of one tenant or of all."""
+        self._check_open()
+        rows, total = await self._page("did_routes", _ROUTE_COLUMNS, tenant_id, limit, offset)
+        return Page([_stored_route(r) for r in rows], total)
+
+    async def routes_to(self, target: RouteTarget) -> list[StoredRoute]:
+        """The DID routes that send calls to a queue or an extension, by id."""
+        self._check_open()
+        column, value = (
+            ("queue_id", target.queue_id)
+            if isinstance(target, QueueTarget)
+            else ("extension_id", target.extension_id)
+        )
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_ROUTE_COLUMNS} FROM did_routes WHERE {column} = ? ORDER BY id", (value,)
+        )
+        return [_stored_route(tuple(r)) for r in rows]
+
+    async def insert_route(self, route: DidRoute) -> StoredRoute:
+        """Create a DID route; the caller checks the DID is free and the target same-tenant."""
+        self._check_open()
+        await self.upsert_did_route(route.tenant_id, route.did, route.target)
+        stored = await self.route_by_did(route.tenant_id, route.did)
+        assert stored is not None
+        return stored
+
+    async def update_route(self, stored: StoredRoute) -> None:
+        """Store an existing route's DID and target (its tenant never changes)."""
+        self._check_open()
+        target = stored.route.target
+        await self._db.execute(
+            "UPDATE did_routes SET did = ?, queue_id = ?, extension_id = ? WHERE id = ?",
+            (
+                stored.route.did,
+                target.queue_id if isinstance(target, QueueTarget) else None,
+                target.extension_id if isinstance(target, ExtensionTarget) else None,
+                stored.id,
+            ),
+        )
+
+    async def delete_route(self, route_id: int) -> None:
+        """Delete a DID route."""
+        self._check_open()
+        await self._db.execute("DELETE FROM did_routes WHERE id = ?", (route_id,))
 
 
 class Store:

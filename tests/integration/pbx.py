@@ -164,13 +164,15 @@ def daemon_env(broker: MosquittoProcess, prefix: str, db: Path) -> dict[str, str
 
 @asynccontextmanager
 async def daemon_in_process(
-    broker: MosquittoProcess, prefix: str, db: Path
+    broker: MosquittoProcess, prefix: str, db: Path, *, api_port: int | None = None
 ) -> AsyncIterator[Service]:
+    """The daemon in this event loop; with `api_port`, its admin API listens there."""
+    api = {"enabled": False} if api_port is None else {"enabled": True, "port": api_port}
     settings = load_settings(
         None,
         mqtt={"url": broker.url, "topic_prefix": prefix, "client_id": f"ringmaster-{prefix}"},
         database={"path": db},
-        api={"enabled": False},
+        api=api,
     )
     service = Service(settings)
     task = asyncio.create_task(service.run())

@@ -1,0 +1,137 @@
+"""The admin API application, and the uvicorn server that runs it inside the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+from ringmaster import __version__
+from ringmaster.api import did_routes, extensions, queues, tenants
+from ringmaster.api.auth import Authenticator
+from ringmaster.api.context import ApiContext, EngineHost
+from ringmaster.api.schemas import Error
+from ringmaster.settings import ApiSettings
+from ringmaster.store import Store
+
+_log = structlog.get_logger("ringmaster.api")
+
+_DESCRIPTION = """\
+Manage tenants, extensions, queues, queue agents and DID routes, and watch queues live.
+
+Every change is stored, then applied to the running engine: it takes effect on the next
+call, without a restart. Authenticate with `Authorization: Bearer <token>` (an admin
+token, or a tenant token that sees its own tenant only). See `docs/api.md`.
+"""
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Error, "description": "The body cannot be decoded (say, not UTF-8)"},
+    401: {"model": Error, "description": "Missing or unknown bearer token"},
+    404: {"model": Error, "description": "No such resource (or another tenant's)"},
+    409: {"model": Error, "description": "Conflicts with the stored configuration"},
+}
+
+
+def create_app(
+    host: EngineHost,
+    store: Store,
+    settings: ApiSettings,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """Build the admin API.
+
+    Args:
+        host: The running service (its `engine` and `apply`).
+        store: The open store, shared with the service.
+        settings: The API settings (tokens).
+        clock: Wall-clock time, for the live views' waiting times.
+
+    Returns:
+        The FastAPI application; OpenAPI at ``/openapi.json``, docs at ``/docs``.
+    """
+    app = FastAPI(title="Ringmaster admin API", version=__version__, description=_DESCRIPTION)
+    app.state.context = ApiContext(host=host, store=store, clock=clock)
+    app.state.authenticator = Authenticator(settings)
+    app.include_router(
+        tenants.router,
+        responses={**_ERRORS, 403: {"model": Error, "description": "Needs an admin token"}},
+    )
+    for module in (extensions, queues, did_routes):
+        app.include_router(module.router, responses=_ERRORS)
+    return app
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The service owns SIGTERM and SIGINT (Service.stop), and stops this server
+        # itself; uvicorn taking them over would stop the API but not the daemon.
+        yield
+
+
+class ApiServer:
+    """Uvicorn serving an app as a task of the running event loop.
+
+    Args:
+        app: The ASGI application.
+        settings: Where to listen.
+    """
+
+    def __init__(self, app: FastAPI, settings: ApiSettings) -> None:
+        self._settings = settings
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # uvicorn's loggers propagate to the root: structlog's handler
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def port(self) -> int:
+        """The port listened on (useful with port 0)."""
+        assert self._socket is not None, "start() first"
+        port: int = self._socket.getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        """Listen and serve in a task; returns once the socket accepts connections.
+
+        Raises:
+            OSError: The address cannot be bound (say, the port is taken).
+        """
+        # Bound here rather than by uvicorn, which answers a bind error with sys.exit().
+        host, port = self._settings.host, self._settings.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(self._server.config.backlog)
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api")
+        _log.info("api.listening", host=host, port=self.port)
+
+    async def stop(self) -> None:
+        """Finish the requests in flight (5 s at most) and stop. Safe to call twice."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        self._server.should_exit = True
+        await task
+        if self._socket is not None:
+            self._socket.close()

@@ -1,0 +1,127 @@
+"""Who is calling: bearer tokens from the settings, and where the API may listen.
+
+An admin token sees every tenant; a tenant token sees its own tenant only, and
+everything of another tenant looks as if it did not exist (404, never 403, so a
+token cannot probe for other tenants' ids). With no token configured at all,
+every request is an admin's: `check_exposure` then allows a loopback address only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ringmaster.engine.model import TenantId
+from ringmaster.settings import ApiSettings, SettingsError
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: an admin (`tenant_id` None) or one tenant's operator."""
+
+    tenant_id: TenantId | None
+
+    @property
+    def is_admin(self) -> bool:
+        """True for an admin token (or an API with no tokens configured)."""
+        return self.tenant_id is None
+
+    def sees(self, tenant_id: int) -> bool:
+        """Whether this caller may see and change `tenant_id`'s resources."""
+        return self.tenant_id is None or self.tenant_id == tenant_id
+
+
+ADMIN = Principal(None)
+
+
+class Authenticator:
+    """Maps a bearer token to a `Principal`, comparing tokens in constant time.
+
+    Args:
+        settings: The API settings holding the tokens.
+    """
+
+    def __init__(self, settings: ApiSettings) -> None:
+        # Bytes, because hmac.compare_digest refuses non-ASCII str.
+        self._tokens: list[tuple[bytes, Principal]] = [
+            (token.get_secret_value().encode(), ADMIN) for token in settings.admin_tokens
+        ]
+        for tenant_id, tokens in settings.tenant_tokens.items():
+            principal = Principal(TenantId(tenant_id))
+            self._tokens += [(token.get_secret_value().encode(), principal) for token in tokens]
+
+    @property
+    def open(self) -> bool:
+        """True when no token is configured: every caller is an admin."""
+        return not self._tokens
+
+    def principal(self, token: str) -> Principal | None:
+        """The caller holding `token`, or None for an unknown token."""
+        given = token.encode()
+        found: Principal | None = None
+        # Compare against every token, without stopping at a match, so that the time
+        # taken says nothing about which token (or how much of one) matched.
+        for candidate, principal in self._tokens:
+            if hmac.compare_digest(given, candidate) and found is None:
+                found = principal
+        return found
+
+
+_bearer = HTTPBearer(auto_error=False, description="An admin or a tenant token.")
+
+
+def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """FastAPI dependency: the calling `Principal`, or a 401.
+
+    Raises:
+        HTTPException: 401 for a missing or unknown token. The token is never logged
+            nor echoed.
+    """
+    authenticator: Authenticator = request.app.state.authenticator
+    if authenticator.open:
+        return ADMIN
+    principal = None if credentials is None else authenticator.principal(credentials.credentials)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid bearer token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an IP address or ``localhost``) only accepts local connections."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_exposure(settings: ApiSettings) -> None:
+    """Refuse an API open to the network without tokens.
+
+    Raises:
+        SettingsError: `api.host` is not a loopback address and no token is set.
+    """
+    if settings.admin_tokens or settings.tenant_tokens or is_loopback(settings.host):
+        return
+    raise SettingsError(
+        f"api.host: {settings.host!r} is not a loopback address and no API token is"
+        " configured (environment variable RINGMASTER_API__HOST); set"
+        " api.admin_tokens / api.tenant_tokens (RINGMASTER_API__ADMIN_TOKENS,"
+        " RINGMASTER_API__TENANT_TOKENS), or set api.host to 127.0.0.1"
+    )

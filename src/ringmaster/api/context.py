@@ -1,0 +1,184 @@
+"""What every endpoint shares: the store, the engine's host, one write at a time.
+
+Every write follows the same path (`ApiContext.write`): validate, write the
+configuration in one store transaction, then hand the matching configuration
+events to the service (`Service.apply`), which applies them in its own turn
+loop so they take effect on the next call without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, NoReturn, Protocol
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+
+from ringmaster.api.auth import Principal
+from ringmaster.engine.core import Engine
+from ringmaster.engine.events import ConfigEvent
+from ringmaster.engine.model import (
+    Extension,
+    ExtensionId,
+    QueueConfig,
+    QueueId,
+    Tenant,
+    TenantId,
+)
+from ringmaster.store import ConfigTransaction, Store
+
+
+class EngineHost(Protocol):
+    """What the API needs of `ringmaster.service.Service` (tests may pass a stand-in)."""
+
+    @property
+    def engine(self) -> Engine:
+        """The live engine, read-only."""
+        ...
+
+    async def apply(self, events: list[ConfigEvent]) -> None:
+        """Apply stored configuration changes to the engine."""
+        ...
+
+
+@dataclass
+class Write:
+    """One write in progress: its transaction, and the events to apply after commit."""
+
+    tx: ConfigTransaction
+    events: list[ConfigEvent] = field(default_factory=list)
+
+
+@dataclass
+class ApiContext:
+    """The admin API's shared state, kept on ``app.state.context``."""
+
+    host: EngineHost
+    store: Store
+    clock: Callable[[], float]
+    #: One write at a time, from its transaction to its `apply`: two writes that
+    #: committed in one order must reach the engine in that order too.
+    writes: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[ConfigTransaction]:
+        """A consistent view of the configuration (nothing is written)."""
+        async with self.store.transaction() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Write]:
+        """Write in one transaction, then apply the collected events to the engine.
+
+        An exception inside the block rolls the transaction back and applies nothing.
+        """
+        async with self.writes:
+            async with self.store.transaction() as tx:
+                write = Write(tx)
+                yield write
+            if write.events:
+                await self.host.apply(write.events)
+
+    @property
+    def engine(self) -> Engine:
+        """The live engine, for the live views."""
+        return self.host.engine
+
+
+def get_context(request: Request) -> ApiContext:
+    """FastAPI dependency: the app's `ApiContext`."""
+    context: ApiContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ApiContext, Depends(get_context)]
+
+
+# --- errors: one shape per kind -------------------------------------------------------------
+
+
+def not_found(detail: str) -> NoReturn:
+    """Answer 404 ``{"detail": detail}``."""
+    raise HTTPException(status.HTTP_404_NOT_FOUND, detail)
+
+
+def conflict(detail: str) -> NoReturn:
+    """Answer 409 ``{"detail": detail}``."""
+    raise HTTPException(status.HTTP_409_CONFLICT, detail)
+
+
+def invalid(field_name: str, message: str, kind: str) -> NoReturn:
+    """Answer 422 in FastAPI's own validation shape, for a rule pydantic cannot see.
+
+    Args:
+        field_name: The body field at fault.
+        message: Why.
+        kind: A stable machine-readable error type.
+    """
+    raise RequestValidationError([{"loc": ("body", field_name), "msg": message, "type": kind}])
+
+
+# --- lookups that respect tenant isolation ------------------------------------------------
+#
+# Another tenant's resource is reported exactly like a missing one, so that a
+# tenant token learns nothing about ids outside its tenant.
+
+
+async def tenant_for(
+    tx: ConfigTransaction, caller: Principal, tenant_id: int, *, field_name: str | None
+) -> Tenant:
+    """The tenant `tenant_id` if the caller sees it, else a 404.
+
+    Args:
+        tx: The transaction to read in.
+        caller: Who is asking.
+        tenant_id: The tenant.
+        field_name: The body field that named it, for the message; None for the path.
+    """
+    tenant = await tx.tenant(TenantId(tenant_id)) if caller.sees(tenant_id) else None
+    if tenant is None:
+        prefix = f"{field_name}: " if field_name else ""
+        not_found(f"{prefix}tenant {tenant_id} not found")
+    return tenant
+
+
+async def extension_for(tx: ConfigTransaction, caller: Principal, extension_id: int) -> Extension:
+    """The extension if the caller sees it, else a 404."""
+    extension = await tx.extension(ExtensionId(extension_id))
+    if extension is None or not caller.sees(extension.tenant_id):
+        not_found(f"extension {extension_id} not found")
+    return extension
+
+
+async def queue_for(tx: ConfigTransaction, caller: Principal, queue_id: int) -> QueueConfig:
+    """The queue if the caller sees it, else a 404."""
+    queue = await tx.queue(QueueId(queue_id))
+    if queue is None or not caller.sees(queue.tenant_id):
+        not_found(f"queue {queue_id} not found")
+    return queue
+
+
+def list_filter(caller: Principal, tenant_id: int | None) -> TenantId | None:
+    """The tenant filter of a list: a tenant token lists its own tenant only.
+
+    A tenant token filtering on another tenant gets an empty list (`hidden_list`).
+
+    Returns:
+        The tenant to list, or None for every tenant.
+    """
+    if caller.tenant_id is None:
+        return None if tenant_id is None else TenantId(tenant_id)
+    return caller.tenant_id
+
+
+def hidden_list(caller: Principal, tenant_id: int | None) -> bool:
+    """True when a tenant token filters on another tenant: the list is empty."""
+    return tenant_id is not None and not caller.sees(tenant_id)
+
+
+def names(items: list[str]) -> str:
+    """``a, b and c``, for messages."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -1,0 +1,129 @@
+"""``/api/extensions``: a tenant's phone numbers; enrolled in a queue, an extension is an agent."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fastapi import APIRouter, status
+from pydantic import MISSING
+
+from ringmaster.api.auth import Caller
+from ringmaster.api.context import (
+    Context,
+    conflict,
+    extension_for,
+    hidden_list,
+    list_filter,
+    names,
+    tenant_for,
+)
+from ringmaster.api.schemas import (
+    DEFAULT_PAGE,
+    ExtensionCreate,
+    ExtensionOut,
+    ExtensionUpdate,
+    Limit,
+    Offset,
+    Page,
+    PathId,
+    TenantFilter,
+)
+from ringmaster.engine.events import ExtensionRemoved, ExtensionSaved
+from ringmaster.engine.model import Extension, ExtensionTarget
+
+router = APIRouter(prefix="/api/extensions", tags=["extensions"])
+
+
+def _out(extension: Extension) -> ExtensionOut:
+    return ExtensionOut(
+        id=extension.extension_id,
+        tenant_id=extension.tenant_id,
+        number=extension.number,
+        name=extension.name,
+    )
+
+
+@router.get("", summary="List extensions")
+async def list_extensions(
+    context: Context,
+    caller: Caller,
+    tenant_id: TenantFilter = None,
+    limit: Limit = DEFAULT_PAGE,
+    offset: Offset = 0,
+) -> Page[ExtensionOut]:
+    """The extensions the caller sees, by id."""
+    if hidden_list(caller, tenant_id):
+        return Page(items=[], total=0, limit=limit, offset=offset)
+    async with context.read() as tx:
+        page = await tx.extensions(list_filter(caller, tenant_id), limit=limit, offset=offset)
+    return Page(items=[_out(e) for e in page.items], total=page.total, limit=limit, offset=offset)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create an extension")
+async def create_extension(body: ExtensionCreate, context: Context, caller: Caller) -> ExtensionOut:
+    """Create an extension; its number must be free within the tenant."""
+    async with context.write() as write:
+        tenant = await tenant_for(write.tx, caller, body.tenant_id, field_name="tenant_id")
+        if await write.tx.extension_by_number(tenant.tenant_id, body.number) is not None:
+            conflict(
+                f'number: extension "{body.number}" already exists in tenant {tenant.tenant_id}'
+            )
+        extension = await write.tx.insert_extension(tenant.tenant_id, body.number, body.name)
+        write.events.append(ExtensionSaved(extension))
+    return _out(extension)
+
+
+@router.get("/{extension_id}", summary="Read an extension")
+async def read_extension(extension_id: PathId, context: Context, caller: Caller) -> ExtensionOut:
+    """One extension."""
+    async with context.read() as tx:
+        return _out(await extension_for(tx, caller, extension_id))
+
+
+@router.patch("/{extension_id}", summary="Change an extension")
+async def update_extension(
+    extension_id: PathId, body: ExtensionUpdate, context: Context, caller: Caller
+) -> ExtensionOut:
+    """Change an extension's number or name; the new number must be free in the tenant."""
+    async with context.write() as write:
+        old = await extension_for(write.tx, caller, extension_id)
+        new = old
+        if body.number is not MISSING and body.number != old.number:
+            if await write.tx.extension_by_number(old.tenant_id, body.number) is not None:
+                conflict(
+                    f'number: extension "{body.number}" already exists in tenant {old.tenant_id}'
+                )
+            new = replace(new, number=body.number)
+        if body.name is not MISSING:
+            new = replace(new, name=body.name)
+        if new != old:
+            await write.tx.update_extension(new)
+            write.events.append(ExtensionSaved(new))
+    return _out(new)
+
+
+@router.delete(
+    "/{extension_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an extension"
+)
+async def delete_extension(extension_id: PathId, context: Context, caller: Caller) -> None:
+    """Delete an extension that is in no queue and the target of no DID route.
+
+    The product documentation warns that deleting an enrolled extension leaves it
+    enrolled and causes routing errors; Ringmaster refuses instead (409), naming the
+    queues (or routes) to take it out of first.
+    """
+    async with context.write() as write:
+        extension = await extension_for(write.tx, caller, extension_id)
+        queues = await write.tx.queues_of(extension.extension_id)
+        if queues:
+            listed = names([f"{q.queue_id} ({q.queue_number} {q.name})" for q in queues])
+            conflict(
+                f"extension {extension_id} is enrolled in queue{'s' if len(queues) > 1 else ''}"
+                f" {listed}; unenrol it first (DELETE /api/queues/{{id}}/agents/{extension_id})"
+            )
+        routes = await write.tx.routes_to(ExtensionTarget(extension.extension_id))
+        if routes:
+            listed = names([f"{r.id} ({r.route.did})" for r in routes])
+            conflict(f"extension {extension_id} is the target of DID routes {listed}")
+        await write.tx.delete_extension(extension.extension_id)
+        write.events.append(ExtensionRemoved(extension.extension_id))

@@ -1,0 +1,137 @@
+"""An admin API over a real SQLite store and a real engine, without MQTT."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from ringmaster.api import create_app
+from ringmaster.engine.core import Engine
+from ringmaster.engine.events import ConfigEvent, Event
+from ringmaster.provision import provision
+from ringmaster.settings import ApiSettings
+from ringmaster.store import Store
+
+NOW = 1_000_000.0
+
+SEED = """
+[[tenant]]
+id = 1
+name = "One"
+
+[[tenant]]
+id = 2
+name = "Two"
+
+[[extension]]
+tenant_id = 1
+number = "101"
+name = "Alice"
+
+[[extension]]
+tenant_id = 1
+number = "102"
+name = "Bob"
+
+[[extension]]
+tenant_id = 2
+number = "201"
+name = "Zed"
+
+[[queue]]
+tenant_id = 1
+queue_number = "600"
+name = "Sales"
+strategy = "ringall"
+timeout = 15
+agents = ["101"]
+
+[[queue]]
+tenant_id = 2
+queue_number = "600"
+name = "Other sales"
+strategy = "ringall"
+timeout = 15
+agents = ["201"]
+
+[[did_route]]
+tenant_id = 1
+did = "+100"
+queue = "600"
+
+[[did_route]]
+tenant_id = 2
+did = "+200"
+queue = "600"
+"""
+# Ids, as provisioning assigns them in file order.
+T1_EXT_101, T1_EXT_102, T2_EXT_201 = 1, 2, 3
+T1_QUEUE, T2_QUEUE = 1, 2
+T1_ROUTE, T2_ROUTE = 1, 2
+
+ADMIN_TOKEN = "admin-secret"
+T1_TOKEN = "tenant-1-secret"
+T2_TOKEN = "tenant-2-secret"
+
+
+class EngineStub:
+    """Stands in for the Service: applies configuration events to a real engine at once."""
+
+    def __init__(self) -> None:
+        self.engine = Engine()
+        self.applied: list[ConfigEvent] = []
+        self.now = NOW
+
+    def feed(self, event: Event) -> None:
+        self.engine.handle(event, self.now)
+        self.engine.take_changes()
+
+    async def apply(self, events: list[ConfigEvent]) -> None:
+        for event in events:
+            self.feed(event)
+        self.applied += events
+
+
+async def seeded_store(tmp_path: Path, seed: str = SEED) -> Store:
+    config = tmp_path / "seed.toml"
+    config.write_text(seed)
+    store = await Store.open(tmp_path / "api.sqlite3")
+    await provision(config, store)
+    return store
+
+
+async def stub_for(store: Store) -> EngineStub:
+    stub = EngineStub()
+    for event in await store.load_config():
+        stub.feed(event)
+    return stub
+
+
+def token_settings() -> ApiSettings:
+    return ApiSettings.model_validate(
+        {"admin_tokens": [ADMIN_TOKEN], "tenant_tokens": {1: [T1_TOKEN], 2: [T2_TOKEN]}}
+    )
+
+
+@asynccontextmanager
+async def api_client(app: FastAPI, token: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as client:
+        yield client
+
+
+def app_for(stub: EngineStub, store: Store, settings: ApiSettings | None = None) -> FastAPI:
+    return create_app(stub, store, settings or ApiSettings(), clock=lambda: stub.now)
+
+
+def error_fields(body: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The locations of a 422 body's errors."""
+    return [tuple(str(p) for p in e["loc"]) for e in body["detail"]]

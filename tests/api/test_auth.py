@@ -1,0 +1,167 @@
+"""Bearer tokens, tenant isolation for every resource, and where the API may listen."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ringmaster.api import check_exposure
+from ringmaster.api.auth import Authenticator, Principal, is_loopback
+from ringmaster.engine.model import TenantId
+from ringmaster.settings import ApiSettings, SettingsError
+from ringmaster.store import Store
+
+from .helpers import (
+    ADMIN_TOKEN,
+    T1_EXT_101,
+    T1_QUEUE,
+    T1_ROUTE,
+    T1_TOKEN,
+    T2_EXT_201,
+    T2_QUEUE,
+    T2_ROUTE,
+    EngineStub,
+    api_client,
+    app_for,
+    token_settings,
+)
+
+
+@pytest.fixture
+async def tenant1(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(app_for(stub, store, token_settings()), T1_TOKEN) as client:
+        yield client
+
+
+@pytest.fixture
+async def admin(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(app_for(stub, store, token_settings()), ADMIN_TOKEN) as client:
+        yield client
+
+
+@pytest.mark.parametrize("token", [None, "wrong", ADMIN_TOKEN + "x"])
+async def test_a_missing_or_unknown_token_is_401(
+    stub: EngineStub, store: Store, token: str | None
+) -> None:
+    async with api_client(app_for(stub, store, token_settings()), token) as client:
+        response = await client.get("/api/queues")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "secret" not in response.text
+
+
+async def test_the_schema_and_docs_need_no_token(stub: EngineStub, store: Store) -> None:
+    async with api_client(app_for(stub, store, token_settings())) as client:
+        assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/docs")).status_code == 200
+
+
+async def test_an_admin_sees_every_tenant(admin: httpx.AsyncClient) -> None:
+    assert (await admin.get("/api/tenants")).json()["total"] == 2
+    assert (await admin.get(f"/api/queues/{T2_QUEUE}")).status_code == 200
+    assert (await admin.post("/api/tenants", json={"name": "New"})).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("path", "own", "other"),
+    [
+        ("/api/tenants", 1, 2),
+        ("/api/extensions", T1_EXT_101, T2_EXT_201),
+        ("/api/queues", T1_QUEUE, T2_QUEUE),
+        ("/api/did-routes", T1_ROUTE, T2_ROUTE),
+    ],
+)
+async def test_a_tenant_token_sees_only_its_tenant(
+    tenant1: httpx.AsyncClient, path: str, own: int, other: int
+) -> None:
+    listed = (await tenant1.get(path)).json()
+    assert [item["id"] for item in listed["items"]] == (
+        [own, 2] if path == "/api/extensions" else [own]
+    )
+    assert all(item.get("tenant_id", item["id"]) == 1 for item in listed["items"])
+    filtered = (await tenant1.get(path, params={"tenant_id": 2})).json()
+    assert (filtered["items"], filtered["total"]) == ([], 0)
+    assert (await tenant1.get(f"{path}/{own}")).status_code == 200
+    # another tenant's resource: 404 on every verb, exactly as if it did not exist
+    for response in (
+        await tenant1.get(f"{path}/{other}"),
+        await tenant1.patch(f"{path}/{other}", json={}),
+        await tenant1.delete(f"{path}/{other}"),
+    ):
+        assert response.status_code == 404, response.text
+        missing = await tenant1.get(f"{path}/999")
+        assert response.json()["detail"] == missing.json()["detail"].replace("999", str(other))
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/extensions", {"tenant_id": 2, "number": "1"}),
+        (
+            "/api/queues",
+            {"tenant_id": 2, "name": "Q", "queue_number": "9", "strategy": "ringall", "timeout": 5},
+        ),
+        ("/api/did-routes", {"tenant_id": 2, "did": "+9", "queue_id": T2_QUEUE}),
+    ],
+)
+async def test_creating_in_another_tenant_is_404(
+    tenant1: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> None:
+    response = await tenant1.post(path, json=body)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "tenant_id: tenant 2 not found"}
+
+
+async def test_a_tenant_token_cannot_create_or_delete_tenants(tenant1: httpx.AsyncClient) -> None:
+    assert (await tenant1.post("/api/tenants", json={"name": "Mine"})).status_code == 403
+    assert (await tenant1.delete("/api/tenants/1")).status_code == 403
+    renamed = await tenant1.patch("/api/tenants/1", json={"name": "Ours"})
+    assert renamed.json() == {"id": 1, "name": "Ours"}
+
+
+async def test_queue_agents_and_calls_of_another_tenant_are_404(
+    tenant1: httpx.AsyncClient,
+) -> None:
+    for response in (
+        await tenant1.get(f"/api/queues/{T2_QUEUE}/agents"),
+        await tenant1.get(f"/api/queues/{T2_QUEUE}/calls"),
+        await tenant1.post(f"/api/queues/{T2_QUEUE}/agents", json={"extension_id": T2_EXT_201}),
+        await tenant1.delete(f"/api/queues/{T2_QUEUE}/agents/{T2_EXT_201}"),
+    ):
+        assert response.status_code == 404
+
+
+async def test_a_tenant_token_cannot_route_to_another_tenants_queue(
+    tenant1: httpx.AsyncClient,
+) -> None:
+    response = await tenant1.post(
+        "/api/did-routes", json={"tenant_id": 1, "did": "+9", "queue_id": T2_QUEUE}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == f"no queue {T2_QUEUE} in tenant 1"
+
+
+def test_tokens_map_to_principals() -> None:
+    auth = Authenticator(token_settings())
+    assert auth.principal(ADMIN_TOKEN) == Principal(None)
+    assert auth.principal(T1_TOKEN) == Principal(TenantId(1))
+    assert auth.principal("nope") is None
+    assert auth.principal("é") is None  # non-ASCII must not raise
+    assert Authenticator(ApiSettings()).open
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.1.2.3"])
+def test_loopback_without_tokens_is_allowed(host: str) -> None:
+    assert is_loopback(host)
+    check_exposure(ApiSettings(host=host))
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
+def test_beyond_loopback_needs_a_token(host: str) -> None:
+    with pytest.raises(SettingsError, match=r"api\.host: .* RINGMASTER_API__HOST"):
+        check_exposure(ApiSettings(host=host))
+    check_exposure(ApiSettings.model_validate({"host": host, "admin_tokens": ["t"]}))
+    check_exposure(ApiSettings.model_validate({"host": host, "tenant_tokens": {1: ["t"]}}))
