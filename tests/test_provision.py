@@ -15,6 +15,7 @@ from ringmaster.engine.events import (
     TenantSaved,
 )
 from ringmaster.engine.model import ExtensionTarget, QueueTarget
+from ringmaster.engine.strategies import strategy_names
 from ringmaster.provision import ProvisionError, ProvisionReport, Tally, provision
 from ringmaster.store import Store
 
@@ -180,8 +181,8 @@ BAD_FILES = {
     ),
     "unknown strategy": (
         QUEUE_600.replace("ringall", "fifo"),
-        'queue[1].strategy: Unknown strategy "fifo"; expected one of:'
-        " leastrecent, ringall, roundrobin",
+        'queue[1].strategy: Unknown strategy "fifo"; expected one of: '
+        + ", ".join(sorted(strategy_names())),
     ),
     "unknown field": (
         QUEUE_600 + 'colour = "red"\n',
