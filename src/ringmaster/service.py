@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import random
 import signal
 import time
 from collections.abc import Callable
@@ -92,7 +93,8 @@ class Service:
         self._settings = settings
         self._clock = clock
         self._prefix = settings.mqtt.topic_prefix
-        self._engine = Engine()
+        # The `random` strategy's generator: the service owns it, the engine draws.
+        self._engine = Engine(rng=random.Random())
         self._inbox: asyncio.Queue[InboundMessage | _Wake | _Apply] = asyncio.Queue()
         self._outbox = _Outbox()
         self._timer: asyncio.TimerHandle | None = None
