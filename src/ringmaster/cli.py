@@ -1,4 +1,4 @@
-"""The `ringmaster` command: `run` the daemon, `provision` a configuration file."""
+"""The `ringmaster` command: `run` the daemon, `provision` a file, `simulate` traffic."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import structlog
 
+from ringmaster import simulate_cli
 from ringmaster.logs import configure_logging
 from ringmaster.provision import ProvisionError, provision
 from ringmaster.service import Service
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ringmaster` console script; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "simulate":
+        return simulate_cli.run(args)  # needs no settings: no broker, no database
     try:
         settings = load_settings(args.config)
     except SettingsError as error:
@@ -49,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     prov.add_argument("file", type=Path)
     prov.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    simulate_cli.add_parser(commands)
     return parser
 
 

@@ -371,6 +371,22 @@ def load_file(path: Path) -> ProvisionFile:
         raise ProvisionError(_pydantic_errors(path, raw, exc)) from exc
 
 
+def check_file(path: Path) -> ProvisionFile:
+    """Read and fully check a provisioning file that stands alone (an empty store).
+
+    Every reference (a queue's agents, a route's target) must be to an entry of the
+    file itself. `ringmaster simulate` reads its scenario this way, without a store.
+
+    Raises:
+        ProvisionError: The file is invalid; one line per problem.
+    """
+    spec = load_file(path)
+    errors = _cross_check(path, spec, _Known())
+    if errors:
+        raise ProvisionError(errors)
+    return spec
+
+
 # --- applying ------------------------------------------------------------------------------
 
 
