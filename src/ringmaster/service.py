@@ -37,7 +37,6 @@ from ringmaster.engine.commands import (
     PublishCallCompleted,
     PublishCallQueued,
     PublishCallRejected,
-    PublishQueueSnapshot,
     RejectInput,
     Ring,
     RouteToExtension,
@@ -266,7 +265,8 @@ class Service:
     async def _store_and_send(
         self, store: Store, commands: list[Command], errors: list[OutboxMessage], now: float
     ) -> None:
-        messages = [render(self._prefix, c, now=now) for c in _coalesce(commands)] + errors
+        commands = [*commands, *self._engine.take_snapshots(now)]
+        messages = [render(self._prefix, c, now=now) for c in commands] + errors
         changes = self._engine.take_changes()
         if not messages and not changes:
             return
@@ -336,18 +336,6 @@ class Service:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
-
-
-def _coalesce(commands: list[Command]) -> list[Command]:
-    """Keep only the last snapshot of each queue: a retained topic needs only its latest."""
-    last: dict[tuple[int, int], int] = {}
-    for i, command in enumerate(commands):
-        if isinstance(command, PublishQueueSnapshot):
-            last[(command.tenant_id, command.snapshot.queue_id)] = i
-    keep = set(last.values())
-    return [
-        c for i, c in enumerate(commands) if not isinstance(c, PublishQueueSnapshot) or i in keep
-    ]
 
 
 #: The decisions worth a log line, by the name they are logged under. Agent

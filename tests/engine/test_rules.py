@@ -460,9 +460,26 @@ def test_removing_a_queue_hangs_up_its_waiting_calls() -> None:
 def test_snapshots_count_agents_by_state() -> None:
     sim = Sim("ringall", agents=3)
     sim.presence(Presence.PAUSED, "103")
-    out = sim.arrive("c1")
-    snapshot = of_type(out, PublishQueueSnapshot)[-1].snapshot
+    sim.engine.take_snapshots(sim.now)
+    sim.arrive("c1")
+    sim.advance(12.5)
+    (published,) = sim.engine.take_snapshots(sim.now)
+    assert sim.engine.take_snapshots(sim.now) == []  # nothing changed since
+    snapshot = published.snapshot
+    assert snapshot.longest_wait_s == 12.5
     assert snapshot.waiting == 1
     assert snapshot.agents["ringing"] == 2
     assert snapshot.agents["paused"] == 1
     assert snapshot.offered == 1
+
+
+def test_the_longest_wait_counts_old_calls_of_low_priority_too() -> None:
+    sim = Sim("roundrobin", agents=1, logged_in=False)
+    sim.arrive("old-low", priority=0)
+    sim.advance(30)
+    sim.arrive("new-high", priority=9)
+    sim.advance(5)
+    sim.arrive("mid", priority=4)
+    (published,) = sim.engine.take_snapshots(sim.now)
+    assert published.snapshot.waiting == 3
+    assert published.snapshot.longest_wait_s == 35.0

@@ -196,6 +196,21 @@ class Engine:
         self._touched.update(self._queues)
         return self.handle_timer(now)
 
+    def take_snapshots(self, now: float) -> list[PublishQueueSnapshot]:
+        """The wallboard snapshot of every queue that changed since the last call.
+
+        A pull, like `take_changes`, rather than a command per event: a retained
+        topic needs only its latest value, so the service asks once per turn and
+        a simulation need not ask at all.
+        """
+        snapshots = [
+            PublishQueueSnapshot(queue.config.tenant_id, self.snapshot(queue_id, now), now)
+            for queue_id in sorted(self._touched)
+            if (queue := self._queues.get(queue_id)) is not None
+        ]
+        self._touched.clear()
+        return snapshots
+
     def take_changes(self) -> StateChanges:
         """What changed since the last call, as records for the store."""
         calls = tuple(
@@ -262,7 +277,6 @@ class Engine:
     def snapshot(self, queue_id: QueueId, now: float) -> QueueSnapshot:
         """The wallboard view of a queue at `now`."""
         queue = self._queues[queue_id]
-        longest = min((entry[1] for entry in queue.line), default=now)
         config = queue.config
         return QueueSnapshot(
             queue_id=queue_id,
@@ -271,8 +285,8 @@ class Engine:
             strategy=config.strategy,
             status=config.status.value,
             waiting=len(queue.line),
-            longest_wait_s=round(now - longest, 3),
-            agents={s.value: queue.status_counts[s] for s in AgentStatus},
+            longest_wait_s=round(now - queue.oldest_arrival(now), 3),
+            agents={status.value: queue.status_counts[status] for status in AgentStatus},
             offered=queue.offered,
             answered=queue.answered,
             abandoned=queue.abandoned,
@@ -617,6 +631,12 @@ class Engine:
 
     def _distribute(self, now: float) -> None:
         while self._to_distribute:
+            if not any(  # the common case in a busy centre: nobody free, or nobody waiting
+                (queue := self._queues.get(q)) is not None and queue.free and queue.line
+                for q in self._to_distribute
+            ):
+                self._to_distribute.clear()
+                return
             queues = [self._queues[q] for q in self._to_distribute if q in self._queues]
             self._to_distribute.clear()
             # Only queues with a free agent can ring anyone; merging their lines
@@ -903,13 +923,6 @@ class Engine:
 
     def _finish(self, now: float) -> list[Command]:
         self._distribute(now)
-        for queue_id in sorted(self._touched):
-            queue = self._queues.get(queue_id)
-            if queue is not None:
-                self._out.append(
-                    PublishQueueSnapshot(queue.config.tenant_id, self.snapshot(queue_id, now), now)
-                )
-        self._touched.clear()
         out, self._out = self._out, []
         return out
 

@@ -20,14 +20,24 @@ CallId = NewType("CallId", str)
 CallKey = tuple[TenantId, CallId]
 
 
-class QueueStatus(enum.Enum):
+class _Enum(enum.Enum):
+    """An enum that hashes by identity.
+
+    Members are singletons, so identity is equality; `enum.Enum.__hash__` is
+    Python code hashing the name, and the engine hashes states on every event.
+    """
+
+    __hash__ = object.__hash__
+
+
+class QueueStatus(_Enum):
     """An inactive queue takes no new calls and serves those already waiting."""
 
     ACTIVE = "active"
     INACTIVE = "inactive"
 
 
-class Presence(enum.Enum):
+class Presence(_Enum):
     """What the agent said about themself (contract: `pbx/agent/state`)."""
 
     AVAILABLE = "available"
@@ -35,7 +45,7 @@ class Presence(enum.Enum):
     LOGGED_OUT = "logged_out"
 
 
-class DeviceState(enum.Enum):
+class DeviceState(_Enum):
     """What the PBX says about the phone (contract: `pbx/extension/state`)."""
 
     IDLE = "idle"
@@ -44,7 +54,7 @@ class DeviceState(enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
-class AgentStatus(enum.Enum):
+class AgentStatus(_Enum):
     """Ringmaster's own view of an agent, as published on `event/agent/state`."""
 
     AVAILABLE = "available"
@@ -55,7 +65,7 @@ class AgentStatus(enum.Enum):
     LOGGED_OUT = "logged_out"
 
 
-class RingFailure(enum.Enum):
+class RingFailure(_Enum):
     """Why the PBX says a ring ended unanswered."""
 
     BUSY = "busy"
@@ -64,7 +74,7 @@ class RingFailure(enum.Enum):
     NO_ANSWER = "no_answer"
 
 
-class CancelReason(enum.Enum):
+class CancelReason(_Enum):
     """Why ringmaster stops a ring."""
 
     TIMEOUT = "timeout"
@@ -74,7 +84,7 @@ class CancelReason(enum.Enum):
     AGENT_UNAVAILABLE = "agent_unavailable"
 
 
-class RejectReason(enum.Enum):
+class RejectReason(_Enum):
     """Why a call never reached a queue (contract: `cmd/route` hangup reasons)."""
 
     NO_ROUTE = "no_route"
@@ -82,7 +92,7 @@ class RejectReason(enum.Enum):
     QUEUE_FULL = "queue_full"
 
 
-class CallPhase(enum.Enum):
+class CallPhase(_Enum):
     """Where a call is in its life. The last four are final."""
 
     QUEUED = "queued"  # in a waiting line, no ring out

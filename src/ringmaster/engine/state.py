@@ -7,6 +7,7 @@ what leaves the engine.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -202,6 +203,21 @@ class QueueState:
     @property
     def queue_id(self) -> QueueId:
         return self.config.queue_id
+
+    def oldest_arrival(self, default: float) -> float:
+        """When the longest-waiting call arrived (`default` if none waits).
+
+        The line is sorted by priority first, so the oldest call heads one of
+        the (at most ten) priority groups: a few bisects, not a scan.
+        """
+        oldest = default
+        index = 0
+        while index < len(self.line):
+            head = self.line[index]
+            oldest = min(oldest, head[1])
+            # skip to the first entry of the next (lower) priority
+            index = bisect_left(self.line, (head[0] + 1,), lo=index)
+        return oldest
 
     def set_enrolled(self, enrolled: list[ExtensionId]) -> None:
         self.enrolled = enrolled
