@@ -495,6 +495,10 @@ class MqttLink:
         )
         # Before connecting: a resumed session's messages arrive right after CONNACK.
         _paho(client).manual_ack_set(True)
+        # aiomqtt logs a warning on every publish while more than this many are
+        # in flight; the service deliberately keeps a whole batch in flight, and
+        # the warning (one log line per publish) cost more than the publishing.
+        client.pending_calls_threshold = 100_000
         return client
 
 

@@ -878,7 +878,10 @@ class Engine:
         queue = self._queues.get(event.queue_id)
         if queue is None or event.extension_id in queue.position:
             return
-        queue.set_enrolled([*queue.enrolled, event.extension_id])
+        # In place: start-up replays every enrolment, and rebuilding the list
+        # each time made that quadratic (3.8 s for 10,000 agents in one queue).
+        queue.position[event.extension_id] = len(queue.enrolled)
+        queue.enrolled.append(event.extension_id)
         self._queues_of.setdefault(event.extension_id, set()).add(event.queue_id)
         agent = self._agents.get(event.extension_id)
         if agent is not None:
