@@ -1,0 +1,418 @@
+"""The pretend PBX (and the echo ceiling), each run in its own process.
+
+`python -m bench.loadgen '{"mode": ..., ...}'` prints one JSON line of results.
+Latency is measured from the *scheduled* send time (an absolute schedule,
+`t0 + i / rate`), so a generator that falls behind counts its own lateness
+against the figure instead of hiding it (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import time
+import uuid
+from typing import Any
+
+import aiomqtt
+
+from bench.common import numbers, percentiles
+
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+now_ns = time.perf_counter_ns
+
+
+def client(url: str, name: str) -> aiomqtt.Client:
+    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+    return aiomqtt.Client(
+        host,
+        int(port),
+        identifier=f"{name}-{uuid.uuid4().hex[:8]}",
+        socket_options=NODELAY,
+        max_inflight_messages=1000,
+        timeout=30,
+    )
+
+
+async def paced(rate: float, count: int, send: Any) -> dict[str, float]:
+    """Call `send(i, scheduled_ns)` on an absolute schedule; report how late we were."""
+    period = 1e9 / rate
+    t0 = now_ns() + 20_000_000
+    worst = 0
+    for i in range(count):
+        at = t0 + int(i * period)
+        delay = at - now_ns()
+        if delay > 0:
+            await asyncio.sleep(delay / 1e9)
+        worst = max(worst, now_ns() - at)
+        send(i, at)
+    took = (now_ns() - t0) / 1e9
+    return {"sent": count, "send_s": round(took, 3), "max_send_lag_ms": round(worst / 1e6, 3)}
+
+
+class Tasks:
+    """Keeps publish tasks alive until they finish (QoS 1: until the PUBACK)."""
+
+    def __init__(self) -> None:
+        self.live: set[asyncio.Task[None]] = set()
+        self.failed = 0
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.live.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.live.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.failed += 1
+
+    async def drain(self) -> None:
+        if self.live:
+            await asyncio.wait(self.live, timeout=30)
+
+
+# --- the ceiling: an echo through the same broker and client library -------------
+
+
+async def echo_server(a: dict[str, Any]) -> dict[str, Any]:
+    tasks = Tasks()
+    echoed = 0
+    async with client(a["url"], "echo-server") as c:
+        await c.subscribe(f"{a['prefix']}/req", qos=1)
+        await c.publish(f"{a['prefix']}/ready", b"1", qos=1, retain=True)
+        async with asyncio.timeout(a["max_s"]):
+            async for m in c.messages:
+                if m.payload == b"stop":
+                    break
+                tasks.spawn(c.publish(f"{a['prefix']}/rsp", m.payload, qos=1))
+                echoed += 1
+        await tasks.drain()
+    return {"echoed": echoed}
+
+
+async def echo(a: dict[str, Any]) -> dict[str, Any]:
+    prefix = a["prefix"]
+    results: dict[str, Any] = {}
+    async with client(a["url"], "echo-client") as c:
+        await c.subscribe(f"{prefix}/rsp", qos=1)
+        await c.subscribe(f"{prefix}/ready", qos=1)
+        sent: dict[int, int] = {}
+        got: dict[int, int] = {}
+        ready = asyncio.Event()
+        waiter: list[tuple[int, asyncio.Event]] = []
+
+        async def collect() -> None:
+            async for m in c.messages:
+                if m.topic.matches(f"{prefix}/ready"):
+                    ready.set()
+                    continue
+                i = int(m.payload)  # type: ignore[arg-type]
+                got[i] = now_ns()
+                for target, event in waiter:
+                    if len(got) >= target:
+                        event.set()
+
+        reader = asyncio.create_task(collect())
+        async with asyncio.timeout(30):
+            await ready.wait()
+        tasks = Tasks()
+        base = 0
+        # Throughput: a window of messages in flight, for a bounded time.
+        window, seconds = 200, a["throughput_s"]
+        start = now_ns()
+        end = start + int(seconds * 1e9)
+        i = 0
+        while now_ns() < end and i < 2_000_000:
+            while i - len(got) < window and i < 2_000_000:
+                sent[i] = now_ns()
+                tasks.spawn(c.publish(f"{prefix}/req", str(i).encode(), qos=1))
+                i += 1
+            await asyncio.sleep(0)
+        done_event = asyncio.Event()
+        waiter.append((i, done_event))
+        with __import__("contextlib").suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await done_event.wait()
+        took = (max(got.values()) - start) / 1e9
+        results["throughput_msgs_per_s"] = round(len(got) / took)
+        base = i
+        # Latency at paced rates.
+        for rate in a["rates"]:
+            count = int(rate * a["seconds"])
+            sched: dict[int, int] = {}
+
+            def send(k: int, at: int, base: int = base, sched: dict[int, int] = sched) -> None:
+                sched[base + k] = at
+                tasks.spawn(c.publish(f"{prefix}/req", str(base + k).encode(), qos=1))
+
+            pacing = await paced(rate, count, send)
+            event = asyncio.Event()
+            waiter.append((base + count, event))
+            with __import__("contextlib").suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await event.wait()
+            lat = [got[k] - at for k, at in sched.items() if k in got]
+            results[f"rate_{rate}"] = {**percentiles(lat), **pacing, "lost": count - len(lat)}
+            base += count
+        await tasks.drain()
+        await c.publish(f"{prefix}/req", b"stop", qos=1)
+        reader.cancel()
+    return results
+
+
+# --- the PBX -------------------------------------------------------------------------
+
+
+async def login(c: aiomqtt.Client, topic: str, agents: list[str], state: str = "available") -> None:
+    tasks = Tasks()
+    for n in agents:
+        tasks.spawn(c.publish(topic, json.dumps({"extension": n, "state": state}), qos=1))
+    await tasks.drain()
+
+
+async def arrival(a: dict[str, Any]) -> dict[str, Any]:
+    """Full-life calls at a paced rate: arrived -> (cmd/ring) -> answered -> hangup."""
+    p = f"{a['prefix']}/1"
+    hold_s, rate = a["hold_s"], a["rate"]
+    count = int(rate * a["seconds"])
+    dids = [f"+1000{q}" for q in range(a.get("queues", 1))]
+    sched: dict[str, int] = {}
+    ring_ns: dict[str, int] = {}
+    final: dict[str, str] = {}
+    tasks = Tasks()
+    loop = asyncio.get_running_loop()
+    all_done = asyncio.Event()
+    expected = [0]
+    async with client(a["url"], "pbx") as c:
+        for t in (
+            "cmd/ring",
+            "event/call/completed",
+            "event/call/abandoned",
+            "event/call/rejected",
+        ):
+            await c.subscribe(f"{p}/{t}", qos=1)
+
+        def hangup(call_id: str) -> None:
+            tasks.spawn(c.publish(f"{p}/pbx/call/hangup", json.dumps({"call_id": call_id}), qos=1))
+
+        async def collect() -> None:
+            async for m in c.messages:
+                t = now_ns()
+                topic = str(m.topic)[len(p) + 1 :]
+                body = json.loads(m.payload)  # type: ignore[arg-type]
+                call_id = body["call_id"]
+                if topic == "cmd/ring":
+                    if call_id in ring_ns:
+                        continue
+                    ring_ns[call_id] = t
+                    tasks.spawn(
+                        c.publish(
+                            f"{p}/pbx/call/answered",
+                            json.dumps({"call_id": call_id, "extension": body["extension"]}),
+                            qos=1,
+                        )
+                    )
+                    loop.call_later(hold_s, hangup, call_id)
+                else:
+                    final.setdefault(call_id, topic.rsplit("/", 1)[1])
+                    if len(final) >= expected[0] > 0:
+                        all_done.set()
+
+        reader = asyncio.create_task(collect())
+        if a.get("login", True):
+            await login(c, f"{p}/pbx/agent/state", numbers(a["agents"]))
+            await asyncio.sleep(1.0)
+        run = uuid.uuid4().hex[:6]
+
+        def send(i: int, at: int) -> None:
+            call_id = f"{run}-{i}"
+            sched[call_id] = at
+            body = {"call_id": call_id, "did": dids[i % len(dids)], "caller_id": "+4930123"}
+            tasks.spawn(c.publish(f"{p}/pbx/call/arrived", json.dumps(body), qos=1))
+
+        expected[0] = count
+        pacing = await paced(rate, count, send)
+        with __import__("contextlib").suppress(TimeoutError):
+            async with asyncio.timeout(hold_s + a.get("drain_s", 15)):
+                await all_done.wait()
+        await tasks.drain()
+        reader.cancel()
+    lat = [ring_ns[k] - at for k, at in sched.items() if k in ring_ns]
+    completed = sum(1 for k in sched if final.get(k) == "completed")
+    return {
+        "rate": rate,
+        "calls": count,
+        "rung": len(lat),
+        "completed": completed,
+        "lost": count - completed,
+        "publish_failures": tasks.failed,
+        **pacing,
+        **percentiles(lat),
+    }
+
+
+async def agent_free(a: dict[str, Any]) -> dict[str, Any]:
+    """Calls wait (every agent logged out); agents log in one by one, paced: time to their ring."""
+    p = f"{a['prefix']}/1"
+    agents = numbers(a["agents"])
+    waiting = a["agents"] + 10
+    tasks = Tasks()
+    queued: set[str] = set()
+    all_queued = asyncio.Event()
+    sched: dict[str, int] = {}
+    ring_ns: dict[str, int] = {}
+    all_rung = asyncio.Event()
+    async with client(a["url"], "pbx") as c:
+        for t in ("cmd/ring", "event/call/queued"):
+            await c.subscribe(f"{p}/{t}", qos=1)
+
+        async def collect() -> None:
+            async for m in c.messages:
+                t = now_ns()
+                topic = str(m.topic)[len(p) + 1 :]
+                body = json.loads(m.payload)  # type: ignore[arg-type]
+                if topic == "event/call/queued":
+                    queued.add(body["call_id"])
+                    if len(queued) >= waiting:
+                        all_queued.set()
+                elif body["extension"] not in ring_ns:
+                    ring_ns[body["extension"]] = t
+                    # Answer, and keep the call: the agent stays busy.
+                    tasks.spawn(
+                        c.publish(
+                            f"{p}/pbx/call/answered",
+                            json.dumps(
+                                {"call_id": body["call_id"], "extension": body["extension"]}
+                            ),
+                            qos=1,
+                        )
+                    )
+                    if len(ring_ns) >= len(agents):
+                        all_rung.set()
+
+        reader = asyncio.create_task(collect())
+        run = uuid.uuid4().hex[:6]
+        for i in range(waiting):
+            body = {"call_id": f"{run}-w{i}", "did": "+10000", "caller_id": "+4930123"}
+            tasks.spawn(c.publish(f"{p}/pbx/call/arrived", json.dumps(body), qos=1))
+        async with asyncio.timeout(60):
+            await all_queued.wait()
+        await asyncio.sleep(0.5)
+
+        def send(i: int, at: int) -> None:
+            sched[agents[i]] = at
+            body = {"extension": agents[i], "state": "available"}
+            tasks.spawn(c.publish(f"{p}/pbx/agent/state", json.dumps(body), qos=1))
+
+        pacing = await paced(a["rate"], len(agents), send)
+        with __import__("contextlib").suppress(TimeoutError):
+            async with asyncio.timeout(15):
+                await all_rung.wait()
+        await tasks.drain()
+        reader.cancel()
+    lat = [ring_ns[k] - at for k, at in sched.items() if k in ring_ns]
+    return {
+        "rate": a["rate"],
+        "waiting": waiting,
+        **pacing,
+        **percentiles(lat),
+        "lost": len(agents) - len(lat),
+    }
+
+
+async def seed_waiting(a: dict[str, Any]) -> dict[str, Any]:
+    """Agents paused, then `calls` arrivals; returns once every one is queued."""
+    p = f"{a['prefix']}/1"
+    tasks = Tasks()
+    queued = 0
+    done = asyncio.Event()
+    started = now_ns()
+    async with client(a["url"], "seed") as c:
+        await c.subscribe(f"{p}/event/call/queued", qos=1)
+
+        async def collect() -> None:
+            nonlocal queued
+            async for _ in c.messages:
+                queued += 1
+                if queued >= a["calls"]:
+                    done.set()
+
+        reader = asyncio.create_task(collect())
+        await login(c, f"{p}/pbx/agent/state", numbers(a["agents"]), "paused")
+        run = uuid.uuid4().hex[:6]
+        for i in range(a["calls"]):
+            body = {"call_id": f"{run}-s{i}", "did": "+10000", "caller_id": "+4930123"}
+            tasks.spawn(c.publish(f"{p}/pbx/call/arrived", json.dumps(body), qos=1))
+            if i % 200 == 199:
+                await asyncio.sleep(0.05)  # bounded in-flight: the seed is not a measurement
+        with __import__("contextlib").suppress(TimeoutError):
+            async with asyncio.timeout(a.get("max_s", 120)):
+                await done.wait()
+        await tasks.drain()
+        reader.cancel()
+    return {"queued": queued, "seconds": round((now_ns() - started) / 1e9, 3)}
+
+
+async def queue_login(a: dict[str, Any]) -> dict[str, Any]:
+    """With the daemon down: one agent becomes available (the broker keeps it for the daemon)."""
+    async with client(a["url"], "pbx") as c:
+        p = f"{a['prefix']}/1"
+        await c.publish(
+            f"{p}/pbx/agent/state",
+            json.dumps({"extension": a["extension"], "state": "available"}),
+            qos=1,
+        )
+    return {"ok": True}
+
+
+async def watch_start(a: dict[str, Any]) -> dict[str, Any]:
+    """Times (since `since_ns`, a perf_counter_ns of the daemon's spawn) to P/status online and first ring."""
+    p = a["prefix"]
+    ready_ns = ring_ns = None
+    async with client(a["url"], "watch") as c:
+        await c.subscribe(f"{p}/status", qos=1)
+        await c.subscribe(f"{p}/1/cmd/ring", qos=1)
+        print(json.dumps({"subscribed": True}), flush=True)
+        with __import__("contextlib").suppress(TimeoutError):
+            async with asyncio.timeout(a.get("max_s", 120)):
+                async for m in c.messages:
+                    body = json.loads(m.payload) if m.payload else {}  # type: ignore[arg-type]
+                    if m.topic.matches(f"{p}/status"):
+                        # A live (not retained) "online": this start's, not an old one.
+                        if body.get("state") == "online" and not m.retain and ready_ns is None:
+                            ready_ns = now_ns()
+                    elif ring_ns is None:
+                        ring_ns = now_ns()
+                    if ready_ns is not None and ring_ns is not None:
+                        break
+    return {"ready_ns": ready_ns, "ring_ns": ring_ns}
+
+
+async def wait_online(a: dict[str, Any]) -> dict[str, Any]:
+    async with client(a["url"], "wait") as c:
+        await c.subscribe(f"{a['prefix']}/status", qos=1)
+        async with asyncio.timeout(a.get("max_s", 120)):
+            async for m in c.messages:
+                if m.payload and json.loads(m.payload).get("state") == "online":  # type: ignore[arg-type]
+                    return {"online": True}
+    return {"online": False}
+
+
+MODES = {
+    "wait_online": wait_online,
+    "echo_server": echo_server,
+    "echo": echo,
+    "arrival": arrival,
+    "agent_free": agent_free,
+    "seed_waiting": seed_waiting,
+    "queue_login": queue_login,
+    "watch_start": watch_start,
+}
+
+if __name__ == "__main__":
+    args = json.loads(sys.argv[1])
+    result = asyncio.run(MODES[args["mode"]](args))
+    print(json.dumps(result), flush=True)
