@@ -62,7 +62,7 @@ from ringmaster.engine.model import (
     QueueTarget,
     TenantId,
 )
-from ringmaster.engine.strategies import strategy_names
+from ringmaster.fields import StrategyName
 from ringmaster.store import Change, ConfigTransaction, Store
 
 
@@ -112,23 +112,12 @@ class QueueEntry(_Entry):
     tenant_id: Id
     queue_number: Number
     name: str = Field(min_length=1)
-    strategy: str
+    strategy: StrategyName
     timeout: int = Field(ge=1)
     status: Literal["active", "inactive"] = "active"
     retry: int = Field(default=5, ge=0)
     wrapup_time: int = Field(default=0, ge=0)
     agents: list[Number] | None = None
-
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, value: str) -> str:
-        if value not in strategy_names():
-            raise PydanticCustomError(
-                "unknown_strategy",
-                'Unknown strategy "{value}"; expected one of: {names}',
-                {"value": value, "names": ", ".join(sorted(strategy_names()))},
-            )
-        return value
 
     @field_validator("agents")
     @classmethod

@@ -17,13 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from ringmaster.engine.model import AgentStatus
-from ringmaster.engine.strategies import strategy_names
+from ringmaster.fields import StrategyName
 
 #: SQLite's largest integer: a bigger id could never name a row, and binding it fails.
 MAX_ID = 2**63 - 1
@@ -48,28 +47,13 @@ def _storable(value: str) -> str:
     return value
 
 
-def _known_strategy(value: str) -> str:
-    if value not in strategy_names():
-        raise PydanticCustomError(
-            "unknown_strategy",
-            'unknown strategy "{value}"; expected one of: {names}',
-            {"value": value, "names": ", ".join(sorted(strategy_names()))},
-        )
-    return value
-
-
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
 OptionalName = Annotated[str, Field(max_length=200), AfterValidator(_storable)]
 Number = Annotated[str, Field(min_length=1, max_length=20), AfterValidator(_storable)]
 # Same rule as provisioning (provision.Did), with a length bound (E.164 has 15 digits).
 Did = Annotated[str, Field(pattern=r"^\+?[0-9]{1,32}$")]
-Strategy = Annotated[
-    str,
-    AfterValidator(_known_strategy),
-    # The names come from the code, not a Literal, so give the schema its enum by hand.
-    WithJsonSchema({"type": "string", "enum": sorted(strategy_names())}),
-]
+Strategy = StrategyName
 Timeout = Annotated[int, Field(ge=1, le=MAX_TIMEOUT_S)]
 Status = Literal["active", "inactive"]
 
