@@ -19,13 +19,17 @@ from ringmaster.contract import (
     will_payload,
 )
 from ringmaster.engine.commands import (
+    Announce,
     CancelRing,
     ClearQueueSnapshot,
     Command,
+    Originate,
     PublishAgentState,
     PublishCallAbandoned,
     PublishCallAnswered,
+    PublishCallbackRequested,
     PublishCallCompleted,
+    PublishCallOverflowed,
     PublishCallQueued,
     PublishCallRejected,
     PublishCallRinging,
@@ -39,6 +43,7 @@ from ringmaster.engine.commands import (
 from ringmaster.engine.events import (
     AgentPresenceChanged,
     CallArrived,
+    CallbackRequested,
     CallHungUp,
     DeviceStateChanged,
     PbxEvent,
@@ -107,7 +112,33 @@ def body(message: OutboxMessage) -> Any:
             {"call_id": "c-1", "did": "1", "caller_id": None, "caller_name": None},
             CallArrived(T, C, "1"),
         ),
+        (
+            "call/arrived",
+            {"call_id": "c-1", "did": "1", "skills": {"spanish": 5, "billing.2nd-line_x": 10}},
+            CallArrived(T, C, "1", skills={"spanish": 5, "billing.2nd-line_x": 10}),
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c-1", "did": "1", "skills": {"9" + "z" * 31: 1}},
+            CallArrived(T, C, "1", skills={"9" + "z" * 31: 1}),
+        ),
+        ("call/arrived", {"call_id": "c-1", "did": "1", "skills": {}}, CallArrived(T, C, "1")),
         ("call/answered", {"call_id": "c-1", "extension": "101"}, RingAnswered(T, C, "101")),
+        (
+            "call/callback_requested",
+            {"call_id": "c-1", "number": "+4930123"},
+            CallbackRequested(T, C, "+4930123"),
+        ),
+        (
+            "call/callback_requested",
+            {"call_id": "c-1", "number": "0" * 32},
+            CallbackRequested(T, C, "0" * 32),
+        ),
+        (
+            "call/callback_requested",
+            {"call_id": "c-1", "number": "+" + "1" * 31},
+            CallbackRequested(T, C, "+" + "1" * 31),
+        ),
         (
             "call/ring_failed",
             {"call_id": "c-1", "extension": "101", "reason": "no_answer"},
@@ -208,6 +239,66 @@ def test_prefix_with_levels() -> None:
             {"call_id": "c", "did": "1", "caller_id": 4917},
             "caller_id: Input should be a valid string",
         ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": ["spanish"]},
+            "skills: Input should be a valid dictionary",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": None},
+            "skills: Input should be a valid dictionary",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"Spanish": 5}},
+            "skills.Spanish.[key]: String should match pattern",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"_x": 5}},
+            "skills._x.[key]: String should match pattern",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"": 5}},
+            "skills..[key]: String should match pattern",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"s" * 33: 5}},
+            f"skills.{'s' * 33}.[key]: String should match pattern",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"spanish": 0}},
+            "skills.spanish: Input should be greater than or equal to 1",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"spanish": 11}},
+            "skills.spanish: Input should be less than or equal to 10",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"spanish": "5"}},
+            "skills.spanish: Input should be a valid integer",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"spanish": True}},
+            "skills.spanish: Input should be a valid integer",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {"spanish": 5.0}},
+            "skills.spanish: Input should be a valid integer",
+        ),
+        (
+            "call/arrived",
+            {"call_id": "c", "did": "1", "skills": {f"s{i}": 1 for i in range(51)}},
+            "skills: Dictionary should have at most 50 items",
+        ),
         ("call/answered", {"call_id": "c"}, "extension: Field required"),
         ("call/answered", {"call_id": "c", "extension": ""}, "extension: String should have"),
         (
@@ -222,6 +313,38 @@ def test_prefix_with_levels() -> None:
             "reason: Input should be 'busy', 'rejected', 'unreachable' or 'no_answer'",
         ),
         ("call/ring_failed", {"call_id": "c", "extension": "101"}, "reason: Field required"),
+        ("call/callback_requested", {"number": "+4930"}, "call_id: Field required"),
+        (
+            "call/callback_requested",
+            {"call_id": "c" * 65, "number": "+4930"},
+            "call_id: String should have at most 64",
+        ),
+        ("call/callback_requested", {"call_id": "c"}, "number: Field required"),
+        (
+            "call/callback_requested",
+            {"call_id": "c", "number": 4930},
+            "number: Input should be a valid string",
+        ),
+        (
+            "call/callback_requested",
+            {"call_id": "c", "number": ""},
+            "number: String should match pattern",
+        ),
+        (
+            "call/callback_requested",
+            {"call_id": "c", "number": "+"},
+            "number: String should match pattern",
+        ),
+        (
+            "call/callback_requested",
+            {"call_id": "c", "number": "030 123"},
+            "number: String should match pattern",
+        ),
+        (
+            "call/callback_requested",
+            {"call_id": "c", "number": "1" * 33},
+            "number: String should have at most 32",
+        ),
         ("call/hangup", {}, "call_id: Field required"),
         ("call/hangup", {"call_id": "c", "cause": 16}, "cause: Input should be a valid string"),
         (
@@ -334,6 +457,12 @@ SNAPSHOT = QueueSnapshot(
     answered=7,
     abandoned=1,
     completed=6,
+    overflowed=2,
+    service_level_s=30,
+    answered_within=5,
+    abandoned_within=1,
+    service_level_pct=100 * 5 / 7,
+    callbacks=1,
 )
 
 RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
@@ -366,6 +495,24 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
         RouteToHangup(T, C, "no_route"),
         "rm/7/cmd/route",
         {"call_id": "c-1", "target": {"type": "hangup", "reason": "no_route"}, "at": AT},
+        False,
+    ),
+    (
+        Announce(T, C, Q, 4, 95),
+        "rm/7/cmd/announce",
+        {"call_id": "c-1", "queue_id": 3, "position": 4, "estimated_wait_s": 95, "at": AT},
+        False,
+    ),
+    (
+        Announce(T, C, Q, 1, None),
+        "rm/7/cmd/announce",
+        {"call_id": "c-1", "queue_id": 3, "position": 1, "estimated_wait_s": None, "at": AT},
+        False,
+    ),
+    (
+        Originate(T, C, "101", "+4930123"),
+        "rm/7/cmd/originate",
+        {"call_id": "c-1", "extension": "101", "number": "+4930123", "at": AT},
         False,
     ),
     (
@@ -412,6 +559,57 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
         False,
     ),
     (
+        PublishCallRejected(T, C, "+4930", "queue_empty", NOW),
+        "rm/7/event/call/rejected",
+        {"call_id": "c-1", "did": "+4930", "reason": "queue_empty", "at": AT},
+        False,
+    ),
+    (
+        PublishCallOverflowed(T, C, Q, "max_wait", 120.00049, NOW, to_queue=QueueId(4)),
+        "rm/7/event/call/overflowed",
+        {
+            "call_id": "c-1",
+            "queue_id": 3,
+            "reason": "max_wait",
+            "wait_s": 120.0,
+            "target": {"type": "queue", "queue_id": 4},
+            "at": AT,
+        },
+        False,
+    ),
+    (
+        PublishCallOverflowed(T, C, Q, "queue_full", 0.0, NOW, to_extension="200"),
+        "rm/7/event/call/overflowed",
+        {
+            "call_id": "c-1",
+            "queue_id": 3,
+            "reason": "queue_full",
+            "wait_s": 0.0,
+            "target": {"type": "extension", "extension": "200"},
+            "at": AT,
+        },
+        False,
+    ),
+    (
+        PublishCallOverflowed(T, C, Q, "queue_empty", 7.25, NOW),
+        "rm/7/event/call/overflowed",
+        {
+            "call_id": "c-1",
+            "queue_id": 3,
+            "reason": "queue_empty",
+            "wait_s": 7.25,
+            "target": {"type": "hangup"},
+            "at": AT,
+        },
+        False,
+    ),
+    (
+        PublishCallbackRequested(T, C, Q, "+4930123", 3, NOW),
+        "rm/7/event/call/callback_requested",
+        {"call_id": "c-1", "queue_id": 3, "number": "+4930123", "position": 3, "at": AT},
+        False,
+    ),
+    (
         PublishAgentState(T, "101", AgentStatus.WRAPUP, NOW),
         "rm/7/event/agent/state",
         {"extension": "101", "state": "wrapup", "reason": "", "at": AT},
@@ -433,9 +631,21 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
             "answered": 7,
             "abandoned": 1,
             "completed": 6,
+            "overflowed": 2,
+            "service_level_s": 30,
+            "answered_within": 5,
+            "abandoned_within": 1,
+            "service_level_pct": 71.4,
+            "callbacks": 1,
             "at": AT,
         },
         True,
+    ),
+    (
+        RouteToHangup(T, C, "too_many_hops"),
+        "rm/7/cmd/route",
+        {"call_id": "c-1", "target": {"type": "hangup", "reason": "too_many_hops"}, "at": AT},
+        False,
     ),
     (
         RejectInput(RingAnswered(T, C, "102"), "102 is not ringing for c-1", NOW),
@@ -470,6 +680,28 @@ def test_every_command_class_is_rendered() -> None:
     assert classes == set(Command.__args__)
 
 
+def test_snapshot_before_the_first_answer_has_no_service_level() -> None:
+    fresh = QueueSnapshot(
+        queue_id=Q,
+        name="Sales",
+        queue_number="600",
+        strategy="ringall",
+        status="active",
+        waiting=0,
+        longest_wait_s=0.0,
+        agents={},
+        offered=0,
+        answered=0,
+        abandoned=0,
+        completed=0,
+    )
+    payload = body(render(P, PublishQueueSnapshot(T, fresh, NOW)))
+    assert payload["service_level_pct"] is None
+    assert payload["service_level_s"] == 20
+    assert (payload["overflowed"], payload["callbacks"]) == (0, 0)
+    assert (payload["answered_within"], payload["abandoned_within"]) == (0, 0)
+
+
 def test_clear_queue_snapshot_is_an_empty_retained_message() -> None:
     message = render(P, ClearQueueSnapshot(T, Q))
     assert message == OutboxMessage(topic="rm/7/state/queue/3", payload=b"", retain=True)
@@ -487,7 +719,25 @@ def test_clear_queue_snapshot_is_an_empty_retained_message() -> None:
                 "caller_id": "+4917",
                 "caller_name": "Ada",
                 "priority": 5,
+                "skills": {},
             },
+        ),
+        (
+            CallArrived(T, C, "1", skills={"spanish": 5}),
+            "rm/7/pbx/call/arrived",
+            {
+                "call_id": "c-1",
+                "did": "1",
+                "caller_id": "",
+                "caller_name": "",
+                "priority": 0,
+                "skills": {"spanish": 5},
+            },
+        ),
+        (
+            CallbackRequested(T, C, "+4930123"),
+            "rm/7/pbx/call/callback_requested",
+            {"call_id": "c-1", "number": "+4930123"},
         ),
         (
             RingFailed(T, C, "101", RingFailure.BUSY),

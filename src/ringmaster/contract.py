@@ -22,6 +22,11 @@ Additions to the contract (it may be extended by adding, never by changing):
   id, since such a message cannot be attributed to a `P/T/error` topic.
 - The MQTT last will on `P/status` is `{"state": "offline"}` without `at`: the
   broker sends it at a time ringmaster cannot know when it registers it.
+- `pbx/call/arrived` takes optional `skills` the call requires; the PBX may
+  publish `pbx/call/callback_requested`.
+- Commands `cmd/announce` and `cmd/originate`; events `event/call/overflowed`
+  and `event/call/callback_requested`; the queue snapshot's service-level,
+  overflow and callback figures.
 """
 
 from __future__ import annotations
@@ -37,13 +42,17 @@ from typing import Annotated, Any, Final, TypeAlias
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ringmaster.engine.commands import (
+    Announce,
     CancelRing,
     ClearQueueSnapshot,
     Command,
+    Originate,
     PublishAgentState,
     PublishCallAbandoned,
     PublishCallAnswered,
+    PublishCallbackRequested,
     PublishCallCompleted,
+    PublishCallOverflowed,
     PublishCallQueued,
     PublishCallRejected,
     PublishCallRinging,
@@ -56,6 +65,7 @@ from ringmaster.engine.commands import (
 from ringmaster.engine.events import (
     AgentPresenceChanged,
     CallArrived,
+    CallbackRequested,
     CallHungUp,
     DeviceStateChanged,
     PbxEvent,
@@ -69,6 +79,7 @@ from ringmaster.engine.model import (
     RingFailure,
     TenantId,
 )
+from ringmaster.fields import SkillMap
 from ringmaster.store import OutboxMessage
 
 __all__ = [
@@ -137,6 +148,8 @@ def _free_text(value: Any) -> Any:
 CallIdField = Annotated[str, Field(strict=True, min_length=1, max_length=64)]
 ExtensionField = Annotated[str, Field(strict=True, min_length=1, max_length=20)]
 DidField = Annotated[str, Field(strict=True, max_length=32, pattern=r"^\+?[0-9]+$")]
+#: A number to call back: written like a DID.
+NumberField = DidField
 # strict: JSON true, 1.5 and "1" are not priorities (pydantic would coerce them).
 PriorityField = Annotated[int, Field(strict=True, ge=0, le=9)]
 FreeText = Annotated[str, BeforeValidator(_free_text), Field(strict=True)]
@@ -150,11 +163,17 @@ class _Inbound(BaseModel):
 class CallArrivedPayload(_Inbound):
     """`P/T/pbx/call/arrived`."""
 
+    # strict for `skills` (the other fields are strict already): the admin API and
+    # provisioning take skill levels strictly, and the same map must not mean more
+    # here, e.g. "5" or true as a level.
+    model_config = ConfigDict(strict=True)
+
     call_id: CallIdField
     did: DidField
     caller_id: FreeText = ""
     caller_name: FreeText = ""
     priority: PriorityField = 0
+    skills: SkillMap = Field(default_factory=dict)
 
 
 class CallAnsweredPayload(_Inbound):
@@ -177,6 +196,13 @@ class CallHangupPayload(_Inbound):
 
     call_id: CallIdField
     cause: FreeText = ""
+
+
+class CallbackRequestedPayload(_Inbound):
+    """`P/T/pbx/call/callback_requested` (addition)."""
+
+    call_id: CallIdField
+    number: NumberField
 
 
 class AgentStatePayload(_Inbound):
@@ -202,6 +228,7 @@ def _call_arrived(tenant: TenantId, p: CallArrivedPayload) -> PbxEvent:
         caller_id=p.caller_id,
         caller_name=p.caller_name,
         priority=p.priority,
+        skills=dict(p.skills),
     )
 
 
@@ -217,6 +244,10 @@ def _ring_failed(tenant: TenantId, p: RingFailedPayload) -> PbxEvent:
 
 def _call_hung_up(tenant: TenantId, p: CallHangupPayload) -> PbxEvent:
     return CallHungUp(tenant_id=tenant, call_id=CallId(p.call_id), cause=p.cause)
+
+
+def _callback_requested(tenant: TenantId, p: CallbackRequestedPayload) -> PbxEvent:
+    return CallbackRequested(tenant_id=tenant, call_id=CallId(p.call_id), number=p.number)
 
 
 def _agent_state(tenant: TenantId, p: AgentStatePayload) -> PbxEvent:
@@ -237,6 +268,7 @@ INBOUND: Final[Mapping[str, _Converter]] = {
     "call/answered": (CallAnsweredPayload, _ring_answered),
     "call/ring_failed": (RingFailedPayload, _ring_failed),
     "call/hangup": (CallHangupPayload, _call_hung_up),
+    "call/callback_requested": (CallbackRequestedPayload, _callback_requested),
     "agent/state": (AgentStatePayload, _agent_state),
     "extension/state": (ExtensionStatePayload, _extension_state),
 }
@@ -398,7 +430,10 @@ def _seconds(value: float) -> float:
     return round(value, 3)
 
 
-def _event_topic_payload(prefix: str, event: PbxEvent) -> tuple[str, dict[str, Any]]:
+# One case per inbound event class, as `render` below; mypy checks it is exhaustive.
+def _event_topic_payload(  # noqa: PLR0911
+    prefix: str, event: PbxEvent
+) -> tuple[str, dict[str, Any]]:
     """The inbound topic and payload an engine event came from (for error echoes)."""
     base = f"{prefix}/{event.tenant_id}/pbx"
     match event:
@@ -409,6 +444,7 @@ def _event_topic_payload(prefix: str, event: PbxEvent) -> tuple[str, dict[str, A
                 "caller_id": event.caller_id,
                 "caller_name": event.caller_name,
                 "priority": event.priority,
+                "skills": dict(event.skills),
             }
         case RingAnswered():
             return f"{base}/call/answered", {
@@ -423,6 +459,11 @@ def _event_topic_payload(prefix: str, event: PbxEvent) -> tuple[str, dict[str, A
             }
         case CallHungUp():
             return f"{base}/call/hangup", {"call_id": event.call_id, "cause": event.cause}
+        case CallbackRequested():
+            return f"{base}/call/callback_requested", {
+                "call_id": event.call_id,
+                "number": event.number,
+            }
         case AgentPresenceChanged():
             return f"{base}/agent/state", {
                 "extension": event.extension,
@@ -447,7 +488,8 @@ def render(  # noqa: PLR0911, PLR0912
         prefix: The topic prefix `P`.
         command: Any engine command.
         now: The time for the `at` of commands that carry none of their own (the PBX
-            commands `Ring`, `CancelRing`, `RouteTo*`); None reads the wall clock.
+            commands `Ring`, `CancelRing`, `RouteTo*`, `Announce`, `Originate`); None
+            reads the wall clock.
             Monitoring events use their own `at`.
 
     Returns:
@@ -492,6 +534,27 @@ def render(  # noqa: PLR0911, PLR0912
                 {
                     "call_id": command.call_id,
                     "target": {"type": "hangup", "reason": command.reason},
+                    "at": _now(now),
+                },
+            )
+        case Announce():
+            return _message(
+                f"{tenant}/cmd/announce",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "position": command.position,
+                    "estimated_wait_s": command.estimated_wait_s,
+                    "at": _now(now),
+                },
+            )
+        case Originate():
+            return _message(
+                f"{tenant}/cmd/originate",
+                {
+                    "call_id": command.call_id,
+                    "extension": command.extension,
+                    "number": command.number,
                     "at": _now(now),
                 },
             )
@@ -559,6 +622,29 @@ def render(  # noqa: PLR0911, PLR0912
                     "at": format_time(command.at),
                 },
             )
+        case PublishCallOverflowed():
+            return _message(
+                f"{tenant}/event/call/overflowed",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "reason": command.reason,
+                    "wait_s": _seconds(command.wait_s),
+                    "target": _overflow_target(command),
+                    "at": format_time(command.at),
+                },
+            )
+        case PublishCallbackRequested():
+            return _message(
+                f"{tenant}/event/call/callback_requested",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "number": command.number,
+                    "position": command.position,
+                    "at": format_time(command.at),
+                },
+            )
         case PublishAgentState():
             return _message(
                 f"{tenant}/event/agent/state",
@@ -572,6 +658,8 @@ def render(  # noqa: PLR0911, PLR0912
         case PublishQueueSnapshot():
             snapshot = dataclasses.asdict(command.snapshot)
             snapshot["longest_wait_s"] = _seconds(command.snapshot.longest_wait_s)
+            if command.snapshot.service_level_pct is not None:
+                snapshot["service_level_pct"] = round(command.snapshot.service_level_pct, 1)
             snapshot["at"] = format_time(command.at)
             return _message(
                 f"{tenant}/state/queue/{command.snapshot.queue_id}", snapshot, retain=True
@@ -592,6 +680,15 @@ def render(  # noqa: PLR0911, PLR0912
                     "at": format_time(command.at),
                 },
             )
+
+
+def _overflow_target(command: PublishCallOverflowed) -> dict[str, Any]:
+    # Shaped like cmd/route's target, plus the queue type that cmd/route never needs.
+    if command.to_queue is not None:
+        return {"type": "queue", "queue_id": command.to_queue}
+    if command.to_extension is not None:
+        return {"type": "extension", "extension": command.to_extension}
+    return {"type": "hangup"}
 
 
 def _now(now: float | None) -> str:

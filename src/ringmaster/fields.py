@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from ringmaster.engine.strategies import strategy_names
@@ -27,3 +27,79 @@ StrategyName = Annotated[
     # The names come from the registry, not a Literal, so the schema gets its enum here.
     WithJsonSchema({"type": "string", "enum": sorted(strategy_names())}),
 ]
+
+
+# --- the queue and enrolment options of call-centre parity (docs/options.md) ---------------
+
+#: The longest any option in seconds may be: a day. Larger values are mistakes, and
+#: bounding them keeps every value an SQLite integer.
+MAX_SECONDS = 86_400
+MAX_PENALTY = 1000
+MAX_SKILL_LEVEL = 10
+MAX_SKILLS = 50
+MAX_RULES = 20
+
+Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
+PositiveSeconds = Annotated[int, Field(ge=1, le=MAX_SECONDS)]
+Penalty = Annotated[int, Field(ge=0, le=MAX_PENALTY)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Weight = Annotated[int, Field(ge=0, le=1000)]
+SkillName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
+SkillLevel = Annotated[int, Field(ge=1, le=MAX_SKILL_LEVEL)]
+#: `{"spanish": 8, "billing": 5}`: what an extension has, or what a call requires.
+SkillMap = Annotated[dict[SkillName, SkillLevel], Field(max_length=MAX_SKILLS)]
+
+#: The agent conditions of `join_empty` and `leave_when_empty`.
+ConditionName = Literal["paused", "unavailable", "logged_out", "busy", "wrapup"]
+
+
+def _no_repeats(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise PydanticCustomError("repeated_condition", "names a condition twice")
+    return value
+
+
+ConditionSet = Annotated[list[ConditionName], AfterValidator(_no_repeats)]
+
+
+class _Option(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PenaltyRuleField(_Option):
+    """After `after` seconds in the queue, ring agents up to `max_penalty`."""
+
+    after: Seconds
+    max_penalty: Penalty
+
+
+class SkillRuleField(_Option):
+    """After `after` seconds in the queue, lower every required skill level by `lower_by`."""
+
+    after: Seconds
+    lower_by: SkillLevel
+
+
+def _rules_in_time_order(value: list[_R]) -> list[_R]:
+    afters = [rule.after for rule in value]
+    if afters != sorted(set(afters)):
+        raise PydanticCustomError(
+            "rules_out_of_order", "rules must be in increasing order of `after`, each once"
+        )
+    return value
+
+
+_R = TypeVar("_R", PenaltyRuleField, SkillRuleField)
+
+PenaltyRules = Annotated[
+    list[PenaltyRuleField], Field(max_length=MAX_RULES), AfterValidator(_rules_in_time_order)
+]
+SkillRules = Annotated[
+    list[SkillRuleField], Field(max_length=MAX_RULES), AfterValidator(_rules_in_time_order)
+]
+
+#: The longest ring an operator may set, in seconds: the admin API's bound (an hour is
+#: already absurd), shared so that a provisioning file is held to the same one.
+MAX_RING_TIMEOUT = 3600
+#: A queue's `timeout`: how long one agent rings.
+RingTimeout = Annotated[int, Field(ge=1, le=MAX_RING_TIMEOUT)]

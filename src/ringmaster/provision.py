@@ -12,29 +12,33 @@ file changes nothing. The format (see ``docs/provisioning.md`` for the full desc
     tenant_id = 1
     number = "101"              # a string, 1..20 characters, unique within the tenant
     name = "Alice"              # optional
+    skills = {spanish = 8}      # optional: skill name -> level 1..10
 
     [[queue]]
     tenant_id = 1
     queue_number = "600"        # a string, 1..20 characters, unique within the tenant
     name = "Sales"
-    strategy = "ringall"        # ringall, leastrecent or roundrobin
+    strategy = "ringall"        # a strategy name (docs/provisioning.md lists them)
     timeout = 15                # seconds one agent rings, >= 1
     status = "active"           # or "inactive"; default "active"
     retry = 5                   # optional, seconds between rounds, >= 0
     wrapup_time = 0             # optional, seconds of rest after a call, >= 0
-    agents = ["101", "102"]     # optional; extension numbers of the same tenant, in order
+    overflow = {type = "queue", queue_number = "601"}   # optional, and the other
+                                # options of QueueConfig under their own names
+    agents = ["101", {extension = "102", penalty = 1}]  # optional; in order
 
     [[did_route]]
     tenant_id = 1
     did = "+15551230001"        # digits with an optional leading +
     queue = "600"               # a queue_number of the same tenant, or
     # extension = "101"         # an extension number of the same tenant (exactly one)
+    skills = {spanish = 5}      # optional, with a queue only: what every call requires
 
 Entries are matched to stored rows by their natural keys (tenant id; tenant and number;
-tenant and queue_number; tenant and did) and created or updated. A queue's ``agents``
-list, when given, replaces its enrolments; when left out, they are left alone. Anything
-in the store that the file does not mention is left alone too: provisioning adds and
-updates, it never deletes.
+tenant and queue_number; tenant and did) and created or updated. An option left out gets
+its default. A queue's ``agents`` list, when given, replaces its enrolments (with their
+options); when left out, they are left alone. Anything in the store that the file does
+not mention is left alone too: provisioning adds and updates, it never deletes.
 
 Errors name the file, the entry (counted from 1 in file order) and the field::
 
@@ -50,19 +54,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from ringmaster.engine.events import ConfigEvent, ExtensionSaved, QueueSaved, TenantSaved
 from ringmaster.engine.model import (
+    DEFAULT_ENROLMENT,
+    AgentCondition,
+    EnrolmentOptions,
     ExtensionId,
     ExtensionTarget,
+    HangupTarget,
+    OverflowTarget,
+    PenaltyRule,
+    QueueConfig,
     QueueId,
     QueueStatus,
     QueueTarget,
+    SkillRule,
     TenantId,
 )
-from ringmaster.fields import StrategyName
+from ringmaster.fields import (
+    ConditionSet,
+    Count,
+    Penalty,
+    PenaltyRules,
+    PositiveSeconds,
+    RingTimeout,
+    Seconds,
+    SkillMap,
+    SkillRules,
+    StrategyName,
+    Weight,
+)
 from ringmaster.store import Change, ConfigTransaction, Store
 
 
@@ -84,6 +116,9 @@ Id = Annotated[int, Field(ge=1)]
 Number = Annotated[str, Field(min_length=1, max_length=20)]
 Did = Annotated[str, Field(pattern=r"^\+?[0-9]+$")]
 
+#: The engine's defaults, which an option left out of the file gets.
+_QUEUE_DEFAULTS = QueueConfig(QueueId(0), TenantId(0), "", "", "", 1)
+
 
 class _Entry(BaseModel):
     # strict: TOML is typed, so `number = 101` (an integer) is a mistake worth reporting,
@@ -104,32 +139,133 @@ class ExtensionEntry(_Entry):
     tenant_id: Id
     number: Number
     name: str = ""
+    skills: SkillMap = {}
+
+
+class AgentEntry(_Entry):
+    """One of a queue's ``agents``: an extension number and its enrolment options.
+
+    In the file, a plain number (``"101"``) is short for ``{extension = "101"}``. The
+    agent's position is its place in the array.
+    """
+
+    extension: Number
+    penalty: Penalty = DEFAULT_ENROLMENT.penalty
+    # TOML has no null: leaving the key out is the only way to say "the queue's".
+    wrapup_time: Seconds | None = DEFAULT_ENROLMENT.wrapup_time
+    max_no_answer: Count = DEFAULT_ENROLMENT.max_no_answer
+    busy_delay: Seconds = DEFAULT_ENROLMENT.busy_delay
+    reject_delay: Seconds = DEFAULT_ENROLMENT.reject_delay
+    no_answer_delay: Seconds = DEFAULT_ENROLMENT.no_answer_delay
+
+    def options(self, position: int | None = None) -> EnrolmentOptions:
+        """The agent's enrolment options, at `position` (None: the store's choice)."""
+        return EnrolmentOptions(
+            penalty=self.penalty,
+            position=position,
+            wrapup_time=self.wrapup_time,
+            max_no_answer=self.max_no_answer,
+            busy_delay=self.busy_delay,
+            reject_delay=self.reject_delay,
+            no_answer_delay=self.no_answer_delay,
+        )
+
+
+def _agent_from_number(value: object) -> object:
+    if isinstance(value, str):
+        return {"extension": value}
+    if isinstance(value, Mapping | AgentEntry):
+        return value
+    raise PydanticCustomError(
+        "agent_entry", "An agent is an extension number (a string) or an inline table"
+    )
+
+
+Agent = Annotated[AgentEntry, BeforeValidator(_agent_from_number)]
+
+
+class OverflowEntry(_Entry):
+    """A queue's ``overflow``: ``{type = "hangup"}``, or an extension or queue by number."""
+
+    type: Literal["hangup", "extension", "queue"]
+    extension: Number | None = None
+    queue_number: Number | None = None
+
+    @model_validator(mode="after")
+    def _target_fits_type(self) -> OverflowEntry:
+        wanted = {"hangup": None, "extension": "extension", "queue": "queue_number"}[self.type]
+        given = [key for key in ("extension", "queue_number") if getattr(self, key) is not None]
+        if given != ([wanted] if wanted else []):
+            needs = f"`{wanted}` and no other target" if wanted else "no target"
+            raise PydanticCustomError(
+                "overflow_target",
+                'An overflow of type "{type}" takes {needs}',
+                {"type": self.type, "needs": needs},
+            )
+        return self
 
 
 class QueueEntry(_Entry):
-    """A ``[[queue]]`` entry."""
+    """A ``[[queue]]`` entry: the fields and options of `QueueConfig`, and its agents."""
 
     tenant_id: Id
     queue_number: Number
     name: str = Field(min_length=1)
     strategy: StrategyName
-    timeout: int = Field(ge=1)
+    timeout: RingTimeout
     status: Literal["active", "inactive"] = "active"
-    retry: int = Field(default=5, ge=0)
-    wrapup_time: int = Field(default=0, ge=0)
-    agents: list[Number] | None = None
+    retry: Seconds = _QUEUE_DEFAULTS.retry
+    wrapup_time: Seconds = _QUEUE_DEFAULTS.wrapup_time
+    max_len: Count = _QUEUE_DEFAULTS.max_len
+    max_wait: Seconds = _QUEUE_DEFAULTS.max_wait
+    overflow: OverflowEntry = OverflowEntry(type="hangup")
+    join_empty: ConditionSet = []
+    leave_when_empty: ConditionSet = []
+    weight: Weight = _QUEUE_DEFAULTS.weight
+    service_level: PositiveSeconds = _QUEUE_DEFAULTS.service_level
+    announce_frequency: Seconds = _QUEUE_DEFAULTS.announce_frequency
+    ring_progressive_delay: PositiveSeconds = _QUEUE_DEFAULTS.ring_progressive_delay
+    penalty_rules: PenaltyRules = []
+    skill_rules: SkillRules = []
+    agents: list[Agent] | None = None
 
     @field_validator("agents")
     @classmethod
-    def _no_duplicate_agents(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and len(set(value)) != len(value):
-            twice = sorted({n for n in value if value.count(n) > 1})
+    def _no_duplicate_agents(cls, value: list[AgentEntry] | None) -> list[AgentEntry] | None:
+        numbers = [agent.extension for agent in value or ()]
+        if len(set(numbers)) != len(numbers):
+            twice = sorted({n for n in numbers if numbers.count(n) > 1})
             raise PydanticCustomError(
                 "duplicate_agent",
                 "An agent is listed more than once: {twice}",
                 {"twice": ", ".join(f'"{n}"' for n in twice)},
             )
         return value
+
+    def config(self, queue_id: QueueId, overflow: OverflowTarget) -> QueueConfig:
+        """The queue as the engine sees it, with its overflow target resolved to an id."""
+        return QueueConfig(
+            queue_id,
+            TenantId(self.tenant_id),
+            self.name,
+            self.queue_number,
+            self.strategy,
+            self.timeout,
+            status=QueueStatus(self.status),
+            retry=self.retry,
+            wrapup_time=self.wrapup_time,
+            max_len=self.max_len,
+            max_wait=self.max_wait,
+            overflow=overflow,
+            join_empty=frozenset(AgentCondition(c) for c in self.join_empty),
+            leave_when_empty=frozenset(AgentCondition(c) for c in self.leave_when_empty),
+            weight=self.weight,
+            service_level=self.service_level,
+            announce_frequency=self.announce_frequency,
+            ring_progressive_delay=self.ring_progressive_delay,
+            penalty_rules=tuple(PenaltyRule(r.after, r.max_penalty) for r in self.penalty_rules),
+            skill_rules=tuple(SkillRule(r.after, r.lower_by) for r in self.skill_rules),
+        )
 
 
 class DidRouteEntry(_Entry):
@@ -139,11 +275,15 @@ class DidRouteEntry(_Entry):
     did: Did
     queue: Number | None = None
     extension: Number | None = None
+    skills: SkillMap = {}
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> DidRouteEntry:
         if (self.queue is None) == (self.extension is None):
             raise PydanticCustomError("route_target", "Give exactly one of `queue` and `extension`")
+        if self.skills and self.queue is None:
+            # Skills choose among a queue's agents; a call to an extension rings just it.
+            raise PydanticCustomError("route_skills", "`skills` apply to a route to a queue only")
         return self
 
 
@@ -231,6 +371,10 @@ def _identity(kind: str, raw: Any) -> str:
 def _where(kind: str, index: int, rest: Iterable[str | int] = ()) -> str:
     place = f"{kind}[{index + 1}]"
     for part in rest:
+        if part == "[key]":
+            # pydantic's marker for a bad key of a table (`skills.Spanish`): the key
+            # is already the previous part.
+            continue
         place += f"[{part + 1}]" if isinstance(part, int) else f".{part}"
     return place
 
@@ -278,13 +422,39 @@ class _Known:
         return known
 
 
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """One cross-entry problem, before it is written as a line of the error."""
+
+    kind: str
+    index: int
+    field: str
+    message: str
+    entry: BaseModel
+
+
 def _cross_check(file: Path, spec: ProvisionFile, known: _Known) -> list[str]:
     """References and uniqueness across entries; `known` gains the file's entries."""
-    errors: list[str] = []
+    problems = _duplicates(spec)
+    known.tenants.update(t.id for t in spec.tenant)
+    for e in spec.extension:
+        known.extensions.setdefault((e.tenant_id, e.number), None)
+    for q in spec.queue:
+        known.queues.setdefault((q.tenant_id, q.queue_number), None)
+    problems += _dangling_references(spec, known)
+    return [
+        _line(
+            file,
+            _where(p.kind, p.index, [p.field]),
+            p.message,
+            _identity(p.kind, p.entry.model_dump()),
+        )
+        for p in problems
+    ]
 
-    def fail(kind: str, index: int, field_: str, message: str, entry: BaseModel) -> None:
-        identity = _identity(kind, entry.model_dump())
-        errors.append(_line(file, _where(kind, index, [field_]), message, identity))
+
+def _duplicates(spec: ProvisionFile) -> list[_Problem]:
+    problems: list[_Problem] = []
 
     def unique(kind: str, key_field: str, keys: Iterable[object]) -> None:
         first: dict[object, int] = {}
@@ -292,54 +462,60 @@ def _cross_check(file: Path, spec: ProvisionFile, known: _Known) -> list[str]:
         for index, key in enumerate(keys):
             if key in first:
                 message = f"duplicate of {_where(kind, first[key])}"
-                fail(kind, index, key_field, message, entries[index])
+                problems.append(_Problem(kind, index, key_field, message, entries[index]))
             first.setdefault(key, index)
 
     unique("tenant", "id", (t.id for t in spec.tenant))
     unique("extension", "number", ((e.tenant_id, e.number) for e in spec.extension))
     unique("queue", "queue_number", ((q.tenant_id, q.queue_number) for q in spec.queue))
     unique("did_route", "did", ((r.tenant_id, r.did) for r in spec.did_route))
+    return problems
 
-    known.tenants.update(t.id for t in spec.tenant)
-    for e in spec.extension:
-        known.extensions.setdefault((e.tenant_id, e.number), None)
-    for q in spec.queue:
-        known.queues.setdefault((q.tenant_id, q.queue_number), None)
 
-    def owners(table: Mapping[tuple[int, str], object], number: str) -> list[int]:
-        return sorted(tenant for tenant, n in table if n == number)
+def _dangling_references(spec: ProvisionFile, known: _Known) -> list[_Problem]:
+    """References to a tenant, queue or extension that neither the file nor the store has."""
+    problems: list[_Problem] = []
 
-    def missing(what: str, table: Mapping[tuple[int, str], object], tenant: int, n: str) -> str:
-        elsewhere = owners(table, n)
+    def dangling(what: str, tenant: int, number: str | None) -> str | None:
+        """Why `number` names no `what` ("queue", "extension") of `tenant`; None if it does."""
+        table = known.queues if what == "queue" else known.extensions
+        if number is None or (tenant, number) in table:
+            return None
+        elsewhere = sorted(t for t, n in table if n == number)
         hint = f" (only tenant {', '.join(map(str, elsewhere))} has one)" if elsewhere else ""
-        return f'No {what} "{n}" in tenant {tenant}{hint}; references stay within a tenant'
+        return f'No {what} "{number}" in tenant {tenant}{hint}; references stay within a tenant'
 
-    owned: list[tuple[str, Sequence[ExtensionEntry | QueueEntry]]] = [
+    entries: list[tuple[str, Sequence[ExtensionEntry | QueueEntry | DidRouteEntry]]] = [
         ("extension", spec.extension),
         ("queue", spec.queue),
+        ("did_route", spec.did_route),
     ]
-    for kind, entries in owned:
-        for index, entry in enumerate(entries):
+    for kind, of_kind in entries:
+        for index, entry in enumerate(of_kind):
             if entry.tenant_id not in known.tenants:
-                message = f"No tenant {entry.tenant_id} in the file or the store"
-                fail(kind, index, "tenant_id", message, entry)
+                no_tenant = f"No tenant {entry.tenant_id} in the file or the store"
+                problems.append(_Problem(kind, index, "tenant_id", no_tenant, entry))
     for index, q in enumerate(spec.queue):
-        for position, number in enumerate(q.agents or ()):
-            if (q.tenant_id, number) not in known.extensions:
-                message = missing("extension", known.extensions, q.tenant_id, number)
-                fail("queue", index, f"agents[{position + 1}]", message, q)
+        references: list[tuple[str, str, str | None]] = [
+            (f"agents[{position + 1}]", "extension", agent.extension)
+            for position, agent in enumerate(q.agents or ())
+        ]
+        # As for DID routes: a queue or extension of the file or the store, same tenant.
+        references.append(("overflow.queue_number", "queue", q.overflow.queue_number))
+        references.append(("overflow.extension", "extension", q.overflow.extension))
+        for field_, what, number in references:
+            if message := dangling(what, q.tenant_id, number):
+                problems.append(_Problem("queue", index, field_, message, q))
     for index, r in enumerate(spec.did_route):
         if r.tenant_id not in known.tenants:
-            message = f"No tenant {r.tenant_id} in the file or the store"
-            fail("did_route", index, "tenant_id", message, r)
-        elif r.queue is not None and (r.tenant_id, r.queue) not in known.queues:
-            fail(
-                "did_route", index, "queue", missing("queue", known.queues, r.tenant_id, r.queue), r
-            )
-        elif r.extension is not None and (r.tenant_id, r.extension) not in known.extensions:
-            message = missing("extension", known.extensions, r.tenant_id, r.extension)
-            fail("did_route", index, "extension", message, r)
-    return errors
+            continue  # reported above; its target cannot be looked for
+        for field_, what, number in (
+            ("queue", "queue", r.queue),
+            ("extension", "extension", r.extension),
+        ):
+            if message := dangling(what, r.tenant_id, number):
+                problems.append(_Problem("did_route", index, field_, message, r))
+    return problems
 
 
 def load_file(path: Path) -> ProvisionFile:
@@ -411,27 +587,46 @@ async def _apply(tx: ConfigTransaction, spec: ProvisionFile, known: _Known) -> P
 
     extension_ids = {key: ExtensionId(i) for key, i in known.extensions.items() if i is not None}
     for e in spec.extension:
-        saved_ext = await tx.upsert_extension(TenantId(e.tenant_id), e.number, name=e.name)
+        saved_ext = await tx.upsert_extension(
+            TenantId(e.tenant_id), e.number, name=e.name, skills=e.skills
+        )
         extension_ids[(e.tenant_id, e.number)] = saved_ext.id
         report.extensions.add(saved_ext.change)
 
     queue_ids = {key: QueueId(i) for key, i in known.queues.items() if i is not None}
+
+    def overflow_of(q: QueueEntry) -> OverflowTarget | None:
+        """The queue's overflow target; None while it is a queue of the file not yet saved."""
+        overflow = q.overflow
+        if overflow.extension is not None:
+            return ExtensionTarget(extension_ids[(q.tenant_id, overflow.extension)])
+        if overflow.queue_number is not None:
+            target = queue_ids.get((q.tenant_id, overflow.queue_number))
+            return None if target is None else QueueTarget(target)
+        return HangupTarget()
+
+    # A queue may overflow to a queue further down the file, or to itself, so such a
+    # queue is saved with hangup first and given its target once every queue has an id.
+    deferred: list[tuple[QueueEntry, Change]] = []
     for q in spec.queue:
-        saved_queue = await tx.upsert_queue(
-            TenantId(q.tenant_id),
-            q.queue_number,
-            name=q.name,
-            strategy=q.strategy,
-            timeout=q.timeout,
-            status=QueueStatus(q.status),
-            retry=q.retry,
-            wrapup_time=q.wrapup_time,
-        )
+        overflow = overflow_of(q)
+        saved_queue = await tx.upsert_queue(q.config(QueueId(0), overflow or HangupTarget()))
         queue_ids[(q.tenant_id, q.queue_number)] = saved_queue.id
-        report.queues.add(saved_queue.change)
+        if overflow is None:
+            deferred.append((q, saved_queue.change))
+        else:
+            report.queues.add(saved_queue.change)
         if q.agents is not None:
-            agents = [extension_ids[(q.tenant_id, number)] for number in q.agents]
+            agents = [
+                (extension_ids[(q.tenant_id, agent.extension)], agent.options(position))
+                for position, agent in enumerate(q.agents)
+            ]
             report.enrolments.add(await tx.set_enrolments(saved_queue.id, agents))
+    for q, first in deferred:
+        overflow = overflow_of(q)
+        assert overflow is not None  # every queue of the file is saved by now
+        second = await tx.upsert_queue(q.config(QueueId(0), overflow))
+        report.queues.add(_both(first, second.change))
 
     for r in spec.did_route:
         target = (
@@ -439,5 +634,13 @@ async def _apply(tx: ConfigTransaction, spec: ProvisionFile, known: _Known) -> P
             if r.queue is not None
             else ExtensionTarget(extension_ids[(r.tenant_id, r.extension or "")])
         )
-        report.did_routes.add(await tx.upsert_did_route(TenantId(r.tenant_id), r.did, target))
+        change = await tx.upsert_did_route(TenantId(r.tenant_id), r.did, target, skills=r.skills)
+        report.did_routes.add(change)
     return report
+
+
+def _both(first: Change, second: Change) -> Change:
+    """What two writes of one row did, together."""
+    if first is Change.CREATED:
+        return first
+    return Change.UPDATED if Change.UPDATED in (first, second) else Change.UNCHANGED

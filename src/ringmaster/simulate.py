@@ -29,22 +29,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ringmaster.engine import events as ev
-from ringmaster.engine.commands import CancelRing, Ring, RouteToHangup
+from ringmaster.engine.commands import CancelRing, Ring, RouteToExtension, RouteToHangup
 from ringmaster.engine.core import Engine
 from ringmaster.engine.model import (
     CallId,
     DidRoute,
     Extension,
     ExtensionId,
+    ExtensionTarget,
+    HangupTarget,
+    OverflowTarget,
     Presence,
-    QueueConfig,
     QueueId,
-    QueueStatus,
     QueueTarget,
     Tenant,
     TenantId,
 )
-from ringmaster.provision import ProvisionFile
+from ringmaster.provision import AgentEntry, ProvisionFile, QueueEntry
 
 
 class SimulationError(Exception):
@@ -127,42 +128,36 @@ def scenario_from_spec(spec: ProvisionFile, staff: Mapping[str, int] | None = No
     ]
     ext_ids: dict[tuple[int, str], ExtensionId] = {}
 
+    skills = {(e.tenant_id, e.number): e.skills for e in spec.extension}
+
     def extension(tenant_id: int, number: str) -> ExtensionId:
         key = (tenant_id, number)
         if key not in ext_ids:
             ext_ids[key] = ExtensionId(len(ext_ids) + 1)
-            config.append(ev.ExtensionSaved(Extension(ext_ids[key], TenantId(tenant_id), number)))
+            config.append(
+                ev.ExtensionSaved(
+                    Extension(ext_ids[key], TenantId(tenant_id), number, skills=skills.get(key, {}))
+                )
+            )
         return ext_ids[key]
 
     for e in spec.extension:
         extension(e.tenant_id, e.number)
+    queue_ids = {(q.tenant_id, q.queue_number): QueueId(i) for i, q in enumerate(spec.queue, 1)}
     plans: list[QueuePlan] = []
     enrolled: set[ExtensionId] = set()
     for index, q in enumerate(spec.queue, start=1):
         queue_id = QueueId(index)
-        config.append(
-            ev.QueueSaved(
-                QueueConfig(
-                    queue_id,
-                    TenantId(q.tenant_id),
-                    q.name,
-                    q.queue_number,
-                    q.strategy,
-                    q.timeout,
-                    QueueStatus(q.status),
-                    q.retry,
-                    q.wrapup_time,
-                )
-            )
-        )
+        config.append(ev.QueueSaved(q.config(queue_id, _overflow(q, queue_ids, extension))))
         count = staff.pop(q.queue_number, None)
         if count is not None:
-            numbers = [f"s{q.queue_number}.{i}" for i in range(1, count + 1)]
+            agents = [AgentEntry(extension=f"s{q.queue_number}.{i}") for i in range(1, count + 1)]
         else:
-            numbers = list(q.agents or ())
-        for number in numbers:
-            extension_id = extension(q.tenant_id, number)
-            config.append(ev.AgentEnrolled(queue_id, extension_id))
+            agents = list(q.agents or ())
+        numbers = [agent.extension for agent in agents]
+        for position, agent in enumerate(agents):
+            extension_id = extension(q.tenant_id, agent.extension)
+            config.append(ev.AgentEnrolled(queue_id, extension_id, agent.options(position)))
             enrolled.add(extension_id)
         routed = [
             r.did
@@ -188,11 +183,12 @@ def scenario_from_spec(spec: ProvisionFile, staff: Mapping[str, int] | None = No
     if staff:
         raise SimulationError(f"no queue {', '.join(map(repr, staff))} to staff")
     # Routes of the file that point at queues; routes to extensions carry no simulated calls.
-    queue_ids = {(p.tenant_id, p.key): p.queue_id for p in plans}
     for r in spec.did_route:
         if r.queue is not None:
-            target = QueueTarget(queue_ids[(TenantId(r.tenant_id), r.queue)])
-            config.append(ev.DidRouteSaved(DidRoute(TenantId(r.tenant_id), r.did, target)))
+            target = QueueTarget(queue_ids[(r.tenant_id, r.queue)])
+            config.append(
+                ev.DidRouteSaved(DidRoute(TenantId(r.tenant_id), r.did, target, r.skills))
+            )
     numbers_of = {extension_id: key for key, extension_id in ext_ids.items()}
     logins = tuple(
         ev.AgentPresenceChanged(TenantId(numbers_of[e][0]), numbers_of[e][1], Presence.AVAILABLE)
@@ -478,8 +474,9 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
             elif kind is CancelRing:
                 assert isinstance(command, CancelRing)
                 pending.pop((command.call_id, command.extension), None)
-            elif kind is RouteToHangup:
-                assert isinstance(command, RouteToHangup)
+            elif kind is RouteToHangup or kind is RouteToExtension:
+                # Rejected, or overflowed out of the queues: the call leaves the simulation.
+                assert isinstance(command, RouteToHangup | RouteToExtension)
                 call = calls.pop(command.call_id, None)
                 if call is not None:
                     waiting -= 1
@@ -723,3 +720,23 @@ def staff_for(
 
 def _with_threshold(workload: Workload, threshold_s: float) -> Workload:
     return replace(workload, sl_threshold_s=threshold_s)
+
+
+def _overflow(
+    queue: QueueEntry,
+    queue_ids: dict[tuple[int, str], QueueId],
+    extension: Callable[[int, str], ExtensionId],
+) -> OverflowTarget:
+    """The queue's overflow target, by the simulation's own ids."""
+    target = queue.overflow
+    if target.type == "queue" and target.queue_number is not None:
+        key = (queue.tenant_id, target.queue_number)
+        if key not in queue_ids:
+            raise SimulationError(
+                f"queue {queue.queue_number!r} overflows to queue {target.queue_number!r},"
+                " which the file does not define"
+            )
+        return QueueTarget(queue_ids[key])
+    if target.type == "extension" and target.extension is not None:
+        return ExtensionTarget(extension(queue.tenant_id, target.extension))
+    return HangupTarget()

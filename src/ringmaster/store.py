@@ -26,7 +26,7 @@ import enum
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, Self, TypeVar
@@ -42,21 +42,29 @@ from ringmaster.engine.events import (
     TenantSaved,
 )
 from ringmaster.engine.model import (
+    DEFAULT_ENROLMENT,
+    AgentCondition,
     AgentStatus,
     CallId,
     CallKey,
     CallPhase,
     DeviceState,
     DidRoute,
+    EnrolmentOptions,
     Extension,
     ExtensionId,
     ExtensionTarget,
+    HangupTarget,
+    OverflowTarget,
+    PenaltyRule,
     Presence,
     QueueConfig,
     QueueId,
     QueueStatus,
     QueueTarget,
     RouteTarget,
+    SkillRule,
+    Skills,
     Tenant,
     TenantId,
 )
@@ -208,6 +216,90 @@ MIGRATIONS: list[str] = [
     DROP TABLE did_routes;
     ALTER TABLE did_routes_v2 RENAME TO did_routes;
     """,
+    # --- 3: call-centre options (issue 4): queue and enrolment options, skills, and the
+    # live state of overflows, callbacks, announcements and the new strategies ----------
+    # Columns only, with defaults equal to the engine's (model.QueueConfig,
+    # model.EnrolmentOptions, records.*), so existing rows mean what they meant.
+    # `queues` is not rebuilt for composite foreign keys as did_routes was: dropping it
+    # would cascade to queue_agents. The triggers keep overflow targets in the tenant.
+    """
+    ALTER TABLE queues ADD COLUMN max_len INTEGER NOT NULL DEFAULT 0 CHECK (max_len >= 0);
+    ALTER TABLE queues ADD COLUMN max_wait INTEGER NOT NULL DEFAULT 0 CHECK (max_wait >= 0);
+    ALTER TABLE queues ADD COLUMN overflow_type TEXT NOT NULL DEFAULT 'hangup'
+        CHECK (overflow_type IN ('hangup', 'extension', 'queue'));
+    ALTER TABLE queues ADD COLUMN overflow_extension_id INTEGER NULL REFERENCES extensions (id)
+        CHECK ((overflow_extension_id IS NULL) = (overflow_type <> 'extension'));
+    ALTER TABLE queues ADD COLUMN overflow_queue_id INTEGER NULL REFERENCES queues (id)
+        CHECK ((overflow_queue_id IS NULL) = (overflow_type <> 'queue'));
+    -- JSON arrays of model.AgentCondition values, sorted
+    ALTER TABLE queues ADD COLUMN join_empty TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE queues ADD COLUMN leave_when_empty TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE queues ADD COLUMN weight INTEGER NOT NULL DEFAULT 0 CHECK (weight >= 0);
+    ALTER TABLE queues ADD COLUMN service_level INTEGER NOT NULL DEFAULT 20
+        CHECK (service_level >= 0);
+    ALTER TABLE queues ADD COLUMN announce_frequency INTEGER NOT NULL DEFAULT 0
+        CHECK (announce_frequency >= 0);
+    ALTER TABLE queues ADD COLUMN ring_progressive_delay INTEGER NOT NULL DEFAULT 10
+        CHECK (ring_progressive_delay >= 0);
+    -- JSON [{"after": s, "max_penalty": p}] and [{"after": s, "lower_by": n}], in order
+    ALTER TABLE queues ADD COLUMN penalty_rules TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE queues ADD COLUMN skill_rules TEXT NOT NULL DEFAULT '[]';
+    CREATE TRIGGER queues_overflow_in_tenant_on_insert BEFORE INSERT ON queues
+    WHEN (NEW.overflow_queue_id IS NOT NULL AND NOT EXISTS (
+              SELECT 1 FROM queues WHERE id = NEW.overflow_queue_id AND tenant_id = NEW.tenant_id))
+      OR (NEW.overflow_extension_id IS NOT NULL AND NOT EXISTS (
+              SELECT 1 FROM extensions
+              WHERE id = NEW.overflow_extension_id AND tenant_id = NEW.tenant_id))
+    BEGIN
+        SELECT RAISE(ABORT, 'overflow target is not in the queue''s tenant');
+    END;
+    CREATE TRIGGER queues_overflow_in_tenant_on_update
+    BEFORE UPDATE OF tenant_id, overflow_queue_id, overflow_extension_id ON queues
+    WHEN (NEW.overflow_queue_id IS NOT NULL AND NOT EXISTS (
+              SELECT 1 FROM queues WHERE id = NEW.overflow_queue_id AND tenant_id = NEW.tenant_id))
+      OR (NEW.overflow_extension_id IS NOT NULL AND NOT EXISTS (
+              SELECT 1 FROM extensions
+              WHERE id = NEW.overflow_extension_id AND tenant_id = NEW.tenant_id))
+    BEGIN
+        SELECT RAISE(ABORT, 'overflow target is not in the queue''s tenant');
+    END;
+
+    -- `position` is the agent's position option; ties go by enrolment order, which is
+    -- rowid order (a new row's rowid is above every existing one).
+    ALTER TABLE queue_agents ADD COLUMN penalty INTEGER NOT NULL DEFAULT 0 CHECK (penalty >= 0);
+    ALTER TABLE queue_agents ADD COLUMN wrapup_time INTEGER NULL  -- NULL: the queue's
+        CHECK (wrapup_time >= 0);
+    ALTER TABLE queue_agents ADD COLUMN max_no_answer INTEGER NOT NULL DEFAULT 0
+        CHECK (max_no_answer >= 0);
+    ALTER TABLE queue_agents ADD COLUMN busy_delay INTEGER NOT NULL DEFAULT 0
+        CHECK (busy_delay >= 0);
+    ALTER TABLE queue_agents ADD COLUMN reject_delay INTEGER NOT NULL DEFAULT 0
+        CHECK (reject_delay >= 0);
+    ALTER TABLE queue_agents ADD COLUMN no_answer_delay INTEGER NOT NULL DEFAULT 0
+        CHECK (no_answer_delay >= 0);
+
+    -- JSON objects {skill name: level}
+    ALTER TABLE extensions ADD COLUMN skills TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE did_routes ADD COLUMN skills TEXT NOT NULL DEFAULT '{}';
+
+    ALTER TABLE calls ADD COLUMN entered_at REAL NULL;
+    ALTER TABLE calls ADD COLUMN hops INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE calls ADD COLUMN callback_number TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN skills TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE calls ADD COLUMN announce_at REAL NULL;
+    ALTER TABLE calls ADD COLUMN progress_at REAL NULL;
+
+    ALTER TABLE agent_states ADD COLUMN last_call_ended_at REAL NULL;
+    ALTER TABLE agent_states ADD COLUMN skip_until REAL NULL;
+    ALTER TABLE agent_states ADD COLUMN unanswered INTEGER NOT NULL DEFAULT 0;
+
+    ALTER TABLE queue_memory ADD COLUMN last_answered INTEGER NULL;
+    ALTER TABLE queue_memory ADD COLUMN overflowed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_memory ADD COLUMN answered_within INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_memory ADD COLUMN abandoned_within INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_memory ADD COLUMN last_answer_at REAL NULL;
+    ALTER TABLE queue_memory ADD COLUMN answer_interval_s REAL NULL;
+    """,
 ]
 
 
@@ -284,12 +376,16 @@ def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
 _CALL_COLUMNS: Final = (
     "tenant_id", "call_id", "phase", "queue_id", "did", "caller_id", "caller_name", "priority",
     "arrived_at", "seq", "tried", "retry_at", "agent_id", "answered_at", "ended_at",
+    "entered_at", "hops", "callback_number", "skills", "announce_at", "progress_at",
 )
 _AGENT_COLUMNS: Final = (
     "extension_id", "presence", "presence_reason", "device", "wrapup_until", "status",
+    "last_call_ended_at", "skip_until", "unanswered",
 )
 _QUEUE_MEMORY_COLUMNS: Final = (
     "queue_id", "last_rung", "offered", "answered", "abandoned", "completed",
+    "last_answered", "overflowed", "answered_within", "abandoned_within", "last_answer_at",
+    "answer_interval_s",
 )
 _STATS_COLUMNS: Final = (
     "queue_id", "extension_id", "last_call_ended_at", "calls_completed", "talk_time_s",
@@ -317,6 +413,22 @@ _INSERT_OUTBOX: Final = "INSERT INTO outbox (topic, payload, retain) VALUES (?, 
 Row = tuple[Any, ...]
 
 
+def _json(value: object) -> str:
+    """The one JSON spelling of a stored value (compact, keys sorted), so equal is equal."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _skills_json(skills: Skills) -> str:
+    # Most calls and extensions have no skills: skip the encoder for them (commit is hot).
+    return _json(dict(skills)) if skills else "{}"
+
+
+def _skills(text: str) -> dict[str, int]:
+    # The same shortcut on the way back: `load_live` may read 10,000 calls.
+    skills: dict[str, int] = {} if text == "{}" else json.loads(text)
+    return skills
+
+
 def _call_row(call: CallRecord) -> Row:
     return (
         call.tenant_id,
@@ -334,6 +446,12 @@ def _call_row(call: CallRecord) -> Row:
         call.agent_id,
         call.answered_at,
         call.ended_at,
+        call.entered_at,
+        call.hops,
+        call.callback_number,
+        _skills_json(call.skills),
+        call.announce_at,
+        call.progress_at,
     )
 
 
@@ -354,6 +472,12 @@ def _call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
         agent_id,
         answered_at,
         ended_at,
+        entered_at,
+        hops,
+        callback_number,
+        skills,
+        announce_at,
+        progress_at,
     ) = row
     return CallRecord(
         tenant_id=TenantId(tenant_id),
@@ -372,6 +496,12 @@ def _call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
         agent_id=None if agent_id is None else ExtensionId(agent_id),
         answered_at=answered_at,
         ended_at=ended_at,
+        entered_at=entered_at,
+        hops=hops,
+        callback_number=callback_number,
+        skills=_skills(skills),
+        announce_at=announce_at,
+        progress_at=progress_at,
     )
 
 
@@ -383,11 +513,24 @@ def _agent_row(agent: AgentRecord) -> Row:
         agent.device.value,
         agent.wrapup_until,
         agent.status.value,
+        agent.last_call_ended_at,
+        agent.skip_until,
+        agent.unanswered,
     )
 
 
 def _agent_record(row: Row) -> AgentRecord:
-    extension_id, presence, reason, device, wrapup_until, status = row
+    (
+        extension_id,
+        presence,
+        reason,
+        device,
+        wrapup_until,
+        status,
+        last_call_ended_at,
+        skip_until,
+        unanswered,
+    ) = row
     return AgentRecord(
         extension_id=ExtensionId(extension_id),
         presence=Presence(presence),
@@ -395,6 +538,9 @@ def _agent_record(row: Row) -> AgentRecord:
         device=DeviceState(device),
         wrapup_until=wrapup_until,
         status=AgentStatus(status),
+        last_call_ended_at=last_call_ended_at,
+        skip_until=skip_until,
+        unanswered=unanswered,
     )
 
 
@@ -406,11 +552,30 @@ def _queue_memory_row(memory: QueueMemoryRecord) -> Row:
         memory.answered,
         memory.abandoned,
         memory.completed,
+        memory.last_answered,
+        memory.overflowed,
+        memory.answered_within,
+        memory.abandoned_within,
+        memory.last_answer_at,
+        memory.answer_interval_s,
     )
 
 
 def _queue_memory_record(row: Row) -> QueueMemoryRecord:
-    queue_id, last_rung, offered, answered, abandoned, completed = row
+    (
+        queue_id,
+        last_rung,
+        offered,
+        answered,
+        abandoned,
+        completed,
+        last_answered,
+        overflowed,
+        answered_within,
+        abandoned_within,
+        last_answer_at,
+        answer_interval_s,
+    ) = row
     return QueueMemoryRecord(
         queue_id=QueueId(queue_id),
         last_rung=None if last_rung is None else ExtensionId(last_rung),
@@ -418,6 +583,12 @@ def _queue_memory_record(row: Row) -> QueueMemoryRecord:
         answered=answered,
         abandoned=abandoned,
         completed=completed,
+        last_answered=None if last_answered is None else ExtensionId(last_answered),
+        overflowed=overflowed,
+        answered_within=answered_within,
+        abandoned_within=abandoned_within,
+        last_answer_at=last_answer_at,
+        answer_interval_s=answer_interval_s,
     )
 
 
@@ -444,9 +615,99 @@ def _stats_record(row: Row) -> AgentQueueStats:
 
 # --- configuration SQL ------------------------------------------------------------------
 
+# fmt: off
+_QUEUE_FIELDS: Final = (
+    "tenant_id", "name", "queue_number", "strategy", "timeout", "status", "retry",
+    "wrapup_time", "max_len", "max_wait", "overflow_type", "overflow_extension_id",
+    "overflow_queue_id", "join_empty", "leave_when_empty", "weight", "service_level",
+    "announce_frequency", "ring_progressive_delay", "penalty_rules", "skill_rules",
+)
+# fmt: on
+_QUEUE_COLUMNS: Final = ", ".join(("id", *_QUEUE_FIELDS))
+_INSERT_QUEUE: Final = (
+    f"INSERT INTO queues ({', '.join(_QUEUE_FIELDS)})"
+    f" VALUES ({', '.join('?' * len(_QUEUE_FIELDS))})"
+)
+# A queue's tenant never changes, so an update writes every field but that one.
+_UPDATE_QUEUE: Final = (
+    f"UPDATE queues SET {', '.join(f'{c} = ?' for c in _QUEUE_FIELDS[1:])} WHERE id = ?"
+)
+_EXTENSION_COLUMNS: Final = "id, tenant_id, number, name, skills"
+_ROUTE_COLUMNS: Final = "id, tenant_id, did, queue_id, extension_id, skills"
+#: An enrolment's options (model.EnrolmentOptions), `position` first.
+_ENROLMENT_COLUMNS: Final = (
+    "position, penalty, wrapup_time, max_no_answer, busy_delay, reject_delay, no_answer_delay"
+)
+
+
+def _queue_values(config: QueueConfig) -> Row:
+    """A queue's `_QUEUE_FIELDS`, in that order."""
+    overflow = config.overflow
+    return (
+        config.tenant_id,
+        config.name,
+        config.queue_number,
+        config.strategy,
+        config.timeout,
+        config.status.value,
+        config.retry,
+        config.wrapup_time,
+        config.max_len,
+        config.max_wait,
+        _OVERFLOW_TYPES[type(overflow)],
+        overflow.extension_id if isinstance(overflow, ExtensionTarget) else None,
+        overflow.queue_id if isinstance(overflow, QueueTarget) else None,
+        _json(sorted(c.value for c in config.join_empty)),
+        _json(sorted(c.value for c in config.leave_when_empty)),
+        config.weight,
+        config.service_level,
+        config.announce_frequency,
+        config.ring_progressive_delay,
+        _json([{"after": r.after, "max_penalty": r.max_penalty} for r in config.penalty_rules]),
+        _json([{"after": r.after, "lower_by": r.lower_by} for r in config.skill_rules]),
+    )
+
+
+_OVERFLOW_TYPES: Final[dict[type, str]] = {
+    HangupTarget: "hangup",
+    ExtensionTarget: "extension",
+    QueueTarget: "queue",
+}
+
 
 def _queue_config(row: Row) -> QueueConfig:
-    queue_id, tenant_id, name, queue_number, strategy, timeout, status, retry, wrapup = row
+    """The inverse of `_queue_values`, from a row of `_QUEUE_COLUMNS` (the id first)."""
+    (
+        queue_id,
+        tenant_id,
+        name,
+        queue_number,
+        strategy,
+        timeout,
+        status,
+        retry,
+        wrapup_time,
+        max_len,
+        max_wait,
+        overflow_type,
+        overflow_extension_id,
+        overflow_queue_id,
+        join_empty,
+        leave_when_empty,
+        weight,
+        service_level,
+        announce_frequency,
+        ring_progressive_delay,
+        penalty_rules,
+        skill_rules,
+    ) = row
+    overflow: OverflowTarget
+    if overflow_type == "queue":
+        overflow = QueueTarget(QueueId(overflow_queue_id))
+    elif overflow_type == "extension":
+        overflow = ExtensionTarget(ExtensionId(overflow_extension_id))
+    else:
+        overflow = HangupTarget()
     return QueueConfig(
         queue_id=QueueId(queue_id),
         tenant_id=TenantId(tenant_id),
@@ -456,26 +717,58 @@ def _queue_config(row: Row) -> QueueConfig:
         timeout=timeout,
         status=QueueStatus(status),
         retry=retry,
-        wrapup_time=wrapup,
+        wrapup_time=wrapup_time,
+        max_len=max_len,
+        max_wait=max_wait,
+        overflow=overflow,
+        join_empty=frozenset(AgentCondition(c) for c in json.loads(join_empty)),
+        leave_when_empty=frozenset(AgentCondition(c) for c in json.loads(leave_when_empty)),
+        weight=weight,
+        service_level=service_level,
+        announce_frequency=announce_frequency,
+        ring_progressive_delay=ring_progressive_delay,
+        penalty_rules=tuple(
+            PenaltyRule(r["after"], r["max_penalty"]) for r in json.loads(penalty_rules)
+        ),
+        skill_rules=tuple(SkillRule(r["after"], r["lower_by"]) for r in json.loads(skill_rules)),
     )
 
 
-_QUEUE_COLUMNS: Final = (
-    "id, tenant_id, name, queue_number, strategy, timeout, status, retry, wrapup_time"
-)
-_ROUTE_COLUMNS: Final = "id, tenant_id, did, queue_id, extension_id"
+def _enrolment_values(options: EnrolmentOptions) -> Row:
+    """The options of `_ENROLMENT_COLUMNS` but `position`, in that order."""
+    return (
+        options.penalty,
+        options.wrapup_time,
+        options.max_no_answer,
+        options.busy_delay,
+        options.reject_delay,
+        options.no_answer_delay,
+    )
+
+
+def _enrolment_options(row: Row) -> EnrolmentOptions:
+    """Options from a row of `_ENROLMENT_COLUMNS`, with the stored position."""
+    position, penalty, wrapup_time, max_no_answer, busy_delay, reject_delay, no_answer_delay = row
+    return EnrolmentOptions(
+        penalty=penalty,
+        position=position,
+        wrapup_time=wrapup_time,
+        max_no_answer=max_no_answer,
+        busy_delay=busy_delay,
+        reject_delay=reject_delay,
+        no_answer_delay=no_answer_delay,
+    )
 
 
 def _extension(row: Row) -> Extension:
-    extension_id, tenant_id, number, name = row
-    return Extension(ExtensionId(extension_id), TenantId(tenant_id), number, name)
+    extension_id, tenant_id, number, name, skills = row
+    return Extension(ExtensionId(extension_id), TenantId(tenant_id), number, name, _skills(skills))
 
 
 def _stored_route(row: Row) -> StoredRoute:
-    route_id, tenant_id, did, queue_id, extension_id = row
-    return StoredRoute(
-        route_id, DidRoute(TenantId(tenant_id), did, _route_target(queue_id, extension_id))
-    )
+    route_id, tenant_id, did, queue_id, extension_id, skills = row
+    target = _route_target(queue_id, extension_id)
+    return StoredRoute(route_id, DidRoute(TenantId(tenant_id), did, target, _skills(skills)))
 
 
 def _route_target(queue_id: int | None, extension_id: int | None) -> RouteTarget:
@@ -485,30 +778,34 @@ def _route_target(queue_id: int | None, extension_id: int | None) -> RouteTarget
     return ExtensionTarget(ExtensionId(extension_id))
 
 
+def _route_columns(target: RouteTarget) -> tuple[QueueId | None, ExtensionId | None]:
+    """A route target as the (queue_id, extension_id) columns, exactly one set."""
+    if isinstance(target, QueueTarget):
+        return target.queue_id, None
+    return None, target.extension_id
+
+
 async def _load_config(db: aiosqlite.Connection) -> list[ConfigEvent]:
     events: list[ConfigEvent] = []
     for row in await db.execute_fetchall("SELECT id, name FROM tenants ORDER BY id"):
         events.append(TenantSaved(Tenant(TenantId(row[0]), row[1])))
     for row in await db.execute_fetchall(
-        "SELECT id, tenant_id, number, name FROM extensions ORDER BY id"
+        f"SELECT {_EXTENSION_COLUMNS} FROM extensions ORDER BY id"
     ):
-        events.append(
-            ExtensionSaved(Extension(ExtensionId(row[0]), TenantId(row[1]), row[2], row[3]))
-        )
-    for row in await db.execute_fetchall(
-        "SELECT id, tenant_id, name, queue_number, strategy, timeout, status, retry,"
-        " wrapup_time FROM queues ORDER BY id"
-    ):
+        events.append(ExtensionSaved(_extension(tuple(row))))
+    # By id: a queue may overflow to one saved after it, which the engine allows.
+    for row in await db.execute_fetchall(f"SELECT {_QUEUE_COLUMNS} FROM queues ORDER BY id"):
         events.append(QueueSaved(_queue_config(tuple(row))))
     for row in await db.execute_fetchall(
-        "SELECT queue_id, extension_id FROM queue_agents ORDER BY queue_id, position"
+        f"SELECT queue_id, extension_id, {_ENROLMENT_COLUMNS} FROM queue_agents"
+        " ORDER BY queue_id, position, rowid"
     ):
-        events.append(AgentEnrolled(QueueId(row[0]), ExtensionId(row[1])))
+        options = _enrolment_options(tuple(row[2:]))
+        events.append(AgentEnrolled(QueueId(row[0]), ExtensionId(row[1]), options))
     for row in await db.execute_fetchall(
-        "SELECT tenant_id, did, queue_id, extension_id FROM did_routes ORDER BY tenant_id, did"
+        f"SELECT {_ROUTE_COLUMNS} FROM did_routes ORDER BY tenant_id, did"
     ):
-        route = DidRoute(TenantId(row[0]), row[1], _route_target(row[2], row[3]))
-        events.append(DidRouteSaved(route))
+        events.append(DidRouteSaved(_stored_route(tuple(row)).route))
     return events
 
 
@@ -563,7 +860,7 @@ class ConfigTransaction:
         return Change.UPDATED
 
     async def upsert_extension(
-        self, tenant_id: TenantId, number: str, *, name: str = ""
+        self, tenant_id: TenantId, number: str, *, name: str = "", skills: Skills | None = None
     ) -> Saved[ExtensionId]:
         """Create or update a tenant's extension, found by its number.
 
@@ -571,132 +868,112 @@ class ConfigTransaction:
             tenant_id: The tenant that owns it.
             number: The extension number, 1..20 characters, unique within the tenant.
             name: Its display name.
+            skills: Its skills and their levels (None: none).
 
         Returns:
             The extension's id and what happened to the row.
         """
         self._check_open()
-        old = await self._one(
-            "SELECT id, name FROM extensions WHERE tenant_id = ? AND number = ?",
-            (tenant_id, number),
-        )
+        old = await self.extension_by_number(tenant_id, number)
         if old is None:
-            cursor = await self._db.execute(
-                "INSERT INTO extensions (tenant_id, number, name) VALUES (?, ?, ?)",
-                (tenant_id, number, name),
-            )
-            assert cursor.lastrowid is not None
-            return Saved(ExtensionId(cursor.lastrowid), Change.CREATED)
-        extension_id = ExtensionId(old[0])
-        if old[1] == name:
-            return Saved(extension_id, Change.UNCHANGED)
-        await self._db.execute("UPDATE extensions SET name = ? WHERE id = ?", (name, extension_id))
-        return Saved(extension_id, Change.UPDATED)
+            created = await self.insert_extension(tenant_id, number, name, skills)
+            return Saved(created.extension_id, Change.CREATED)
+        new = Extension(old.extension_id, tenant_id, number, name, dict(skills or {}))
+        if new == old:
+            return Saved(old.extension_id, Change.UNCHANGED)
+        await self.update_extension(new)
+        return Saved(old.extension_id, Change.UPDATED)
 
-    async def upsert_queue(
-        self,
-        tenant_id: TenantId,
-        queue_number: str,
-        *,
-        name: str,
-        strategy: str,
-        timeout: int,  # noqa: ASYNC109 - the queue's ring timeout, not a deadline for this call
-        status: QueueStatus = QueueStatus.ACTIVE,
-        retry: int = 5,
-        wrapup_time: int = 0,
-    ) -> Saved[QueueId]:
-        """Create or update a tenant's queue, found by its queue number.
+    async def upsert_queue(self, config: QueueConfig) -> Saved[QueueId]:
+        """Create or update a tenant's queue, found by its tenant and queue number.
 
-        The fields are those of `ringmaster.engine.model.QueueConfig`. The strategy name
+        Every field of `config` is stored; its `queue_id` is ignored. The strategy name
         is not checked here (the schema does not know the strategies); callers validate.
+        An overflow target must be of the queue's tenant (the schema refuses others).
 
         Returns:
             The queue's id and what happened to the row.
         """
         self._check_open()
-        fields = (name, strategy, timeout, status.value, retry, wrapup_time)
-        old = await self._one(
-            "SELECT id, name, strategy, timeout, status, retry, wrapup_time FROM queues"
-            " WHERE tenant_id = ? AND queue_number = ?",
-            (tenant_id, queue_number),
-        )
+        old = await self.queue_by_number(config.tenant_id, config.queue_number)
         if old is None:
-            cursor = await self._db.execute(
-                "INSERT INTO queues (tenant_id, queue_number, name, strategy, timeout, status,"
-                " retry, wrapup_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (tenant_id, queue_number, *fields),
-            )
-            assert cursor.lastrowid is not None
-            return Saved(QueueId(cursor.lastrowid), Change.CREATED)
-        queue_id = QueueId(old[0])
-        if old[1:] == fields:
-            return Saved(queue_id, Change.UNCHANGED)
-        await self._db.execute(
-            "UPDATE queues SET name = ?, strategy = ?, timeout = ?, status = ?, retry = ?,"
-            " wrapup_time = ? WHERE id = ?",
-            (*fields, queue_id),
-        )
-        return Saved(queue_id, Change.UPDATED)
+            created = await self.insert_queue(config)
+            return Saved(created.queue_id, Change.CREATED)
+        new = replace(config, queue_id=old.queue_id)
+        if new == old:
+            return Saved(old.queue_id, Change.UNCHANGED)
+        await self.update_queue(new)
+        return Saved(old.queue_id, Change.UPDATED)
 
     async def set_enrolments(
-        self, queue_id: QueueId, extension_ids: Sequence[ExtensionId]
+        self, queue_id: QueueId, agents: Sequence[tuple[ExtensionId, EnrolmentOptions]]
     ) -> Change:
-        """Replace a queue's agents with `extension_ids`, in this (enrolment) order.
+        """Replace a queue's agents with `agents`, each with its options.
 
         Args:
             queue_id: The queue.
-            extension_ids: Its agents, without duplicates; the order is the fixed order of
-                round-robin strategies.
+            agents: Its agents, without duplicates, in enrolment order. An agent whose
+                options have no `position` gets its index in this list.
 
         Returns:
-            `Change.UNCHANGED` if the queue already had exactly these agents in this
-            order, `Change.CREATED` if it had none, else `Change.UPDATED`.
+            `Change.UNCHANGED` if the queue already had exactly these agents with these
+            options in this order, `Change.CREATED` if it had none, else `Change.UPDATED`.
         """
         self._check_open()
+        wanted = [
+            (e, options if options.position is not None else replace(options, position=index))
+            for index, (e, options) in enumerate(agents)
+        ]
+        # Stored order: by position, ties by enrolment (list) order; sort is stable.
+        in_stored_order = sorted(wanted, key=lambda agent: agent[1].position or 0)
         old = [
-            row[0]
+            (ExtensionId(row[0]), _enrolment_options(tuple(row[1:])))
             for row in await self._db.execute_fetchall(
-                "SELECT extension_id FROM queue_agents WHERE queue_id = ? ORDER BY position",
+                f"SELECT extension_id, {_ENROLMENT_COLUMNS} FROM queue_agents"
+                " WHERE queue_id = ? ORDER BY position, rowid",
                 (queue_id,),
             )
         ]
-        if old == list(extension_ids):
+        if old == in_stored_order:
             return Change.UNCHANGED
         await self._db.execute("DELETE FROM queue_agents WHERE queue_id = ?", (queue_id,))
         await self._db.executemany(
-            "INSERT INTO queue_agents (queue_id, extension_id, position) VALUES (?, ?, ?)",
-            [(queue_id, e, position) for position, e in enumerate(extension_ids)],
+            f"INSERT INTO queue_agents (queue_id, extension_id, {_ENROLMENT_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(queue_id, e, o.position, *_enrolment_values(o)) for e, o in wanted],
         )
         return Change.UPDATED if old else Change.CREATED
 
-    async def upsert_did_route(self, tenant_id: TenantId, did: str, target: RouteTarget) -> Change:
-        """Create or retarget the route of a tenant's DID.
+    async def upsert_did_route(
+        self, tenant_id: TenantId, did: str, target: RouteTarget, *, skills: Skills | None = None
+    ) -> Change:
+        """Create or change the route of a tenant's DID.
 
         The target must belong to the same tenant (enforced by the schema).
+
+        Args:
+            tenant_id: The tenant that owns the DID.
+            did: The DID.
+            target: Where its calls go.
+            skills: The skills every call of the DID requires (None: none).
 
         Returns:
             What happened to the row.
         """
         self._check_open()
-        queue_id = target.queue_id if isinstance(target, QueueTarget) else None
-        extension_id = target.extension_id if isinstance(target, ExtensionTarget) else None
-        old = await self._one(
-            "SELECT queue_id, extension_id FROM did_routes WHERE tenant_id = ? AND did = ?",
-            (tenant_id, did),
-        )
+        new = DidRoute(tenant_id, did, target, dict(skills or {}))
+        old = await self.route_by_did(tenant_id, did)
+        queue_id, extension_id = _route_columns(target)
         if old is None:
             await self._db.execute(
-                "INSERT INTO did_routes (tenant_id, did, queue_id, extension_id)"
-                " VALUES (?, ?, ?, ?)",
-                (tenant_id, did, queue_id, extension_id),
+                "INSERT INTO did_routes (tenant_id, did, queue_id, extension_id, skills)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (tenant_id, did, queue_id, extension_id, _skills_json(new.skills)),
             )
             return Change.CREATED
-        if old == (queue_id, extension_id):
+        if old.route == new:
             return Change.UNCHANGED
-        await self._db.execute(
-            "UPDATE did_routes SET queue_id = ?, extension_id = ? WHERE tenant_id = ? AND did = ?",
-            (queue_id, extension_id, tenant_id, did),
-        )
+        await self.update_route(StoredRoute(old.id, new))
         return Change.UPDATED
 
     # --- the admin API: reads, inserts and updates by id, deletes ---------------------
@@ -773,7 +1050,7 @@ class ConfigTransaction:
         """The extension with this id, or None."""
         self._check_open()
         row = await self._one(
-            "SELECT id, tenant_id, number, name FROM extensions WHERE id = ?", (extension_id,)
+            f"SELECT {_EXTENSION_COLUMNS} FROM extensions WHERE id = ?", (extension_id,)
         )
         return None if row is None else _extension(row)
 
@@ -781,7 +1058,7 @@ class ConfigTransaction:
         """A tenant's extension found by its number, or None."""
         self._check_open()
         row = await self._one(
-            "SELECT id, tenant_id, number, name FROM extensions WHERE tenant_id = ? AND number = ?",
+            f"SELECT {_EXTENSION_COLUMNS} FROM extensions WHERE tenant_id = ? AND number = ?",
             (tenant_id, number),
         )
         return None if row is None else _extension(row)
@@ -791,31 +1068,37 @@ class ConfigTransaction:
     ) -> Page[Extension]:
         """A page of extensions by id, of one tenant or of all."""
         self._check_open()
-        rows, total = await self._page(
-            "extensions", "id, tenant_id, number, name", tenant_id, limit, offset
-        )
+        rows, total = await self._page("extensions", _EXTENSION_COLUMNS, tenant_id, limit, offset)
         return Page([_extension(r) for r in rows], total)
 
-    async def insert_extension(self, tenant_id: TenantId, number: str, name: str) -> Extension:
+    async def insert_extension(
+        self, tenant_id: TenantId, number: str, name: str, skills: Skills | None = None
+    ) -> Extension:
         """Create an extension; the caller checks the number is free in the tenant."""
         self._check_open()
+        extension = Extension(ExtensionId(0), tenant_id, number, name, dict(skills or {}))
         cursor = await self._db.execute(
-            "INSERT INTO extensions (tenant_id, number, name) VALUES (?, ?, ?)",
-            (tenant_id, number, name),
+            "INSERT INTO extensions (tenant_id, number, name, skills) VALUES (?, ?, ?, ?)",
+            (tenant_id, number, name, _skills_json(extension.skills)),
         )
         assert cursor.lastrowid is not None
-        return Extension(ExtensionId(cursor.lastrowid), tenant_id, number, name)
+        return replace(extension, extension_id=ExtensionId(cursor.lastrowid))
 
     async def update_extension(self, extension: Extension) -> None:
-        """Store an existing extension's number and name (its tenant never changes)."""
+        """Store an existing extension's number, name and skills (its tenant never changes)."""
         self._check_open()
         await self._db.execute(
-            "UPDATE extensions SET number = ?, name = ? WHERE id = ?",
-            (extension.number, extension.name, extension.extension_id),
+            "UPDATE extensions SET number = ?, name = ?, skills = ? WHERE id = ?",
+            (
+                extension.number,
+                extension.name,
+                _skills_json(extension.skills),
+                extension.extension_id,
+            ),
         )
 
     async def delete_extension(self, extension_id: ExtensionId) -> None:
-        """Delete an extension; the caller checks it is in no queue and no route."""
+        """Delete an extension; the caller checks it is in no queue, route or overflow."""
         self._check_open()
         await self._db.execute("DELETE FROM extensions WHERE id = ?", (extension_id,))
 
@@ -842,67 +1125,119 @@ class ConfigTransaction:
         rows, total = await self._page("queues", _QUEUE_COLUMNS, tenant_id, limit, offset)
         return Page([_queue_config(r) for r in rows], total)
 
-    async def insert_queue(
-        self,
-        tenant_id: TenantId,
-        queue_number: str,
-        *,
-        name: str,
-        strategy: str,
-        timeout: int,  # noqa: ASYNC109 - the queue's ring timeout, not a deadline for this call
-        status: QueueStatus,
-    ) -> QueueConfig:
-        """Create a queue (default `retry` and `wrapup_time`); the caller checks the number."""
+    async def insert_queue(self, config: QueueConfig) -> QueueConfig:
+        """Create a queue with every field of `config` but its id (pass `QueueId(0)`).
+
+        The caller checks the queue number is free in the tenant, and the strategy.
+
+        Returns:
+            The queue as stored, with its new id.
+        """
         self._check_open()
-        saved = await self.upsert_queue(
-            tenant_id, queue_number, name=name, strategy=strategy, timeout=timeout, status=status
-        )
-        config = await self.queue(saved.id)
-        assert config is not None
-        return config
+        cursor = await self._db.execute(_INSERT_QUEUE, _queue_values(config))
+        assert cursor.lastrowid is not None
+        stored = await self.queue(QueueId(cursor.lastrowid))
+        assert stored is not None
+        return stored
 
     async def update_queue(self, config: QueueConfig) -> None:
-        """Store an existing queue's settings (its tenant never changes)."""
+        """Store every field of an existing queue (its tenant never changes)."""
         self._check_open()
-        await self._db.execute(
-            "UPDATE queues SET name = ?, queue_number = ?, strategy = ?, timeout = ?,"
-            " status = ?, retry = ?, wrapup_time = ? WHERE id = ?",
-            (
-                config.name,
-                config.queue_number,
-                config.strategy,
-                config.timeout,
-                config.status.value,
-                config.retry,
-                config.wrapup_time,
-                config.queue_id,
-            ),
-        )
+        await self._db.execute(_UPDATE_QUEUE, (*_queue_values(config)[1:], config.queue_id))
 
     async def delete_queue(self, queue_id: QueueId) -> None:
-        """Delete a queue and its enrolments; the caller checks no route targets it."""
+        """Delete a queue and its enrolments.
+
+        The caller checks that no route targets it and no other queue overflows to it.
+        """
         self._check_open()
         await self._db.execute("DELETE FROM queues WHERE id = ?", (queue_id,))
 
-    async def enrolled(self, queue_id: QueueId) -> list[Extension]:
-        """A queue's agents in enrolment order (existing extensions only)."""
+    async def queues_overflowing_to(
+        self, target: QueueTarget | ExtensionTarget
+    ) -> list[QueueConfig]:
+        """The queues whose overflow target is `target`, by id.
+
+        A queue overflowing to itself is not listed for itself: it never stands in
+        the way of its own deletion.
+        """
         self._check_open()
+        params: tuple[int, ...]
+        if isinstance(target, QueueTarget):
+            where, params = "overflow_queue_id = ? AND id <> ?", (target.queue_id, target.queue_id)
+        else:
+            where, params = "overflow_extension_id = ?", (target.extension_id,)
         rows = await self._db.execute_fetchall(
-            "SELECT e.id, e.tenant_id, e.number, e.name FROM queue_agents AS a"
+            f"SELECT {_QUEUE_COLUMNS} FROM queues WHERE {where} ORDER BY id", params
+        )
+        return [_queue_config(tuple(r)) for r in rows]
+
+    async def enrolled(self, queue_id: QueueId) -> list[Extension]:
+        """A queue's agents by position, then enrolment order (existing extensions only)."""
+        return [extension for extension, _ in await self.enrolments(queue_id)]
+
+    async def enrolments(self, queue_id: QueueId) -> list[tuple[Extension, EnrolmentOptions]]:
+        """A queue's agents with their options, by position, then enrolment order.
+
+        Existing extensions only; each `position` is the stored one.
+        """
+        self._check_open()
+        extension_columns = ", ".join(f"e.{c}" for c in _EXTENSION_COLUMNS.split(", "))
+        enrolment_columns = ", ".join(f"a.{c}" for c in _ENROLMENT_COLUMNS.split(", "))
+        rows = await self._db.execute_fetchall(
+            f"SELECT {extension_columns}, {enrolment_columns} FROM queue_agents AS a"
             " JOIN extensions AS e ON e.id = a.extension_id"
-            " WHERE a.queue_id = ? ORDER BY a.position",
+            " WHERE a.queue_id = ? ORDER BY a.position, a.rowid",
             (queue_id,),
         )
-        return [_extension(tuple(r)) for r in rows]
+        return [(_extension(tuple(r[:5])), _enrolment_options(tuple(r[5:]))) for r in rows]
 
-    async def enrol(self, queue_id: QueueId, extension_id: ExtensionId) -> bool:
-        """Add an agent after those already in the queue; False if it already was."""
+    async def enrolment(
+        self, queue_id: QueueId, extension_id: ExtensionId
+    ) -> EnrolmentOptions | None:
+        """How an extension is enrolled in a queue (its stored position), or None if not."""
+        self._check_open()
+        row = await self._one(
+            f"SELECT {_ENROLMENT_COLUMNS} FROM queue_agents"
+            " WHERE queue_id = ? AND extension_id = ?",
+            (queue_id, extension_id),
+        )
+        return None if row is None else _enrolment_options(row)
+
+    async def enrol(
+        self,
+        queue_id: QueueId,
+        extension_id: ExtensionId,
+        options: EnrolmentOptions = DEFAULT_ENROLMENT,
+    ) -> bool:
+        """Add an agent to a queue; False if it already was in it.
+
+        A `position` of None puts the agent after those already in the queue.
+        """
+        self._check_open()
+        # The aggregate yields one row even for an empty queue; the WHERE also keeps
+        # SQLite from reading ON CONFLICT as part of the SELECT.
+        cursor = await self._db.execute(
+            f"INSERT INTO queue_agents (queue_id, extension_id, {_ENROLMENT_COLUMNS})"
+            " SELECT ?, ?, coalesce(?, max(position) + 1, 0), ?, ?, ?, ?, ?, ?"
+            " FROM queue_agents WHERE queue_id = ? ON CONFLICT DO NOTHING",
+            (queue_id, extension_id, options.position, *_enrolment_values(options), queue_id),
+        )
+        return cursor.rowcount > 0
+
+    async def update_enrolment(
+        self, queue_id: QueueId, extension_id: ExtensionId, options: EnrolmentOptions
+    ) -> bool:
+        """Change an agent's options in a queue; False if it is not in it.
+
+        A `position` of None keeps the agent's position.
+        """
         self._check_open()
         cursor = await self._db.execute(
-            "INSERT INTO queue_agents (queue_id, extension_id, position)"
-            " SELECT ?, ?, coalesce(max(position) + 1, 0) FROM queue_agents WHERE queue_id = ?"
-            " ON CONFLICT DO NOTHING",
-            (queue_id, extension_id, queue_id),
+            "UPDATE queue_agents SET position = coalesce(?, position), penalty = ?,"
+            " wrapup_time = ?, max_no_answer = ?, busy_delay = ?, reject_delay = ?,"
+            " no_answer_delay = ? WHERE queue_id = ? AND extension_id = ?",
+            (options.position, *_enrolment_values(options), queue_id, extension_id),
         )
         return cursor.rowcount > 0
 
@@ -964,21 +1299,23 @@ class ConfigTransaction:
     async def insert_route(self, route: DidRoute) -> StoredRoute:
         """Create a DID route; the caller checks the DID is free and the target same-tenant."""
         self._check_open()
-        await self.upsert_did_route(route.tenant_id, route.did, route.target)
+        await self.upsert_did_route(route.tenant_id, route.did, route.target, skills=route.skills)
         stored = await self.route_by_did(route.tenant_id, route.did)
         assert stored is not None
         return stored
 
     async def update_route(self, stored: StoredRoute) -> None:
-        """Store an existing route's DID and target (its tenant never changes)."""
+        """Store an existing route's DID, target and skills (its tenant never changes)."""
         self._check_open()
-        target = stored.route.target
+        queue_id, extension_id = _route_columns(stored.route.target)
         await self._db.execute(
-            "UPDATE did_routes SET did = ?, queue_id = ?, extension_id = ? WHERE id = ?",
+            "UPDATE did_routes SET did = ?, queue_id = ?, extension_id = ?, skills = ?"
+            " WHERE id = ?",
             (
                 stored.route.did,
-                target.queue_id if isinstance(target, QueueTarget) else None,
-                target.extension_id if isinstance(target, ExtensionTarget) else None,
+                queue_id,
+                extension_id,
+                _skills_json(stored.route.skills),
                 stored.id,
             ),
         )
@@ -1072,8 +1409,9 @@ class Store:
     async def load_config(self) -> list[ConfigEvent]:
         """The whole configuration, as the events that would build it from nothing.
 
-        In dependency order: `TenantSaved`, `ExtensionSaved`, `QueueSaved`,
-        `AgentEnrolled` (by queue, then enrolment order), `DidRouteSaved`.
+        In dependency order: `TenantSaved`, `ExtensionSaved`, `QueueSaved` (by id, though
+        a queue may overflow to a later one), `AgentEnrolled` with its options (by queue,
+        then position, then enrolment order; positions as stored), `DidRouteSaved`.
         """
         async with self._lock:
             return await _load_config(self._db)

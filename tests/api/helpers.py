@@ -74,6 +74,57 @@ T1_EXT_101, T1_EXT_102, T2_EXT_201 = 1, 2, 3
 T1_QUEUE, T2_QUEUE = 1, 2
 T1_ROUTE, T2_ROUTE = 1, 2
 
+#: A queue body with the six documented fields.
+QUEUE: dict[str, Any] = {
+    "tenant_id": 1,
+    "name": "Support",
+    "queue_number": "700",
+    "strategy": "ringall",
+    "timeout": 20,
+    "status": "active",
+}
+
+#: What a queue read shows for options never set: the engine's defaults.
+QUEUE_OPTION_DEFAULTS: dict[str, Any] = {
+    "retry": 5,
+    "wrapup_time": 0,
+    "max_len": 0,
+    "max_wait": 0,
+    "overflow": {"type": "hangup"},
+    "join_empty": [],
+    "leave_when_empty": [],
+    "weight": 0,
+    "service_level": 20,
+    "announce_frequency": 0,
+    "ring_progressive_delay": 10,
+    "penalty_rules": [],
+    "skill_rules": [],
+}
+#: And an enrolment's (its position aside).
+AGENT_OPTION_DEFAULTS: dict[str, Any] = {
+    "penalty": 0,
+    "wrapup_time": None,
+    "max_no_answer": 0,
+    "busy_delay": 0,
+    "reject_delay": 0,
+    "no_answer_delay": 0,
+}
+
+
+def agent_out(
+    extension_id: int, number: str, name: str, position: int, **options: Any
+) -> dict[str, Any]:
+    """An agent as a queue read shows it: the extension, then its enrolment options."""
+    return {
+        "id": extension_id,
+        "number": number,
+        "name": name,
+        **AGENT_OPTION_DEFAULTS,
+        "position": position,
+        **options,
+    }
+
+
 ADMIN_TOKEN = "admin-secret"
 T1_TOKEN = "tenant-1-secret"
 T2_TOKEN = "tenant-2-secret"
@@ -130,6 +181,14 @@ async def api_client(app: FastAPI, token: str | None = None) -> AsyncIterator[ht
 
 def app_for(stub: EngineStub, store: Store, settings: ApiSettings | None = None) -> FastAPI:
     return create_app(stub, store, settings or ApiSettings(), clock=lambda: stub.now)
+
+
+async def created(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST `body`, expect 201, return the resource."""
+    response = await client.post(path, json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
 
 
 def error_fields(body: dict[str, Any]) -> list[tuple[str, ...]]:

@@ -129,19 +129,45 @@ async def test_queue_agents_and_calls_of_another_tenant_are_404(
         await tenant1.get(f"/api/queues/{T2_QUEUE}/agents"),
         await tenant1.get(f"/api/queues/{T2_QUEUE}/calls"),
         await tenant1.post(f"/api/queues/{T2_QUEUE}/agents", json={"extension_id": T2_EXT_201}),
+        await tenant1.patch(f"/api/queues/{T2_QUEUE}/agents/{T2_EXT_201}", json={"penalty": 1}),
         await tenant1.delete(f"/api/queues/{T2_QUEUE}/agents/{T2_EXT_201}"),
     ):
         assert response.status_code == 404
 
 
-async def test_a_tenant_token_cannot_route_to_another_tenants_queue(
-    tenant1: httpx.AsyncClient,
+async def test_changing_another_tenants_agent_is_404_like_a_missing_queue(
+    tenant1: httpx.AsyncClient, stub: EngineStub
 ) -> None:
-    response = await tenant1.post(
-        "/api/did-routes", json={"tenant_id": 1, "did": "+9", "queue_id": T2_QUEUE}
+    other = await tenant1.patch(f"/api/queues/{T2_QUEUE}/agents/{T2_EXT_201}", json={})
+    missing = await tenant1.patch(f"/api/queues/999/agents/{T2_EXT_201}", json={})
+    assert other.status_code == missing.status_code == 404
+    assert other.json()["detail"] == missing.json()["detail"].replace("999", str(T2_QUEUE))
+    # nor through its own queue: the other tenant's extension is simply not in it
+    mine = await tenant1.patch(f"/api/queues/{T1_QUEUE}/agents/{T2_EXT_201}", json={"penalty": 1})
+    assert mine.json() == {"detail": f"extension {T2_EXT_201} is not in queue {T1_QUEUE}"}
+    assert stub.applied == []
+
+
+@pytest.mark.parametrize(
+    ("field", "other", "missing"),
+    [("queue_id", T2_QUEUE, 99), ("extension", "201", "999")],
+)
+async def test_a_tenant_token_cannot_overflow_to_another_tenant(
+    tenant1: httpx.AsyncClient, field: str, other: int | str, missing: int | str
+) -> None:
+    kind = "queue" if field == "queue_id" else "extension"
+    response = await tenant1.patch(
+        f"/api/queues/{T1_QUEUE}", json={"overflow": {"type": kind, field: other}}
     )
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["msg"] == f"no queue {T2_QUEUE} in tenant 1"
+    absent = await tenant1.patch(
+        f"/api/queues/{T1_QUEUE}", json={"overflow": {"type": kind, field: missing}}
+    )
+    assert response.status_code == absent.status_code == 422
+    # worded exactly as for a queue or extension that does not exist
+    (error,) = response.json()["detail"]
+    (expected,) = absent.json()["detail"]
+    assert error["loc"] == expected["loc"] == ["body", "overflow", field]
+    assert error["msg"] == expected["msg"].replace(str(missing), str(other))
 
 
 def test_tokens_map_to_principals() -> None:

@@ -24,6 +24,7 @@ from ringmaster.engine.events import (
 from ringmaster.engine.model import (
     CallId,
     DidRoute,
+    EnrolmentOptions,
     ExtensionId,
     ExtensionTarget,
     Presence,
@@ -37,6 +38,8 @@ from ringmaster.store import Store
 
 from .helpers import (
     NOW,
+    QUEUE,
+    QUEUE_OPTION_DEFAULTS,
     T1_EXT_101,
     T1_EXT_102,
     T1_QUEUE,
@@ -44,25 +47,10 @@ from .helpers import (
     T2_EXT_201,
     T2_QUEUE,
     EngineStub,
+    agent_out,
+    created,
     error_fields,
 )
-
-QUEUE = {
-    "tenant_id": 1,
-    "name": "Support",
-    "queue_number": "700",
-    "strategy": "ringall",
-    "timeout": 20,
-    "status": "active",
-}
-
-
-async def created(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post(path, json=body)
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
 
 # --- tenants --------------------------------------------------------------------------------
 
@@ -141,7 +129,7 @@ async def test_extension_crud(client: httpx.AsyncClient, stub: EngineStub) -> No
     made = await created(
         client, "/api/extensions", {"tenant_id": 1, "number": "103", "name": "Carol"}
     )
-    assert made == {"id": 4, "tenant_id": 1, "number": "103", "name": "Carol"}
+    assert made == {"id": 4, "tenant_id": 1, "number": "103", "name": "Carol", "skills": {}}
     assert (await client.get("/api/extensions/4")).json() == made
     patched = await client.patch("/api/extensions/4", json={"number": "113"})
     assert patched.json() == {**made, "number": "113"}
@@ -241,10 +229,10 @@ async def test_queue_crud_with_the_documented_fields(
     client: httpx.AsyncClient, stub: EngineStub
 ) -> None:
     made = await created(client, "/api/queues", QUEUE)
-    assert made == {"id": 3, **QUEUE, "agents": []}
+    assert made == {"id": 3, **QUEUE, **QUEUE_OPTION_DEFAULTS, "agents": []}
     assert stub.engine.queue(QueueId(3)) is not None
     read = (await client.get(f"/api/queues/{T1_QUEUE}")).json()
-    assert read["agents"] == [{"id": T1_EXT_101, "number": "101", "name": "Alice"}]
+    assert read["agents"] == [agent_out(T1_EXT_101, "101", "Alice", 0)]
     patched = await client.patch("/api/queues/3", json={"timeout": 30, "status": "inactive"})
     assert patched.json() == {**made, "timeout": 30, "status": "inactive"}
     live = stub.engine.queue(QueueId(3))
@@ -293,7 +281,7 @@ async def test_queue_number_is_unique_per_tenant(client: httpx.AsyncClient) -> N
         ({"timeout": 0}, "timeout"),
         ({"timeout": None}, "timeout"),
         ({"status": "paused"}, "status"),
-        ({"retry": 3}, "retry"),
+        ({"retry": -1}, "retry"),
     ],
 )
 async def test_queue_validation(
@@ -305,7 +293,7 @@ async def test_queue_validation(
     response = await client.post("/api/queues", json=body)
     assert response.status_code == 422, response.text
     assert error_fields(response.json()) == [("body", field)]
-    if field not in ("tenant_id", "retry"):
+    if field != "tenant_id":
         patch = await client.patch(f"/api/queues/{T1_QUEUE}", json=change)
         assert patch.status_code == 422
         assert error_fields(patch.json()) == [("body", field)]
@@ -355,7 +343,7 @@ async def test_inactive_queue_rejects_new_calls_and_serves_waiting(
 
 async def test_enrol_list_and_unenrol(client: httpx.AsyncClient, stub: EngineStub) -> None:
     enrolled = await created(client, f"/api/queues/{T1_QUEUE}/agents", {"extension_id": 2})
-    assert enrolled == {"id": 2, "number": "102", "name": "Bob", "status": "logged_out"}
+    assert enrolled == {**agent_out(2, "102", "Bob", 1), "status": "logged_out"}
     stub.feed(AgentPresenceChanged(TenantId(1), "102", Presence.AVAILABLE))
     agents = (await client.get(f"/api/queues/{T1_QUEUE}/agents")).json()
     assert [(a["number"], a["status"]) for a in agents] == [
@@ -369,7 +357,7 @@ async def test_enrol_list_and_unenrol(client: httpx.AsyncClient, stub: EngineStu
     assert again.status_code == 404
     assert again.json() == {"detail": "extension 2 is not in queue 1"}
     assert stub.applied == [
-        AgentEnrolled(QueueId(1), ExtensionId(2)),
+        AgentEnrolled(QueueId(1), ExtensionId(2), EnrolmentOptions(position=1)),
         AgentUnenrolled(QueueId(1), ExtensionId(2)),
     ]
 
@@ -443,7 +431,14 @@ async def test_live_views_of_a_missing_queue_are_404(client: httpx.AsyncClient, 
 
 async def test_did_route_crud(client: httpx.AsyncClient, stub: EngineStub) -> None:
     made = await created(client, "/api/did-routes", {"tenant_id": 1, "did": "+1555", "queue_id": 1})
-    assert made == {"id": 3, "tenant_id": 1, "did": "+1555", "queue_id": 1, "extension_id": None}
+    assert made == {
+        "id": 3,
+        "tenant_id": 1,
+        "did": "+1555",
+        "queue_id": 1,
+        "extension_id": None,
+        "skills": {},
+    }
     assert (await client.get("/api/did-routes/3")).json() == made
     retarget = await client.patch("/api/did-routes/3", json={"extension_id": 2})
     assert retarget.json() == {**made, "queue_id": None, "extension_id": 2}

@@ -66,6 +66,66 @@ async def test_an_agent_enrolled_through_the_api_is_rung(
         assert [c["call_id"] for c in calls] == ["c1"]
 
 
+async def test_a_queue_option_changed_through_the_api_takes_effect_live(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
+    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=2))
+    async with (
+        pbx_on(mosquitto, prefix) as pbx,
+        daemon_in_process(mosquitto, prefix, db, api_port=port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
+    ):
+        patched = await api.patch("/api/queues/1", json={"max_len": 1})
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["max_len"] == 1
+
+        # Nobody is logged in: the first call waits, the second finds the line full.
+        await pbx.send("call/arrived", call_id="c1", did="+100")
+        await pbx.expect("event/call/queued", lambda p: p["call_id"] == "c1")
+        await pbx.send("call/arrived", call_id="c2", did="+100")
+        route = await pbx.expect("cmd/route", lambda p: p["call_id"] == "c2")
+        assert route["target"] == {"type": "hangup", "reason": "queue_full"}
+
+        # Overflow to an extension instead, given by its number: the next call goes there.
+        overflow = {"type": "extension", "extension": "102"}
+        patched = await api.patch("/api/queues/1", json={"overflow": overflow})
+        assert patched.json()["overflow"] == overflow
+        await pbx.send("call/arrived", call_id="c3", did="+100")
+        route = await pbx.expect("cmd/route", lambda p: p["call_id"] == "c3")
+        assert route["target"] == {"type": "extension", "extension": "102"}
+        calls = (await api.get("/api/queues/1/calls")).json()
+        assert [c["call_id"] for c in calls] == ["c1"]
+
+
+async def test_an_agent_option_changed_through_the_api_takes_effect_live(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
+    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=1))
+    async with (
+        pbx_on(mosquitto, prefix) as pbx,
+        daemon_in_process(mosquitto, prefix, db, api_port=port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
+    ):
+        patched = await api.patch("/api/queues/1/agents/1", json={"max_no_answer": 1})
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["max_no_answer"] == 1
+        await pbx.send("agent/state", extension="101", state="available")
+        await pbx.expect("event/agent/state", lambda p: p["state"] == "available")
+
+        # One unanswered ring is now enough to pause the agent.
+        await pbx.send("call/arrived", call_id="c1", did="+100")
+        await pbx.expect("cmd/ring", lambda p: p["call_id"] == "c1")
+        await pbx.send("call/ring_failed", call_id="c1", extension="101", reason="no_answer")
+        paused = await pbx.expect("event/agent/state", lambda p: p["state"] == "paused")
+        assert (paused["extension"], paused["reason"]) == ("101", "no_answer")
+        agents = (await api.get("/api/queues/1/agents")).json()
+        assert [(a["number"], a["status"], a["max_no_answer"]) for a in agents] == [
+            ("101", "paused", 1)
+        ]
+
+
 async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_path: Path) -> None:
     prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
     await provisioned(db, Path(__file__).parents[2] / "config" / "demo.toml")
@@ -81,9 +141,89 @@ async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_pat
             "/api/queues", content=body, headers={"Content-Type": "application/json"}
         )
         assert made.status_code == 201, made.text
-        assert made.json()["queue_number"] == "700"
+        assert made.json() == {
+            "id": 4,
+            "tenant_id": 1,
+            "name": "Support",
+            "queue_number": "700",
+            "strategy": "ringall",
+            "timeout": 20,
+            "status": "active",
+            "retry": 5,
+            "wrapup_time": 0,
+            "max_len": 0,
+            "max_wait": 0,
+            "overflow": {"type": "hangup"},
+            "join_empty": [],
+            "leave_when_empty": [],
+            "weight": 0,
+            "service_level": 20,
+            "announce_frequency": 0,
+            "ring_progressive_delay": 10,
+            "penalty_rules": [],
+            "skill_rules": [],
+            "agents": [],
+        }
         queue = (await api.get("/api/queues/1")).json()
         assert [a["id"] for a in queue["agents"]] == [1, 2, 3]
+
+        # Queue options
+        options = await api.patch(
+            "/api/queues/4",
+            json={
+                "max_len": 10,
+                "max_wait": 120,
+                "overflow": {"type": "queue", "queue_id": 1},
+                "join_empty": ["paused", "logged_out"],
+                "announce_frequency": 30,
+                "penalty_rules": [{"after": 30, "max_penalty": 2}],
+            },
+        )
+        assert options.status_code == 200, options.text
+        night = await api.patch(
+            "/api/queues/4", json={"overflow": {"type": "extension", "extension": "106"}}
+        )
+        assert night.json()["overflow"] == {"type": "extension", "extension": "106"}
+
+        # Agent options
+        grace = await api.post(
+            "/api/extensions", json={"tenant_id": 1, "number": "107", "name": "Grace"}
+        )
+        assert grace.json()["id"] == 7
+        enrolled = await api.post(
+            "/api/queues/4/agents", json={"extension_id": 7, "penalty": 2, "wrapup_time": 10}
+        )
+        assert enrolled.json() == {
+            "id": 7,
+            "number": "107",
+            "name": "Grace",
+            "penalty": 2,
+            "position": 0,
+            "wrapup_time": 10,
+            "max_no_answer": 0,
+            "busy_delay": 0,
+            "reject_delay": 0,
+            "no_answer_delay": 0,
+            "status": "logged_out",
+        }
+        promoted = await api.patch(
+            "/api/queues/4/agents/7", json={"penalty": 0, "max_no_answer": 3, "wrapup_time": None}
+        )
+        assert promoted.status_code == 200, promoted.text
+        assert (await api.patch("/api/queues/4/agents/8", json={})).json() == {
+            "detail": "extension 8 is not in queue 4"
+        }
+
+        # Skills
+        skilled = await api.patch(
+            "/api/extensions/7", json={"skills": {"spanish": 8, "billing": 5}}
+        )
+        assert skilled.json()["skills"] == {"spanish": 8, "billing": 5}
+        route = await api.post(
+            "/api/did-routes",
+            json={"tenant_id": 1, "did": "+15551230010", "queue_id": 4, "skills": {"spanish": 5}},
+        )
+        assert route.status_code == 201, route.text
 
 
 async def test_the_daemon_refuses_an_open_api_beyond_loopback(tmp_path: Path) -> None:

@@ -110,15 +110,17 @@ def conflict(detail: str) -> NoReturn:
     raise HTTPException(status.HTTP_409_CONFLICT, detail)
 
 
-def invalid(field_name: str, message: str, kind: str) -> NoReturn:
+def invalid(field_name: str | tuple[str, ...], message: str, kind: str) -> NoReturn:
     """Answer 422 in FastAPI's own validation shape, for a rule pydantic cannot see.
 
     Args:
-        field_name: The body field at fault.
+        field_name: The body field at fault; a tuple for a nested one
+            (``("overflow", "extension")``).
         message: Why.
         kind: A stable machine-readable error type.
     """
-    raise RequestValidationError([{"loc": ("body", field_name), "msg": message, "type": kind}])
+    path = (field_name,) if isinstance(field_name, str) else field_name
+    raise RequestValidationError([{"loc": ("body", *path), "msg": message, "type": kind}])
 
 
 # --- lookups that respect tenant isolation ------------------------------------------------
@@ -182,3 +184,9 @@ def hidden_list(caller: Principal, tenant_id: int | None) -> bool:
 def names(items: list[str]) -> str:
     """``a, b and c``, for messages."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def queues_named(queues: list[QueueConfig]) -> str:
+    """``queue 1 (600 Sales)`` or ``queues 1 (600 Sales) and 3 (700 Support)``, for messages."""
+    listed = names([f"{q.queue_id} ({q.queue_number} {q.name})" for q in queues])
+    return f"queue{'s' if len(queues) > 1 else ''} {listed}"

@@ -1,5 +1,7 @@
 """``/api/did-routes``: where calls to a tenant's DID go, a queue or an extension.
 
+A route to a queue may require skills of the agents it rings (skills-based routing).
+
 Routes are addressed by an id (store migration 2) like every other resource, rather
 than by ``{tenant_id}/{did}``: a DID then changes with a PATCH, and a DID's ``+``
 needs no escaping in a path.
@@ -56,6 +58,7 @@ def _out(stored: StoredRoute) -> DidRouteOut:
         did=stored.route.did,
         queue_id=target.queue_id if isinstance(target, QueueTarget) else None,
         extension_id=target.extension_id if isinstance(target, ExtensionTarget) else None,
+        skills=dict(stored.route.skills),
     )
 
 
@@ -78,6 +81,17 @@ async def _target(
             "extension_not_in_tenant",
         )
     return ExtensionTarget(extension.extension_id)
+
+
+def _check_skills(route: DidRoute) -> None:
+    """Refuse skills on a route to an extension: no queue would ever apply them."""
+    if route.skills and isinstance(route.target, ExtensionTarget):
+        invalid(
+            "skills",
+            "only a route to a queue can require skills; this one goes to extension"
+            f' {route.target.extension_id} (give "skills": {{}} with it)',
+            "skills_need_queue_target",
+        )
 
 
 async def _route_for(tx: ConfigTransaction, caller: Principal, route_id: int) -> StoredRoute:
@@ -111,7 +125,7 @@ async def list_routes(
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a DID route")
 async def create_route(body: DidRouteCreate, context: Context, caller: Caller) -> DidRouteOut:
-    """Route a DID of the tenant to one of its queues or extensions."""
+    """Route a DID of the tenant to one of its queues (with skills) or extensions."""
     async with context.write() as write:
         tenant = await tenant_for(write.tx, caller, body.tenant_id, field_name="tenant_id")
         target = await _target(
@@ -120,7 +134,8 @@ async def create_route(body: DidRouteCreate, context: Context, caller: Caller) -
             None if body.queue_id is MISSING else body.queue_id,
             None if body.extension_id is MISSING else body.extension_id,
         )
-        route = DidRoute(tenant.tenant_id, body.did, target)
+        route = DidRoute(tenant.tenant_id, body.did, target, skills=body.skills)
+        _check_skills(route)
         await _check_did_free(write.tx, route, None)
         stored = await write.tx.insert_route(route)
         write.events.append(DidRouteSaved(route))
@@ -138,7 +153,10 @@ async def read_route(route_id: PathId, context: Context, caller: Caller) -> DidR
 async def update_route(
     route_id: PathId, body: DidRouteUpdate, context: Context, caller: Caller
 ) -> DidRouteOut:
-    """Change a route's DID or retarget it (give `queue_id` or `extension_id`)."""
+    """Change a route's DID or skills, or retarget it (give `queue_id` or `extension_id`).
+
+    A route with skills goes to an extension only with ``"skills": {}``.
+    """
     async with context.write() as write:
         old = await _route_for(write.tx, caller, route_id)
         route = old.route
@@ -153,6 +171,9 @@ async def update_route(
                 None if body.extension_id is MISSING else body.extension_id,
             )
             route = replace(route, target=target)
+        if body.skills is not MISSING:
+            route = replace(route, skills=body.skills)
+        _check_skills(route)
         new = StoredRoute(old.id, route)
         if new != old:
             await write.tx.update_route(new)

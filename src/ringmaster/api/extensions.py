@@ -15,6 +15,7 @@ from ringmaster.api.context import (
     hidden_list,
     list_filter,
     names,
+    queues_named,
     tenant_for,
 )
 from ringmaster.api.schemas import (
@@ -40,6 +41,7 @@ def _out(extension: Extension) -> ExtensionOut:
         tenant_id=extension.tenant_id,
         number=extension.number,
         name=extension.name,
+        skills=dict(extension.skills),
     )
 
 
@@ -61,14 +63,16 @@ async def list_extensions(
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an extension")
 async def create_extension(body: ExtensionCreate, context: Context, caller: Caller) -> ExtensionOut:
-    """Create an extension; its number must be free within the tenant."""
+    """Create an extension, with its skills; its number must be free within the tenant."""
     async with context.write() as write:
         tenant = await tenant_for(write.tx, caller, body.tenant_id, field_name="tenant_id")
         if await write.tx.extension_by_number(tenant.tenant_id, body.number) is not None:
             conflict(
                 f'number: extension "{body.number}" already exists in tenant {tenant.tenant_id}'
             )
-        extension = await write.tx.insert_extension(tenant.tenant_id, body.number, body.name)
+        extension = await write.tx.insert_extension(
+            tenant.tenant_id, body.number, body.name, skills=body.skills
+        )
         write.events.append(ExtensionSaved(extension))
     return _out(extension)
 
@@ -84,7 +88,10 @@ async def read_extension(extension_id: PathId, context: Context, caller: Caller)
 async def update_extension(
     extension_id: PathId, body: ExtensionUpdate, context: Context, caller: Caller
 ) -> ExtensionOut:
-    """Change an extension's number or name; the new number must be free in the tenant."""
+    """Change an extension's number, name or skills; a new number must be free in the tenant.
+
+    The running engine sees new skills at once, without a restart.
+    """
     async with context.write() as write:
         old = await extension_for(write.tx, caller, extension_id)
         new = old
@@ -96,6 +103,8 @@ async def update_extension(
             new = replace(new, number=body.number)
         if body.name is not MISSING:
             new = replace(new, name=body.name)
+        if body.skills is not MISSING:
+            new = replace(new, skills=body.skills)
         if new != old:
             await write.tx.update_extension(new)
             write.events.append(ExtensionSaved(new))
@@ -106,7 +115,7 @@ async def update_extension(
     "/{extension_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an extension"
 )
 async def delete_extension(extension_id: PathId, context: Context, caller: Caller) -> None:
-    """Delete an extension that is in no queue and the target of no DID route.
+    """Delete an extension that is in no queue, no DID route's target, no queue's overflow.
 
     The product documentation warns that deleting an enrolled extension leaves it
     enrolled and causes routing errors; Ringmaster refuses instead (409), naming the
@@ -116,14 +125,19 @@ async def delete_extension(extension_id: PathId, context: Context, caller: Calle
         extension = await extension_for(write.tx, caller, extension_id)
         queues = await write.tx.queues_of(extension.extension_id)
         if queues:
-            listed = names([f"{q.queue_id} ({q.queue_number} {q.name})" for q in queues])
             conflict(
-                f"extension {extension_id} is enrolled in queue{'s' if len(queues) > 1 else ''}"
-                f" {listed}; unenrol it first (DELETE /api/queues/{{id}}/agents/{extension_id})"
+                f"extension {extension_id} is enrolled in {queues_named(queues)};"
+                f" unenrol it first (DELETE /api/queues/{{id}}/agents/{extension_id})"
             )
         routes = await write.tx.routes_to(ExtensionTarget(extension.extension_id))
         if routes:
             listed = names([f"{r.id} ({r.route.did})" for r in routes])
             conflict(f"extension {extension_id} is the target of DID routes {listed}")
+        overflowing = await write.tx.queues_overflowing_to(ExtensionTarget(extension.extension_id))
+        if overflowing:
+            conflict(
+                f"extension {extension_id} is the overflow target of {queues_named(overflowing)};"
+                " change their overflow first"
+            )
         await write.tx.delete_extension(extension.extension_id)
         write.events.append(ExtensionRemoved(extension.extension_id))

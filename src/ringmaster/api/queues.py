@@ -1,8 +1,9 @@
-"""``/api/queues``: queues, their agents, and their live waiting lines."""
+"""``/api/queues``: queues and their options, their agents, and their live waiting lines."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
+from typing import Any
 
 from fastapi import APIRouter, status
 from pydantic import MISSING
@@ -18,40 +19,172 @@ from ringmaster.api.context import (
     names,
     not_found,
     queue_for,
+    queues_named,
     tenant_for,
 )
 from ringmaster.api.schemas import (
     DEFAULT_PAGE,
     AgentOut,
     EnrolmentCreate,
+    EnrolmentUpdate,
+    ExtensionOverflow,
+    ExtensionOverflowOut,
+    HangupOverflow,
+    HangupOverflowOut,
     Limit,
     LiveAgentOut,
     Offset,
+    Overflow,
+    OverflowOut,
     Page,
     PathId,
     QueueCreate,
     QueueOut,
+    QueueOverflow,
+    QueueOverflowOut,
     QueueUpdate,
     TenantFilter,
     WaitingCallOut,
 )
 from ringmaster.engine.events import AgentEnrolled, AgentUnenrolled, QueueRemoved, QueueSaved
 from ringmaster.engine.model import (
+    AgentCondition,
     AgentStatus,
     CallPhase,
+    EnrolmentOptions,
     Extension,
     ExtensionId,
+    ExtensionTarget,
+    HangupTarget,
+    OverflowTarget,
+    PenaltyRule,
     QueueConfig,
+    QueueId,
     QueueStatus,
     QueueTarget,
+    SkillRule,
+    TenantId,
 )
+from ringmaster.fields import PenaltyRuleField, SkillRuleField
 from ringmaster.store import ConfigTransaction
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
+# --- queue options: request <-> QueueConfig ------------------------------------------------
 
-def _agent(extension: Extension) -> AgentOut:
-    return AgentOut(id=extension.extension_id, number=extension.number, name=extension.name)
+#: Options that are stored as given (integers).
+_PLAIN_OPTIONS = (
+    "retry",
+    "wrapup_time",
+    "max_len",
+    "max_wait",
+    "weight",
+    "service_level",
+    "announce_frequency",
+    "ring_progressive_delay",
+)
+
+
+def _option_changes(body: QueueCreate | QueueUpdate) -> dict[str, Any]:
+    """The `QueueConfig` options the body gives, in the engine's types.
+
+    `overflow` is not among them: resolving its target needs the store (`_overflow`).
+    """
+    changes: dict[str, Any] = {
+        name: value for name in _PLAIN_OPTIONS if (value := getattr(body, name)) is not MISSING
+    }
+    if body.join_empty is not MISSING:
+        changes["join_empty"] = frozenset(AgentCondition(c) for c in body.join_empty)
+    if body.leave_when_empty is not MISSING:
+        changes["leave_when_empty"] = frozenset(AgentCondition(c) for c in body.leave_when_empty)
+    if body.penalty_rules is not MISSING:
+        changes["penalty_rules"] = tuple(
+            PenaltyRule(r.after, r.max_penalty) for r in body.penalty_rules
+        )
+    if body.skill_rules is not MISSING:
+        changes["skill_rules"] = tuple(SkillRule(r.after, r.lower_by) for r in body.skill_rules)
+    return changes
+
+
+async def _overflow(
+    tx: ConfigTransaction, tenant_id: TenantId, queue_id: QueueId | None, overflow: Overflow
+) -> OverflowTarget:
+    """The overflow target, checked to be in the queue's tenant (422 naming the field).
+
+    Args:
+        tx: The transaction to read in.
+        tenant_id: The queue's tenant.
+        queue_id: The queue, or None for one being created.
+        overflow: As the request gave it.
+    """
+    match overflow:
+        case HangupOverflow():
+            return HangupTarget()
+        case ExtensionOverflow(extension=number):
+            extension = await tx.extension_by_number(tenant_id, number)
+            if extension is None:
+                invalid(
+                    ("overflow", "extension"),
+                    f'no extension "{number}" in tenant {tenant_id}, the queue\'s',
+                    "extension_not_in_tenant",
+                )
+            return ExtensionTarget(extension.extension_id)
+        case QueueOverflow(queue_id=target_id):
+            if target_id == queue_id:
+                # The call would leave the queue only to rejoin it at the back.
+                invalid(
+                    ("overflow", "queue_id"),
+                    "a queue cannot overflow to itself",
+                    "overflow_to_self",
+                )
+            # The same answer whether it does not exist or is another tenant's.
+            target = await tx.queue(QueueId(target_id))
+            if target is None or target.tenant_id != tenant_id:
+                invalid(
+                    ("overflow", "queue_id"),
+                    f"no queue {target_id} in tenant {tenant_id}, the queue's",
+                    "queue_not_in_tenant",
+                )
+            return QueueTarget(target.queue_id)
+
+
+async def _overflow_out(tx: ConfigTransaction, target: OverflowTarget) -> OverflowOut:
+    match target:
+        case HangupTarget():
+            return HangupOverflowOut(type="hangup")
+        case QueueTarget():
+            return QueueOverflowOut(type="queue", queue_id=target.queue_id)
+        case ExtensionTarget():
+            extension = await tx.extension(target.extension_id)
+            # An extension that a queue overflows to cannot be deleted (409).
+            assert extension is not None, f"overflow to missing extension {target.extension_id}"
+            return ExtensionOverflowOut(type="extension", extension=extension.number)
+
+
+def _conditions(conditions: frozenset[AgentCondition]) -> list[Any]:
+    # In the enum's order, so that a read is stable whatever order the request gave.
+    return [c.value for c in AgentCondition if c in conditions]
+
+
+# --- agents: enrolment options <-> responses -------------------------------------------------
+
+
+def _agent_fields(extension: Extension, options: EnrolmentOptions) -> dict[str, Any]:
+    assert options.position is not None, "the store resolves positions"
+    return {
+        "id": extension.extension_id,
+        "number": extension.number,
+        "name": extension.name,
+        **{f.name: getattr(options, f.name) for f in fields(EnrolmentOptions)},
+    }
+
+
+def _live_agent(
+    context: ApiContext, extension: Extension, options: EnrolmentOptions
+) -> LiveAgentOut:
+    agent = context.engine.agent(extension.extension_id)
+    state = AgentStatus.LOGGED_OUT if agent is None else agent.status
+    return LiveAgentOut(**_agent_fields(extension, options), status=state.value)
 
 
 async def _out(tx: ConfigTransaction, queue: QueueConfig) -> QueueOut:
@@ -63,18 +196,15 @@ async def _out(tx: ConfigTransaction, queue: QueueConfig) -> QueueOut:
         strategy=queue.strategy,
         timeout=queue.timeout,
         status=queue.status.value,
-        agents=[_agent(e) for e in await tx.enrolled(queue.queue_id)],
-    )
-
-
-def _live_agent(context: ApiContext, extension: Extension) -> LiveAgentOut:
-    agent = context.engine.agent(extension.extension_id)
-    state = AgentStatus.LOGGED_OUT if agent is None else agent.status
-    return LiveAgentOut(
-        id=extension.extension_id,
-        number=extension.number,
-        name=extension.name,
-        status=state.value,
+        **{name: getattr(queue, name) for name in _PLAIN_OPTIONS},
+        overflow=await _overflow_out(tx, queue.overflow),
+        join_empty=_conditions(queue.join_empty),
+        leave_when_empty=_conditions(queue.leave_when_empty),
+        penalty_rules=[
+            PenaltyRuleField(after=r.after, max_penalty=r.max_penalty) for r in queue.penalty_rules
+        ],
+        skill_rules=[SkillRuleField(after=r.after, lower_by=r.lower_by) for r in queue.skill_rules],
+        agents=[AgentOut(**_agent_fields(e, o)) for e, o in await tx.enrolments(queue.queue_id)],
     )
 
 
@@ -95,7 +225,7 @@ async def list_queues(
     limit: Limit = DEFAULT_PAGE,
     offset: Offset = 0,
 ) -> Page[QueueOut]:
-    """The queues the caller sees, by id, each with its agents."""
+    """The queues the caller sees, by id, each with its options and agents."""
     if hidden_list(caller, tenant_id):
         return Page(items=[], total=0, limit=limit, offset=offset)
     async with context.read() as tx:
@@ -108,8 +238,8 @@ async def list_queues(
 async def create_queue(body: QueueCreate, context: Context, caller: Caller) -> QueueOut:
     """Create a queue; its queue_number must be free within the tenant.
 
-    It starts with no agents (enrol them with ``POST /api/queues/{id}/agents``), a
-    ``retry`` of 5 s and no wrap-up time.
+    It starts with no agents (enrol them with ``POST /api/queues/{id}/agents``). An
+    option left out gets the engine's default (see docs/options.md).
     """
     async with context.write() as write:
         tenant = await tenant_for(write.tx, caller, body.tenant_id, field_name="tenant_id")
@@ -118,21 +248,25 @@ async def create_queue(body: QueueCreate, context: Context, caller: Caller) -> Q
                 f'queue_number: queue "{body.queue_number}" already exists in tenant'
                 f" {tenant.tenant_id}"
             )
-        queue = await write.tx.insert_queue(
-            tenant.tenant_id,
-            body.queue_number,
+        config = QueueConfig(
+            queue_id=QueueId(0),  # the store assigns it
+            tenant_id=tenant.tenant_id,
             name=body.name,
+            queue_number=body.queue_number,
             strategy=body.strategy,
             timeout=body.timeout,
             status=QueueStatus(body.status),
+            overflow=await _overflow(write.tx, tenant.tenant_id, None, body.overflow),
+            **_option_changes(body),
         )
+        queue = await write.tx.insert_queue(config)
         write.events.append(QueueSaved(queue))
         return await _out(write.tx, queue)
 
 
 @router.get("/{queue_id}", summary="Read a queue")
 async def read_queue(queue_id: PathId, context: Context, caller: Caller) -> QueueOut:
-    """One queue, with its agents in enrolment order."""
+    """One queue, with every option and its agents in order."""
     async with context.read() as tx:
         return await _out(tx, await queue_for(tx, caller, queue_id))
 
@@ -141,7 +275,7 @@ async def read_queue(queue_id: PathId, context: Context, caller: Caller) -> Queu
 async def update_queue(
     queue_id: PathId, body: QueueUpdate, context: Context, caller: Caller
 ) -> QueueOut:
-    """Change a queue's settings; the next call sees them.
+    """Change a queue's settings and options; the next call sees them.
 
     Made inactive, a queue rejects new calls (``queue_inactive``) and keeps serving
     the calls already waiting in it.
@@ -160,6 +294,10 @@ async def update_queue(
             new = replace(new, timeout=body.timeout)
         if body.status is not MISSING:
             new = replace(new, status=QueueStatus(body.status))
+        if body.overflow is not MISSING:
+            overflow = await _overflow(write.tx, old.tenant_id, old.queue_id, body.overflow)
+            new = replace(new, overflow=overflow)
+        new = replace(new, **_option_changes(body))
         if new != old:
             await write.tx.update_queue(new)
             write.events.append(QueueSaved(new))
@@ -168,7 +306,10 @@ async def update_queue(
 
 @router.delete("/{queue_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a queue")
 async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> None:
-    """Delete a queue (and its enrolments) that has no waiting call and no DID route."""
+    """Delete a queue (and its enrolments) that has no waiting call and no DID route.
+
+    Nor may another queue overflow to it: change that queue's ``overflow`` first.
+    """
     async with context.write() as write:
         queue = await queue_for(write.tx, caller, queue_id)
         live = context.engine.queue(queue.queue_id)
@@ -182,6 +323,12 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
         if routes:
             listed = names([f"{r.id} ({r.route.did})" for r in routes])
             conflict(f"queue {queue_id} is the target of DID routes {listed}")
+        overflowing = await write.tx.queues_overflowing_to(QueueTarget(queue.queue_id))
+        if overflowing:
+            conflict(
+                f"queue {queue_id} is the overflow target of {queues_named(overflowing)};"
+                " change their overflow first"
+            )
         await write.tx.delete_queue(queue.queue_id)
         write.events.append(QueueRemoved(queue.queue_id))
 
@@ -189,22 +336,56 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
 # --- agents ----------------------------------------------------------------------------------
 
 
+async def _stored_options(
+    tx: ConfigTransaction, queue_id: QueueId, extension_id: ExtensionId
+) -> EnrolmentOptions:
+    """An enrolment's options as stored, its position resolved (it was just written)."""
+    options = await tx.enrolment(queue_id, extension_id)
+    assert options is not None, "written in this transaction"
+    return options
+
+
+async def _options_by_agent(
+    tx: ConfigTransaction, queue_id: QueueId
+) -> dict[ExtensionId, EnrolmentOptions]:
+    return {e.extension_id: o for e, o in await tx.enrolments(queue_id)}
+
+
+async def _others_moved(
+    tx: ConfigTransaction,
+    queue_id: QueueId,
+    before: dict[ExtensionId, EnrolmentOptions],
+    moved: ExtensionId,
+) -> list[AgentEnrolled]:
+    """AgentEnrolled for each other agent whose position changed as `moved` took its place.
+
+    Whether the store shifts the others to make room is its business; the engine
+    must see the positions the store now holds, whatever they are.
+    """
+    return [
+        AgentEnrolled(queue_id, e.extension_id, o)
+        for e, o in await tx.enrolments(queue_id)
+        if e.extension_id != moved and before.get(e.extension_id) != o
+    ]
+
+
 @router.get("/{queue_id}/agents", summary="List a queue's agents, live")
 async def list_agents(queue_id: PathId, context: Context, caller: Caller) -> list[LiveAgentOut]:
-    """The queue's agents in enrolment order, each with its live state."""
+    """The queue's agents in order, each with its options and its live state."""
     async with context.read() as tx:
         queue = await queue_for(tx, caller, queue_id)
-        enrolled = await tx.enrolled(queue.queue_id)
-    return [_live_agent(context, e) for e in enrolled]
+        enrolments = await tx.enrolments(queue.queue_id)
+    return [_live_agent(context, e, o) for e, o in enrolments]
 
 
 @router.post("/{queue_id}/agents", status_code=status.HTTP_201_CREATED, summary="Enrol an agent")
 async def enrol_agent(
     queue_id: PathId, body: EnrolmentCreate, context: Context, caller: Caller
 ) -> LiveAgentOut:
-    """Enrol an extension of the queue's tenant, after the agents already in it.
+    """Enrol an extension of the queue's tenant, with its options.
 
-    It can be rung on the next distribution, for a call already waiting too.
+    Without a ``position`` it goes after the agents already in the queue. It can be
+    rung on the next distribution, for a call already waiting too.
     """
     async with context.write() as write:
         queue = await queue_for(write.tx, caller, queue_id)
@@ -216,10 +397,64 @@ async def enrol_agent(
                 f"no extension {body.extension_id} in tenant {queue.tenant_id}, the queue's",
                 "extension_not_in_tenant",
             )
-        if not await write.tx.enrol(queue.queue_id, extension.extension_id):
+        options = EnrolmentOptions(
+            penalty=body.penalty,
+            position=None if body.position is MISSING else body.position,
+            wrapup_time=body.wrapup_time,
+            max_no_answer=body.max_no_answer,
+            busy_delay=body.busy_delay,
+            reject_delay=body.reject_delay,
+            no_answer_delay=body.no_answer_delay,
+        )
+        placed = options.position is not None
+        before = await _options_by_agent(write.tx, queue.queue_id) if placed else {}
+        if not await write.tx.enrol(queue.queue_id, extension.extension_id, options):
             conflict(f"extension_id: extension {body.extension_id} is already in queue {queue_id}")
-        write.events.append(AgentEnrolled(queue.queue_id, extension.extension_id))
-    return _live_agent(context, extension)
+        stored = await _stored_options(write.tx, queue.queue_id, extension.extension_id)
+        write.events.append(AgentEnrolled(queue.queue_id, extension.extension_id, stored))
+        if placed:
+            write.events += await _others_moved(
+                write.tx, queue.queue_id, before, extension.extension_id
+            )
+    return _live_agent(context, extension, stored)
+
+
+@router.patch("/{queue_id}/agents/{extension_id}", summary="Change an agent's options")
+async def update_agent(
+    queue_id: PathId, extension_id: PathId, body: EnrolmentUpdate, context: Context, caller: Caller
+) -> LiveAgentOut:
+    """Change how an enrolled agent takes the queue's calls; the next distribution sees it.
+
+    Only the fields given change; ``"wrapup_time": null`` goes back to the queue's.
+    """
+    async with context.write() as write:
+        queue = await queue_for(write.tx, caller, queue_id)
+        agent_id = ExtensionId(extension_id)
+        old = await write.tx.enrolment(queue.queue_id, agent_id)
+        extension = await write.tx.extension(agent_id)
+        if old is None or extension is None:
+            not_found(f"extension {extension_id} is not in queue {queue_id}")
+        new = replace(
+            old,
+            **{
+                f.name: value
+                for f in fields(EnrolmentOptions)
+                if (value := getattr(body, f.name)) is not MISSING
+            },
+        )
+        if new != old:
+            moved = new.position != old.position
+            before = await _options_by_agent(write.tx, queue.queue_id) if moved else {}
+            # Position None keeps the agent where it is, whatever the store's numbering.
+            updated = await write.tx.update_enrolment(
+                queue.queue_id, agent_id, new if moved else replace(new, position=None)
+            )
+            assert updated, "enrolled: read in this transaction"
+            new = await _stored_options(write.tx, queue.queue_id, agent_id)
+            write.events.append(AgentEnrolled(queue.queue_id, agent_id, new))
+            if moved:
+                write.events += await _others_moved(write.tx, queue.queue_id, before, agent_id)
+    return _live_agent(context, extension, new)
 
 
 @router.delete(

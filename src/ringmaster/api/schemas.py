@@ -21,16 +21,35 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ringmaster.engine.model import AgentStatus
-from ringmaster.fields import StrategyName
+from ringmaster.engine.model import (
+    DEFAULT_ENROLMENT,
+    AgentCondition,
+    AgentStatus,
+    QueueConfig,
+    QueueId,
+    TenantId,
+)
+from ringmaster.fields import (
+    ConditionName,
+    ConditionSet,
+    Count,
+    Penalty,
+    PenaltyRuleField,
+    PenaltyRules,
+    PositiveSeconds,
+    RingTimeout,
+    Seconds,
+    SkillMap,
+    SkillRuleField,
+    SkillRules,
+    StrategyName,
+    Weight,
+)
 
 #: SQLite's largest integer: a bigger id could never name a row, and binding it fails.
 MAX_ID = 2**63 - 1
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-#: The longest ring an operator may set, in seconds. Not in the product documentation;
-#: an upper bound keeps the value an SQLite integer, and an hour is already absurd.
-MAX_TIMEOUT_S = 3600
 
 
 def _storable(value: str) -> str:
@@ -54,8 +73,16 @@ Number = Annotated[str, Field(min_length=1, max_length=20), AfterValidator(_stor
 # Same rule as provisioning (provision.Did), with a length bound (E.164 has 15 digits).
 Did = Annotated[str, Field(pattern=r"^\+?[0-9]{1,32}$")]
 Strategy = StrategyName
-Timeout = Annotated[int, Field(ge=1, le=MAX_TIMEOUT_S)]
+Timeout = RingTimeout
 Status = Literal["active", "inactive"]
+#: An agent's place in its queue's order (`linear`, `roundrobin`, ...): lower first.
+Position = Count
+
+# Spelt out for the schema; keep them in step with the engine's enum.
+assert set(get_args(ConditionName)) == {c.value for c in AgentCondition}
+
+#: The engine's defaults for every queue option: a new queue gets these.
+QUEUE_DEFAULTS = QueueConfig(QueueId(0), TenantId(0), "", "", "", 1)
 
 
 class _Request(BaseModel):
@@ -91,17 +118,53 @@ class ExtensionCreate(_Request):
     tenant_id: Id
     number: Number
     name: OptionalName = ""
+    skills: SkillMap = Field(
+        default={}, description='Skill name to level 1..10, e.g. `{"spanish": 8}`.'
+    )
 
 
 class ExtensionUpdate(_Request):
-    """``PATCH /api/extensions/{id}``: the tenant of an extension never changes."""
+    """``PATCH /api/extensions/{id}``: the tenant of an extension never changes.
+
+    `skills` replaces the whole map (`{}` clears it).
+    """
 
     number: Number | MISSING = MISSING
     name: OptionalName | MISSING = MISSING
+    skills: SkillMap | MISSING = MISSING
+
+
+class HangupOverflow(_Request):
+    """Overflow: hang the call up (`cmd/route` hangup with the overflow's reason)."""
+
+    type: Literal["hangup"]
+
+
+class ExtensionOverflow(_Request):
+    """Overflow: send the call to an extension of the queue's tenant, by its number."""
+
+    type: Literal["extension"]
+    extension: Number
+
+
+class QueueOverflow(_Request):
+    """Overflow: move the call to another queue of the same tenant."""
+
+    type: Literal["queue"]
+    queue_id: Id
+
+
+Overflow = Annotated[
+    HangupOverflow | ExtensionOverflow | QueueOverflow, Field(discriminator="type")
+]
 
 
 class QueueCreate(_Request):
-    """``POST /api/queues``: exactly the fields of the product's queue documentation."""
+    """``POST /api/queues``: the six documented fields, then the call-centre options.
+
+    Every option may be left out for the engine's default (docs/options.md says what
+    each does).
+    """
 
     tenant_id: Id
     name: Name
@@ -109,22 +172,129 @@ class QueueCreate(_Request):
     strategy: Strategy
     timeout: Timeout
     status: Status = "active"
+    retry: Seconds = Field(
+        default=QUEUE_DEFAULTS.retry, description="Seconds between rounds of rings."
+    )
+    wrapup_time: Seconds = Field(
+        default=QUEUE_DEFAULTS.wrapup_time,
+        description="Seconds of rest after a completed call (an enrolment may override it).",
+    )
+    max_len: Count = Field(
+        default=QUEUE_DEFAULTS.max_len,
+        description="Waiting-line capacity (0: unlimited); a call beyond it overflows.",
+    )
+    max_wait: Seconds = Field(
+        default=QUEUE_DEFAULTS.max_wait,
+        description="Seconds a call may wait before it overflows (0: forever).",
+    )
+    overflow: Overflow = Field(
+        default=HangupOverflow(type="hangup"),
+        description="Where a call goes when it leaves the queue unanswered.",
+    )
+    join_empty: ConditionSet = Field(
+        default=[],
+        description="A call may not join (it overflows) when every agent is in one of these.",
+    )
+    leave_when_empty: ConditionSet = Field(
+        default=[],
+        description="Waiting calls overflow when every agent is in one of these.",
+    )
+    weight: Weight = Field(
+        default=QUEUE_DEFAULTS.weight,
+        description="A heavier queue's calls are offered first to agents it shares.",
+    )
+    service_level: PositiveSeconds = Field(
+        default=QUEUE_DEFAULTS.service_level,
+        description="Seconds: the threshold of the queue's service-level figure.",
+    )
+    announce_frequency: Seconds = Field(
+        default=QUEUE_DEFAULTS.announce_frequency,
+        description="Seconds between `cmd/announce` to each waiting caller (0: never).",
+    )
+    ring_progressive_delay: PositiveSeconds = Field(
+        default=QUEUE_DEFAULTS.ring_progressive_delay,
+        description="`ringprogressive`: seconds between adding one more ringing agent.",
+    )
+    penalty_rules: PenaltyRules = Field(
+        default=[], description="As a call waits, ring agents of higher penalties."
+    )
+    skill_rules: SkillRules = Field(
+        default=[], description="As a call waits, lower the skill levels it requires."
+    )
 
 
 class QueueUpdate(_Request):
-    """``PATCH /api/queues/{id}``: the tenant of a queue never changes."""
+    """``PATCH /api/queues/{id}``: the tenant of a queue never changes.
+
+    A list option given replaces the stored list (`[]` clears it).
+    """
 
     name: Name | MISSING = MISSING
     queue_number: Number | MISSING = MISSING
     strategy: Strategy | MISSING = MISSING
     timeout: Timeout | MISSING = MISSING
     status: Status | MISSING = MISSING
+    retry: Seconds | MISSING = MISSING
+    wrapup_time: Seconds | MISSING = MISSING
+    max_len: Count | MISSING = MISSING
+    max_wait: Seconds | MISSING = MISSING
+    overflow: Overflow | MISSING = MISSING
+    join_empty: ConditionSet | MISSING = MISSING
+    leave_when_empty: ConditionSet | MISSING = MISSING
+    weight: Weight | MISSING = MISSING
+    service_level: PositiveSeconds | MISSING = MISSING
+    announce_frequency: Seconds | MISSING = MISSING
+    ring_progressive_delay: PositiveSeconds | MISSING = MISSING
+    penalty_rules: PenaltyRules | MISSING = MISSING
+    skill_rules: SkillRules | MISSING = MISSING
 
 
 class EnrolmentCreate(_Request):
-    """``POST /api/queues/{id}/agents``."""
+    """``POST /api/queues/{id}/agents``: the extension, and how it takes the queue's calls."""
 
     extension_id: Id
+    penalty: Penalty = Field(
+        default=DEFAULT_ENROLMENT.penalty, description="The agent's tier: lower is rung first."
+    )
+    position: Position | MISSING = Field(
+        default=MISSING,
+        description="Order for `linear`, `roundrobin`, ... (lower first); left out: last.",
+    )
+    wrapup_time: Seconds | None = Field(
+        default=DEFAULT_ENROLMENT.wrapup_time,
+        description="Seconds of rest after a call of this queue; null: the queue's.",
+    )
+    max_no_answer: Count = Field(
+        default=DEFAULT_ENROLMENT.max_no_answer,
+        description="Pause the agent after this many unanswered rings in a row (0: never).",
+    )
+    busy_delay: Seconds = Field(
+        default=DEFAULT_ENROLMENT.busy_delay,
+        description="Seconds the agent is skipped after a ring failed busy.",
+    )
+    reject_delay: Seconds = Field(
+        default=DEFAULT_ENROLMENT.reject_delay,
+        description="Seconds the agent is skipped after rejecting a ring.",
+    )
+    no_answer_delay: Seconds = Field(
+        default=DEFAULT_ENROLMENT.no_answer_delay,
+        description="Seconds the agent is skipped after a ring went unanswered.",
+    )
+
+
+class EnrolmentUpdate(_Request):
+    """``PATCH /api/queues/{id}/agents/{extension_id}``: change how an agent takes calls.
+
+    `wrapup_time` is the one field that takes null: it means "the queue's".
+    """
+
+    penalty: Penalty | MISSING = MISSING
+    position: Position | MISSING = MISSING
+    wrapup_time: Seconds | MISSING | None = MISSING
+    max_no_answer: Count | MISSING = MISSING
+    busy_delay: Seconds | MISSING = MISSING
+    reject_delay: Seconds | MISSING = MISSING
+    no_answer_delay: Seconds | MISSING = MISSING
 
 
 class DidRouteCreate(_Request):
@@ -134,6 +304,9 @@ class DidRouteCreate(_Request):
     did: Did
     queue_id: Id | MISSING = MISSING
     extension_id: Id | MISSING = MISSING
+    skills: SkillMap = Field(
+        default={}, description="Skills every call of this DID requires (queue targets only)."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> DidRouteCreate:
@@ -145,11 +318,12 @@ class DidRouteCreate(_Request):
 
 
 class DidRouteUpdate(_Request):
-    """``PATCH /api/did-routes/{id}``: a new DID, a new target (at most one), or both."""
+    """``PATCH /api/did-routes/{id}``: a new DID, a new target (at most one), new skills."""
 
     did: Did | MISSING = MISSING
     queue_id: Id | MISSING = MISSING
     extension_id: Id | MISSING = MISSING
+    skills: SkillMap | MISSING = MISSING
 
     @model_validator(mode="after")
     def _at_most_one_target(self) -> DidRouteUpdate:
@@ -194,14 +368,22 @@ class ExtensionOut(_Response):
     tenant_id: int
     number: str
     name: str
+    skills: dict[str, int]
 
 
 class AgentOut(_Response):
-    """An extension enrolled in a queue."""
+    """An extension enrolled in a queue, with its enrolment options."""
 
     id: int
     number: str
     name: str
+    penalty: int
+    position: int
+    wrapup_time: int | None = Field(description="null: the queue's.")
+    max_no_answer: int
+    busy_delay: int
+    reject_delay: int
+    no_answer_delay: int
 
 
 AgentStatusName = Literal["available", "ringing", "busy", "wrapup", "paused", "logged_out"]
@@ -217,8 +399,33 @@ class LiveAgentOut(AgentOut):
     )
 
 
+class HangupOverflowOut(_Response):
+    """Overflow: hang the call up."""
+
+    type: Literal["hangup"]
+
+
+class ExtensionOverflowOut(_Response):
+    """Overflow: to an extension of the queue's tenant (its number, as it is now)."""
+
+    type: Literal["extension"]
+    extension: str
+
+
+class QueueOverflowOut(_Response):
+    """Overflow: to another queue of the same tenant."""
+
+    type: Literal["queue"]
+    queue_id: int
+
+
+OverflowOut = Annotated[
+    HangupOverflowOut | ExtensionOverflowOut | QueueOverflowOut, Field(discriminator="type")
+]
+
+
 class QueueOut(_Response):
-    """A queue with its agents, in enrolment order."""
+    """A queue with every option, and its agents in order."""
 
     id: int
     tenant_id: int
@@ -227,6 +434,21 @@ class QueueOut(_Response):
     strategy: str
     timeout: int
     status: Status
+    retry: int
+    wrapup_time: int
+    max_len: int
+    max_wait: int
+    overflow: OverflowOut
+    join_empty: list[ConditionName]
+    leave_when_empty: list[ConditionName]
+    weight: int
+    service_level: int
+    announce_frequency: int
+    ring_progressive_delay: int
+    # The request's rule models: provisioning checks rules with the same ones, so
+    # whatever is stored conforms, and the schema shows one shape for both ways.
+    penalty_rules: list[PenaltyRuleField]
+    skill_rules: list[SkillRuleField]
     agents: list[AgentOut]
 
 
@@ -252,6 +474,7 @@ class DidRouteOut(_Response):
     did: str
     queue_id: int | None
     extension_id: int | None
+    skills: dict[str, int]
 
 
 # --- path and query parameters -----------------------------------------------------------

@@ -62,7 +62,35 @@ class RouteToHangup:
     reason: str
 
 
-PbxCommand = Ring | CancelRing | RouteToExtension | RouteToHangup
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """cmd/announce (addition to v1): tell the waiting caller where they stand.
+
+    `estimated_wait_s` is None when the queue has no recent answers to go by.
+    """
+
+    tenant_id: TenantId
+    call_id: CallId
+    queue_id: QueueId
+    position: int
+    estimated_wait_s: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Originate:
+    """cmd/originate (addition to v1): the agent took a callback; call the customer.
+
+    The PBX calls `number` from `extension` (who has just answered the ring)
+    and bridges them.
+    """
+
+    tenant_id: TenantId
+    call_id: CallId
+    extension: str
+    number: str
+
+
+PbxCommand = Ring | CancelRing | RouteToExtension | RouteToHangup | Announce | Originate
 
 # --- monitoring events ----------------------------------------------------------
 
@@ -138,6 +166,36 @@ class PublishCallRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishCallOverflowed:
+    """event/call/overflowed (addition to v1): the call left its queue unanswered.
+
+    Exactly one of `to_queue` and `to_extension` is set, or neither for a
+    hangup. A call that overflows into another queue is then queued there.
+    """
+
+    tenant_id: TenantId
+    call_id: CallId
+    queue_id: QueueId
+    reason: str
+    wait_s: float
+    at: float
+    to_queue: QueueId | None = None
+    to_extension: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishCallbackRequested:
+    """event/call/callback_requested (addition to v1): the call waits as a callback."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    queue_id: QueueId
+    number: str
+    position: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PublishAgentState:
     """event/agent/state: ringmaster's view of the agent changed."""
 
@@ -164,6 +222,16 @@ class QueueSnapshot:
     answered: int
     abandoned: int
     completed: int
+    overflowed: int = 0
+    #: The queue's `service_level` threshold, and the calls answered (and
+    #: abandoned) within it: `answered_within / answered` is the service
+    #: level; Asterisk's second form also counts abandons within it.
+    service_level_s: int = 20
+    answered_within: int = 0
+    abandoned_within: int = 0
+    service_level_pct: float | None = None
+    #: Callbacks among the waiting calls.
+    callbacks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +270,8 @@ MonitoringCommand = (
     | PublishCallAbandoned
     | PublishCallCompleted
     | PublishCallRejected
+    | PublishCallOverflowed
+    | PublishCallbackRequested
     | PublishAgentState
     | PublishQueueSnapshot
     | ClearQueueSnapshot

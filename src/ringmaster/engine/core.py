@@ -27,13 +27,17 @@ from typing import Any, ClassVar
 
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import (
+    Announce,
     CancelRing,
     ClearQueueSnapshot,
     Command,
+    Originate,
     PublishAgentState,
     PublishCallAbandoned,
     PublishCallAnswered,
+    PublishCallbackRequested,
     PublishCallCompleted,
+    PublishCallOverflowed,
     PublishCallQueued,
     PublishCallRejected,
     PublishCallRinging,
@@ -55,10 +59,13 @@ from ringmaster.engine.model import (
     Extension,
     ExtensionId,
     ExtensionTarget,
+    OverflowReason,
     Presence,
     QueueId,
     QueueStatus,
+    QueueTarget,
     RejectReason,
+    RingFailure,
     Tenant,
     TenantId,
 )
@@ -68,6 +75,17 @@ from ringmaster.engine.records import (
     RingRecord,
     StateChanges,
 )
+from ringmaster.engine.rules import (
+    MAX_OVERFLOW_HOPS,
+    condition_of,
+    estimated_wait,
+    has_skills,
+    is_empty,
+    next_widening,
+    penalty_limit,
+    skills_lowered_by,
+    smoothed_interval,
+)
 from ringmaster.engine.state import AgentState, CallState, EngineBug, QueueState
 from ringmaster.engine.strategies import STRATEGIES, QueueView, RandomSource
 
@@ -76,7 +94,11 @@ from ringmaster.engine.strategies import STRATEGIES, QueueView, RandomSource
 DEFAULT_ENDED_CALL_TTL = 120.0
 
 # Deadline kinds, in the order they are handled when due at the same time.
-_RING, _RETRY, _WRAPUP = 0, 1, 2
+# Calls: a ring's timeout, the end of a retry pause, `max_wait`, a penalty or
+# skill rule widening, the next periodic announcement, `ringprogressive`'s next
+# ring. Agents: the end of a wrap-up, or of a skip after a failed ring.
+_RING, _RETRY, _MAX_WAIT, _WIDEN, _ANNOUNCE, _PROGRESS, _WRAPUP, _SKIP = range(8)
+_CALL_DEADLINES = frozenset({_RING, _RETRY, _MAX_WAIT, _WIDEN, _ANNOUNCE, _PROGRESS})
 # (when, kind, tie-breaker, call, extension): the unique tie-breaker keeps
 # heap comparisons from ever reaching the optional fields.
 _Deadline = tuple[float, int, int, CallKey | None, ExtensionId | None]
@@ -121,10 +143,15 @@ class Engine:
         self._deadlines: list[_Deadline] = []
         self._deadline_count = 0
         self._seq = 0
+        self._enrol_seq = 0
         # work of the current event
         self._out: list[Command] = []
         self._to_distribute: set[QueueId] = set()
         self._touched: set[QueueId] = set()
+        #: Queues whose agents' conditions changed: `leave_when_empty` looks.
+        self._empty_check: set[QueueId] = set()
+        #: Calls whose last ring ended: is their round over (`_close_rounds`)?
+        self._rings_ended: set[CallKey] = set()
         # what changed since the last take_changes()
         self._dirty_calls: set[CallKey] = set()
         self._dirty_agents: set[ExtensionId] = set()
@@ -145,6 +172,7 @@ class Engine:
         except BaseException:
             # A bug: do not let this event's half-made commands leak into the next.
             self._out = []
+            self._rings_ended.clear()
             raise
         self._forget_ended(now)
         return self._finish(now)
@@ -152,13 +180,15 @@ class Engine:
     def handle_timer(self, now: float) -> list[Command]:
         """Apply every deadline that is due at `now`."""
         while self._deadlines and self._deadlines[0][0] <= now:
-            _, kind, _, key, extension_id = heapq.heappop(self._deadlines)
-            if kind == _RING and key is not None and extension_id is not None:
-                self._ring_timed_out(key, extension_id, now)
-            elif kind == _RETRY and key is not None:
-                self._retry_due(key, now)
-            elif kind == _WRAPUP and extension_id is not None:
-                self._wrapup_due(extension_id, now)
+            entry = heapq.heappop(self._deadlines)
+            if not self._is_live_deadline(entry):
+                continue
+            _, kind, _, key, extension_id = entry
+            if kind in _CALL_DEADLINES:
+                assert key is not None
+                self._call_deadline_due(kind, key, extension_id, now)
+            elif extension_id is not None:
+                self._agent_rested(extension_id, now)
         self._forget_ended(now)
         return self._finish(now)
 
@@ -183,17 +213,20 @@ class Engine:
         for agent_record in live.agents:
             agent = self._agents.get(agent_record.extension_id)
             if agent is not None:
-                self._count_status(agent, agent.status, -1)
+                self._count_status(agent, -1)
                 agent.restore(agent_record)
-                self._count_status(agent, agent.status, +1)
+                self._count_status(agent, +1)
                 if agent.wrapup_until is not None:
                     self._add_deadline(agent.wrapup_until, _WRAPUP, None, agent.extension_id)
+                if agent.skip_until is not None:
+                    self._add_deadline(agent.skip_until, _SKIP, None, agent.extension_id)
         for record in sorted(live.calls, key=lambda r: r.seq):
             self._restore_call(CallState.from_record(record), now)
         for agent in self._agents.values():
             self._refresh_agent(agent, now)
         self._to_distribute.update(self._queues)
         self._touched.update(self._queues)
+        self._empty_check.update(self._queues)
         return self.handle_timer(now)
 
     def take_snapshots(self, now: float) -> list[PublishQueueSnapshot]:
@@ -291,6 +324,14 @@ class Engine:
             answered=queue.answered,
             abandoned=queue.abandoned,
             completed=queue.completed,
+            overflowed=queue.overflowed,
+            service_level_s=config.service_level,
+            answered_within=queue.answered_within,
+            abandoned_within=queue.abandoned_within,
+            service_level_pct=(
+                round(100 * queue.answered_within / queue.answered, 1) if queue.answered else None
+            ),
+            callbacks=queue.callbacks,
         )
 
     # --- calls -------------------------------------------------------------------
@@ -331,12 +372,31 @@ class Engine:
         if queue.config.status is QueueStatus.INACTIVE:
             self._reject(call, RejectReason.QUEUE_INACTIVE, now)
             return
+        # The arrival's own requirements add to (and outrank) its route's.
+        call.skills = {**route.skills, **event.skills} if event.skills else route.skills
+        self._join(call, queue, now)
+
+    def _join(self, call: CallState, queue: QueueState, now: float) -> None:
+        """Put a call that is in no line (it arrived, or overflowed) in `queue`'s line."""
+        config = queue.config
+        if config.max_len and len(queue.line) >= config.max_len:
+            self._overflow(call, queue, OverflowReason.QUEUE_FULL, now)
+            return
+        if config.join_empty and is_empty(queue.condition_counts, config.join_empty):
+            self._overflow(call, queue, OverflowReason.QUEUE_EMPTY, now)
+            return
+        key = call.key
         call.queue_id = queue.queue_id
+        call.entered_at = now
         self._calls[key] = call
         self._dirty_calls.add(key)
         self._removed_calls.discard(key)  # a call_id used again after it was forgotten
-        insort(queue.line, call.line_entry)
+        entry = call.line_entry
+        insort(queue.line, entry)
+        position = bisect_left(queue.line, entry) + 1
         queue.offered += 1
+        if call.is_callback:
+            queue.callbacks += 1
         self._queue_changed(queue)
         self._out.append(
             PublishCallQueued(
@@ -345,8 +405,135 @@ class Engine:
                 queue.queue_id,
                 call.did,
                 call.caller_id,
-                position=bisect_left(queue.line, call.line_entry) + 1,
+                position=position,
                 at=now,
+            )
+        )
+        self._arm_waiting(call, queue, now, announce_from_now=True)
+        self._announce_from(queue, position)  # those behind moved back one place
+
+    def _arm_waiting(
+        self, call: CallState, queue: QueueState, now: float, *, announce_from_now: bool
+    ) -> None:
+        """Set the deadlines a waiting call has from its queue's options."""
+        config = queue.config
+        if config.max_wait and not call.is_callback:
+            self._add_deadline(call.entered_at + config.max_wait, _MAX_WAIT, call.key, None)
+        call.widen_at = next_widening(config, call.entered_at, now)
+        if call.widen_at is not None:
+            self._add_deadline(call.widen_at, _WIDEN, call.key, None)
+        wanted = config.announce_frequency > 0 and not call.is_callback
+        if not wanted:
+            announce_at = None
+        elif announce_from_now or call.announce_at is None:
+            announce_at = now + config.announce_frequency
+        else:
+            # A frequency made shorter applies at once: the caller does not
+            # wait out the old, longer period first.
+            announce_at = min(call.announce_at, now + config.announce_frequency)
+        if announce_at != call.announce_at:
+            call.announce_at = announce_at
+            self._dirty_calls.add(call.key)
+        if announce_at is not None:
+            self._add_deadline(announce_at, _ANNOUNCE, call.key, None)
+
+    def _overflow(
+        self, call: CallState, queue: QueueState, reason: OverflowReason, now: float
+    ) -> None:
+        """The call leaves `queue` (or is refused by it) for the queue's overflow target."""
+        waiting = call.queue_id == queue.queue_id
+        refused_on_arrival = not waiting and call.queue_id is None and call.hops == 0
+        wait_s = round(now - call.entered_at, 3) if waiting else 0.0
+        if waiting:
+            for extension_id in list(call.rings):
+                self._end_ring(call, extension_id, CancelReason.OVERFLOW, now)
+            self._leave_line(call, queue)
+            call.queue_id = None
+        queue.overflowed += 1
+        self._queue_changed(queue)
+        target = queue.config.overflow
+        if isinstance(target, QueueTarget):
+            next_queue = self._queues.get(target.queue_id)
+            if call.hops >= MAX_OVERFLOW_HOPS:
+                reason = OverflowReason.TOO_MANY_HOPS
+            elif (
+                next_queue is not None
+                and next_queue.config.tenant_id == call.tenant_id
+                and next_queue.config.status is QueueStatus.ACTIVE
+            ):
+                self._out.append(
+                    PublishCallOverflowed(
+                        call.tenant_id,
+                        call.call_id,
+                        queue.queue_id,
+                        reason.value,
+                        wait_s,
+                        now,
+                        to_queue=next_queue.queue_id,
+                    )
+                )
+                call.hops += 1
+                call.tried.clear()
+                call.retry_at = call.progress_at = call.announce_at = call.widen_at = None
+                self._join(call, next_queue, now)
+                return
+        elif isinstance(target, ExtensionTarget):
+            extension = self._extensions.get(target.extension_id)
+            if extension is not None and extension.tenant_id == call.tenant_id:
+                self._out.append(
+                    PublishCallOverflowed(
+                        call.tenant_id,
+                        call.call_id,
+                        queue.queue_id,
+                        reason.value,
+                        wait_s,
+                        now,
+                        to_extension=extension.number,
+                    )
+                )
+                self._move(call, "leave")
+                self._end(call, now)
+                self._out.append(RouteToExtension(call.tenant_id, call.call_id, extension.number))
+                return
+        # A hangup: the target says so, or the target it names cannot take the call.
+        if refused_on_arrival:
+            self._reject(call, RejectReason(reason.value), now)
+            return
+        self._out.append(
+            PublishCallOverflowed(
+                call.tenant_id, call.call_id, queue.queue_id, reason.value, wait_s, now
+            )
+        )
+        self._move(call, "leave")
+        self._end(call, now)
+        self._out.append(RouteToHangup(call.tenant_id, call.call_id, reason.value))
+
+    def _callback_requested(self, event: ev.CallbackRequested, now: float) -> None:
+        call = self._known_call(event, now)
+        if call is None or call.callback_number == event.number:
+            return  # unknown (reported), or a duplicate
+        queue = self._queue_of(call)
+        if queue is None or call.phase not in (CallPhase.QUEUED, CallPhase.RINGING):
+            self._out.append(
+                RejectInput(event, f"call {event.call_id} is not waiting in a queue", now)
+            )
+            return
+        if not call.is_callback:
+            queue.callbacks += 1
+        call.callback_number = event.number
+        self._dirty_calls.add(call.key)
+        # A callback keeps its place for as long as it takes: no more
+        # announcements (nobody is listening) and no `max_wait`.
+        call.announce_at = None
+        self._touched.add(queue.queue_id)
+        self._out.append(
+            PublishCallbackRequested(
+                call.tenant_id,
+                call.call_id,
+                queue.queue_id,
+                event.number,
+                bisect_left(queue.line, call.line_entry) + 1,
+                now,
             )
         )
 
@@ -378,14 +565,32 @@ class Engine:
         self._move(call, "answer")
         call.agent_id = extension_id
         call.answered_at = now
-        call.retry_at = None
+        call.retry_at = call.progress_at = call.announce_at = call.widen_at = None
+        # The answer updates the estimated wait before the callers behind are
+        # told their new places, so that what they are told counts it.
+        if queue.last_answer_at is not None:
+            queue.answer_interval_s = smoothed_interval(
+                queue.answer_interval_s, now - queue.last_answer_at
+            )
+        queue.last_answer_at = now
         self._leave_line(call, queue)
         queue.answered += 1
+        if now - call.entered_at <= queue.config.service_level:
+            queue.answered_within += 1
+        queue.last_answered = extension_id
         self._queue_changed(queue)
         agent = self._agents[extension_id]
         agent.ringing_for = None
         agent.connected_to = call.key
+        if agent.unanswered:
+            agent.unanswered = 0
+            self._dirty_agents.add(extension_id)
         self._refresh_agent(agent, now)
+        if call.is_callback:
+            # The agent is on the line: now the PBX calls the customer back.
+            self._out.append(
+                Originate(call.tenant_id, call.call_id, event.extension, call.callback_number)
+            )
         self._out.append(
             PublishCallAnswered(
                 call.tenant_id,
@@ -406,12 +611,43 @@ class Engine:
             # Usually a race with our own cancel (the PBX reports the failure
             # of a ring we already ended): nothing to do.
             return
+        self._ring_unanswered(call, extension_id, event.reason, now)
         self._end_ring(call, extension_id, None, now)
+
+    def _ring_unanswered(
+        self, call: CallState, extension_id: ExtensionId, failure: RingFailure, now: float
+    ) -> None:
+        """Apply the enrolment's delays and `max_no_answer` to a ring that failed."""
+        queue = self._queue_of(call)
+        agent = self._agents.get(extension_id)
+        if queue is None or agent is None:
+            return
+        options = queue.option(extension_id)
+        delay = {
+            RingFailure.BUSY: options.busy_delay,
+            RingFailure.REJECTED: options.reject_delay,
+            RingFailure.NO_ANSWER: options.no_answer_delay,
+        }.get(failure, 0)
+        if delay > 0 and (agent.skip_until is None or agent.skip_until < now + delay):
+            agent.skip_until = now + delay
+            self._add_deadline(agent.skip_until, _SKIP, None, extension_id)
+            self._dirty_agents.add(extension_id)
+        if failure is not RingFailure.NO_ANSWER:
+            return
+        agent.unanswered += 1
+        self._dirty_agents.add(extension_id)
+        if options.max_no_answer and agent.unanswered >= options.max_no_answer:
+            # Autopause: the ring that ends next publishes the paused state.
+            agent.unanswered = 0
+            agent.presence = Presence.PAUSED
+            agent.presence_reason = "no_answer"
 
     def _call_hung_up(self, event: ev.CallHungUp, now: float) -> None:
         call = self._known_call(event, now)
         if call is None or call.phase.is_final:
             return
+        if call.is_callback and call.phase is not CallPhase.CONNECTED:
+            return  # the caller's leg went, as a callback's does: the call waits on
         queue = self._queue_of(call)
         if call.phase is CallPhase.CONNECTED:
             self._move(call, "hangup")
@@ -420,7 +656,9 @@ class Engine:
             talk_s = now - (call.answered_at or now)
             if agent is not None:
                 agent.connected_to = None
-                wrapup = queue.config.wrapup_time if queue is not None else 0
+                agent.last_call_ended_at = now
+                self._dirty_agents.add(agent.extension_id)
+                wrapup = self._wrapup_time(queue, agent.extension_id)
                 if wrapup > 0:
                     agent.wrapup_until = now + wrapup
                     self._dirty_agents.add(agent.extension_id)
@@ -449,6 +687,8 @@ class Engine:
         if queue is not None:
             self._leave_line(call, queue)
             queue.abandoned += 1
+            if now - call.entered_at <= queue.config.service_level:
+                queue.abandoned_within += 1
             self._queue_changed(queue)
             self._out.append(
                 PublishCallAbandoned(
@@ -460,8 +700,16 @@ class Engine:
                 )
             )
 
+    def _wrapup_time(self, queue: QueueState | None, extension_id: ExtensionId) -> int:
+        if queue is None:
+            return 0
+        own = queue.option(extension_id).wrapup_time
+        return own if own is not None else queue.config.wrapup_time
+
     def _known_call(
-        self, event: ev.RingAnswered | ev.RingFailed | ev.CallHungUp, now: float
+        self,
+        event: ev.RingAnswered | ev.RingFailed | ev.CallHungUp | ev.CallbackRequested,
+        now: float,
     ) -> CallState | None:
         key = (event.tenant_id, event.call_id)
         call = self._calls.get(key) or self._ended.get(key)
@@ -510,6 +758,22 @@ class Engine:
         index = bisect_left(queue.line, entry)
         if index < len(queue.line) and queue.line[index] == entry:
             del queue.line[index]
+            if call.is_callback:
+                queue.callbacks -= 1
+            self._announce_from(queue, index + 1)  # those behind moved up one place
+
+    def _announce_from(self, queue: QueueState, position: int) -> None:
+        """Tell each caller from `position` on (1-based) their new place."""
+        if not queue.config.announce_frequency:
+            return
+        for index in range(position - 1, len(queue.line)):
+            self._announce(self._calls[queue.line[index][3]], queue, index + 1)
+
+    def _announce(self, call: CallState, queue: QueueState, position: int) -> None:
+        if call.is_callback:
+            return
+        wait = estimated_wait(position, len(queue.free), queue.answer_interval_s)
+        self._out.append(Announce(call.tenant_id, call.call_id, queue.queue_id, position, wait))
 
     def _restore_call(self, call: CallState, now: float) -> None:
         key = call.key
@@ -530,11 +794,16 @@ class Engine:
             self._add_deadline(ring.deadline, _RING, key, ring.extension_id)
         if call.retry_at is not None:
             self._add_deadline(call.retry_at, _RETRY, key, None)
+        if call.progress_at is not None:
+            self._add_deadline(call.progress_at, _PROGRESS, key, None)
         queue = self._queue_of(call)
         if queue is None:
             self._leave(call, "queue_removed", now)  # its queue went while we were down
         else:
             insort(queue.line, call.line_entry)
+            if call.is_callback:
+                queue.callbacks += 1
+            self._arm_waiting(call, queue, now, announce_from_now=False)
 
     def _leave(self, call: CallState, reason: str, now: float) -> None:
         """Take a waiting call out of ringmaster's hands and hang it up."""
@@ -571,7 +840,8 @@ class Engine:
                 agent.number,
                 queue.queue_id,
                 queue.config.timeout,
-                call.caller_id,
+                # A callback shows the agent the number they are about to call.
+                call.callback_number or call.caller_id,
             )
         )
         self._out.append(
@@ -590,6 +860,8 @@ class Engine:
             self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel))
         if call.phase is CallPhase.RINGING:
             self._move(call, "ring_ended" if call.rings else "last_ring_ended")
+        if not call.rings:
+            self._rings_ended.add(call.key)
         self._dirty_calls.add(call.key)
         if (queue := self._queue_of(call)) is not None:
             self._queue_changed(queue)
@@ -601,31 +873,66 @@ class Engine:
         extension = self._extensions.get(extension_id)
         return extension.number if extension is not None else ""
 
-    def _ring_timed_out(self, key: CallKey, extension_id: ExtensionId, now: float) -> None:
-        call = self._calls.get(key)
-        if call is not None and extension_id in call.rings:
-            self._end_ring(call, extension_id, CancelReason.TIMEOUT, now)
-
-    def _retry_due(self, key: CallKey, now: float) -> None:
-        call = self._calls.get(key)
-        if call is None or call.retry_at is None or call.retry_at > now:
-            return
-        call.retry_at = None
-        call.tried.clear()  # a new round
-        self._dirty_calls.add(key)
-        if (queue := self._queue_of(call)) is not None:
-            self._queue_changed(queue)
-
-    def _is_live_deadline(self, entry: _Deadline) -> bool:
-        at, kind, _, key, extension_id = entry
-        call = self._calls.get(key) if key is not None else None
+    def _call_deadline_due(
+        self, kind: int, key: CallKey, extension_id: ExtensionId | None, now: float
+    ) -> None:
+        """A live deadline of a waiting call fell due (`_is_live_deadline` checked it)."""
+        call = self._calls[key]
+        queue = self._queue_of(call)
+        assert queue is not None  # only waiting calls have live deadlines
         if kind == _RING:
-            ring = call.rings.get(extension_id) if call and extension_id is not None else None
-            return ring is not None and ring.deadline == at
-        if kind == _RETRY:
-            return call is not None and call.retry_at == at
+            assert extension_id is not None
+            self._ring_unanswered(call, extension_id, RingFailure.NO_ANSWER, now)
+            self._end_ring(call, extension_id, CancelReason.TIMEOUT, now)
+        elif kind == _RETRY:
+            call.retry_at = None
+            call.tried.clear()  # a new round
+            self._dirty_calls.add(key)
+            self._queue_changed(queue)
+        elif kind == _MAX_WAIT:
+            self._overflow(call, queue, OverflowReason.MAX_WAIT, now)
+        elif kind == _WIDEN:
+            # More agents may take the call now: offer it again.
+            call.widen_at = next_widening(queue.config, call.entered_at, now)
+            if call.widen_at is not None:
+                self._add_deadline(call.widen_at, _WIDEN, key, None)
+            self._to_distribute.add(queue.queue_id)
+        elif kind == _ANNOUNCE:
+            self._announce(call, queue, bisect_left(queue.line, call.line_entry) + 1)
+            call.announce_at = now + queue.config.announce_frequency
+            self._dirty_calls.add(key)
+            self._add_deadline(call.announce_at, _ANNOUNCE, key, None)
+        elif kind == _PROGRESS:
+            self._to_distribute.add(queue.queue_id)
+
+    def _is_live_deadline(self, entry: _Deadline) -> bool:  # noqa: PLR0911
+        at, kind, _, key, extension_id = entry
+        if kind in _CALL_DEADLINES:
+            call = self._calls.get(key) if key is not None else None
+            if call is None or call.phase not in (CallPhase.QUEUED, CallPhase.RINGING):
+                return False
+            if kind == _RING:
+                ring = call.rings.get(extension_id) if extension_id is not None else None
+                return ring is not None and ring.deadline == at
+            if kind == _RETRY:
+                return call.retry_at == at
+            if kind == _MAX_WAIT:
+                queue = self._queue_of(call)
+                return (
+                    queue is not None
+                    and not call.is_callback
+                    and queue.config.max_wait > 0
+                    and call.entered_at + queue.config.max_wait == at
+                )
+            if kind == _WIDEN:
+                return call.widen_at == at
+            if kind == _ANNOUNCE:
+                return call.announce_at == at
+            return call.progress_at == at
         agent = self._agents.get(extension_id) if extension_id is not None else None
-        return agent is not None and agent.wrapup_until == at
+        if agent is None:
+            return False
+        return (agent.wrapup_until if kind == _WRAPUP else agent.skip_until) == at
 
     # --- distribution -------------------------------------------------------------------
 
@@ -639,49 +946,133 @@ class Engine:
                 return
             queues = [self._queues[q] for q in self._to_distribute if q in self._queues]
             self._to_distribute.clear()
-            # Only queues with a free agent can ring anyone; merging their lines
-            # visits the best waiting call of all of them first.
+            # Only queues with a free agent can ring anyone. Heavier queues
+            # first (`weight`); within a weight, merging the lines visits the
+            # best waiting call of all of them first.
             queues = [queue for queue in queues if queue.free and queue.line]
-            # Offering a call only ever takes agents, never frees one, and
-            # never changes a line, so the lines can be walked as they are.
-            for entry in heapq.merge(*(queue.line for queue in queues)):
-                call = self._calls[entry[3]]
-                queue = self._queue_of(call)
-                if queue is not None and queue.free:
-                    self._offer(call, queue, now)
-                    if not any(q.free for q in queues):
-                        break
+            for weight in sorted({queue.config.weight for queue in queues}, reverse=True):
+                if not self._offer_lines(
+                    [queue for queue in queues if queue.config.weight == weight], queues, now
+                ):
+                    break
+
+    def _offer_lines(
+        self, lines_of: list[QueueState], all_queues: list[QueueState], now: float
+    ) -> bool:
+        """Offer the calls of these queues' lines, best first; False once nobody is free."""
+        # Offering a call only ever takes agents, never frees one, and never
+        # changes a line, so the lines can be walked as they are.
+        for entry in heapq.merge(*(queue.line for queue in lines_of)):
+            call = self._calls[entry[3]]
+            queue = self._queue_of(call)
+            if queue is not None and queue.free:
+                self._offer(call, queue, now)
+                if not any(q.free for q in all_queues):
+                    return False
+        return True
 
     def _offer(self, call: CallState, queue: QueueState, now: float) -> None:
         """Ring whoever the queue's strategy picks for `call`, if anyone."""
         strategy = STRATEGIES[queue.config.strategy]
-        if call.phase is CallPhase.CONNECTED or (call.rings and not strategy.rings_all):
+        if call.phase is CallPhase.CONNECTED or not queue.free:
             return
-        if not queue.free:
+        if call.rings and not strategy.rings_all:
+            progress_due = call.progress_at is not None and call.progress_at <= now
+            if not (strategy.rings_progressively and progress_due):
+                return
+        eligible = self._eligible(call, queue, now)
+        if not eligible:
             return
-        candidates = [e for e in queue.free if e not in call.tried]
+        candidates = [e for e in eligible if e not in call.tried]
         if not candidates:
-            if call.rings or call.retry_at is not None:
+            if call.rings or call.retry_at is not None or not self._end_round(call, queue, now):
                 return
-            # Every agent who could take the call was rung this round: pause
-            # for the queue's `retry`, then start a new round.
-            if queue.config.retry > 0:
-                call.retry_at = now + queue.config.retry
-                self._dirty_calls.add(call.key)
-                self._add_deadline(call.retry_at, _RETRY, call.key, None)
-                return
-            call.tried.clear()
-            candidates = list(queue.free)
-        candidates.sort(key=queue.position.__getitem__)
+            candidates = eligible
+        if strategy.tiers_by_penalty and queue.options:
+            candidates = self._lowest_tier(call, queue, candidates)
+            if not candidates:
+                return  # a lower tier rings (ringall, ringprogressive): add no higher one
         if strategy.rings_all:
             chosen = candidates
         else:
             view = QueueView(
-                queue.enrolled, queue.position, queue.last_rung, queue.stats, self._rng
+                enrolled=queue.enrolled,
+                position=queue.position,
+                last_rung=queue.last_rung,
+                stats=queue.stats,
+                rng=self._rng,
+                last_answered=queue.last_answered,
+                options=queue.options,
+                last_call_ended=self._last_call_ended,
             )
             chosen = [strategy.choose(candidates, view)]
         for extension_id in chosen:
             self._start_ring(call, queue, self._agents[extension_id], now)
+        if strategy.rings_progressively:
+            call.progress_at = now + queue.config.ring_progressive_delay
+            self._add_deadline(call.progress_at, _PROGRESS, call.key, None)
+
+    def _end_round(self, call: CallState, queue: QueueState, now: float) -> bool:
+        """Every agent who could take the call was rung: pause for the queue's `retry`.
+
+        Returns True when the queue has no pause and the new round begins now.
+        """
+        if queue.config.retry > 0:
+            call.retry_at = now + queue.config.retry
+            self._dirty_calls.add(call.key)
+            self._add_deadline(call.retry_at, _RETRY, call.key, None)
+            return False
+        call.tried.clear()
+        self._dirty_calls.add(call.key)
+        return True
+
+    def _close_rounds(self, now: float) -> None:
+        """Start the `retry` pause of calls whose round ended with nobody left to ring.
+
+        `_offer` finds a round over only when it has a free agent to look at.
+        When the last agent tried is not free as its ring ends (a delay after
+        the failure, a pause, `max_no_answer`), nobody may be free at all; the
+        pause must still start now, or it would start only when that agent
+        came back, and hold the call back from them `retry` seconds more.
+        """
+        ended, self._rings_ended = self._rings_ended, set()
+        for key in ended:
+            call = self._calls.get(key)
+            if call is None or call.phase is not CallPhase.QUEUED or call.retry_at is not None:
+                continue
+            queue = self._queue_of(call)
+            if queue is None or not call.tried:
+                continue
+            over = all(e in call.tried for e in self._eligible(call, queue, now))
+            if over and self._end_round(call, queue, now):
+                self._to_distribute.add(queue.queue_id)  # no pause: a new round now
+
+    def _eligible(self, call: CallState, queue: QueueState, now: float) -> list[ExtensionId]:
+        """The queue's free agents who may take this call now, in enrolment order."""
+        config = queue.config
+        eligible: list[ExtensionId] | Iterable[ExtensionId] = queue.free
+        if config.penalty_rules:
+            limit = penalty_limit(config, call.entered_at, now)
+            if limit is not None:
+                eligible = [e for e in eligible if queue.option(e).penalty <= limit]
+        if call.skills:
+            lowered = skills_lowered_by(config, call.entered_at, now)
+            extensions = self._extensions
+            eligible = [
+                e for e in eligible if has_skills(extensions[e].skills, call.skills, lowered)
+            ]
+        return sorted(eligible, key=queue.position.__getitem__)
+
+    def _lowest_tier(
+        self, call: CallState, queue: QueueState, candidates: list[ExtensionId]
+    ) -> list[ExtensionId]:
+        """The candidates of the lowest penalty, counting the agents already ringing."""
+        lowest = min(queue.option(e).penalty for e in (*candidates, *call.rings))
+        return [e for e in candidates if queue.option(e).penalty == lowest]
+
+    def _last_call_ended(self, extension_id: ExtensionId) -> float | None:
+        agent = self._agents.get(extension_id)
+        return agent.last_call_ended_at if agent is not None else None
 
     # --- agents ----------------------------------------------------------------------------
 
@@ -695,6 +1086,7 @@ class Engine:
             and agent.ringing_for is None
             and agent.connected_to is None
             and (agent.wrapup_until is None or agent.wrapup_until <= now)
+            and (agent.skip_until is None or agent.skip_until <= now)
         )
 
     def _status_of(self, agent: AgentState, now: float) -> tuple[AgentStatus, str]:  # noqa: PLR0911
@@ -729,26 +1121,40 @@ class Engine:
                 else:
                     queue.free.discard(agent.extension_id)
         status, reason = self._status_of(agent, now)
-        if status is not agent.status:
-            self._count_status(agent, agent.status, -1)
-            self._count_status(agent, status, +1)
+        condition = condition_of(status, reason)
+        if status is not agent.status or condition is not agent.condition:
+            self._count_status(agent, -1)
+            published = status is not agent.status
             agent.status = status
+            agent.condition = condition
+            self._count_status(agent, +1)
             self._dirty_agents.add(agent.extension_id)
-            self._out.append(PublishAgentState(agent.tenant_id, agent.number, status, now, reason))
+            if published:
+                self._out.append(
+                    PublishAgentState(agent.tenant_id, agent.number, status, now, reason)
+                )
 
-    def _count_status(self, agent: AgentState, status: AgentStatus, delta: int) -> None:
+    def _count_status(self, agent: AgentState, delta: int) -> None:
         for queue_id in self._queues_of.get(agent.extension_id, ()):
             queue = self._queues.get(queue_id)
             if queue is not None:
-                queue.status_counts[status] += delta
-                self._touched.add(queue_id)
+                self._count_in(queue, agent, delta)
 
-    def _wrapup_due(self, extension_id: ExtensionId, now: float) -> None:
-        agent = self._agents.get(extension_id)
-        if agent is not None and agent.wrapup_until is not None and agent.wrapup_until <= now:
+    def _count_in(self, queue: QueueState, agent: AgentState, delta: int) -> None:
+        queue.status_counts[agent.status] += delta
+        queue.condition_counts[agent.condition] += delta
+        self._touched.add(queue.queue_id)
+        self._empty_check.add(queue.queue_id)
+
+    def _agent_rested(self, extension_id: ExtensionId, now: float) -> None:
+        """A wrap-up or a skip after a failed ring is over (`_is_live_deadline` checked)."""
+        agent = self._agents[extension_id]
+        if agent.wrapup_until is not None and agent.wrapup_until <= now:
             agent.wrapup_until = None
-            self._dirty_agents.add(extension_id)
-            self._refresh_agent(agent, now)
+        if agent.skip_until is not None and agent.skip_until <= now:
+            agent.skip_until = None
+        self._dirty_agents.add(extension_id)
+        self._refresh_agent(agent, now)
 
     def _agent_for(
         self, event: ev.AgentPresenceChanged | ev.DeviceStateChanged, now: float
@@ -823,10 +1229,14 @@ class Engine:
         if agent is None:
             agent = AgentState(extension.extension_id, extension.tenant_id, extension.number)
             self._agents[extension.extension_id] = agent
-            self._count_status(agent, agent.status, +1)
+            self._count_status(agent, +1)
             self._dirty_agents.add(extension.extension_id)
             self._removed_agents.discard(extension.extension_id)
         agent.number = extension.number
+        if old is not None and old.skills != extension.skills:
+            # New skills may let a waiting call ring the agent: a change
+            # takes effect at once, not at the next event of its queues.
+            self._to_distribute.update(self._queues_of.get(extension.extension_id, ()))
 
     def _extension_removed(self, event: ev.ExtensionRemoved, now: float) -> None:
         extension = self._extensions.get(event.extension_id)
@@ -838,7 +1248,7 @@ class Engine:
         # complete it. The agent simply stops existing for distribution.
         agent.presence = Presence.LOGGED_OUT
         self._refresh_agent(agent, now)
-        self._count_status(agent, agent.status, -1)
+        self._count_status(agent, -1)
         del self._agents[event.extension_id]
         del self._extensions[event.extension_id]
         del self._extension_ids[(extension.tenant_id, extension.number)]
@@ -855,8 +1265,13 @@ class Engine:
             self._queues[config.queue_id] = queue
             self._dirty_queues.add(config.queue_id)
             self._removed_queues.discard(config.queue_id)
-        queue.config = config
+        old, queue.config = queue.config, config
         self._queue_changed(queue)
+        self._empty_check.add(config.queue_id)
+        if old is not config and queue.line:
+            # Waiting calls follow the new options from now on.
+            for entry in queue.line:
+                self._arm_waiting(self._calls[entry[3]], queue, now, announce_from_now=False)
 
     def _queue_removed(self, event: ev.QueueRemoved, now: float) -> None:
         queue = self._queues.get(event.queue_id)
@@ -876,19 +1291,22 @@ class Engine:
 
     def _agent_enrolled(self, event: ev.AgentEnrolled, now: float) -> None:
         queue = self._queues.get(event.queue_id)
-        if queue is None or event.extension_id in queue.position:
+        if queue is None:
             return
-        # In place: start-up replays every enrolment, and rebuilding the list
-        # each time made that quadratic (3.8 s for 10,000 agents in one queue).
-        queue.position[event.extension_id] = len(queue.enrolled)
-        queue.enrolled.append(event.extension_id)
+        known = event.extension_id in queue.position
+        if known and queue.options.get(event.extension_id) == event.options:
+            return
+        self._enrol_seq += 1
+        queue.enrol(event.extension_id, event.options, self._enrol_seq)
+        self._queue_changed(queue)  # new options may let a waiting call ring
+        if known:
+            return
         self._queues_of.setdefault(event.extension_id, set()).add(event.queue_id)
         agent = self._agents.get(event.extension_id)
         if agent is not None:
-            queue.status_counts[agent.status] += 1
+            self._count_in(queue, agent, +1)
             if agent.free:
                 queue.free.add(event.extension_id)
-        self._queue_changed(queue)
 
     def _agent_unenrolled(self, event: ev.AgentUnenrolled, now: float) -> None:
         queue = self._queues.get(event.queue_id)
@@ -902,10 +1320,9 @@ class Engine:
             call = self._calls[agent.ringing_for]
             if call.queue_id == queue.queue_id:
                 self._end_ring(call, extension_id, CancelReason.AGENT_UNAVAILABLE, now)
-        queue.set_enrolled([e for e in queue.enrolled if e != extension_id])
-        queue.free.discard(extension_id)
+        queue.unenrol(extension_id)
         if agent is not None:
-            queue.status_counts[agent.status] -= 1
+            self._count_in(queue, agent, -1)
         self._queues_of[extension_id].discard(queue.queue_id)
         if queue.stats.pop(extension_id, None) is not None:
             self._removed_stats.add((queue.queue_id, extension_id))
@@ -925,15 +1342,36 @@ class Engine:
         self._dirty_queues.add(queue.queue_id)
 
     def _finish(self, now: float) -> list[Command]:
-        self._distribute(now)
+        # Leaving empty queues, ringing agents and ending rounds change each
+        # other's inputs: go round until none has anything left to do.
+        while True:
+            self._leave_empty_queues(now)
+            self._distribute(now)
+            self._close_rounds(now)
+            if not self._empty_check and not self._to_distribute:
+                break
         out, self._out = self._out, []
         return out
+
+    def _leave_empty_queues(self, now: float) -> None:
+        """`leave_when_empty`: waiting calls leave a queue where nobody could take them."""
+        checks, self._empty_check = self._empty_check, set()
+        for queue_id in checks:
+            queue = self._queues.get(queue_id)
+            if queue is None or not queue.line or not queue.config.leave_when_empty:
+                continue
+            if is_empty(queue.condition_counts, queue.config.leave_when_empty):
+                for entry in list(queue.line):
+                    call = self._calls[entry[3]]
+                    if not call.is_callback:  # a callback keeps its place
+                        self._overflow(call, queue, OverflowReason.QUEUE_EMPTY, now)
 
     _HANDLERS: ClassVar[dict[type, Callable[[Engine, Any, float], None]]] = {
         ev.CallArrived: _call_arrived,
         ev.RingAnswered: _ring_answered,
         ev.RingFailed: _ring_failed,
         ev.CallHungUp: _call_hung_up,
+        ev.CallbackRequested: _callback_requested,
         ev.AgentPresenceChanged: _presence_changed,
         ev.DeviceStateChanged: _device_changed,
         ev.TenantSaved: _tenant_saved,

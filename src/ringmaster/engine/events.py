@@ -8,18 +8,21 @@ restart, and so that start-up is just replaying the stored configuration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ringmaster.engine.model import (
+    DEFAULT_ENROLMENT,
     CallId,
     DeviceState,
     DidRoute,
+    EnrolmentOptions,
     Extension,
     ExtensionId,
     Presence,
     QueueConfig,
     QueueId,
     RingFailure,
+    Skills,
     Tenant,
     TenantId,
 )
@@ -37,6 +40,8 @@ class CallArrived:
     caller_id: str = ""
     caller_name: str = ""
     priority: int = 0
+    #: Skills the call requires, on top of its DID route's (addition to v1).
+    skills: Skills = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,20 @@ class CallHungUp:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackRequested:
+    """pbx/call/callback_requested (addition to v1): call the caller back instead.
+
+    The waiting call becomes virtual: it keeps its place in the line though
+    the caller hangs up, and when an agent answers its ring ringmaster asks
+    the PBX to originate a call from that agent to `number`.
+    """
+
+    tenant_id: TenantId
+    call_id: CallId
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentPresenceChanged:
     """pbx/agent/state: the agent logged in, paused, unpaused or logged out."""
 
@@ -87,7 +106,13 @@ class DeviceStateChanged:
 
 
 PbxEvent = (
-    CallArrived | RingAnswered | RingFailed | CallHungUp | AgentPresenceChanged | DeviceStateChanged
+    CallArrived
+    | RingAnswered
+    | RingFailed
+    | CallHungUp
+    | CallbackRequested
+    | AgentPresenceChanged
+    | DeviceStateChanged
 )
 
 # --- an operator changed the configuration ----------------------------------
@@ -137,10 +162,11 @@ class QueueRemoved:
 
 @dataclass(frozen=True, slots=True)
 class AgentEnrolled:
-    """An extension was enrolled in a queue, after those already in it."""
+    """An extension was enrolled in a queue, or its enrolment options changed."""
 
     queue_id: QueueId
     extension_id: ExtensionId
+    options: EnrolmentOptions = DEFAULT_ENROLMENT
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ move it; the adapters translate it to and from MQTT payloads and SQL rows.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import NewType
 
 TenantId = NewType("TenantId", int)
@@ -65,6 +66,20 @@ class AgentStatus(_Enum):
     LOGGED_OUT = "logged_out"
 
 
+class AgentCondition(_Enum):
+    """Why an enrolled agent cannot take a call now.
+
+    `join_empty` and `leave_when_empty` are sets of these, as Asterisk's
+    `joinempty` and `leavewhenempty` are.
+    """
+
+    PAUSED = "paused"
+    UNAVAILABLE = "unavailable"  # the phone is unregistered
+    LOGGED_OUT = "logged_out"
+    BUSY = "busy"  # on a call (ringing for one of ours does not count)
+    WRAPUP = "wrapup"
+
+
 class RingFailure(_Enum):
     """Why the PBX says a ring ended unanswered."""
 
@@ -90,6 +105,16 @@ class RejectReason(_Enum):
     NO_ROUTE = "no_route"
     QUEUE_INACTIVE = "queue_inactive"
     QUEUE_FULL = "queue_full"
+    QUEUE_EMPTY = "queue_empty"  # `join_empty`: nobody could take the call
+
+
+class OverflowReason(_Enum):
+    """Why a call left its queue for the queue's `overflow` target."""
+
+    QUEUE_FULL = "queue_full"  # `max_len` reached on arrival
+    QUEUE_EMPTY = "queue_empty"  # `join_empty` on arrival, `leave_when_empty` while waiting
+    MAX_WAIT = "max_wait"
+    TOO_MANY_HOPS = "too_many_hops"  # overflow chains that loop are cut here
 
 
 class CallPhase(_Enum):
@@ -122,6 +147,10 @@ class Tenant:
     name: str
 
 
+#: Skill name -> level (1..10): what an agent has, or what a call requires.
+Skills = Mapping[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Extension:
     """A phone number inside a tenant; enrolled in a queue, it is an agent."""
@@ -130,6 +159,37 @@ class Extension:
     tenant_id: TenantId
     number: str
     name: str = ""
+    #: Skills-based routing: a call that requires skills rings only agents
+    #: who have each at the required level or above.
+    skills: Skills = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HangupTarget:
+    """An overflow that hangs the call up, with the reason that sent it there."""
+
+
+@dataclass(frozen=True, slots=True)
+class PenaltyRule:
+    """After `after` seconds in the queue, a call may ring agents up to `max_penalty`.
+
+    Asterisk's queuerules `penaltychange`, FreeSWITCH's tier rules. Before the
+    first rule applies, a call may ring every penalty (lowest first).
+    """
+
+    after: int
+    max_penalty: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkillRule:
+    """After `after` seconds in the queue, every required skill level drops by `lower_by`.
+
+    A requirement lowered to 0 or below is dropped altogether.
+    """
+
+    after: int
+    lower_by: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +210,51 @@ class QueueConfig:
     status: QueueStatus = QueueStatus.ACTIVE
     retry: int = 5
     wrapup_time: int = 0
+    #: Waiting-line capacity; 0 is unlimited. A call beyond it overflows.
+    max_len: int = 0
+    #: Seconds a call may wait in this queue before it overflows; 0 is forever.
+    max_wait: int = 0
+    overflow: OverflowTarget = HangupTarget()
+    #: A call may not join (it overflows) when every agent is in one of these.
+    join_empty: frozenset[AgentCondition] = frozenset()
+    #: Waiting calls leave (they overflow) when every agent is in one of these.
+    leave_when_empty: frozenset[AgentCondition] = frozenset()
+    #: A heavier queue's waiting calls are offered first to shared agents.
+    weight: int = 0
+    #: Seconds: the threshold of the queue's service-level figure.
+    service_level: int = 20
+    #: Seconds between `cmd/announce` to each waiting caller; 0 is never.
+    announce_frequency: int = 0
+    #: `ringprogressive`: seconds between adding one more ringing agent.
+    ring_progressive_delay: int = 10
+    penalty_rules: tuple[PenaltyRule, ...] = ()
+    skill_rules: tuple[SkillRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentOptions:
+    """How an extension enrolled in a queue (an agent of it) takes that queue's calls.
+
+    `penalty` is the agent's tier: lower penalties are rung first. `position`
+    orders the queue's agents for `linear`, `roundrobin`, `rrordered` and
+    `ringprogressive` (ties by enrolment order); None puts the agent after
+    those already enrolled. `wrapup_time` None means the queue's.
+    The three delays skip the agent (in every queue) for that many seconds
+    after a ring of this queue failed busy, was rejected, or went unanswered.
+    `max_no_answer` pauses the agent (reason `no_answer`) after that many
+    unanswered rings in a row; 0 never does.
+    """
+
+    penalty: int = 0
+    position: int | None = None
+    wrapup_time: int | None = None
+    max_no_answer: int = 0
+    busy_delay: int = 0
+    reject_delay: int = 0
+    no_answer_delay: int = 0
+
+
+DEFAULT_ENROLMENT = EnrolmentOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +272,8 @@ class ExtensionTarget:
 
 
 RouteTarget = QueueTarget | ExtensionTarget
+#: Where a call goes when it leaves a queue without an answer.
+OverflowTarget = QueueTarget | ExtensionTarget | HangupTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,3 +283,5 @@ class DidRoute:
     tenant_id: TenantId
     did: str
     target: RouteTarget
+    #: Skills every call of this DID requires (with a queue target).
+    skills: Skills = field(default_factory=dict)

@@ -20,6 +20,7 @@ from ringmaster.engine.model import (
     ExtensionId,
     Presence,
     QueueId,
+    Skills,
     TenantId,
 )
 
@@ -56,6 +57,20 @@ class CallRecord:
     agent_id: ExtensionId | None = None
     answered_at: float | None = None
     ended_at: float | None = None
+    #: When the call joined its current queue (it differs from `arrived_at`
+    #: after an overflow into another queue): `max_wait` and the penalty and
+    #: skill rules count from here.
+    entered_at: float | None = None
+    #: Overflows taken so far; a chain longer than the engine allows is cut.
+    hops: int = 0
+    #: The number to call back: set, the call is virtual (the caller hung up).
+    callback_number: str = ""
+    #: The skills the call requires (its DID route's and its own).
+    skills: Skills = field(default_factory=dict)
+    #: When the next periodic `cmd/announce` is due.
+    announce_at: float | None = None
+    #: `ringprogressive`: when one more agent is added to the ringing.
+    progress_at: float | None = None
 
     @property
     def key(self) -> CallKey:
@@ -75,6 +90,12 @@ class AgentRecord:
     #: The state last published on `event/agent/state`, so that a restart
     #: does not announce changes that did not happen.
     status: AgentStatus
+    #: When the agent's last call ended, in any queue (`longestidle`).
+    last_call_ended_at: float | None = None
+    #: Skipped by every queue until then after a failed ring (the delays).
+    skip_until: float | None = None
+    #: Unanswered rings in a row (`max_no_answer`).
+    unanswered: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +120,16 @@ class QueueMemoryRecord:
     answered: int = 0
     abandoned: int = 0
     completed: int = 0
+    #: `rrordered`: the agent who answered last, where the next ring starts after.
+    last_answered: ExtensionId | None = None
+    overflowed: int = 0
+    #: Answered and abandoned within the queue's `service_level` threshold.
+    answered_within: int = 0
+    abandoned_within: int = 0
+    #: The estimated wait's inputs: the last answer, and the smoothed
+    #: interval between answers (None until there were two).
+    last_answer_at: float | None = None
+    answer_interval_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ringmaster.engine.model import (
+    DEFAULT_ENROLMENT,
+    AgentCondition,
     AgentStatus,
     CallId,
     CallKey,
     CallPhase,
     DeviceState,
+    EnrolmentOptions,
     ExtensionId,
     Presence,
     QueueConfig,
     QueueId,
+    Skills,
     TenantId,
 )
 from ringmaster.engine.records import (
@@ -82,10 +86,23 @@ class CallState:
     agent_id: ExtensionId | None = None
     answered_at: float | None = None
     ended_at: float | None = None
+    entered_at: float = 0.0
+    hops: int = 0
+    callback_number: str = ""
+    skills: Skills = field(default_factory=dict)
+    announce_at: float | None = None
+    progress_at: float | None = None
+    #: When the call's penalty or skill rules next widen who may take it
+    #: (derived from its queue's rules, so not stored).
+    widen_at: float | None = None
 
     @property
     def key(self) -> CallKey:
         return (self.tenant_id, self.call_id)
+
+    @property
+    def is_callback(self) -> bool:
+        return bool(self.callback_number)
 
     @property
     def line_entry(self) -> LineEntry:
@@ -117,6 +134,12 @@ class CallState:
             agent_id=self.agent_id,
             answered_at=self.answered_at,
             ended_at=self.ended_at,
+            entered_at=self.entered_at,
+            hops=self.hops,
+            callback_number=self.callback_number,
+            skills=self.skills,
+            announce_at=self.announce_at,
+            progress_at=self.progress_at,
         )
 
     @classmethod
@@ -138,6 +161,12 @@ class CallState:
             agent_id=record.agent_id,
             answered_at=record.answered_at,
             ended_at=record.ended_at,
+            entered_at=record.entered_at if record.entered_at is not None else record.arrived_at,
+            hops=record.hops,
+            callback_number=record.callback_number,
+            skills=record.skills,
+            announce_at=record.announce_at,
+            progress_at=record.progress_at,
         )
 
 
@@ -153,6 +182,12 @@ class AgentState:
     device: DeviceState = DeviceState.IDLE
     wrapup_until: float | None = None
     status: AgentStatus = AgentStatus.LOGGED_OUT
+    last_call_ended_at: float | None = None
+    skip_until: float | None = None
+    unanswered: int = 0
+    #: Why the agent cannot take a call now (None: it can), for
+    #: `join_empty` and `leave_when_empty`; kept with `status`.
+    condition: AgentCondition | None = AgentCondition.LOGGED_OUT
     # Derived from the calls (not stored): set while a ring or a call is on.
     ringing_for: CallKey | None = None
     connected_to: CallKey | None = None
@@ -168,6 +203,9 @@ class AgentState:
             device=self.device,
             wrapup_until=self.wrapup_until,
             status=self.status,
+            last_call_ended_at=self.last_call_ended_at,
+            skip_until=self.skip_until,
+            unanswered=self.unanswered,
         )
 
     def restore(self, record: AgentRecord) -> None:
@@ -176,6 +214,9 @@ class AgentState:
         self.device = record.device
         self.wrapup_until = record.wrapup_until
         self.status = record.status
+        self.last_call_ended_at = record.last_call_ended_at
+        self.skip_until = record.skip_until
+        self.unanswered = record.unanswered
 
 
 @dataclass(slots=True, eq=False)
@@ -183,21 +224,36 @@ class QueueState:
     """A queue: its settings, agents, waiting line and memory."""
 
     config: QueueConfig
-    #: Enrolled extensions in enrolment order; ids may point at extensions
-    #: that no longer exist (the product lets that happen), which never ring.
+    #: Enrolled extensions in order of their `position` option (then of
+    #: enrolment); ids may point at extensions that no longer exist (the
+    #: product lets that happen), which never ring.
     enrolled: list[ExtensionId] = field(default_factory=list)
+    #: Each enrolled extension's index in `enrolled`.
     position: dict[ExtensionId, int] = field(default_factory=dict)
+    options: dict[ExtensionId, EnrolmentOptions] = field(default_factory=dict)
+    #: (position option, enrolment order) of each enrolled extension.
+    order_key: dict[ExtensionId, tuple[int, int]] = field(default_factory=dict)
     #: Waiting calls (queued or ringing), sorted best first.
     line: list[LineEntry] = field(default_factory=list)
     #: Enrolled agents that could be rung right now.
     free: set[ExtensionId] = field(default_factory=set)
     #: Enrolled, existing agents by status, kept up to date for snapshots.
     status_counts: Counter[AgentStatus] = field(default_factory=Counter)
+    #: The same agents by `AgentState.condition` (None: could take a call).
+    condition_counts: Counter[AgentCondition | None] = field(default_factory=Counter)
+    #: Callbacks among the waiting calls.
+    callbacks: int = 0
     last_rung: ExtensionId | None = None
+    last_answered: ExtensionId | None = None
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
     completed: int = 0
+    overflowed: int = 0
+    answered_within: int = 0
+    abandoned_within: int = 0
+    last_answer_at: float | None = None
+    answer_interval_s: float | None = None
     stats: dict[ExtensionId, AgentQueueStats] = field(default_factory=dict)
 
     @property
@@ -219,9 +275,39 @@ class QueueState:
             index = bisect_left(self.line, (head[0] + 1,), lo=index)
         return oldest
 
-    def set_enrolled(self, enrolled: list[ExtensionId]) -> None:
+    def enrol(self, extension_id: ExtensionId, options: EnrolmentOptions, seq: int) -> None:
+        """Enrol an agent, or change its options; keeps `enrolled` in order."""
+        self.options[extension_id] = options
+        old_key = self.order_key.get(extension_id)
+        if options.position is None:
+            key = old_key or (self.order_key[self.enrolled[-1]][0] + 1 if self.enrolled else 0, seq)
+        else:
+            key = (options.position, old_key[1] if old_key else seq)
+        self.order_key[extension_id] = key
+        if old_key == key:
+            return
+        if old_key is None and (not self.enrolled or self.order_key[self.enrolled[-1]] < key):
+            # In place: start-up replays every enrolment in order, and rebuilding
+            # the list each time made that quadratic.
+            self.position[extension_id] = len(self.enrolled)
+            self.enrolled.append(extension_id)
+            return
+        enrolled = [e for e in self.enrolled if e != extension_id]
+        enrolled.insert(bisect_left(enrolled, key, key=self.order_key.__getitem__), extension_id)
+        self._set_enrolled(enrolled)
+
+    def unenrol(self, extension_id: ExtensionId) -> None:
+        self._set_enrolled([e for e in self.enrolled if e != extension_id])
+        self.options.pop(extension_id, None)
+        self.order_key.pop(extension_id, None)
+        self.free.discard(extension_id)
+
+    def _set_enrolled(self, enrolled: list[ExtensionId]) -> None:
         self.enrolled = enrolled
         self.position = {extension_id: i for i, extension_id in enumerate(enrolled)}
+
+    def option(self, extension_id: ExtensionId) -> EnrolmentOptions:
+        return self.options.get(extension_id, DEFAULT_ENROLMENT)
 
     def memory_record(self) -> QueueMemoryRecord:
         return QueueMemoryRecord(
@@ -231,6 +317,12 @@ class QueueState:
             answered=self.answered,
             abandoned=self.abandoned,
             completed=self.completed,
+            last_answered=self.last_answered,
+            overflowed=self.overflowed,
+            answered_within=self.answered_within,
+            abandoned_within=self.abandoned_within,
+            last_answer_at=self.last_answer_at,
+            answer_interval_s=self.answer_interval_s,
         )
 
     def restore_memory(self, record: QueueMemoryRecord) -> None:
@@ -239,3 +331,9 @@ class QueueState:
         self.answered = record.answered
         self.abandoned = record.abandoned
         self.completed = record.completed
+        self.last_answered = record.last_answered
+        self.overflowed = record.overflowed
+        self.answered_within = record.answered_within
+        self.abandoned_within = record.abandoned_within
+        self.last_answer_at = record.last_answer_at
+        self.answer_interval_s = record.answer_interval_s

@@ -18,7 +18,18 @@ yet tried in this round) and the queue's memory; the strategy only chooses.
 - `random` rings an eligible agent chosen uniformly (Asterisk's `random`,
   FreeSWITCH's `random`), from a generator the service owns and seeds, so the
   engine stays deterministic under test.
+- `rrordered` is round robin in enrolment order that resumes after the agent
+  who answered last (Asterisk's `rrordered`, FreeSWITCH's `round-robin`).
+- `wrandom` draws at random, weighted by penalty: an agent of penalty p is
+  drawn with weight 1 / (1 + p) (Asterisk's `wrandom`).
+- `longestidle` rings the agent whose last call, in any queue, ended longest
+  ago (FreeSWITCH's `longest-idle-agent`).
+- `ringprogressive` rings one agent, then adds the next in enrolment order
+  every `ring_progressive_delay` seconds while the earlier ones keep ringing
+  (FreeSWITCH's `ring-progressively`).
 
+Penalties come first: the engine hands a strategy only the candidates of the
+lowest penalty present (except to `wrandom`, for which penalty is the weight).
 Every ranking breaks ties by enrolment order, so a choice never depends on
 the order of a set.
 """
@@ -26,11 +37,11 @@ the order of a set.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from ringmaster.engine.model import ExtensionId, QueueId
+from ringmaster.engine.model import EnrolmentOptions, ExtensionId, QueueId
 from ringmaster.engine.records import AgentQueueStats
 
 
@@ -53,6 +64,10 @@ class QueueView:
     last_rung: ExtensionId | None
     stats: Mapping[ExtensionId, AgentQueueStats]
     rng: RandomSource
+    last_answered: ExtensionId | None
+    options: Mapping[ExtensionId, EnrolmentOptions]
+    #: When the agent's last call ended, in any queue (None: never).
+    last_call_ended: Callable[[ExtensionId], float | None]
 
     def stat(self, extension_id: ExtensionId) -> AgentQueueStats:
         """The agent's record in this queue (empty if it has none yet)."""
@@ -69,6 +84,10 @@ class Strategy(abc.ABC):
     name: ClassVar[str]
     #: True when every candidate is rung at once (a call may have many rings).
     rings_all: ClassVar[bool] = False
+    #: True when the call adds one more ring every `ring_progressive_delay`.
+    rings_progressively: ClassVar[bool] = False
+    #: False when the strategy weighs penalties itself rather than by tiers.
+    tiers_by_penalty: ClassVar[bool] = True
 
     @abc.abstractmethod
     def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
@@ -111,10 +130,28 @@ class RoundRobin(Strategy):
 
     def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
         """The first candidate after the agent rung last, in enrolment order."""
-        start = queue.position.get(queue.last_rung, -1) if queue.last_rung is not None else -1
-        size = len(queue.enrolled)
-        # The first candidate strictly after the last one rung, wrapping round.
-        return min(candidates, key=lambda e: (queue.position[e] - start - 1) % size)
+        return _first_after(queue.last_rung, candidates, queue)
+
+
+def _first_after(
+    last: ExtensionId | None, candidates: Sequence[ExtensionId], queue: QueueView
+) -> ExtensionId:
+    """The first candidate strictly after `last` in enrolment order, wrapping round."""
+    start = queue.position.get(last, -1) if last is not None else -1
+    size = len(queue.enrolled)
+    return min(candidates, key=lambda e: (queue.position[e] - start - 1) % size)
+
+
+class RoundRobinOrdered(Strategy):
+    """Enrolment order, resuming after the agent who answered last (Asterisk `rrordered`)."""
+
+    name = "rrordered"
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """The first candidate after the agent who answered last, in enrolment order."""
+        # Within one call's round the agents already rung are not candidates,
+        # so the ring moves on down the order from there.
+        return _first_after(queue.last_answered, candidates, queue)
 
 
 class Linear(Strategy):
@@ -157,6 +194,57 @@ class Random(Strategy):
         return candidates[int(queue.rng.random() * len(candidates))]
 
 
+class WeightedRandom(Strategy):
+    """At random, a lower penalty more likely (Asterisk `wrandom`)."""
+
+    name = "wrandom"
+    tiers_by_penalty = False
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """A candidate drawn with weight 1 / (1 + penalty)."""
+        weights = [1.0 / (1 + _penalty(queue, e)) for e in candidates]
+        point = queue.rng.random() * sum(weights)
+        for extension_id, weight in zip(candidates, weights, strict=True):
+            point -= weight
+            if point < 0:
+                return extension_id
+        return candidates[-1]  # float rounding left a sliver at the top
+
+
+def _penalty(queue: QueueView, extension_id: ExtensionId) -> int:
+    options = queue.options.get(extension_id)
+    return options.penalty if options is not None else 0
+
+
+class LongestIdle(Strategy):
+    """The agent whose last call in any queue ended longest ago (FreeSWITCH's default)."""
+
+    name = "longestidle"
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """The candidate idle longest; agents who never had a call come first."""
+
+        def ended(extension_id: ExtensionId) -> float:
+            at = queue.last_call_ended(extension_id)
+            return float("-inf") if at is None else at
+
+        return min(candidates, key=ended)
+
+
+class RingProgressive(Strategy):
+    """One more agent every `ring_progressive_delay`, the earlier keep ringing.
+
+    FreeSWITCH's `ring-progressively`: first answer wins, like `ringall`.
+    """
+
+    name = "ringprogressive"
+    rings_progressively = True
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """The next candidate in enrolment order."""
+        return candidates[0]
+
+
 _ALL: tuple[Strategy, ...] = (
     RingAll(),
     LeastRecent(),
@@ -165,6 +253,10 @@ _ALL: tuple[Strategy, ...] = (
     FewestCalls(),
     LeastTalkTime(),
     Random(),
+    RoundRobinOrdered(),
+    WeightedRandom(),
+    LongestIdle(),
+    RingProgressive(),
 )
 
 #: The registry: a queue's `strategy` names one of these.
