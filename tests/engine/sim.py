@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ringmaster.engine import events as ev
@@ -13,6 +13,7 @@ from ringmaster.engine.model import (
     CallId,
     DeviceState,
     DidRoute,
+    EnrolmentOptions,
     Extension,
     ExtensionId,
     ExtensionTarget,
@@ -26,6 +27,8 @@ from ringmaster.engine.model import (
     TenantId,
 )
 from ringmaster.engine.records import LiveState, StateChanges
+from ringmaster.engine.state import CallState
+from ringmaster.engine.strategies import RandomSource
 
 T = TenantId(1)
 OTHER = TenantId(2)
@@ -85,8 +88,12 @@ class PretendStore:
 class Sim:
     """One tenant with one queue (id 1, DID "+100") and its agents, on a virtual clock.
 
-    Extensions are numbered "101", "102", ... with ids 1, 2, ...; every
-    command the engine returns is also appended to `log`.
+    Extensions are numbered "101", "102", ... with ids 1, 2, ...; queue N has
+    the DID "+(99 + N)". Every command the engine returns is also appended to
+    `log`. Queue options beyond the named ones (`max_wait=30`, `overflow=...`)
+    go straight to queue 1's `QueueConfig`; `rng` feeds `random` and `wrandom`
+    and survives restarts (as the service's generator survives nothing: a
+    restarted daemon seeds anew, so restart tests leave those two out).
     """
 
     def __init__(
@@ -98,8 +105,11 @@ class Sim:
         retry: int = 5,
         wrapup_time: int = 0,
         logged_in: bool = True,
+        rng: RandomSource | None = None,
+        **options: Any,
     ) -> None:
-        self.engine = Engine()
+        self.rng = rng
+        self.engine = Engine(rng=rng)
         self.now = 1_000.0
         self.store = PretendStore()
         self.log: list[Command] = []
@@ -113,6 +123,7 @@ class Sim:
             retry=retry,
             wrapup_time=wrapup_time,
             enrolled=range(1, agents + 1),
+            **options,
         )
         if logged_in:
             self.login(*(self.number(i) for i in range(1, agents + 1)))
@@ -130,10 +141,18 @@ class Sim:
             out += self.send(event)
         return out
 
-    def add_extension(self, extension_id: int, tenant: TenantId = T) -> list[Command]:
+    def add_extension(
+        self, extension_id: int, tenant: TenantId = T, *, skills: Mapping[str, int] | None = None
+    ) -> list[Command]:
+        """Create (or change) extension "1NN"; saving it again changes its skills."""
         return self.configure(
             ev.ExtensionSaved(
-                Extension(ExtensionId(extension_id), tenant, self.number(extension_id))
+                Extension(
+                    ExtensionId(extension_id),
+                    tenant,
+                    self.number(extension_id),
+                    skills=dict(skills or {}),
+                )
             )
         )
 
@@ -148,7 +167,9 @@ class Sim:
         wrapup_time: int = 0,
         status: QueueStatus = QueueStatus.ACTIVE,
         enrolled: Iterable[int] = (),
+        **options: Any,
     ) -> list[Command]:
+        """Create a queue with DID "+(99 + queue_id)"; `options` go to its `QueueConfig`."""
         config = QueueConfig(
             QueueId(queue_id),
             tenant,
@@ -159,11 +180,29 @@ class Sim:
             status,
             retry,
             wrapup_time,
+            **options,
         )
         return self.configure(
             ev.QueueSaved(config),
             *(ev.AgentEnrolled(QueueId(queue_id), ExtensionId(e)) for e in enrolled),
             ev.DidRouteSaved(DidRoute(tenant, f"+{99 + queue_id}", QueueTarget(QueueId(queue_id)))),
+        )
+
+    def config(self, queue_id: int = 1) -> QueueConfig:
+        queue = self.engine.queue(QueueId(queue_id))
+        assert queue is not None
+        return queue.config
+
+    def update_queue(self, queue_id: int = 1, **changes: Any) -> list[Command]:
+        """Save a queue again with some options changed, as a PATCH does."""
+        return self.configure(ev.QueueSaved(replace(self.config(queue_id), **changes)))
+
+    def enrol(self, queue_id: int, extension_id: int, **options: Any) -> list[Command]:
+        """Enrol an extension in a queue, or change its enrolment options."""
+        return self.configure(
+            ev.AgentEnrolled(
+                QueueId(queue_id), ExtensionId(extension_id), EnrolmentOptions(**options)
+            )
         )
 
     def route(
@@ -173,13 +212,14 @@ class Sim:
         queue: int | None = None,
         extension: int | None = None,
         tenant: TenantId = T,
+        skills: Mapping[str, int] | None = None,
     ) -> list[Command]:
         target = (
             QueueTarget(QueueId(queue))
             if queue is not None
             else ExtensionTarget(ExtensionId(extension or 0))
         )
-        return self.configure(ev.DidRouteSaved(DidRoute(tenant, did, target)))
+        return self.configure(ev.DidRouteSaved(DidRoute(tenant, did, target, dict(skills or {}))))
 
     # --- what the PBX says --------------------------------------------------------
 
@@ -197,8 +237,13 @@ class Sim:
         priority: int = 0,
         caller_id: str = "5550001",
         tenant: TenantId = T,
+        skills: Mapping[str, int] | None = None,
     ) -> list[Command]:
-        return self.send(ev.CallArrived(tenant, CallId(call_id), did, caller_id, "", priority))
+        return self.send(
+            ev.CallArrived(
+                tenant, CallId(call_id), did, caller_id, "", priority, dict(skills or {})
+            )
+        )
 
     def answer(self, call_id: str, extension: str) -> list[Command]:
         return self.send(ev.RingAnswered(T, CallId(call_id), extension))
@@ -210,6 +255,9 @@ class Sim:
 
     def hangup(self, call_id: str) -> list[Command]:
         return self.send(ev.CallHungUp(T, CallId(call_id)))
+
+    def callback(self, call_id: str, number: str) -> list[Command]:
+        return self.send(ev.CallbackRequested(T, CallId(call_id), number))
 
     def login(self, *numbers: str) -> list[Command]:
         return self.presence(Presence.AVAILABLE, *numbers)
@@ -240,7 +288,7 @@ class Sim:
     def restart(self, down_for: float = 0.0) -> list[Command]:
         """Throw the engine away and build a new one from the pretend store."""
         self.now += down_for
-        self.engine = Engine()
+        self.engine = Engine(rng=self.rng)
         for event in self.store.config:
             self.engine.handle(event, self.now)
         self.engine.take_changes()
@@ -248,6 +296,8 @@ class Sim:
         self.store.apply(self.engine.take_changes())
         self.log += out
         return out
+
+    # --- looking ------------------------------------------------------------------------
 
     def ringing(self) -> dict[str, list[str]]:
         """call_id -> extensions ringing for it now."""
@@ -257,11 +307,47 @@ class Sim:
             if call.rings
         }
 
-    def phase(self, call_id: str) -> str:
+    def call(self, call_id: str) -> CallState:
         call = self.engine.call(T, CallId(call_id))
         assert call is not None
-        return call.phase.value
+        return call
+
+    def phase(self, call_id: str) -> str:
+        return self.call(call_id).phase.value
+
+    def line(self, queue_id: int = 1) -> list[str]:
+        """The call_ids waiting in a queue, best first."""
+        queue = self.engine.queue(QueueId(queue_id))
+        assert queue is not None
+        return [entry[3][1] for entry in queue.line]
+
+
+def serve(sim: Sim, call_id: str, did: str = "+100", talk_s: float = 10) -> str:
+    """Arrive, answer whoever rings, talk, hang up; return who took it."""
+    ((_, extension),) = rings(sim.arrive(call_id, did))
+    sim.answer(call_id, extension)
+    sim.advance(talk_s)
+    sim.hangup(call_id)
+    return extension
 
 
 def numbers(extension_ids: Sequence[int]) -> list[str]:
     return [Sim.number(e) for e in extension_ids]
+
+
+def restart_changes_nothing(
+    make: Callable[[], Sim], before: Callable[[Sim], object], after: Callable[[Sim], object]
+) -> list[Command]:
+    """Play `before`, then `after`, on two sims, one restarted between: same commands.
+
+    Returns the commands of `after` (from the sim that was not restarted).
+    """
+    straight, restarted = make(), make()
+    before(straight)
+    before(restarted)
+    assert [c for c in restarted.restart() if isinstance(c, Ring | CancelRing)] == []
+    start_straight, start_restarted = len(straight.log), len(restarted.log)
+    after(straight)
+    after(restarted)
+    assert restarted.log[start_restarted:] == straight.log[start_straight:]
+    return straight.log[start_straight:]

@@ -99,9 +99,12 @@ DEFAULT_ENDED_CALL_TTL = 120.0
 # ring. Agents: the end of a wrap-up, or of a skip after a failed ring.
 _RING, _RETRY, _MAX_WAIT, _WIDEN, _ANNOUNCE, _PROGRESS, _WRAPUP, _SKIP = range(8)
 _CALL_DEADLINES = frozenset({_RING, _RETRY, _MAX_WAIT, _WIDEN, _ANNOUNCE, _PROGRESS})
-# (when, kind, tie-breaker, call, extension): the unique tie-breaker keeps
-# heap comparisons from ever reaching the optional fields.
-_Deadline = tuple[float, int, int, CallKey | None, ExtensionId | None]
+# (when, kind, call's arrival order, extension, call, extension). Deadlines due
+# at the same time are handled by kind, then by the call's arrival order (its
+# `seq`), then by extension: an order that a restart rebuilds exactly, as the
+# order they were set in is not, so that the commands after a restart are the
+# very ones that would have come without it.
+_Deadline = tuple[float, int, int, int, CallKey | None, ExtensionId | None]
 
 
 class _GoldenRatioSequence:
@@ -141,7 +144,6 @@ class Engine:
         self._ended: OrderedDict[CallKey, CallState] = OrderedDict()
         self._agents: dict[ExtensionId, AgentState] = {}
         self._deadlines: list[_Deadline] = []
-        self._deadline_count = 0
         self._seq = 0
         self._enrol_seq = 0
         # work of the current event
@@ -183,7 +185,7 @@ class Engine:
             entry = heapq.heappop(self._deadlines)
             if not self._is_live_deadline(entry):
                 continue
-            _, kind, _, key, extension_id = entry
+            _, kind, _, _, key, extension_id = entry
             if kind in _CALL_DEADLINES:
                 assert key is not None
                 self._call_deadline_due(kind, key, extension_id, now)
@@ -398,6 +400,10 @@ class Engine:
         if call.is_callback:
             queue.callbacks += 1
         self._queue_changed(queue)
+        # A call may join a queue that `leave_when_empty` says nobody can
+        # serve (its `join_empty` let it in): it leaves at once, as one
+        # already waiting would (Asterisk checks both while the caller waits).
+        self._empty_check.add(queue.queue_id)
         self._out.append(
             PublishCallQueued(
                 call.tenant_id,
@@ -816,8 +822,10 @@ class Engine:
     def _add_deadline(
         self, at: float, kind: int, key: CallKey | None, extension_id: ExtensionId | None
     ) -> None:
-        self._deadline_count += 1
-        heapq.heappush(self._deadlines, (at, kind, self._deadline_count, key, extension_id))
+        call = self._calls.get(key) if key is not None else None
+        seq = call.seq if call is not None else 0
+        extension = extension_id if extension_id is not None else 0
+        heapq.heappush(self._deadlines, (at, kind, seq, extension, key, extension_id))
 
     # --- rings ---------------------------------------------------------------------
 
@@ -906,7 +914,7 @@ class Engine:
             self._to_distribute.add(queue.queue_id)
 
     def _is_live_deadline(self, entry: _Deadline) -> bool:  # noqa: PLR0911
-        at, kind, _, key, extension_id = entry
+        at, kind, _, _, key, extension_id = entry
         if kind in _CALL_DEADLINES:
             call = self._calls.get(key) if key is not None else None
             if call is None or call.phase not in (CallPhase.QUEUED, CallPhase.RINGING):

@@ -94,6 +94,23 @@ class Strategy(abc.ABC):
         """Pick the agent to ring among `candidates` (never empty, enrolment order)."""
 
 
+class RankedStrategy(Strategy):
+    """A strategy that ranks each agent by a key fixed while the agent is free.
+
+    The key changes only when one of the agent's calls ends, and an agent on a
+    call is not free, so the engine can keep the free agents in this order
+    (`engine.free_agents`) instead of ranking them all for every call.
+    """
+
+    @abc.abstractmethod
+    def rank(self, extension_id: ExtensionId, queue: QueueView) -> float:
+        """The agent's key: the lowest is rung first (ties by enrolment order)."""
+
+    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
+        """The candidate of the lowest `rank`; min() keeps the first of equals."""
+        return min(candidates, key=lambda e: self.rank(e, queue))
+
+
 class RingAll(Strategy):
     """Ring every candidate at once (Asterisk and FreeSWITCH `ringall`)."""
 
@@ -105,22 +122,15 @@ class RingAll(Strategy):
         return candidates[0]
 
 
-class LeastRecent(Strategy):
+class LeastRecent(RankedStrategy):
     """The agent whose last call in this queue ended longest ago (Asterisk `leastrecent`)."""
 
     name = "leastrecent"
 
-    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
-        """The candidate whose last call here ended longest ago."""
-
-        def last_ended(extension_id: ExtensionId) -> float:
-            stats = queue.stats.get(extension_id)
-            if stats is None or stats.last_call_ended_at is None:
-                return float("-inf")  # never answered one here: first in line
-            return stats.last_call_ended_at
-
-        # min() keeps the first of equals, so ties go by enrolment order.
-        return min(candidates, key=last_ended)
+    def rank(self, extension_id: ExtensionId, queue: QueueView) -> float:
+        """When the agent's last call here ended; never answered one here: first in line."""
+        at = queue.stat(extension_id).last_call_ended_at
+        return float("-inf") if at is None else at
 
 
 class RoundRobin(Strategy):
@@ -154,34 +164,34 @@ class RoundRobinOrdered(Strategy):
         return _first_after(queue.last_answered, candidates, queue)
 
 
-class Linear(Strategy):
+class Linear(RankedStrategy):
     """Enrolment order from the top, every time (Asterisk `linear`, FreeSWITCH `top-down`)."""
 
     name = "linear"
 
-    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
-        """The first candidate in enrolment order."""
-        return candidates[0]
+    def rank(self, extension_id: ExtensionId, queue: QueueView) -> float:
+        """All equal: enrolment order decides."""
+        return 0.0
 
 
-class FewestCalls(Strategy):
+class FewestCalls(RankedStrategy):
     """The agent with the fewest completed calls in this queue (Asterisk `fewestcalls`)."""
 
     name = "fewestcalls"
 
-    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
-        """The candidate with the fewest completed calls here."""
-        return min(candidates, key=lambda e: queue.stat(e).calls_completed)
+    def rank(self, extension_id: ExtensionId, queue: QueueView) -> float:
+        """The agent's completed calls here."""
+        return queue.stat(extension_id).calls_completed
 
 
-class LeastTalkTime(Strategy):
+class LeastTalkTime(RankedStrategy):
     """The least total talk time in this queue (FreeSWITCH `agent-with-least-talk-time`)."""
 
     name = "leasttalktime"
 
-    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
-        """The candidate with the least talk time here."""
-        return min(candidates, key=lambda e: queue.stat(e).talk_time_s)
+    def rank(self, extension_id: ExtensionId, queue: QueueView) -> float:
+        """The agent's total talk time here."""
+        return queue.stat(extension_id).talk_time_s
 
 
 class Random(Strategy):
@@ -216,22 +226,18 @@ def _penalty(queue: QueueView, extension_id: ExtensionId) -> int:
     return options.penalty if options is not None else 0
 
 
-class LongestIdle(Strategy):
+class LongestIdle(RankedStrategy):
     """The agent whose last call in any queue ended longest ago (FreeSWITCH's default)."""
 
     name = "longestidle"
 
-    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
-        """The candidate idle longest; agents who never had a call come first."""
-
-        def ended(extension_id: ExtensionId) -> float:
-            at = queue.last_call_ended(extension_id)
-            return float("-inf") if at is None else at
-
-        return min(candidates, key=ended)
+    def rank(self, extension_id: ExtensionId, queue: QueueView) -> float:
+        """When the agent's last call ended, anywhere; never had one: first in line."""
+        at = queue.last_call_ended(extension_id)
+        return float("-inf") if at is None else at
 
 
-class RingProgressive(Strategy):
+class RingProgressive(RankedStrategy):
     """One more agent every `ring_progressive_delay`, the earlier keep ringing.
 
     FreeSWITCH's `ring-progressively`: first answer wins, like `ringall`.
@@ -240,9 +246,9 @@ class RingProgressive(Strategy):
     name = "ringprogressive"
     rings_progressively = True
 
-    def choose(self, candidates: Sequence[ExtensionId], queue: QueueView) -> ExtensionId:
-        """The next candidate in enrolment order."""
-        return candidates[0]
+    def rank(self, extension_id: ExtensionId, queue: QueueView) -> float:
+        """All equal: the next in enrolment order is added."""
+        return 0.0
 
 
 _ALL: tuple[Strategy, ...] = (
