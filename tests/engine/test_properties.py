@@ -27,6 +27,7 @@ from ringmaster.engine.commands import (
     RouteToExtension,
     RouteToHangup,
 )
+from ringmaster.engine.core import Engine
 from ringmaster.engine.model import (
     DEFAULT_ENROLMENT,
     AgentCondition,
@@ -429,3 +430,32 @@ def test_a_restart_at_any_point_changes_nothing_that_follows(
             assert [c for c in restarted.restart() if isinstance(c, Ring | CancelRing)] == []
         expected = play(straight, action)
         assert play(restarted, action) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenario=scenarios(RESTARTABLE), script=st.lists(events, min_size=10, max_size=40))
+def test_ranked_free_agents_choose_as_ranking_all_of_them_would(
+    scenario: Scenario, script: list[Action]
+) -> None:
+    """The ordered free agents (`engine.free_agents`) are only a faster way to the same choice.
+
+    The same script runs twice, once with every queue's ordered index switched
+    off, so that each ring is chosen by ranking all the eligible agents.
+    """
+    indexed = scenario.build()
+    ranked_everything = scenario.build()
+    for queue in ranked_everything.engine.queues():
+        queue.ranked = None
+    real_rank_free_agents = Engine._rank_free_agents
+
+    def without_index(engine: Engine, queue: QueueState) -> None:
+        real_rank_free_agents(engine, queue)
+        if engine is ranked_everything.engine:
+            queue.ranked = None  # a live strategy change would build it again
+
+    Engine._rank_free_agents = without_index  # type: ignore[method-assign, assignment]
+    try:
+        for action in script:
+            assert play(ranked_everything, action) == play(indexed, action)
+    finally:
+        Engine._rank_free_agents = real_rank_free_agents  # type: ignore[method-assign]

@@ -48,6 +48,7 @@ from ringmaster.engine.commands import (
     RouteToExtension,
     RouteToHangup,
 )
+from ringmaster.engine.free_agents import RankedFreeAgents
 from ringmaster.engine.model import (
     AgentStatus,
     CallId,
@@ -87,7 +88,13 @@ from ringmaster.engine.rules import (
     smoothed_interval,
 )
 from ringmaster.engine.state import AgentState, CallState, EngineBug, QueueState
-from ringmaster.engine.strategies import STRATEGIES, QueueView, RandomSource
+from ringmaster.engine.strategies import (
+    STRATEGIES,
+    QueueView,
+    RandomSource,
+    RankedStrategy,
+    Strategy,
+)
 
 #: How long an ended call is remembered, so that a late duplicate of its
 #: messages (QoS 1 redelivery after a crash, a PBX retry) changes nothing.
@@ -660,6 +667,12 @@ class Engine:
             self._end(call, now)
             agent = self._agent_of(call)
             talk_s = now - (call.answered_at or now)
+            if queue is not None and call.agent_id is not None:
+                # Before the agent is freed: its rank among the free agents
+                # (`leastrecent` and kin) is taken from these figures.
+                queue.completed += 1
+                self._record_completed(queue, call.agent_id, talk_s, now)
+                self._queue_changed(queue)
             if agent is not None:
                 agent.connected_to = None
                 agent.last_call_ended_at = now
@@ -670,10 +683,6 @@ class Engine:
                     self._dirty_agents.add(agent.extension_id)
                     self._add_deadline(agent.wrapup_until, _WRAPUP, None, agent.extension_id)
                 self._refresh_agent(agent, now)
-            if queue is not None and call.agent_id is not None:
-                queue.completed += 1
-                self._record_completed(queue, call.agent_id, talk_s, now)
-                self._queue_changed(queue)
             number = self._former_number(call.agent_id) if call.agent_id is not None else ""
             self._out.append(
                 PublishCallCompleted(
@@ -982,12 +991,10 @@ class Engine:
     def _offer(self, call: CallState, queue: QueueState, now: float) -> None:
         """Ring whoever the queue's strategy picks for `call`, if anyone."""
         strategy = STRATEGIES[queue.config.strategy]
-        if call.phase is CallPhase.CONNECTED or not queue.free:
+        if not queue.free or not self._wants_ring(call, strategy, now):
             return
-        if call.rings and not strategy.rings_all:
-            progress_due = call.progress_at is not None and call.progress_at <= now
-            if not (strategy.rings_progressively and progress_due):
-                return
+        if queue.ranked is not None and self._offer_best_ranked(call, queue, now):
+            return
         eligible = self._eligible(call, queue, now)
         if not eligible:
             return
@@ -1003,22 +1010,69 @@ class Engine:
         if strategy.rings_all:
             chosen = candidates
         else:
-            view = QueueView(
-                enrolled=queue.enrolled,
-                position=queue.position,
-                last_rung=queue.last_rung,
-                stats=queue.stats,
-                rng=self._rng,
-                last_answered=queue.last_answered,
-                options=queue.options,
-                last_call_ended=self._last_call_ended,
-            )
-            chosen = [strategy.choose(candidates, view)]
+            chosen = [strategy.choose(candidates, self._view(queue))]
         for extension_id in chosen:
             self._start_ring(call, queue, self._agents[extension_id], now)
         if strategy.rings_progressively:
-            call.progress_at = now + queue.config.ring_progressive_delay
-            self._add_deadline(call.progress_at, _PROGRESS, call.key, None)
+            self._next_progress(call, queue, now)
+
+    @staticmethod
+    def _wants_ring(call: CallState, strategy: Strategy, now: float) -> bool:
+        """Whether the call may ring one more agent now."""
+        if call.phase is CallPhase.CONNECTED:
+            return False
+        if not call.rings or strategy.rings_all:
+            return True
+        # One ring at a time, unless `ringprogressive` is due to add the next.
+        due = call.progress_at is not None and call.progress_at <= now
+        return strategy.rings_progressively and due
+
+    def _offer_best_ranked(self, call: CallState, queue: QueueState, now: float) -> bool:
+        """Ring the best-ranked free agent the call accepts; False if there is none.
+
+        The same choice as ranking the eligible agents (lowest tier, then the
+        strategy's rank, then enrolment order), read off the queue's ordered
+        free agents, so it costs the agents skipped rather than all free ones.
+        When nobody untried is left, the caller goes on to end the round.
+        """
+        assert queue.ranked is not None
+        accepts = self._acceptor(call, queue, now)
+        tried = call.tried
+        cap = None
+        if call.rings:  # `ringprogressive` adding a ring: no higher tier than those ringing
+            cap = min(queue.option(e).penalty for e in call.rings)
+        options = queue.options
+
+        def takes(extension_id: ExtensionId) -> bool:
+            if extension_id in tried:
+                return False
+            if cap is not None and options[extension_id].penalty > cap:
+                return False
+            return accepts is None or accepts(extension_id)
+
+        chosen = queue.ranked.first(takes)
+        if chosen is None:
+            return False
+        self._start_ring(call, queue, self._agents[chosen], now)
+        if STRATEGIES[queue.config.strategy].rings_progressively:
+            self._next_progress(call, queue, now)
+        return True
+
+    def _next_progress(self, call: CallState, queue: QueueState, now: float) -> None:
+        call.progress_at = now + queue.config.ring_progressive_delay
+        self._add_deadline(call.progress_at, _PROGRESS, call.key, None)
+
+    def _view(self, queue: QueueState) -> QueueView:
+        return QueueView(
+            enrolled=queue.enrolled,
+            position=queue.position,
+            last_rung=queue.last_rung,
+            stats=queue.stats,
+            rng=self._rng,
+            last_answered=queue.last_answered,
+            options=queue.options,
+            last_call_ended=self._last_call_ended,
+        )
 
     def _end_round(self, call: CallState, queue: QueueState, now: float) -> bool:
         """Every agent who could take the call was rung: pause for the queue's `retry`.
@@ -1051,25 +1105,38 @@ class Engine:
             queue = self._queue_of(call)
             if queue is None or not call.tried:
                 continue
-            over = all(e in call.tried for e in self._eligible(call, queue, now))
+            accepts = self._acceptor(call, queue, now)
+            over = not any(
+                e not in call.tried and (accepts is None or accepts(e)) for e in queue.free
+            )
             if over and self._end_round(call, queue, now):
                 self._to_distribute.add(queue.queue_id)  # no pause: a new round now
 
     def _eligible(self, call: CallState, queue: QueueState, now: float) -> list[ExtensionId]:
         """The queue's free agents who may take this call now, in enrolment order."""
-        config = queue.config
-        eligible: list[ExtensionId] | Iterable[ExtensionId] = queue.free
-        if config.penalty_rules:
-            limit = penalty_limit(config, call.entered_at, now)
-            if limit is not None:
-                eligible = [e for e in eligible if queue.option(e).penalty <= limit]
-        if call.skills:
-            lowered = skills_lowered_by(config, call.entered_at, now)
-            extensions = self._extensions
-            eligible = [
-                e for e in eligible if has_skills(extensions[e].skills, call.skills, lowered)
-            ]
+        accepts = self._acceptor(call, queue, now)
+        eligible = queue.free if accepts is None else filter(accepts, queue.free)
         return sorted(eligible, key=queue.position.__getitem__)
+
+    def _acceptor(
+        self, call: CallState, queue: QueueState, now: float
+    ) -> Callable[[ExtensionId], bool] | None:
+        """Whether a free agent of the queue may take this call now; None: any may."""
+        config = queue.config
+        limit = penalty_limit(config, call.entered_at, now) if config.penalty_rules else None
+        required = call.skills
+        if limit is None and not required:
+            return None
+        lowered = skills_lowered_by(config, call.entered_at, now) if required else 0
+        options = queue.options
+        extensions = self._extensions
+
+        def accepts(extension_id: ExtensionId) -> bool:
+            if limit is not None and options[extension_id].penalty > limit:
+                return False
+            return not required or has_skills(extensions[extension_id].skills, required, lowered)
+
+        return accepts
 
     def _lowest_tier(
         self, call: CallState, queue: QueueState, candidates: list[ExtensionId]
@@ -1123,11 +1190,9 @@ class Engine:
                 queue = self._queues.get(queue_id)
                 if queue is None:
                     continue
+                self._set_free(queue, agent.extension_id, free)
                 if free:
-                    queue.free.add(agent.extension_id)
                     self._to_distribute.add(queue_id)
-                else:
-                    queue.free.discard(agent.extension_id)
         status, reason = self._status_of(agent, now)
         condition = condition_of(status, reason)
         if status is not agent.status or condition is not agent.condition:
@@ -1141,6 +1206,36 @@ class Engine:
                 self._out.append(
                     PublishAgentState(agent.tenant_id, agent.number, status, now, reason)
                 )
+
+    def _set_free(self, queue: QueueState, extension_id: ExtensionId, free: bool) -> None:
+        """Add an agent to the queue's free agents (ranked, if it ranks) or take it out."""
+        if free:
+            queue.free.add(extension_id)
+            if queue.ranked is not None:
+                queue.ranked.add(extension_id, self._rank(queue, extension_id))
+        else:
+            queue.free.discard(extension_id)
+            if queue.ranked is not None:
+                queue.ranked.discard(extension_id)
+
+    def _rank(self, queue: QueueState, extension_id: ExtensionId) -> tuple[float, ...]:
+        strategy = STRATEGIES[queue.config.strategy]
+        assert isinstance(strategy, RankedStrategy)
+        return (
+            queue.option(extension_id).penalty,
+            strategy.rank(extension_id, self._view(queue)),
+            *queue.order_key[extension_id],
+        )
+
+    def _rank_free_agents(self, queue: QueueState) -> None:
+        """Keep the queue's free agents in its strategy's order, if it has a fixed one."""
+        strategy = STRATEGIES[queue.config.strategy]
+        if not isinstance(strategy, RankedStrategy) or not strategy.tiers_by_penalty:
+            queue.ranked = None
+            return
+        queue.ranked = RankedFreeAgents()
+        for extension_id in queue.free:
+            queue.ranked.add(extension_id, self._rank(queue, extension_id))
 
     def _count_status(self, agent: AgentState, delta: int) -> None:
         for queue_id in self._queues_of.get(agent.extension_id, ()):
@@ -1274,6 +1369,8 @@ class Engine:
             self._dirty_queues.add(config.queue_id)
             self._removed_queues.discard(config.queue_id)
         old, queue.config = queue.config, config
+        if queue.ranked is None or old.strategy != config.strategy:
+            self._rank_free_agents(queue)
         self._queue_changed(queue)
         self._empty_check.add(config.queue_id)
         if old is not config and queue.line:
@@ -1308,13 +1405,15 @@ class Engine:
         queue.enrol(event.extension_id, event.options, self._enrol_seq)
         self._queue_changed(queue)  # new options may let a waiting call ring
         if known:
+            if event.extension_id in queue.free:
+                self._set_free(queue, event.extension_id, True)  # re-ranked: new penalty, place
             return
         self._queues_of.setdefault(event.extension_id, set()).add(event.queue_id)
         agent = self._agents.get(event.extension_id)
         if agent is not None:
             self._count_in(queue, agent, +1)
             if agent.free:
-                queue.free.add(event.extension_id)
+                self._set_free(queue, event.extension_id, True)
 
     def _agent_unenrolled(self, event: ev.AgentUnenrolled, now: float) -> None:
         queue = self._queues.get(event.queue_id)

@@ -11,6 +11,7 @@ from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ringmaster.engine.free_agents import RankedFreeAgents
 from ringmaster.engine.model import (
     DEFAULT_ENROLMENT,
     AgentCondition,
@@ -237,6 +238,8 @@ class QueueState:
     line: list[LineEntry] = field(default_factory=list)
     #: Enrolled agents that could be rung right now.
     free: set[ExtensionId] = field(default_factory=set)
+    #: The same, in the strategy's order, for strategies with a fixed one.
+    ranked: RankedFreeAgents | None = None
     #: Enrolled, existing agents by status, kept up to date for snapshots.
     status_counts: Counter[AgentStatus] = field(default_factory=Counter)
     #: The same agents by `AgentState.condition` (None: could take a call).
@@ -301,6 +304,8 @@ class QueueState:
         self.options.pop(extension_id, None)
         self.order_key.pop(extension_id, None)
         self.free.discard(extension_id)
+        if self.ranked is not None:
+            self.ranked.discard(extension_id)
 
     def _set_enrolled(self, enrolled: list[ExtensionId]) -> None:
         self.enrolled = enrolled
