@@ -18,6 +18,7 @@ WAIT_S = 60.0  # an upper bound on any wait for a child process
 
 
 def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU model, cores, Python, kernel, mosquitto."""
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -27,8 +28,9 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     try:
+        # `mosquitto -h` prints its version first and exits non-zero: no check.
         mosquitto = subprocess.run(
-            ["mosquitto", "-h"], capture_output=True, text=True, timeout=5
+            ["mosquitto", "-h"], capture_output=True, text=True, timeout=5, check=False
         ).stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.TimeoutExpired):
         mosquitto = "unknown"
@@ -60,6 +62,7 @@ def percentiles(samples_ns: list[int]) -> dict[str, float | int | None]:
 
 
 def numbers(agents: int) -> list[str]:
+    """The extension numbers of `agents` agents, as `write_config` provisions them."""
     return [str(10000 + i) for i in range(agents)]
 
 
@@ -111,6 +114,7 @@ def provision(db: Path, config: Path, log: Path) -> float:
 
 
 def daemon_env(url: str, prefix: str, db: Path) -> dict[str, str]:
+    """The daemon's settings for one scenario: its own prefix, client id and database."""
     return {
         "RINGMASTER_MQTT__URL": url,
         "RINGMASTER_MQTT__TOPIC_PREFIX": prefix,
@@ -133,6 +137,7 @@ class Daemon:
         self.started_ns = 0
 
     def start(self) -> None:
+        """Spawn the daemon (under py-spy when profiling); returns at once."""
         argv = [PYTHON, "-m", "ringmaster", "run"]
         if self.profile is not None:
             # py-spy records the daemon's whole life; stopped by SIGTERM to the daemon.
@@ -156,17 +161,25 @@ class Daemon:
 
     @property
     def pid(self) -> int:
+        """The spawned process: py-spy's when profiling, else the daemon's."""
         assert self.process is not None
         return self.process.pid
 
+    def _daemon_pid(self) -> int | None:
+        """The daemon's own process (under py-spy, py-spy's child)."""
+        pid = self.pid
+        if self.profile is None:
+            return pid
+        try:
+            return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            return None
+
     def rss_kib(self) -> int | None:
         """Resident memory of the daemon (the python child when under py-spy)."""
-        pid = self.pid
-        if self.profile is not None:
-            try:
-                pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
-            except (OSError, IndexError, ValueError):
-                return None
+        pid = self._daemon_pid()
+        if pid is None:
+            return None
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -174,6 +187,23 @@ class Daemon:
         except OSError:
             return None
         return None
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds (user + system, every thread) the daemon has used so far.
+
+        Unlike latency, CPU per call hardly depends on what else the two cores are
+        doing, so it is the figure to compare two versions of the daemon by.
+        """
+        pid = self._daemon_pid()
+        if pid is None:
+            return None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # proc(5): fields after the parenthesised command; utime and stime are 14 and 15.
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         """SIGTERM (a clean stop), SIGKILL if it does not stop in time."""

@@ -36,19 +36,24 @@ from ringmaster.engine.model import (
 T = TenantId(1)
 ns = time.perf_counter_ns
 
+#: From this many agents in a queue, a full-life cycle takes long enough that a
+#: tenth of the cycles gives a stable mean.
+BIG_QUEUE = 100_000
+
 
 class Clock:
+    """The virtual clock: one millisecond passes per event."""
+
     def __init__(self) -> None:
         self.now = 1_000_000.0
 
     def tick(self) -> float:
+        """Advance by one millisecond; the new time."""
         self.now += 0.001
         return self.now
 
 
-def build(
-    agents: int, queues: int = 1, *, public_enrol: bool = False, login: bool = True
-) -> tuple[Engine, Clock]:
+def build(agents: int, queues: int = 1, *, login: bool = True) -> tuple[Engine, Clock]:
     """`agents` extensions spread over `queues` leastrecent queues, one DID per queue."""
     e, c = Engine(), Clock()
     e.handle(ev.TenantSaved(Tenant(T, "bench")), c.now)
@@ -61,18 +66,8 @@ def build(
             c.now,
         )
         e.handle(ev.DidRouteSaved(DidRoute(T, f"+1000{q}", QueueTarget(qid))), c.now)
-        mine = [ExtensionId(i + 1) for i in range(q, agents, queues)]
-        if public_enrol or len(mine) <= 1000:
-            for x in mine:
-                e.handle(ev.AgentEnrolled(qid, x), c.now)
-        else:
-            # AgentEnrolled copies the whole enrolment list each time (O(n) per
-            # enrolment, O(n^2) per queue): for a 100,000-agent queue that takes
-            # hours, so enrol all but the last directly, then the last publicly.
-            e.queue(qid).set_enrolled(mine[:-1])  # type: ignore[union-attr]
-            for x in mine[:-1]:
-                e._queues_of.setdefault(x, set()).add(qid)
-            e.handle(ev.AgentEnrolled(qid, mine[-1]), c.now)
+        for i in range(q, agents, queues):
+            e.handle(ev.AgentEnrolled(qid, ExtensionId(i + 1)), c.now)
     if login:
         for i in range(agents):
             e.handle(ev.AgentPresenceChanged(T, str(10000 + i), Presence.AVAILABLE), c.now)
@@ -81,6 +76,8 @@ def build(
 
 
 class Timer:
+    """Feeds events to the engine, timing `Engine.handle` alone, by kind of event."""
+
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self.e, self.c = engine, clock
         self.by_kind: dict[str, list[int]] = {}
@@ -88,6 +85,7 @@ class Timer:
         self.rings: list[Any] = []
 
     def __call__(self, kind: str, event: Any) -> list[Any]:
+        """Handle `event` one tick later; its commands. Timed once `measuring` is set."""
         now = self.c.tick()
         t = ns()
         out = self.e.handle(event, now)
@@ -98,6 +96,7 @@ class Timer:
         return out
 
     def summary(self) -> dict[str, Any]:
+        """Mean microseconds per event, overall and by kind."""
         every = [d for ds in self.by_kind.values() for d in ds]
         return {
             "us_per_event": round(sum(every) / len(every) / 1e3, 2),
@@ -107,6 +106,7 @@ class Timer:
 
 
 def ring_of(out: list[Any], call_id: str) -> str:
+    """The extension rung for `call_id` among the commands `out`."""
     for cmd in out:
         if type(cmd).__name__ == "Ring" and cmd.call_id == call_id:
             return str(cmd.extension)
@@ -114,6 +114,7 @@ def ring_of(out: list[Any], call_id: str) -> str:
 
 
 def full_life(timer: Timer, cycles: int, queues: int = 1, tag: str = "c") -> None:
+    """`cycles` calls, each arrived, answered and hung up, round-robin over the queues' DIDs."""
     for i in range(cycles):
         if i == cycles // 5:
             timer.measuring = True  # the first fifth warms up
@@ -125,16 +126,18 @@ def full_life(timer: Timer, cycles: int, queues: int = 1, tag: str = "c") -> Non
 
 
 def scale_agents(sizes: list[int], cycles: int) -> dict[str, Any]:
+    """Per-event cost of full-life calls by the number of agents in one queue."""
     out: dict[str, Any] = {}
     for n in sizes:
         e, c = build(n)
         t = Timer(e, c)
-        full_life(t, cycles if n < 100_000 else max(200, cycles // 10))
+        full_life(t, cycles if n < BIG_QUEUE else max(200, cycles // 10))
         out[str(n)] = t.summary()
     return out
 
 
 def scale_queues(sizes: list[int], cycles: int) -> dict[str, Any]:
+    """Per-event cost of full-life calls by the number of queues (one agent each)."""
     out: dict[str, Any] = {}
     for q in sizes:
         e, c = build(q, q)  # one agent per queue
@@ -145,7 +148,9 @@ def scale_queues(sizes: list[int], cycles: int) -> dict[str, Any]:
 
 
 def scale_waiting(sizes: list[int], cycles: int) -> dict[str, Any]:
-    """One agent, busy; `w` calls waiting. Cycle: a call arrives, the agent's call ends
+    """Per-event cost by the number of calls waiting in one queue.
+
+    One agent, busy; `w` calls waiting. Cycle: a call arrives, the agent's call ends
     (it is rung for the best waiting call), it answers. The line stays at `w`.
     """
     out: dict[str, Any] = {}
@@ -164,16 +169,16 @@ def scale_waiting(sizes: list[int], cycles: int) -> dict[str, Any]:
                 t.measuring = True
             t("arrived", ev.CallArrived(T, CallId(f"n{i}"), "+10000"))
             rang = t("hangup", ev.CallHungUp(T, connected))
-            ring = next(x for x in rang if type(x).__name__ == "Ring")
-            connected = CallId(ring.call_id)
-            t("answered", ev.RingAnswered(T, connected, str(ring.extension)))
+            offered = next(x for x in rang if type(x).__name__ == "Ring")
+            connected = CallId(offered.call_id)
+            t("answered", ev.RingAnswered(T, connected, str(offered.extension)))
         out[str(w)] = t.summary()
     return out
 
 
 def enrol_cost(sizes: list[int]) -> dict[str, Any]:
     """Start-up replays one AgentEnrolled per enrolment: seconds for a queue of n."""
-    out = {}
+    out: dict[str, Any] = {}
     for n in sizes:
         e, c = Engine(), Clock()
         e.handle(ev.TenantSaved(Tenant(T, "b")), c.now)
@@ -216,9 +221,8 @@ def memory(count: int) -> dict[str, Any]:
         base_e.handle(
             ev.ExtensionSaved(Extension(ExtensionId(i + 1), T, str(10000 + i), f"Agent {i}")), c.now
         )
-    base_e.queue(QueueId(1)).set_enrolled([ExtensionId(i + 1) for i in range(count)])  # type: ignore[union-attr]
     for i in range(count):
-        base_e._queues_of.setdefault(ExtensionId(i + 1), set()).add(QueueId(1))
+        base_e.handle(ev.AgentEnrolled(QueueId(1), ExtensionId(i + 1)), c.now)
     for i in range(count):
         base_e.handle(ev.AgentPresenceChanged(T, str(10000 + i), Presence.AVAILABLE), c.tick())
     base_e.take_changes()
@@ -233,8 +237,8 @@ def memory(count: int) -> dict[str, Any]:
 
 
 def profile(agents: int, waiting: int, cycles: int) -> dict[str, str]:
-    """CProfile of the two worst cases: the top functions by cumulative time."""
-    out = {}
+    """CProfile of the two worst cases: the top functions by their own time."""
+    out: dict[str, str] = {}
     for name, run in (
         (f"agents_{agents}", lambda: full_life(Timer(*build(agents)), cycles)),
         (f"waiting_{waiting}", lambda: scale_waiting([waiting], cycles)),

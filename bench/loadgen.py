@@ -9,11 +9,13 @@ against the figure instead of hiding it (no coordinated omission).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiomqtt
@@ -23,10 +25,17 @@ from bench.common import numbers, percentiles
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 now_ns = time.perf_counter_ns
 
+#: The echo throughput phase stops after this many messages even if time is left.
+MAX_ECHO_MESSAGES = 2_000_000
+#: The seed sends this many arrivals, then pauses: bounded in-flight, since the seed
+#: prepares a restart and is not itself a measurement.
+SEED_BURST = 200
+
 
 def client(url: str, name: str) -> aiomqtt.Client:
+    """An MQTT client for the generator, configured like the daemon's (TCP_NODELAY)."""
     host, port = url.removeprefix("mqtt://").rsplit(":", 1)
-    return aiomqtt.Client(
+    c = aiomqtt.Client(
         host,
         int(port),
         identifier=f"{name}-{uuid.uuid4().hex[:8]}",
@@ -34,9 +43,13 @@ def client(url: str, name: str) -> aiomqtt.Client:
         max_inflight_messages=1000,
         timeout=30,
     )
+    # aiomqtt logs a warning per publish beyond 10 in flight; the generator keeps
+    # hundreds in flight, and those lines cost it CPU the daemon shares.
+    c.pending_calls_threshold = 1_000_000
+    return c
 
 
-async def paced(rate: float, count: int, send: Any) -> dict[str, float]:
+async def paced(rate: float, count: int, send: Callable[[int, int], None]) -> dict[str, float]:
     """Call `send(i, scheduled_ns)` on an absolute schedule; report how late we were."""
     period = 1e9 / rate
     t0 = now_ns() + 20_000_000
@@ -59,7 +72,8 @@ class Tasks:
         self.live: set[asyncio.Task[None]] = set()
         self.failed = 0
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task, kept until it ends; a failure is counted."""
         task = asyncio.ensure_future(coro)
         self.live.add(task)
         task.add_done_callback(self._done)
@@ -70,6 +84,7 @@ class Tasks:
             self.failed += 1
 
     async def drain(self) -> None:
+        """Wait (at most 30 s) for every live task."""
         if self.live:
             await asyncio.wait(self.live, timeout=30)
 
@@ -78,6 +93,7 @@ class Tasks:
 
 
 async def echo_server(a: dict[str, Any]) -> dict[str, Any]:
+    """Republish every `P/req` on `P/rsp` until a `stop`: the ceiling's other end."""
     tasks = Tasks()
     echoed = 0
     async with client(a["url"], "echo-server") as c:
@@ -93,71 +109,83 @@ async def echo_server(a: dict[str, Any]) -> dict[str, Any]:
     return {"echoed": echoed}
 
 
+class _EchoClient:
+    """The echo's sending end: what was sent when, what came back when."""
+
+    def __init__(self, c: aiomqtt.Client, prefix: str) -> None:
+        self.c, self.prefix = c, prefix
+        self.got: dict[int, int] = {}
+        self.ready = asyncio.Event()
+        self.tasks = Tasks()
+        self._waiters: list[tuple[int, asyncio.Event]] = []
+
+    async def collect(self) -> None:
+        """Record each echo's arrival; wake whoever waits for a count of them."""
+        async for m in self.c.messages:
+            if m.topic.matches(f"{self.prefix}/ready"):
+                self.ready.set()
+                continue
+            self.got[int(m.payload)] = now_ns()
+            for target, event in self._waiters:
+                if len(self.got) >= target:
+                    event.set()
+
+    def send(self, i: int) -> None:
+        """Publish request `i`."""
+        self.tasks.spawn(self.c.publish(f"{self.prefix}/req", str(i).encode(), qos=1))
+
+    async def until(self, count: int, timeout_s: float = 10) -> None:
+        """Wait until `count` echoes in all have come back, or `timeout_s` passed."""
+        event = asyncio.Event()
+        self._waiters.append((count, event))
+        if len(self.got) >= count:
+            event.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+
+    async def throughput(self, seconds: float, window: int = 200) -> tuple[int, float]:
+        """Keep `window` requests in flight for `seconds`: (requests sent, msgs/s echoed)."""
+        start = now_ns()
+        end = start + int(seconds * 1e9)
+        i = 0
+        while now_ns() < end and i < MAX_ECHO_MESSAGES:
+            while i - len(self.got) < window and i < MAX_ECHO_MESSAGES:
+                self.send(i)
+                i += 1
+            await asyncio.sleep(0)
+        await self.until(i)
+        took = (max(self.got.values()) - start) / 1e9
+        return i, len(self.got) / took
+
+
 async def echo(a: dict[str, Any]) -> dict[str, Any]:
+    """The ceiling: round trips/s with a window in flight, then latency at paced rates."""
     prefix = a["prefix"]
     results: dict[str, Any] = {}
     async with client(a["url"], "echo-client") as c:
         await c.subscribe(f"{prefix}/rsp", qos=1)
         await c.subscribe(f"{prefix}/ready", qos=1)
-        sent: dict[int, int] = {}
-        got: dict[int, int] = {}
-        ready = asyncio.Event()
-        waiter: list[tuple[int, asyncio.Event]] = []
-
-        async def collect() -> None:
-            async for m in c.messages:
-                if m.topic.matches(f"{prefix}/ready"):
-                    ready.set()
-                    continue
-                i = int(m.payload)  # type: ignore[arg-type]
-                got[i] = now_ns()
-                for target, event in waiter:
-                    if len(got) >= target:
-                        event.set()
-
-        reader = asyncio.create_task(collect())
+        e = _EchoClient(c, prefix)
+        reader = asyncio.create_task(e.collect())
         async with asyncio.timeout(30):
-            await ready.wait()
-        tasks = Tasks()
-        base = 0
-        # Throughput: a window of messages in flight, for a bounded time.
-        window, seconds = 200, a["throughput_s"]
-        start = now_ns()
-        end = start + int(seconds * 1e9)
-        i = 0
-        while now_ns() < end and i < 2_000_000:
-            while i - len(got) < window and i < 2_000_000:
-                sent[i] = now_ns()
-                tasks.spawn(c.publish(f"{prefix}/req", str(i).encode(), qos=1))
-                i += 1
-            await asyncio.sleep(0)
-        done_event = asyncio.Event()
-        waiter.append((i, done_event))
-        with __import__("contextlib").suppress(TimeoutError):
-            async with asyncio.timeout(10):
-                await done_event.wait()
-        took = (max(got.values()) - start) / 1e9
-        results["throughput_msgs_per_s"] = round(len(got) / took)
-        base = i
-        # Latency at paced rates.
+            await e.ready.wait()
+        base, per_s = await e.throughput(a["throughput_s"])
+        results["throughput_msgs_per_s"] = round(per_s)
         for rate in a["rates"]:
             count = int(rate * a["seconds"])
             sched: dict[int, int] = {}
 
             def send(k: int, at: int, base: int = base, sched: dict[int, int] = sched) -> None:
                 sched[base + k] = at
-                tasks.spawn(c.publish(f"{prefix}/req", str(base + k).encode(), qos=1))
+                e.send(base + k)
 
             pacing = await paced(rate, count, send)
-            event = asyncio.Event()
-            waiter.append((base + count, event))
-            with __import__("contextlib").suppress(TimeoutError):
-                async with asyncio.timeout(10):
-                    await event.wait()
-            lat = [got[k] - at for k, at in sched.items() if k in got]
+            await e.until(base + count)
+            lat = [e.got[k] - at for k, at in sched.items() if k in e.got]
             results[f"rate_{rate}"] = {**percentiles(lat), **pacing, "lost": count - len(lat)}
             base += count
-        await tasks.drain()
+        await e.tasks.drain()
         await c.publish(f"{prefix}/req", b"stop", qos=1)
         reader.cancel()
     return results
@@ -167,6 +195,7 @@ async def echo(a: dict[str, Any]) -> dict[str, Any]:
 
 
 async def login(c: aiomqtt.Client, topic: str, agents: list[str], state: str = "available") -> None:
+    """Publish each agent's state on `topic`, all in flight at once; wait for every PUBACK."""
     tasks = Tasks()
     for n in agents:
         tasks.spawn(c.publish(topic, json.dumps({"extension": n, "state": state}), qos=1))
@@ -202,7 +231,7 @@ async def arrival(a: dict[str, Any]) -> dict[str, Any]:
             async for m in c.messages:
                 t = now_ns()
                 topic = str(m.topic)[len(p) + 1 :]
-                body = json.loads(m.payload)  # type: ignore[arg-type]
+                body = json.loads(m.payload)
                 call_id = body["call_id"]
                 if topic == "cmd/ring":
                     if call_id in ring_ns:
@@ -235,7 +264,7 @@ async def arrival(a: dict[str, Any]) -> dict[str, Any]:
 
         expected[0] = count
         pacing = await paced(rate, count, send)
-        with __import__("contextlib").suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(hold_s + a.get("drain_s", 15)):
                 await all_done.wait()
         await tasks.drain()
@@ -273,7 +302,7 @@ async def agent_free(a: dict[str, Any]) -> dict[str, Any]:
             async for m in c.messages:
                 t = now_ns()
                 topic = str(m.topic)[len(p) + 1 :]
-                body = json.loads(m.payload)  # type: ignore[arg-type]
+                body = json.loads(m.payload)
                 if topic == "event/call/queued":
                     queued.add(body["call_id"])
                     if len(queued) >= waiting:
@@ -308,7 +337,7 @@ async def agent_free(a: dict[str, Any]) -> dict[str, Any]:
             tasks.spawn(c.publish(f"{p}/pbx/agent/state", json.dumps(body), qos=1))
 
         pacing = await paced(a["rate"], len(agents), send)
-        with __import__("contextlib").suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(15):
                 await all_rung.wait()
         await tasks.drain()
@@ -346,9 +375,9 @@ async def seed_waiting(a: dict[str, Any]) -> dict[str, Any]:
         for i in range(a["calls"]):
             body = {"call_id": f"{run}-s{i}", "did": "+10000", "caller_id": "+4930123"}
             tasks.spawn(c.publish(f"{p}/pbx/call/arrived", json.dumps(body), qos=1))
-            if i % 200 == 199:
-                await asyncio.sleep(0.05)  # bounded in-flight: the seed is not a measurement
-        with __import__("contextlib").suppress(TimeoutError):
+            if i % SEED_BURST == SEED_BURST - 1:
+                await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(a.get("max_s", 120)):
                 await done.wait()
         await tasks.drain()
@@ -369,17 +398,20 @@ async def queue_login(a: dict[str, Any]) -> dict[str, Any]:
 
 
 async def watch_start(a: dict[str, Any]) -> dict[str, Any]:
-    """Times (since `since_ns`, a perf_counter_ns of the daemon's spawn) to P/status online and first ring."""
+    """When (perf_counter_ns) a live `P/status` online and the first `cmd/ring` arrived.
+
+    Prints a line once subscribed, so the caller starts the daemon only then.
+    """
     p = a["prefix"]
     ready_ns = ring_ns = None
     async with client(a["url"], "watch") as c:
         await c.subscribe(f"{p}/status", qos=1)
         await c.subscribe(f"{p}/1/cmd/ring", qos=1)
         print(json.dumps({"subscribed": True}), flush=True)
-        with __import__("contextlib").suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(a.get("max_s", 120)):
                 async for m in c.messages:
-                    body = json.loads(m.payload) if m.payload else {}  # type: ignore[arg-type]
+                    body = json.loads(m.payload) if m.payload else {}
                     if m.topic.matches(f"{p}/status"):
                         # A live (not retained) "online": this start's, not an old one.
                         if body.get("state") == "online" and not m.retain and ready_ns is None:
@@ -392,16 +424,17 @@ async def watch_start(a: dict[str, Any]) -> dict[str, Any]:
 
 
 async def wait_online(a: dict[str, Any]) -> dict[str, Any]:
+    """Return once the daemon's `P/status` says online."""
     async with client(a["url"], "wait") as c:
         await c.subscribe(f"{a['prefix']}/status", qos=1)
         async with asyncio.timeout(a.get("max_s", 120)):
             async for m in c.messages:
-                if m.payload and json.loads(m.payload).get("state") == "online":  # type: ignore[arg-type]
+                if m.payload and json.loads(m.payload).get("state") == "online":
                     return {"online": True}
     return {"online": False}
 
 
-MODES = {
+MODES: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]] = {
     "wait_online": wait_online,
     "echo_server": echo_server,
     "echo": echo,

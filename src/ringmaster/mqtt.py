@@ -12,6 +12,11 @@ Delivery guarantees, both ways at least once (contract: QoS 1, idempotent inputs
   Expiry Interval). A message may therefore be yielded twice across a reconnect.
 - `MqttLink.publish` returns once the broker has sent PUBACK; if the connection
   drops first, it waits for the next one and publishes again.
+
+Publishing is the hot path (about ten messages per call), so `publish` hands
+the message to paho and waits on one future that paho's PUBACK callback
+resolves: no task, no event and no `wait_for` per message, as aiomqtt's own
+`publish` would cost. The callers bound how many are in flight.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Self, cast
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -78,6 +83,43 @@ class _Connection:
     client: aiomqtt.Client
     generation: int
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    #: `publish`'s messages awaiting PUBACK, by packet identifier: resolved with
+    #: the PUBACK's reason code, or with None when the connection is lost first.
+    pubacks: dict[int, asyncio.Future[ReasonCode | None]] = field(default_factory=dict)
+
+    def watch_pubacks(self) -> None:
+        """Route paho's PUBACK callback to `pubacks`, before the connection is used.
+
+        aiomqtt keeps the callback for its own `publish` (the status messages),
+        so a packet identifier that is not ours is passed on to it.
+        """
+        client = _paho(self.client)
+        # aiomqtt creates its paho client with callback API version 2.
+        aiomqtt_on_publish = cast("paho.CallbackOnPublish_v2 | None", client.on_publish)
+        pubacks = self.pubacks
+
+        def on_publish(
+            client: paho.Client,
+            userdata: object,
+            mid: int,
+            reason_code: ReasonCode,
+            properties: Properties,
+        ) -> None:
+            ack = pubacks.pop(mid, None)
+            if ack is None:
+                if aiomqtt_on_publish is not None:
+                    aiomqtt_on_publish(client, userdata, mid, reason_code, properties)
+            elif not ack.done():
+                ack.set_result(reason_code)
+
+        client.on_publish = on_publish
+
+    def drop_pubacks(self) -> None:
+        """The connection is gone: wake every `publish` still waiting, to send again."""
+        for ack in self.pubacks.values():
+            if not ack.done():
+                ack.set_result(None)
+        self.pubacks.clear()
 
 
 def backoff_delay(attempt: int, min_s: float, max_s: float, rng: random.Random) -> float:
@@ -310,32 +352,38 @@ class MqttLink:
         """
         while True:
             connection = await self._wait_connection()
-            sent = asyncio.ensure_future(
-                connection.client.publish(
-                    message.topic,
-                    message.payload,
-                    qos=_QOS,
-                    retain=message.retain,
-                    timeout=self._publish_timeout_s,
-                )
-            )
-            lost = asyncio.ensure_future(connection.lost.wait())
-            try:
-                await asyncio.wait({sent, lost}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                lost.cancel()
-                if not sent.done():
-                    sent.cancel()
-            if not sent.cancelled():
-                error = sent.exception()
-                if error is None:
-                    return
-                self._log.warning("mqtt.publish_failed", topic=message.topic, error=str(error))
-                if not isinstance(error, aiomqtt.MqttError | OSError):
-                    raise error
+            reason = await self._publish_on(connection, message)
+            if reason is not None:
+                if reason.is_failure:
+                    # MQTT 5 section 3.4.2.1: the broker took it and will not deliver
+                    # it (say, its ACL refuses the topic); sending it again changes nothing.
+                    self._log.error("mqtt.publish_refused", topic=message.topic, reason=str(reason))
+                return
             if not connection.lost.is_set():
-                # A timeout on a live connection: try again, without spinning.
+                # Refused or unconfirmed on a live connection: try again, without spinning.
                 await asyncio.sleep(self._reconnect_min_s)
+
+    async def _publish_on(
+        self, connection: _Connection, message: OutboxMessage
+    ) -> ReasonCode | None:
+        """Publish once on `connection`: the PUBACK's reason code, None if none came."""
+        info = _paho(connection.client).publish(
+            message.topic, message.payload, qos=_QOS, retain=message.retain
+        )
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            self._log.warning(
+                "mqtt.publish_failed", topic=message.topic, error=paho.error_string(info.rc)
+            )
+            return None
+        ack: asyncio.Future[ReasonCode | None] = asyncio.get_running_loop().create_future()
+        connection.pubacks[info.mid] = ack
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                return await ack
+        except TimeoutError:
+            connection.pubacks.pop(info.mid, None)
+            self._log.warning("mqtt.publish_failed", topic=message.topic, error="no PUBACK")
+            return None
 
     async def _wait_connection(self) -> _Connection:
         while True:
@@ -377,6 +425,7 @@ class MqttLink:
         async with client:
             self._generation += 1
             connection = _Connection(client, self._generation)
+            connection.watch_pubacks()
             self._connection = connection
             try:
                 await self._on_connected(connection)
@@ -384,6 +433,7 @@ class MqttLink:
             finally:
                 self.connected.clear()
                 connection.lost.set()
+                connection.drop_pubacks()
                 self._connection = None
             if reason is not None:
                 self._log.warning(

@@ -8,6 +8,10 @@ the outbox. So a `kill -9` at any instant either loses the batch before it was
 stored (and the broker redelivers it) or finds it stored with its commands
 (and they are published after the restart). The engine wakes for its own
 deadlines through exactly one `loop.call_later`, re-armed after every turn.
+
+Which stored messages the broker has confirmed (the outbox's watermark) rides
+along with the next turn's transaction, so a turn costs one commit; a daemon
+that goes quiet records it `WATERMARK_FLUSH_S` after the confirmation.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import enum
 import random
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,7 +48,6 @@ from ringmaster.engine.commands import (
     RouteToHangup,
 )
 from ringmaster.engine.core import Engine
-from ringmaster.engine.records import StateChanges
 from ringmaster.mqtt import InboundMessage, MqttLink
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import OutboxMessage, Store
@@ -53,6 +57,16 @@ _log = structlog.get_logger("ringmaster.service")
 #: How many inbound messages one turn takes at most: bounds the latency a
 #: burst adds to the first message of the next turn.
 MAX_BATCH = 512
+
+#: How many outbound messages are published and awaiting PUBACK at once: one
+#: publisher coroutine each, so a burst of thousands costs no task per message.
+#: paho itself keeps at most 20 on the wire (and mosquitto's receive maximum is
+#: 20 too); the rest of the window waits in paho, ready to go on each PUBACK.
+PUBLISH_WINDOW = 32
+
+#: How long a confirmation waits for a turn to commit it before a turn is
+#: woken just for that: bounds how much a kill -9 of a quiet daemon repeats.
+WATERMARK_FLUSH_S = 0.005
 
 
 class _Wake:
@@ -75,8 +89,39 @@ class _Outbox:
     """Stored messages waiting to be published, in the order they were decided."""
 
     pending: asyncio.Queue[tuple[int, OutboxMessage]] = field(default_factory=asyncio.Queue)
+    #: Taken by a publisher, oldest first (publishers take in seq order).
+    in_flight: deque[int] = field(default_factory=deque)
+    #: Confirmed while an older message was still in flight (after a reconnect,
+    #: PUBACKs may come out of order).
+    confirmed_early: set[int] = field(default_factory=set)
     #: Every message with a seq up to this one is confirmed by the broker.
     delivered_up_to: int | None = None
+    #: The watermark as last committed: those rows are gone from the store.
+    recorded_up_to: int | None = None
+
+    def take(self, seq: int) -> None:
+        """A publisher took message `seq` from `pending`."""
+        self.in_flight.append(seq)
+
+    def confirm(self, seq: int) -> bool:
+        """The broker confirmed message `seq`; True if the watermark moved."""
+        in_flight = self.in_flight
+        if in_flight[0] != seq:
+            self.confirmed_early.add(seq)
+            return False
+        in_flight.popleft()
+        early = self.confirmed_early
+        while in_flight and in_flight[0] in early:
+            early.discard(in_flight[0])
+            seq = in_flight.popleft()
+        self.delivered_up_to = seq
+        return True
+
+    def unrecorded(self) -> int | None:
+        """The watermark, if it moved since it was last committed."""
+        if self.delivered_up_to == self.recorded_up_to:
+            return None
+        return self.delivered_up_to
 
 
 class Service:
@@ -98,6 +143,7 @@ class Service:
         self._outbox = _Outbox()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
         """Set once the store is loaded and the MQTT link subscribed (systemd's READY=1)."""
@@ -180,7 +226,10 @@ class Service:
     async def _serve(self, store: Store, link: MqttLink, api: ApiServer | None) -> None:
         async with asyncio.TaskGroup() as tasks:
             reader = tasks.create_task(self._read(link), name="mqtt-reader")
-            publisher = tasks.create_task(self._publish(store, link), name="publisher")
+            publishers = [
+                tasks.create_task(self._publish(link), name=f"publisher-{n}")
+                for n in range(PUBLISH_WINDOW)
+            ]
             watchdog = tasks.create_task(self._watchdog(), name="watchdog")
             turns = tasks.create_task(self._turns(store, link), name="engine")
             await link.wait_connected()
@@ -197,10 +246,12 @@ class Service:
             self._inbox.put_nowait(_WAKE)  # let the current turn finish and the loop see stop
             await turns
             await self._drain_outbox()
-            publisher.cancel()
+            for publisher in publishers:
+                publisher.cancel()
             watchdog.cancel()
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in (self._timer, self._flush_timer):
+            if timer is not None:
+                timer.cancel()
         # Record what was confirmed, so a restart does not publish it again.
         await store.commit(self._engine.take_changes(), [], self._outbox.delivered_up_to)
 
@@ -268,11 +319,14 @@ class Service:
         commands = [*commands, *self._engine.take_snapshots(now)]
         messages = [render(self._prefix, c, now=now) for c in commands] + errors
         changes = self._engine.take_changes()
-        if not messages and not changes:
+        delivered_up_to = self._outbox.unrecorded()
+        if not messages and not changes and delivered_up_to is None:
             return
         # Shielded: once SQLite is committing, a cancelled await would leave us
         # unsure whether it landed; let it finish either way.
-        seqs = await asyncio.shield(store.commit(changes, messages))
+        seqs = await asyncio.shield(store.commit(changes, messages, delivered_up_to))
+        if delivered_up_to is not None:
+            self._outbox.recorded_up_to = delivered_up_to
         for seq, message in zip(seqs, messages, strict=True):
             self._outbox.pending.put_nowait((seq, message))
         for command in commands:
@@ -297,21 +351,28 @@ class Service:
 
     # --- publishing ---------------------------------------------------------------------
 
-    async def _publish(self, store: Store, link: MqttLink) -> None:
-        pending = self._outbox.pending
+    async def _publish(self, link: MqttLink) -> None:
+        # One of PUBLISH_WINDOW publishers. Each takes the oldest pending message
+        # and hands it to paho before it first awaits, so messages leave in the
+        # order they were stored (QoS 1 keeps that order on one connection).
+        outbox = self._outbox
         while True:
-            batch = [await pending.get()]
-            while not pending.empty():
-                batch.append(pending.get_nowait())
-            # All in flight at once (QoS 1 keeps their order on one connection).
-            await asyncio.gather(*(link.publish(message) for _, message in batch))
-            # Confirmed: out of the outbox at once, so that a restart does not
-            # publish them again. What remains is the instant between the PUBACK
-            # and this commit, where a kill -9 repeats a command (at least once).
-            self._outbox.delivered_up_to = batch[-1][0]
-            await asyncio.shield(store.commit(StateChanges(), [], self._outbox.delivered_up_to))
-            for _ in batch:
-                pending.task_done()
+            seq, message = await outbox.pending.get()
+            outbox.take(seq)
+            await link.publish(message)
+            if outbox.confirm(seq) and self._flush_timer is None:
+                self._flush_timer = asyncio.get_running_loop().call_later(
+                    WATERMARK_FLUSH_S, self._flush_due
+                )
+            outbox.pending.task_done()
+
+    def _flush_due(self) -> None:
+        # Confirmed but not yet committed: the outbox rows are still in the store,
+        # and a kill -9 now publishes them again after the restart (at least once).
+        # Usually a turn has committed the watermark since; if not, wake one for it.
+        self._flush_timer = None
+        if self._outbox.unrecorded() is not None:
+            self._inbox.put_nowait(_WAKE)
 
     async def _drain_outbox(self, timeout_s: float = 5.0) -> None:
         try:
