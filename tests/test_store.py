@@ -766,10 +766,18 @@ async def test_failed_commit_writes_nothing(tmp_path: Path) -> None:
 # --- the outbox ----------------------------------------------------------------------------
 
 
-async def test_outbox_insert_deliver_and_pending_order(tmp_path: Path) -> None:
+# `commit` runs its transaction whole on SQLite's thread, or statement by statement
+# where aiosqlite lacks the private hook for that: both must do the same.
+WHOLE_OR_BY_STATEMENT = pytest.mark.parametrize("whole", [True, False], ids=["whole", "stmts"])
+
+
+@WHOLE_OR_BY_STATEMENT
+async def test_outbox_insert_deliver_and_pending_order(tmp_path: Path, whole: bool) -> None:
     path = tmp_path / "ob.db"
     first = [OutboxMessage(f"ringmaster/1/cmd/ring/{i}", b'{"n": %d}' % i) for i in range(3)]
     async with await Store.open(path) as store:
+        if not whole:
+            store._run_on_thread = None
         seqs = await store.commit(StateChanges(), first)
         assert len(seqs) == 3
         assert seqs == sorted(seqs)
@@ -786,10 +794,13 @@ async def test_outbox_insert_deliver_and_pending_order(tmp_path: Path) -> None:
         assert later > more[0]
 
 
-async def test_state_and_outbox_commit_together(tmp_path: Path) -> None:
+@WHOLE_OR_BY_STATEMENT
+async def test_state_and_outbox_commit_together(tmp_path: Path, whole: bool) -> None:
     path = tmp_path / "t.db"
     message = OutboxMessage("ringmaster/1/cmd/ring", b"{}")
     async with await Store.open(path) as store:
+        if not whole:
+            store._run_on_thread = None
         (seq,) = await store.commit(StateChanges(LiveState(calls=(call("a", 1),))), [message])
     async with await Store.open(path) as store:
         assert await store.pending_outbox() == [(seq, message)]

@@ -37,9 +37,12 @@ from ringmaster.engine import events as ev
 from ringmaster.engine.commands import (
     CancelRing,
     Command,
+    Originate,
     PublishCallAbandoned,
     PublishCallAnswered,
+    PublishCallbackRequested,
     PublishCallCompleted,
+    PublishCallOverflowed,
     PublishCallQueued,
     PublishCallRejected,
     RejectInput,
@@ -411,6 +414,9 @@ _LOGGED: dict[type, str] = {
     PublishCallAbandoned: "call.abandoned",
     PublishCallCompleted: "call.completed",
     PublishCallRejected: "call.rejected",
+    PublishCallOverflowed: "call.overflowed",
+    PublishCallbackRequested: "call.callback_requested",
+    Originate: "originate",
 }
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -1326,6 +1327,31 @@ class ConfigTransaction:
         await self._db.execute("DELETE FROM did_routes WHERE id = ?", (route_id,))
 
 
+def _outbox_seqs(last_rowid: int, count: int) -> list[int]:
+    # One writer inside BEGIN IMMEDIATE: AUTOINCREMENT hands out consecutive
+    # seqs, ending at the last inserted rowid.
+    return list(range(last_rowid - count + 1, last_rowid + 1))
+
+
+def _commit_steps(
+    conn: sqlite3.Connection, steps: Sequence[tuple[str, Iterable[Row]]], outbox_count: int
+) -> list[int]:
+    """`Store.commit`'s transaction, run whole on SQLite's own thread."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, rows in steps:
+            conn.executemany(sql, rows)
+        seqs: list[int] = []
+        if outbox_count:
+            (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+            seqs = _outbox_seqs(last, outbox_count)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.rollback()
+        raise
+    return seqs
+
+
 class Store:
     """Ringmaster's SQLite database. Open with `Store.open`; use as an async context manager.
 
@@ -1338,6 +1364,11 @@ class Store:
         self._db = db
         self._lock = asyncio.Lock()
         self.path = path
+        # Runs a function on SQLite's thread: one hand-off for a whole commit
+        # rather than one per statement (about ten a turn, ~55 us of loop time
+        # each). aiosqlite has no public hook for it; without its private one,
+        # `commit` sends the statements one by one.
+        self._run_on_thread: Any = getattr(db, "_execute", None)
 
     @classmethod
     async def open(
@@ -1534,6 +1565,11 @@ class Store:
             return []
 
         async with self._lock:
+            if self._run_on_thread is not None:
+                done: list[int] = await self._run_on_thread(
+                    _commit_steps, self._db._conn, steps, len(outbox)
+                )
+                return done
             db = self._db
             await db.execute("BEGIN IMMEDIATE")
             try:
@@ -1541,10 +1577,8 @@ class Store:
                     await db.executemany(sql, rows)
                 seqs: list[int] = []
                 if outbox:
-                    # One writer inside BEGIN IMMEDIATE: AUTOINCREMENT hands out
-                    # consecutive seqs, ending at the last inserted rowid.
                     ((last,),) = await db.execute_fetchall("SELECT last_insert_rowid()")
-                    seqs = list(range(last - len(outbox) + 1, last + 1))
+                    seqs = _outbox_seqs(last, len(outbox))
                 await db.execute("COMMIT")
             except BaseException:
                 await db.rollback()
