@@ -50,6 +50,7 @@ from ringmaster.engine.commands import (
 )
 from ringmaster.engine.free_agents import RankedFreeAgents
 from ringmaster.engine.model import (
+    AgentCondition,
     AgentStatus,
     CallId,
     CallKey,
@@ -1196,11 +1197,8 @@ class Engine:
         status, reason = self._status_of(agent, now)
         condition = condition_of(status, reason)
         if status is not agent.status or condition is not agent.condition:
-            self._count_status(agent, -1)
             published = status is not agent.status
-            agent.status = status
-            agent.condition = condition
-            self._count_status(agent, +1)
+            self._recount(agent, status, condition)
             self._dirty_agents.add(agent.extension_id)
             if published:
                 self._out.append(
@@ -1236,6 +1234,29 @@ class Engine:
         queue.ranked = RankedFreeAgents()
         for extension_id in queue.free:
             queue.ranked.add(extension_id, self._rank(queue, extension_id))
+
+    def _recount(
+        self, agent: AgentState, status: AgentStatus, condition: AgentCondition | None
+    ) -> None:
+        """Move the agent's counts in each of its queues to its new status and condition."""
+        old_status, old_condition = agent.status, agent.condition
+        agent.status, agent.condition = status, condition
+        # Every ring starts and ends here (available <-> ringing), and neither
+        # changes the condition: only the status counts move, in one pass.
+        condition_changed = condition is not old_condition
+        for queue_id in self._queues_of.get(agent.extension_id, ()):
+            queue = self._queues.get(queue_id)
+            if queue is None:
+                continue
+            counts = queue.status_counts
+            counts[old_status] -= 1
+            counts[status] += 1
+            self._touched.add(queue_id)
+            if condition_changed:
+                conditions = queue.condition_counts
+                conditions[old_condition] -= 1
+                conditions[condition] += 1
+                self._empty_check.add(queue_id)
 
     def _count_status(self, agent: AgentState, delta: int) -> None:
         for queue_id in self._queues_of.get(agent.extension_id, ()):
