@@ -433,7 +433,9 @@ class Engine:
         config = queue.config
         if config.max_wait and not call.is_callback:
             self._add_deadline(call.entered_at + config.max_wait, _MAX_WAIT, call.key, None)
-        call.widen_at = next_widening(config, call.entered_at, now)
+        # Every arrival passes here: most queues have no rules to look through.
+        has_rules = config.penalty_rules or config.skill_rules
+        call.widen_at = next_widening(config, call.entered_at, now) if has_rules else None
         if call.widen_at is not None:
             self._add_deadline(call.widen_at, _WIDEN, call.key, None)
         wanted = config.announce_frequency > 0 and not call.is_callback
