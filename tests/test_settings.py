@@ -111,3 +111,10 @@ def test_env_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_env_var_name() -> None:
     assert env_var_name(("database", "path")) == "RINGMASTER_DATABASE__PATH"
     assert env_var_name(("api", "tenant_tokens", "7", "0")) == "RINGMASTER_API__TENANT_TOKENS"
+
+
+def test_a_blank_api_token_is_refused_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RINGMASTER_API__TENANT_TOKENS", '{"1": ["  "]}')
+    with pytest.raises(SettingsError, match=r"empty or only whitespace") as raised:
+        load_settings()
+    assert "RINGMASTER_API__TENANT_TOKENS" in str(raised.value)

@@ -10,10 +10,18 @@ import tomllib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic import model_validator as _model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -205,16 +213,30 @@ class EmbeddedBrokerSettings(_Section):
     data_dir: Path = Path("var/mosquitto")
 
 
+def _token(value: SecretStr) -> SecretStr:
+    # A blank token would let any caller who sends an empty bearer value in.
+    if not value.get_secret_value().strip():
+        raise ValueError("a token must not be empty or only whitespace")
+    return value
+
+
+ApiToken = Annotated[SecretStr, AfterValidator(_token)]
+
+
 class ApiSettings(_Section):
     """The HTTP admin API."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     enabled: bool = True
-    admin_tokens: list[SecretStr] = Field(default_factory=list)
+    admin_tokens: list[ApiToken] = Field(default_factory=list)
     """Bearer tokens allowed to administer every tenant."""
-    tenant_tokens: dict[int, list[SecretStr]] = Field(default_factory=dict)
+    tenant_tokens: dict[int, list[ApiToken]] = Field(default_factory=dict)
     """Bearer tokens per tenant id, each confined to its tenant."""
+
+    def has_tokens(self) -> bool:
+        """Whether any token is set: a tenant listed with no tokens does not count."""
+        return bool(self.admin_tokens) or any(self.tenant_tokens.values())
 
 
 class Settings(BaseSettings):

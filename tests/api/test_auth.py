@@ -191,3 +191,54 @@ def test_beyond_loopback_needs_a_token(host: str) -> None:
         check_exposure(ApiSettings(host=host))
     check_exposure(ApiSettings.model_validate({"host": host, "admin_tokens": ["t"]}))
     check_exposure(ApiSettings.model_validate({"host": host, "tenant_tokens": {1: ["t"]}}))
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        {"tenant_tokens": {1: []}},
+        {"tenant_tokens": {1: [], 2: []}, "admin_tokens": []},
+    ],
+)
+def test_beyond_loopback_token_settings_without_a_token_are_refused(
+    tokens: dict[str, Any],
+) -> None:
+    # `{"1": []}` is a token setting that holds no token: the API would be open.
+    with pytest.raises(SettingsError, match=r"api\.host: .* no API token"):
+        check_exposure(ApiSettings.model_validate({"host": "0.0.0.0", **tokens}))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("admin_tokens", [""]),
+        ("admin_tokens", ["   "]),
+        ("admin_tokens", ["good", "\t"]),
+        ("tenant_tokens", {1: [""]}),
+        ("tenant_tokens", {1: [" \n "]}),
+    ],
+)
+def test_empty_or_blank_tokens_are_not_settings(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=r"empty or only whitespace"):
+        ApiSettings.model_validate({field: value})
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ApiSettings(host="0.0.0.0"),
+        ApiSettings.model_validate({"host": "0.0.0.0", "tenant_tokens": {1: []}}),
+        ApiSettings.model_validate({"host": "example.com", "admin_tokens": []}),
+    ],
+)
+async def test_off_loopback_a_request_without_a_valid_token_is_401_whatever_the_settings(
+    stub: EngineStub, store: Store, settings: ApiSettings
+) -> None:
+    # check_exposure refuses to start such a daemon; should an app be built anyway,
+    # it must still not treat every caller as an admin.
+    async with api_client(app_for(stub, store, settings)) as client:
+        created_tenant = await client.post("/api/tenants", json={"id": 9, "name": "x"})
+        listed = await client.get("/api/queues")
+    assert created_tenant.status_code == 401
+    assert listed.status_code == 401
+    assert not Authenticator(settings).open

@@ -3,7 +3,8 @@
 An admin token sees every tenant; a tenant token sees its own tenant only, and
 everything of another tenant looks as if it did not exist (404, never 403, so a
 token cannot probe for other tenants' ids). With no token configured at all,
-every request is an admin's: `check_exposure` then allows a loopback address only.
+every request on a loopback address is an admin's; off loopback, `check_exposure`
+refuses to start such a daemon, and the authenticator answers 401 all the same.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Authenticator:
     """
 
     def __init__(self, settings: ApiSettings) -> None:
+        self._loopback = is_loopback(settings.host)
         # Bytes, because hmac.compare_digest refuses non-ASCII str.
         self._tokens: list[tuple[bytes, Principal]] = [
             (token.get_secret_value().encode(), ADMIN) for token in settings.admin_tokens
@@ -57,8 +59,12 @@ class Authenticator:
 
     @property
     def open(self) -> bool:
-        """True when no token is configured: every caller is an admin."""
-        return not self._tokens
+        """True when no token is configured on a loopback address: every caller is an admin.
+
+        Off loopback the API is never open, whatever the settings look like (a tenant
+        listed with no tokens, say): without a valid token a request gets a 401.
+        """
+        return not self._tokens and self._loopback
 
     def principal(self, token: str) -> Principal | None:
         """The caller holding `token`, or None for an unknown token."""
@@ -117,7 +123,7 @@ def check_exposure(settings: ApiSettings) -> None:
     Raises:
         SettingsError: `api.host` is not a loopback address and no token is set.
     """
-    if settings.admin_tokens or settings.tenant_tokens or is_loopback(settings.host):
+    if settings.has_tokens() or is_loopback(settings.host):
         return
     raise SettingsError(
         f"api.host: {settings.host!r} is not a loopback address and no API token is"
