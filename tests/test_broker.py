@@ -1,5 +1,13 @@
 import asyncio
+import os
+import pwd
+import shutil
+import signal
 import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -7,7 +15,14 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ringmaster.broker import BrokerError, EmbeddedBroker, MosquittoProcess, start_mosquitto
+from ringmaster.broker import (
+    BrokerError,
+    EmbeddedBroker,
+    MosquittoProcess,
+    free_port,
+    resolve_mosquitto,
+    start_mosquitto,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +36,13 @@ def _accepts(host: str, port: int) -> bool:
 
 
 def _client(
-    port: int, identifier: str, *, persistent: bool = False, host: str = "127.0.0.1"
+    port: int,
+    identifier: str,
+    *,
+    persistent: bool = False,
+    host: str = "127.0.0.1",
+    username: str | None = None,
+    password: str | None = None,
 ) -> aiomqtt.Client:
     properties = None
     if persistent:
@@ -37,6 +58,8 @@ def _client(
         clean_start=not persistent,
         properties=properties,
         timeout=5,
+        username=username,
+        password=password,
     )
 
 
@@ -117,3 +140,141 @@ async def test_restart_keeps_a_persistent_session(tmp_path: Path, how: str) -> N
     finally:
         broker.close()
     assert not broker.running
+
+
+# --- the production example, config/mosquitto.conf, as its header says to install it ---
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Debian 12's /etc/mosquitto/mosquitto.conf, as the package installs it.
+_DEBIAN_MAIN_CONF = """\
+pid_file /run/mosquitto/mosquitto.pid
+
+persistence true
+persistence_location /var/lib/mosquitto/
+
+log_dest file /var/log/mosquitto/mosquitto.log
+
+include_dir /etc/mosquitto/conf.d
+"""
+
+
+@pytest.fixture
+def debian_layout() -> Iterator[Path]:
+    """A root for /etc/mosquitto, /var/lib/mosquitto, ... that the mosquitto user can read.
+
+    pytest's tmp_path is private to its owner; a broker started as root drops to the
+    user "mosquitto" as Debian's does, so the tree must be traversable by that user.
+    """
+    root = Path(tempfile.mkdtemp(prefix="rm-debian-mosquitto-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _install_example(root: Path, local_port: int, tls_port: int) -> Path:
+    etc = root / "etc/mosquitto"
+    for folder in (
+        "etc/mosquitto/conf.d",
+        "etc/mosquitto/certs",
+        "var/lib/mosquitto",
+        "var/log/mosquitto",
+        "run/mosquitto",
+    ):
+        (root / folder).mkdir(parents=True, mode=0o755)
+    main = etc / "mosquitto.conf"
+    main.write_text(_DEBIAN_MAIN_CONF.replace(" /", f" {root}/"))
+    example = (REPO / "config/mosquitto.conf").read_text()
+    example = example.replace("/etc/mosquitto/", f"{etc}/").replace(
+        "/var/lib/mosquitto/", f"{root}/var/lib/mosquitto/"
+    )
+    example = example.replace("listener 1883 127.0.0.1", f"listener {local_port} 127.0.0.1")
+    example = example.replace("listener 8883\n", f"listener {tls_port} 127.0.0.1\n")
+    (etc / "conf.d/ringmaster.conf").write_text(example)
+    shutil.copy(REPO / "config/mosquitto.acl", etc / "ringmaster.acl")
+    certs = etc / "certs"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            certs / "broker.key",
+            "-out",
+            certs / "broker.crt",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    shutil.copy(certs / "broker.crt", certs / "ca.crt")
+    subprocess.run(
+        ["mosquitto_passwd", "-c", "-b", etc / "ringmaster.passwd", "ringmaster", "secret"],
+        check=True,
+        capture_output=True,
+    )
+    if os.geteuid() == 0:
+        # As Debian's package leaves them: the broker's own folders are the broker's.
+        user = pwd.getpwnam("mosquitto")
+        for path in [*root.rglob("*"), root]:
+            os.chown(path, user.pw_uid, user.pw_gid)
+    return main
+
+
+def _start(main: Path, port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [resolve_mosquitto(), "-c", str(main)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while not _accepts("127.0.0.1", port):
+        if process.poll() is not None:
+            _, stderr_bytes = process.communicate()
+            stderr = stderr_bytes.decode()
+            pytest.fail(f"mosquitto exited {process.returncode}: {stderr}", pytrace=False)
+        assert time.monotonic() < deadline, "mosquitto did not start"
+        time.sleep(0.02)
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)  # a clean stop writes the persistence file
+    process.communicate(timeout=10)
+
+
+async def test_the_production_example_starts_on_stock_debian_and_keeps_sessions(
+    debian_layout: Path,
+) -> None:
+    local_port, tls_port = free_port(), free_port()
+    main = _install_example(debian_layout, local_port, tls_port)
+    broker = _start(main, local_port)
+    try:
+        async with _client(
+            local_port, "ringmaster", persistent=True, username="ringmaster", password="secret"
+        ) as daemon:
+            await daemon.subscribe("ringmaster/+/pbx/#", qos=1)
+        async with _client(local_port, "pbx-side", username="ringmaster", password="secret") as pbx:
+            await pbx.publish("ringmaster/7/pbx/call/hangup", b'{"call_id": "c1"}', qos=1)
+        _stop(broker)
+        # Restarted as root, the broker runs as "mosquitto" and must have written and
+        # read back its persistence file: the daemon's session and queued message.
+        broker = _start(main, local_port)
+        async with _client(
+            local_port, "ringmaster", persistent=True, username="ringmaster", password="secret"
+        ) as daemon:
+            async with asyncio.timeout(5):
+                message = await anext(aiter(daemon.messages))
+        assert message.topic.value == "ringmaster/7/pbx/call/hangup"
+        with pytest.raises(aiomqtt.MqttError):
+            async with _client(local_port, "anonymous"):
+                pass
+    finally:
+        if broker.poll() is None:
+            _stop(broker)
