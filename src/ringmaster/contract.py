@@ -18,7 +18,7 @@ Additions to the contract (it may be extended by adding, never by changing):
 - Commands (`cmd/*`) carry `at` too, the time ringmaster decided them.
 - `event/agent/state` carries `reason` (the PBX's pause reason, or "").
 - `P/T/error` carries `at`; the offending payload is echoed under `payload`.
-- Rejected as well (docs/mqtt.md, "Bad input"): a payload with a duplicate key,
+- Rejected as well (docs/mqtt.md, "Errors"): a payload with a duplicate key,
   `NaN`, `Infinity` or a number out of range; a string, key or value at any
   depth, that is not Unicode text (a lone surrogate escape such as `\udfff`);
   a control character in `call_id` or `extension`. Control characters in
