@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 
 from ringmaster.contract import (
+    INTERNAL_ERROR,
     ContractError,
     format_time,
     inbound_filters,
     parse_inbound,
     render,
     render_error,
+    render_internal_error,
     status_message,
     will_payload,
 )
@@ -83,6 +85,18 @@ def rejected(kind: str, payload: Any, tenant: str = "7") -> ContractError:
 
 def body(message: OutboxMessage) -> Any:
     return json.loads(message.payload)
+
+
+def strict(payload: bytes) -> Any:
+    """Read JSON as a strict reader would: UTF-8, no NaN, no lone surrogate escapes."""
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(name)
+
+    text = payload.decode("utf-8")
+    value = json.loads(text, parse_constant=no_constant)
+    json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
+    return value
 
 
 # --- inbound: valid ---------------------------------------------------------------
@@ -402,6 +416,154 @@ def test_large_json_object_is_echoed_truncated() -> None:
     payload = {"call_id": "", "pad": "x" * 2000}
     error = rejected("call/hangup", payload)
     assert error.payload == json.dumps(payload, separators=(",", ":"))[:1024] + "..."
+
+
+# --- inbound: text and JSON that SQLite, UTF-8 or a strict JSON reader cannot take ----
+
+
+def raw(text: str) -> bytes:
+    """JSON text as the PBX would send it: ASCII, lone surrogates as \\uXXXX escapes."""
+    return text.encode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "message"),
+    [
+        (
+            "call/hangup",
+            raw(r'{"call_id": "fz\udfffp2"}'),
+            r"call_id: not valid Unicode text (a lone surrogate, \udfff)",
+        ),
+        (
+            "call/answered",
+            raw(r'{"call_id": "\ud800", "extension": "101"}'),
+            r"call_id: not valid Unicode text (a lone surrogate, \ud800)",
+        ),
+        (
+            "call/arrived",
+            raw(r'{"call_id": "c", "did": "1", "caller_name": "A\uDC00"}'),
+            r"caller_name: not valid Unicode text (a lone surrogate, \udc00)",
+        ),
+        (
+            "agent/state",
+            raw(r'{"extension": "101", "state": "paused", "reason": "\udfff"}'),
+            r"reason: not valid Unicode text (a lone surrogate, \udfff)",
+        ),
+        (
+            "call/arrived",
+            raw(r'{"call_id": "c", "did": "1", "skills": {"\udfff": 1}}'),
+            r'skills: key "\udfff" is not valid Unicode text (a lone surrogate, \udfff)',
+        ),
+        # Ignored fields too, at any depth: they would be echoed on the error topic.
+        (
+            "call/hangup",
+            raw(r'{"call_id": "c", "x": {"y": [1, "\udfff"]}}'),
+            r"x.y.1: not valid Unicode text (a lone surrogate, \udfff)",
+        ),
+        (
+            "call/hangup",
+            raw(r'{"call_id": "c", "\ud800\u0000": 1}'),
+            r'payload: key "\ud800\u0000" is not valid Unicode text (a lone surrogate, \ud800)',
+        ),
+        (
+            "call/arrived",
+            raw(r'{"call_id": "a\u0000b", "did": "1"}'),
+            r"call_id: must not contain control characters (found \u0000 at position 1)",
+        ),
+        (
+            "agent/state",
+            raw(r'{"extension": "10\u009b1", "state": "available"}'),
+            r"extension: must not contain control characters (found \u009b at position 2)",
+        ),
+        (
+            "call/hangup",
+            raw('{"call_id": "c", "call_id": "d"}'),
+            'payload: duplicate key "call_id"',
+        ),
+        (
+            "call/hangup",
+            raw('{"call_id": "c", "x": {"a": 1, "a": 2}}'),
+            'payload: duplicate key "a"',
+        ),
+        (
+            "call/arrived",
+            raw('{"call_id": "c", "did": "1", "priority": NaN}'),
+            "payload: not valid JSON (NaN is not a JSON number)",
+        ),
+        (
+            "call/arrived",
+            raw('{"call_id": "c", "did": "1", "priority": -Infinity}'),
+            "payload: not valid JSON (-Infinity is not a JSON number)",
+        ),
+        (
+            "call/arrived",
+            raw('{"call_id": "c", "did": "1", "priority": 1e400}'),
+            "payload: not valid JSON (number 1e400 is out of range)",
+        ),
+    ],
+)
+def test_text_and_numbers_nothing_downstream_could_take_are_rejected(
+    kind: str, payload: bytes, message: str
+) -> None:
+    error = rejected(kind, payload)
+    assert error.error == message
+    # The answer is always valid UTF-8 and strict JSON, the offending text escaped.
+    answer = strict(render_error(P, error, now=NOW).payload)
+    assert answer["error"] == message
+
+
+def test_a_valid_surrogate_pair_is_text() -> None:
+    event = parse(
+        "call/arrived", raw(r'{"call_id": "c-1", "did": "1", "caller_name": "\ud83d\udcde"}')
+    )
+    assert isinstance(event, CallArrived)
+    assert event.caller_name == "\U0001f4de"
+
+
+def test_control_characters_in_display_text_become_spaces() -> None:
+    event = parse(
+        "call/arrived",
+        {"call_id": "c-1", "did": "1", "caller_id": "555\x00", "caller_name": "Ada\nLovelace\x7f"},
+    )
+    assert isinstance(event, CallArrived)
+    assert (event.caller_id, event.caller_name) == ("555 ", "Ada Lovelace ")
+
+
+def test_a_lone_surrogate_is_echoed_as_the_text_of_its_escape() -> None:
+    error = rejected("call/hangup", raw(r'{"call_id": "fz\udfffp2", "cause": "\u00e9"}'))
+    message = render_error(P, error, now=NOW)
+    message.payload.decode("utf-8")
+    assert strict(message.payload)["payload"] == {"call_id": "fz\\udfffp2", "cause": "\u00e9"}
+
+
+def test_render_never_raises_on_text_utf8_cannot_carry() -> None:
+    # The engine's commands carry only validated text; should one ever not, its message
+    # is still published, the character written as the text of its escape.
+    message = render(P, PublishCallQueued(T, CallId("c\udfff"), Q, "1", "5\ud800", 1, NOW))
+    assert strict(message.payload)["call_id"] == "c\\udfff"
+    error = ContractError(7, "rm/7/pbx/call/hangup", "x\udfff", {"\udfff": ["\udfff"]})
+    assert strict(render_error(P, error, now=NOW).payload)["payload"] == {"\\udfff": ["\\udfff"]}
+
+
+def test_an_echo_that_cannot_be_written_does_not_cost_the_answer() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    error = ContractError(7, "rm/7/pbx/call/hangup", "bad", deep)
+    assert strict(render_error(P, error, now=NOW).payload)["payload"] == "(not echoed)"
+
+
+def test_internal_error_answer() -> None:
+    message = render_internal_error(P, "rm/7/pbx/call/hangup", b'{"call_id": "c-1"}', now=NOW)
+    assert message.topic == "rm/7/error"
+    assert strict(message.payload) == {
+        "topic": "rm/7/pbx/call/hangup",
+        "error": INTERNAL_ERROR,
+        "payload": {"call_id": "c-1"},
+        "at": AT,
+    }
+    without_tenant = render_internal_error(P, "rm/x/pbx/call/hangup", b"\xff", now=NOW)
+    assert without_tenant.topic == "rm/error"
 
 
 @pytest.mark.parametrize(

@@ -88,3 +88,29 @@ def test_exception_is_one_json_line() -> None:
 def test_rejects_unknown_values(fmt: str, level: str) -> None:
     with pytest.raises(ValueError, match="unknown"):
         configure_logging(fmt, level)
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
+def test_odd_text_never_costs_a_line(
+    fmt: str, encoding: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A lone surrogate (a PBX's JSON escape \udfff), NUL, a newline and text the stream
+    # cannot encode, in values, keys, the event name and an exception.
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding=encoding, errors="strict", write_through=True)
+    configure_logging(fmt, "info", stream=out)
+    log = structlog.get_logger("ringmaster.service")
+    odd = "Zo\u00eb fz\udfffp2 \x00\n\x1b[31m"
+    log.warning(f"inbound.rejected {odd}", topic=odd, **{f"key {odd}": 1})
+    try:
+        raise ValueError(odd)
+    except ValueError:
+        log.exception("inbound.failed", topic=odd)
+    logging.getLogger("mqtt").warning("stdlib %s", odd)
+
+    text = raw.getvalue().decode(encoding)
+    for event in ("inbound.rejected", "inbound.failed", "stdlib"):
+        assert event in text
+    assert "udfff" in text
+    assert "Logging error" not in capsys.readouterr().err

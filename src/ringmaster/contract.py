@@ -1,4 +1,4 @@
-"""The MQTT wire contract, version 1: payloads <-> engine events and commands.
+r"""The MQTT wire contract, version 1: payloads <-> engine events and commands.
 
 This module is pure: no I/O and no broker. It turns an inbound MQTT message
 (topic and payload bytes) into one of the engine's `PbxEvent`s, and renders each
@@ -18,6 +18,11 @@ Additions to the contract (it may be extended by adding, never by changing):
 - Commands (`cmd/*`) carry `at` too, the time ringmaster decided them.
 - `event/agent/state` carries `reason` (the PBX's pause reason, or "").
 - `P/T/error` carries `at`; the offending payload is echoed under `payload`.
+- Rejected as well (docs/mqtt.md, "Errors"): a payload with a duplicate key,
+  `NaN`, `Infinity` or a number out of range; a string, key or value at any
+  depth, that is not Unicode text (a lone surrogate escape such as `\udfff`);
+  a control character in `call_id` or `extension`. Control characters in
+  display text are replaced by spaces.
 - `P/error` (no tenant) reports a message whose topic has no readable tenant
   id, since such a message cannot be attributed to a `P/T/error` topic.
 - The MQTT last will on `P/status` is `{"state": "offline"}` without `at`: the
@@ -33,13 +38,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeAlias
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from ringmaster.engine.commands import (
     Announce,
@@ -91,6 +105,7 @@ __all__ = [
     "parse_tenant",
     "render",
     "render_error",
+    "render_internal_error",
     "status_message",
     "will_payload",
 ]
@@ -110,6 +125,16 @@ _JSON_SEPARATORS: Final = (",", ":")
 # ASCII only: int() would also accept " 7" or Arabic-Indic digits. 18 digits keep
 # it inside SQLite's signed 64-bit INTEGER.
 _TENANT_RE: Final = re.compile(r"[1-9][0-9]{0,17}")
+# A lone surrogate (U+D800..U+DFFF) is not a Unicode scalar value: UTF-8 cannot encode
+# it, so neither SQLite, nor a UTF-8 payload, nor a UTF-8 log can take it. A strictly
+# decoded UTF-8 payload holds one only through a JSON escape such as \udfff.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# C0 and C1 control characters and DEL: invisible in logs and the admin API, and a NUL
+# ends a string for SQLite's own functions (`length`, the sqlite3 shell) and for C.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: The `error` of a message whose handling failed inside ringmaster, not for its content.
+INTERNAL_ERROR: Final = "internal error: see ringmaster's log"
 
 
 class ContractError(Exception):
@@ -136,17 +161,35 @@ class ContractError(Exception):
 
 
 def _free_text(value: Any) -> Any:
-    # Optional text fields: a missing or null value means "", and an overlong one is
-    # cut rather than rejected. Non-strings still fail the str check afterwards.
+    # Optional text fields: a missing or null value means "", an overlong one is cut
+    # and control characters become spaces, rather than the call being refused for its
+    # caller's name. Non-strings still fail the str check afterwards.
     if value is None:
         return ""
     if isinstance(value, str):
-        return value[:_FREE_TEXT_MAX]
+        return _CONTROL.sub(" ", value[:_FREE_TEXT_MAX])
     return value
 
 
-CallIdField = Annotated[str, Field(strict=True, min_length=1, max_length=64)]
-ExtensionField = Annotated[str, Field(strict=True, min_length=1, max_length=20)]
+def _identifier(value: str) -> str:
+    # An id the PBX matches on is never display text: a control character in it is a
+    # PBX bug, and a NUL would cut it short for SQLite's functions and C readers.
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "control_character",
+            "must not contain control characters (found {char} at position {position})",
+            {"char": _visible(found.group()), "position": found.start()},
+        )
+    return value
+
+
+CallIdField = Annotated[
+    str, Field(strict=True, min_length=1, max_length=64), AfterValidator(_identifier)
+]
+ExtensionField = Annotated[
+    str, Field(strict=True, min_length=1, max_length=20), AfterValidator(_identifier)
+]
 DidField = Annotated[str, Field(strict=True, max_length=32, pattern=r"^\+?[0-9]+$")]
 #: A number to call back: written like a DID.
 NumberField = DidField
@@ -333,7 +376,9 @@ def parse_inbound(prefix: str, topic: str, payload: bytes) -> PbxEvent:
     except UnicodeDecodeError:
         raise ContractError(tenant_id, topic, "payload: not valid UTF-8", _echo(payload)) from None
     try:
-        data = json.loads(text)
+        data = _loads(text)
+    except _RefusedJsonError as exc:
+        raise ContractError(tenant_id, topic, f"payload: {exc}", _echo(payload)) from None
     # RecursionError: deeply nested arrays; ValueError also covers over-long integers.
     except (ValueError, RecursionError) as exc:
         raise ContractError(
@@ -344,20 +389,100 @@ def parse_inbound(prefix: str, topic: str, payload: bytes) -> PbxEvent:
             tenant_id,
             topic,
             f"payload: expected a JSON object, got {_json_type(data)}",
-            _echo_json(data),
+            _echo_json(data, text),
         )
+    # Only a JSON escape can put a lone surrogate in text decoded as strict UTF-8, and
+    # every such escape starts so: most payloads skip the walk.
+    if "\\ud" in text or "\\uD" in text:
+        bad = _not_unicode(data)
+        if bad is not None:
+            raise ContractError(tenant_id, topic, bad, _echo_json(data, text))
     model, convert = converter
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        raise ContractError(tenant_id, topic, _describe(exc), _echo_json(data)) from None
+        raise ContractError(tenant_id, topic, _describe(exc), _echo_json(data, text)) from None
     return convert(TenantId(tenant_id), parsed)
+
+
+class _RefusedJsonError(ValueError):
+    """JSON that Python would read but the contract does not take; says why."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of a repeated key, other readers the first: refuse to guess.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RefusedJsonError(f"duplicate key {_quoted(key)}")
+            seen.add(key)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    # Python reads NaN and Infinity; JSON (RFC 8259) has no such numbers, and echoing
+    # them back would publish invalid JSON.
+    raise _RefusedJsonError(f"not valid JSON ({name} is not a JSON number)")
+
+
+def _finite(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise _RefusedJsonError(f"not valid JSON (number {literal[:32]} is out of range)")
+    return number
+
+
+def _loads(text: str) -> Any:
+    return json.loads(
+        text, object_pairs_hook=_object, parse_constant=_no_constant, parse_float=_finite
+    )
+
+
+def _not_unicode(data: dict[str, Any]) -> str | None:
+    """The error naming the first string (key or value, at any depth) that is not Unicode."""
+    # Iterative: the payload may be nested as deep as the JSON parser allowed.
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found is not None:
+                return f"{path}: not valid Unicode text ({_lone(found.group())})"
+        elif isinstance(value, dict):
+            items = []
+            for key, item in value.items():
+                found = _SURROGATE.search(key)
+                if found is not None:
+                    return (
+                        f"{path or 'payload'}: key {_quoted(key)} is not valid Unicode text "
+                        f"({_lone(found.group())})"
+                    )
+                items.append((f"{path}.{key}" if path else key, item))
+            stack.extend(reversed(items))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{path}.{n}", item) for n, item in enumerate(value)]))
+    return None
+
+
+def _lone(char: str) -> str:
+    return f"a lone surrogate, {_visible(char)}"
+
+
+def _visible(text: str) -> str:
+    r"""Text with control characters and lone surrogates written as escapes, e.g. \u0000."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _quoted(key: str) -> str:
+    return f'"{_visible(key[:_TOPIC_ECHO_MAX])}"'
 
 
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False):
-        field = ".".join(str(part) for part in error["loc"]) or "payload"
+        field = _visible(".".join(str(part) for part in error["loc"])) or "payload"
         parts.append(f"{field}: {error['msg']}")
     return "; ".join(parts)
 
@@ -382,12 +507,19 @@ def _json_type(value: Any) -> str:
     return "an array"
 
 
-def _echo_json(value: Any) -> Any:
-    """A parsed JSON value as it may be echoed: whole when small, else truncated text."""
-    text = _dumps(value)
-    if len(text) <= ECHO_MAX_CHARS:
+def _echo_json(value: Any, text: str) -> Any:
+    """A parsed JSON value as it may be echoed: whole when small, else truncated text.
+
+    `text` is the JSON it was read from. A lone surrogate in the value is escaped when
+    the error is rendered (`_message`).
+    """
+    try:
+        dumped = _dumps(value)
+    except (ValueError, RecursionError):  # nested deeper than writing JSON allows here
+        return _truncate(text)
+    if len(dumped) <= ECHO_MAX_CHARS:
         return value
-    return text[:ECHO_MAX_CHARS] + "..."
+    return dumped[:ECHO_MAX_CHARS] + "..."
 
 
 def _echo(payload: bytes) -> Any:
@@ -399,7 +531,7 @@ def _echo(payload: bytes) -> Any:
         # Not UTF-8: the repr shows the bytes without sending invalid UTF-8 onwards.
         return _truncate(repr(head[:ECHO_MAX_CHARS]))
     try:
-        return _echo_json(json.loads(text))
+        return _echo_json(_loads(text), text)
     except (ValueError, RecursionError):
         return _truncate(text)
 
@@ -423,7 +555,20 @@ def _dumps(value: Any) -> str:
 
 
 def _message(topic: str, payload: Mapping[str, Any], *, retain: bool = False) -> OutboxMessage:
-    return OutboxMessage(topic=topic, payload=_dumps(payload).encode("utf-8"), retain=retain)
+    text = _dumps(payload)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate, only ever in an echo of what was received, has no UTF-8: it
+        # is written as the text of its escape (the six characters \udfff), so every
+        # JSON parser reads the payload. Outside strings the JSON has none to replace.
+        data = _SURROGATE.sub(_escaped, text).encode("utf-8")
+    return OutboxMessage(topic=topic, payload=data, retain=retain)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    # A JSON-escaped backslash, then "udfff": the text of the escape, not the character.
+    return f"\\\\u{ord(match.group()):04x}"
 
 
 def _seconds(value: float) -> float:
@@ -710,15 +855,42 @@ def render_error(prefix: str, error: ContractError, *, now: float | None = None)
         The message to publish (QoS 1, not retained).
     """
     topic = f"{prefix}/error" if error.tenant_id is None else f"{prefix}/{error.tenant_id}/error"
-    return _message(
-        topic,
-        {
-            "topic": _truncate(error.topic) if len(error.topic) > _TOPIC_ECHO_MAX else error.topic,
-            "error": error.error,
-            "payload": error.payload,
-            "at": _now(now),
-        },
-    )
+    body = {
+        "topic": _truncate(error.topic) if len(error.topic) > _TOPIC_ECHO_MAX else error.topic,
+        "error": error.error,
+        "payload": error.payload,
+        "at": _now(now),
+    }
+    try:
+        return _message(topic, body)
+    except (TypeError, ValueError, RecursionError):
+        # An echo that cannot be written back must not cost the answer itself.
+        return _message(topic, {**body, "payload": "(not echoed)"})
+
+
+def render_internal_error(
+    prefix: str, topic: str, payload: bytes, *, now: float | None = None
+) -> OutboxMessage:
+    """Answer a message whose handling failed inside ringmaster (a bug, not its content).
+
+    Like `render_error`, on `P/T/error` (`P/error` without a readable tenant id), with
+    the `error` `INTERNAL_ERROR` and the payload echoed as for a rejection. Never raises.
+
+    Args:
+        prefix: The topic prefix `P`.
+        topic: The topic the message came on.
+        payload: Its raw payload.
+        now: The time of the answer; None reads the wall clock.
+
+    Returns:
+        The message to publish (QoS 1, not retained).
+    """
+    try:
+        echo = _echo(payload)
+    except Exception:  # the answer goes out whatever the echo does
+        echo = "(not echoed)"
+    error = ContractError(parse_tenant(prefix, topic), topic, INTERNAL_ERROR, echo)
+    return render_error(prefix, error, now=now)
 
 
 def status_message(prefix: str, online: bool, *, now: float | None = None) -> OutboxMessage:

@@ -27,7 +27,20 @@ _LEVELS = {
 
 
 class _Handler(logging.StreamHandler[TextIO]):
-    """Marks the handler we installed, so reconfiguring replaces it and no other."""
+    r"""Marks the handler we installed, so reconfiguring replaces it and no other.
+
+    It also writes every line whole whatever text an event carries: a character the
+    stream cannot encode (a lone surrogate from a PBX's JSON escape, say) is written
+    as its escape, e.g. ``\udfff``, where the standard library would drop the line.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format the record as text that the stream's encoding can write."""
+        text = super().format(record)
+        if text.isascii():  # every JSON line (the renderer escapes the rest): no work
+            return text
+        encoding = getattr(self.stream, "encoding", None) or "utf-8"
+        return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
 def configure_logging(fmt: str, level: str, *, stream: TextIO | None = None) -> None:

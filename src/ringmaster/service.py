@@ -24,7 +24,7 @@ import random
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -32,7 +32,13 @@ import structlog
 from ringmaster import sdnotify
 from ringmaster.api import ApiServer, check_exposure, create_app
 from ringmaster.broker import EmbeddedBroker
-from ringmaster.contract import ContractError, parse_inbound, render, render_error
+from ringmaster.contract import (
+    ContractError,
+    parse_inbound,
+    render,
+    render_error,
+    render_internal_error,
+)
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import (
     CancelRing,
@@ -215,7 +221,7 @@ class Service:
         # in its original order; then what the restart itself decided.
         for seq, message in await store.pending_outbox():
             self._outbox.pending.put_nowait((seq, message))
-        await self._store_and_send(store, commands, [], now)
+        await self._store_and_send(store, commands, self._render(commands, now), now)
         self._arm_timer()
         _log.info(
             "store.loaded",
@@ -274,7 +280,8 @@ class Service:
     ) -> None:
         now = self._clock()
         commands: list[Command] = []
-        errors: list[OutboxMessage] = []
+        # What the commands render to, and the answers to rejected messages, in order.
+        messages: list[OutboxMessage] = []
         handled: list[InboundMessage] = []
         applied: list[_Apply] = []
         for message in batch:
@@ -284,21 +291,21 @@ class Service:
                 applied.append(message)
                 try:
                     for config_event in message.events:
-                        commands += self._engine.handle(config_event, now)
+                        decided = self._engine.handle(config_event, now)
+                        messages += self._render(decided, now)
+                        commands += decided
                 except Exception as error:  # an engine bug: the API answers 500
                     _log.exception("engine.bug", events=len(message.events))
                     message.done.set_exception(error)
                 continue
             handled.append(message)
-            try:
-                event = parse_inbound(self._prefix, message.topic, message.payload)
-            except ContractError as error:
-                _log.warning("inbound.rejected", topic=error.topic, error=error.error)
-                errors.append(render_error(self._prefix, error, now=now))
-                continue
-            commands += self._handle(event, now, message)
-        commands += self._engine.handle_timer(now)
-        await self._store_and_send(store, commands, errors, now)
+            decided, rendered = self._take(message, now)
+            commands += decided
+            messages += rendered
+        decided = self._engine.handle_timer(now)
+        messages += self._render(decided, now)
+        commands += decided
+        await self._store_and_send(store, commands, messages, now)
         for message in handled:
             link.ack(message)
         for change in applied:
@@ -306,21 +313,42 @@ class Service:
                 change.done.set_result(None)
         self._arm_timer()
 
-    def _handle(self, event: ev.PbxEvent, now: float, message: InboundMessage) -> list[Command]:
+    def _take(
+        self, message: InboundMessage, now: float
+    ) -> tuple[list[Command], list[OutboxMessage]]:
+        """One inbound message's commands and the messages to publish for it; never raises.
+
+        A message that breaks the contract is answered on the error topic. Whatever
+        else goes wrong with it (a bug in parsing, in the engine or in rendering) is
+        never the other messages' fault, nor a reason to stop serving every other
+        call: it is logged with its traceback and answered with an internal error.
+        Either way the message is acknowledged with its batch, so that the broker
+        does not deliver it again and again.
+        """
         try:
-            return self._engine.handle(event, now)
+            event = parse_inbound(self._prefix, message.topic, message.payload)
+            commands = self._engine.handle(event, now)
+            return commands, self._render(commands, now)
+        except ContractError as error:
+            _log.warning("inbound.rejected", topic=error.topic, error=error.error)
+            return [], [render_error(self._prefix, error, now=now)]
         except Exception:
-            # An engine bug (EngineBug or worse) is never the input's fault, and
-            # never a reason to stop serving every other call: report it loudly
-            # and go on.
-            _log.exception("engine.bug", topic=message.topic)
-            return [RejectInput(event, "internal error: see ringmaster's log", now)]
+            # Should the engine have acted before failing, its state changes are
+            # stored with the turn; only this message's commands are lost.
+            _log.exception("inbound.failed", topic=message.topic)
+            answer = render_internal_error(self._prefix, message.topic, message.payload, now=now)
+            return [], [answer]
+
+    def _render(self, commands: Sequence[Command], now: float) -> list[OutboxMessage]:
+        return [render(self._prefix, command, now=now) for command in commands]
 
     async def _store_and_send(
-        self, store: Store, commands: list[Command], errors: list[OutboxMessage], now: float
+        self, store: Store, commands: list[Command], messages: list[OutboxMessage], now: float
     ) -> None:
-        commands = [*commands, *self._engine.take_snapshots(now)]
-        messages = [render(self._prefix, c, now=now) for c in commands] + errors
+        """Store the engine's changes with `messages` (`commands` rendered), then publish."""
+        snapshots = self._engine.take_snapshots(now)
+        commands = [*commands, *snapshots]
+        messages = [*messages, *self._render(snapshots, now)]
         changes = self._engine.take_changes()
         delivered_up_to = self._outbox.unrecorded()
         if not messages and not changes and delivered_up_to is None:
