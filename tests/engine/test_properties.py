@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import given, settings
@@ -22,6 +22,7 @@ from ringmaster.engine.commands import (
     Command,
     PublishCallAbandoned,
     PublishCallCompleted,
+    PublishCallOverflowed,
     PublishCallQueued,
     Ring,
     RouteToExtension,
@@ -33,6 +34,7 @@ from ringmaster.engine.model import (
     AgentCondition,
     CallId,
     CallPhase,
+    CancelReason,
     DeviceState,
     ExtensionId,
     ExtensionTarget,
@@ -369,6 +371,79 @@ def check_arrival(sim: Sim, action: Action, out: list[Command]) -> None:
         assert dict(call.skills) == {**route, **action[4]}
 
 
+@dataclass
+class RetryPauses:
+    """docs/mqtt.md, Rings: an agent whose ring for a call ended unanswered (it
+    timed out, or the PBX reported it failed) is not rung again for that call in
+    the same queue before the queue's `retry` seconds have passed since.
+
+    Where the rule does not reach: a queue whose `retry` is 0 has no pause, and
+    a call that overflows starts afresh in its target queue (even one it left
+    before), so an overflow forgets what the call's rings were.
+    """
+
+    #: (call_id, extension) -> (queue, when the ring ended, the queue's retry then)
+    ended: dict[tuple[str, str], tuple[int, float, int]] = field(default_factory=dict)
+    #: (call_id, extension) -> the queue of the ring on now
+    ringing_in: dict[tuple[str, str], int] = field(default_factory=dict)
+    seen: int = 0
+
+    def retries(self, sim: Sim) -> dict[int, int]:
+        return {q.queue_id: q.config.retry for q in sim.engine.queues()}
+
+    def check(
+        self,
+        sim: Sim,
+        action: Action,
+        ringing_before: dict[str, list[str]],
+        retry_before: dict[int, int],
+    ) -> None:
+        retry_after = self.retries(sim)
+
+        def retry_of(queue_id: int) -> int:
+            # A `set_queue` may change `retry` in the very action: the smaller counts.
+            return min(retry_before.get(queue_id, 0), retry_after.get(queue_id, 0))
+
+        if action[0] in ("fail", "fail_ringing"):
+            call_id = action[1]
+            before = ringing_before.get(call_id, [])
+            extension = action[2] if action[0] == "fail" else (before[0] if before else None)
+            key = (call_id, extension or "")
+            if extension in before and key in self.ringing_in:
+                queue_id = self.ringing_in.pop(key)
+                self.ended[key] = (queue_id, sim.now, retry_of(queue_id))
+        for at, command in sim.timed[self.seen :]:
+            if isinstance(command, Ring):
+                key = (command.call_id, command.extension)
+                if key in self.ended:
+                    queue_id, ended_at, retry = self.ended.pop(key)
+                    if queue_id == command.queue_id:
+                        assert at >= ended_at + retry, (
+                            f"{command.extension} rung again for {command.call_id} at {at}, "
+                            f"{at - ended_at:g} s after its ring ended unanswered (retry {retry})"
+                        )
+                self.ringing_in[key] = command.queue_id
+            elif isinstance(command, CancelRing):
+                key = (command.call_id, command.extension)
+                queue_id_of_ring = self.ringing_in.pop(key, None)
+                if command.reason is CancelReason.TIMEOUT and queue_id_of_ring is not None:
+                    self.ended[key] = (queue_id_of_ring, at, retry_of(queue_id_of_ring))
+            elif isinstance(command, PublishCallOverflowed):
+                self.forget(command.call_id)
+        self.seen = len(sim.timed)
+        # Rings the PBX failed, or that ended with their call, are no longer on.
+        ringing_now = {(c, e) for c, extensions in sim.ringing().items() for e in extensions}
+        for key in [k for k in self.ringing_in if k not in ringing_now]:
+            del self.ringing_in[key]
+        for call_id in {k[0] for k in self.ended}:
+            if sim.engine.call(T, CallId(call_id)) is None:
+                self.forget(call_id)
+
+    def forget(self, call_id: str) -> None:
+        for key in [k for k in self.ended if k[0] == call_id]:
+            del self.ended[key]
+
+
 def final_outcomes(log: list[Command]) -> Counter[str]:
     """How many times each call ended: answered and hung up, abandoned, or sent away."""
     finals: Counter[str] = Counter()
@@ -390,9 +465,12 @@ def test_invariants_hold_over_any_sequence_of_events(
 ) -> None:
     sim = scenario.build()
     arrivals: Counter[str] = Counter()
+    pauses = RetryPauses(seen=len(sim.timed))
     for action in script:
+        ringing_before, retry_before = sim.ringing(), pauses.retries(sim)
         out = play(sim, action)
         check_invariants(scenario, sim, out)
+        pauses.check(sim, action, ringing_before, retry_before)
         if action[0] == "arrive":
             check_arrival(sim, action, out)
             if out:  # not a duplicate: the call_id (new, or forgotten) starts a call
@@ -459,3 +537,46 @@ def test_ranked_free_agents_choose_as_ranking_all_of_them_would(
             assert play(ranked_everything, action) == play(indexed, action)
     finally:
         Engine._rank_free_agents = real_rank_free_agents  # type: ignore[method-assign]
+
+
+# Rounds and pauses need agents who come and go while a call rings, and small
+# steps of time around the ring timeouts and retry pauses: a script of its own.
+round_events = st.one_of(
+    st.tuples(
+        st.just("arrive"), st.sampled_from(CALLS[:2]), st.just("+100"), st.just(0), st.just({})
+    ),
+    st.tuples(st.just("advance"), st.sampled_from([1.0, 2.5, 5.0, 10.0])),
+    st.tuples(st.just("advance"), st.sampled_from([1.0, 2.5, 5.0, 10.0])),
+    st.tuples(st.just("fail_ringing"), st.sampled_from(CALLS[:2]), st.sampled_from(RingFailure)),
+    st.tuples(
+        st.just("presence"),
+        st.sampled_from(EXTENSIONS[:3]),
+        st.sampled_from([Presence.AVAILABLE, Presence.PAUSED]),
+    ),
+    st.tuples(
+        st.just("device"),
+        st.sampled_from(EXTENSIONS[:3]),
+        st.sampled_from([DeviceState.IDLE, DeviceState.IN_USE]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    strategy=ALL_STRATEGIES,
+    retry=st.sampled_from([3, 5, 12]),
+    script=st.lists(
+        st.one_of(round_events, st.tuples(st.just("restart"), st.just(0.0))),
+        min_size=10,
+        max_size=50,
+    ),
+)
+def test_no_agent_is_rung_again_for_a_call_before_the_retry_pause_is_over(
+    strategy: str, retry: int, script: list[Action]
+) -> None:
+    sim = Sim(strategy, agents=3, timeout=10, retry=retry)
+    pauses = RetryPauses(seen=len(sim.timed))
+    for action in script:
+        ringing_before, retry_before = sim.ringing(), pauses.retries(sim)
+        play(sim, action)
+        pauses.check(sim, action, ringing_before, retry_before)

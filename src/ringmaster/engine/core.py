@@ -638,6 +638,14 @@ class Engine:
         agent = self._agents.get(extension_id)
         if queue is None or agent is None:
             return
+        if call.retry_at is not None and call.retry_at < now + queue.config.retry:
+            # The ring was started during the pause (its agent became free,
+            # untried) and ended unanswered before the pause did: the pause
+            # lasts `retry` from this ring's end too, or the new round would
+            # ring the agent again sooner than that (issue 9, item 5).
+            call.retry_at = now + queue.config.retry
+            self._dirty_calls.add(call.key)
+            self._add_deadline(call.retry_at, _RETRY, call.key, None)
         options = queue.option(extension_id)
         delay = {
             RingFailure.BUSY: options.busy_delay,
@@ -906,7 +914,11 @@ class Engine:
             self._end_ring(call, extension_id, CancelReason.TIMEOUT, now)
         elif kind == _RETRY:
             call.retry_at = None
-            call.tried.clear()  # a new round
+            # A new round. An agent rung during the pause (it became free,
+            # untried) and still ringing has had its ring in this round: left
+            # out of `tried`, it would be rung again the instant that ring
+            # timed out, with no pause at all (issue 9, item 5).
+            call.tried = set(call.rings)
             self._dirty_calls.add(key)
             self._queue_changed(queue)
         elif kind == _MAX_WAIT:
