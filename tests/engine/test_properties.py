@@ -50,7 +50,7 @@ from ringmaster.engine.rules import MAX_OVERFLOW_HOPS
 from ringmaster.engine.state import AgentState, CallState, QueueState
 from ringmaster.engine.strategies import strategy_names
 
-from .sim import Sim, T
+from .sim import Sim, T, of_type
 
 AGENTS = 4
 CALLS = [f"c{i}" for i in range(8)]
@@ -169,6 +169,9 @@ events = st.one_of(
         st.sampled_from(RingFailure),
     ),
     st.tuples(st.just("fail_ringing"), st.sampled_from(CALLS), st.sampled_from(RingFailure)),
+    # The PBX echoes ring ids (an addition): the ring on now's, or an older one's.
+    st.tuples(st.just("fail_echo"), st.sampled_from(CALLS), st.sampled_from(RingFailure)),
+    st.tuples(st.just("fail_stale"), st.sampled_from(CALLS), st.integers(0, 5)),
     st.tuples(st.just("hangup"), st.sampled_from(CALLS)),
     st.tuples(st.just("callback"), st.sampled_from(CALLS), st.sampled_from(["5551", "5552"])),
     st.tuples(
@@ -199,6 +202,37 @@ def on_a_ringing_extension(
     return then(ringing[0]) if ringing else []
 
 
+def fail_echoing(call_id: str, reason: RingFailure, sim: Sim) -> list[Command]:
+    """The PBX reports the failure of a ring on now, echoing its ring id."""
+    call = sim.engine.call(T, CallId(call_id))
+    if call is None or not call.rings:
+        return []
+    ring = min(call.rings.values(), key=lambda r: r.extension_id)
+    number = Sim.number(ring.extension_id)
+    return sim.send(ev.RingFailed(T, CallId(call_id), number, reason, ring_id=ring.ring_id))
+
+
+def fail_stale(call_id: str, pick: int, sim: Sim) -> list[Command]:
+    """A late `ring_failed` for a ring of the call that is over (a broker outage's backlog).
+
+    It must change nothing: not the ring its extension may have now, nor anything else.
+    """
+    live = {r.ring_id for c in sim.engine.calls() if c.call_id == call_id for r in c.rings.values()}
+    over = [
+        (c.extension, c.ring_id)
+        for c in of_type(sim.log, Ring)
+        if c.call_id == call_id and c.ring_id not in live
+    ]
+    if not over:
+        return []
+    extension, ring_id = over[-1 - pick % len(over)]
+    before = sim.ringing()
+    out = sim.send(ev.RingFailed(T, CallId(call_id), extension, RingFailure.NO_ANSWER, ring_id))
+    assert out == [], "a failure of an older ring changed something"
+    assert sim.ringing() == before
+    return out
+
+
 def set_queue(sim: Sim, queue_id: int, options: dict[str, Any]) -> list[Command]:
     # A deadline a change moved into the past is due at once: the service
     # re-arms its timer after every input, and a past time fires at once.
@@ -215,6 +249,8 @@ PLAYERS: dict[str, Callable[[Sim, list[Any]], list[Command]]] = {
     "fail_ringing": lambda sim, a: on_a_ringing_extension(
         a[0], lambda e: sim.fail(a[0], e, a[1]), sim
     ),
+    "fail_echo": lambda sim, a: fail_echoing(a[0], a[1], sim),
+    "fail_stale": lambda sim, a: fail_stale(a[0], a[1], sim),
     "hangup": lambda sim, a: sim.hangup(a[0]),
     "callback": lambda sim, a: sim.callback(a[0], a[1]),
     "presence": lambda sim, a: sim.presence(a[1], a[0]),
@@ -404,7 +440,7 @@ class RetryPauses:
             # A `set_queue` may change `retry` in the very action: the smaller counts.
             return min(retry_before.get(queue_id, 0), retry_after.get(queue_id, 0))
 
-        if action[0] in ("fail", "fail_ringing"):
+        if action[0] in ("fail", "fail_ringing", "fail_echo"):
             call_id = action[1]
             before = ringing_before.get(call_id, [])
             extension = action[2] if action[0] == "fail" else (before[0] if before else None)
@@ -417,6 +453,9 @@ class RetryPauses:
                 key = (command.call_id, command.extension)
                 if key in self.ended:
                     queue_id, ended_at, retry = self.ended.pop(key)
+                    # A queue whose `retry` became shorter since (0: no pause)
+                    # goes by the shorter one.
+                    retry = min(retry, retry_of(queue_id))
                     if queue_id == command.queue_id:
                         assert at >= ended_at + retry, (
                             f"{command.extension} rung again for {command.call_id} at {at}, "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ringmaster.engine.model import DeviceState, Presence, RingFailure
+from ringmaster.engine import events as ev
+from ringmaster.engine.commands import CancelRing, Command, PublishCallRinging, RejectInput, Ring
+from ringmaster.engine.model import CallId, DeviceState, Presence, RingFailure
 
-from .sim import Sim, cancels, rings
+from .sim import Sim, T, cancels, of_type, rings
 
 # --- the retry pause (item 5) -------------------------------------------------------------
 
@@ -42,3 +44,64 @@ def test_a_ring_that_fails_during_the_retry_pause_makes_the_pause_last_from_its_
     assert rings(sim.fail("c1", "102", RingFailure.NO_ANSWER)) == []  # at +3
     assert rings(sim.advance(4.9)) == []  # +6 is only 3 s after 102's ring ended
     assert rings(sim.advance(0.1)) == [("c1", "102")]  # +8: `retry` after it
+
+
+# --- ring ids (item 4) ----------------------------------------------------------------------
+
+
+def ring_ids(commands: list[Command]) -> list[tuple[str, str, str]]:
+    """(call_id, extension, ring_id) of every Ring, in order."""
+    return [(c.call_id, c.extension, c.ring_id) for c in of_type(commands, Ring)]
+
+
+def test_every_ring_has_an_id_that_its_ringing_event_and_its_cancel_repeat() -> None:
+    sim = Sim("ringall", agents=2)
+    out = sim.arrive("c1")
+    assert ring_ids(out) == [("c1", "101", "1.1"), ("c1", "102", "1.2")]
+    assert [(e.extension, e.ring_id) for e in of_type(out, PublishCallRinging)] == [
+        ("101", "1.1"),
+        ("102", "1.2"),
+    ]
+    out = sim.answer("c1", "102")
+    assert [(c.extension, c.ring_id) for c in of_type(out, CancelRing)] == [("101", "1.1")]
+    assert ring_ids(sim.arrive("c2")) == [("c2", "101", "2.1")]
+
+
+def test_a_stale_ring_failed_does_not_end_a_newer_ring_of_the_same_agent() -> None:
+    sim = Sim("roundrobin", agents=1)
+    assert ring_ids(sim.arrive("c1")) == [("c1", "101", "1.1")]
+    sim.advance(15)  # ring 1.1 timed out; pause
+    assert ring_ids(sim.advance(5)) == [("c1", "101", "1.2")]
+    # The PBX's failure of the first ring arrives late: it is about ring 1.1.
+    out = sim.send(ev.RingFailed(T, CallId("c1"), "101", RingFailure.NO_ANSWER, ring_id="1.1"))
+    assert out == []
+    assert sim.ringing() == {"c1": ["101"]}
+    out = sim.send(ev.RingFailed(T, CallId("c1"), "101", RingFailure.BUSY, ring_id="1.2"))
+    assert cancels(out) == []
+    assert sim.ringing() == {}
+    # Without a ring id a failure keeps its v1 meaning: the extension's ring ends.
+    sim.advance(5)
+    assert sim.ringing() == {"c1": ["101"]}
+    sim.fail("c1", "101")
+    assert sim.ringing() == {}
+
+
+def test_an_answer_naming_a_ring_of_another_extension_is_refused() -> None:
+    sim = Sim("ringall", agents=2)
+    sim.arrive("c1")
+    out = sim.send(ev.RingAnswered(T, CallId("c1"), "101", ring_id="1.2"))
+    assert [r.error for r in of_type(out, RejectInput)] == [
+        "ring 1.2 is not a ring of extension 101 for call c1"
+    ]
+    assert sim.phase("c1") == "ringing"
+    out = sim.send(ev.RingAnswered(T, CallId("c1"), "101", ring_id="1.1"))
+    assert sim.phase("c1") == "connected"
+
+
+def test_ring_ids_survive_a_restart_and_go_on_counting() -> None:
+    sim = Sim("roundrobin", agents=2)
+    assert ring_ids(sim.arrive("c1")) == [("c1", "101", "1.1")]
+    sim.restart(down_for=3)
+    assert [r.ring_id for r in sim.call("c1").rings.values()] == ["1.1"]
+    out = sim.send(ev.RingFailed(T, CallId("c1"), "101", RingFailure.BUSY, ring_id="1.1"))
+    assert ring_ids(out) == [("c1", "102", "1.2")]

@@ -573,6 +573,16 @@ class Engine:
                 )
             )
             return
+        if event.ring_id is not None and event.ring_id != call.rings[extension_id].ring_id:
+            self._out.append(
+                RejectInput(
+                    event,
+                    f"ring {event.ring_id} is not a ring of extension {event.extension}"
+                    f" for call {event.call_id}",
+                    now,
+                )
+            )
+            return
         queue = self._queue_of(call)
         assert queue is not None  # an answerable call is in a queue's line
         for other in [e for e in call.rings if e != extension_id]:
@@ -623,10 +633,13 @@ class Engine:
         if call is None:
             return
         extension_id = self._extension_ids.get((event.tenant_id, event.extension))
-        if extension_id is None or extension_id not in call.rings:
+        ring = call.rings.get(extension_id) if extension_id is not None else None
+        if ring is None or (event.ring_id is not None and event.ring_id != ring.ring_id):
             # Usually a race with our own cancel (the PBX reports the failure
-            # of a ring we already ended): nothing to do.
+            # of a ring we already ended), or the failure of an older ring of
+            # this extension for this call: nothing to do. A newer ring goes on.
             return
+        assert extension_id is not None
         self._ring_unanswered(call, extension_id, event.reason, now)
         self._end_ring(call, extension_id, None, now)
 
@@ -853,7 +866,12 @@ class Engine:
         self, call: CallState, queue: QueueState, agent: AgentState, now: float
     ) -> None:
         deadline = now + queue.config.timeout
-        call.rings[agent.extension_id] = RingRecord(agent.extension_id, now, deadline)
+        # Deterministic and unique among the call's rings (and across calls:
+        # `seq` is the call's arrival order), so that a message about an
+        # older ring can be told from one about the ring on now.
+        call.rings_started += 1
+        ring_id = f"{call.seq}.{call.rings_started}"
+        call.rings[agent.extension_id] = RingRecord(agent.extension_id, now, deadline, ring_id)
         call.tried.add(agent.extension_id)
         self._move(call, "ring")
         self._dirty_calls.add(call.key)
@@ -870,10 +888,13 @@ class Engine:
                 queue.config.timeout,
                 # A callback shows the agent the number they are about to call.
                 call.callback_number or call.caller_id,
+                ring_id,
             )
         )
         self._out.append(
-            PublishCallRinging(call.tenant_id, call.call_id, queue.queue_id, agent.number, now)
+            PublishCallRinging(
+                call.tenant_id, call.call_id, queue.queue_id, agent.number, now, ring_id
+            )
         )
         self._refresh_agent(agent, now)
 
@@ -881,11 +902,11 @@ class Engine:
         self, call: CallState, extension_id: ExtensionId, cancel: CancelReason | None, now: float
     ) -> None:
         """End one ring; `cancel` says why we stop it, None if the PBX ended it."""
-        call.rings.pop(extension_id)
+        ring = call.rings.pop(extension_id)
         agent = self._agents.get(extension_id)
         number = agent.number if agent is not None else self._former_number(extension_id)
         if cancel is not None:
-            self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel))
+            self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel, ring.ring_id))
         if call.phase is CallPhase.RINGING:
             self._move(call, "ring_ended" if call.rings else "last_ring_ended")
         if not call.rings:

@@ -32,6 +32,10 @@ class RingRecord:
     extension_id: ExtensionId
     started_at: float
     deadline: float
+    #: The ring's identity (addition to v1), unique among the call's rings:
+    #: "<call's seq>.<ring's number in the call>". The PBX may echo it in
+    #: `answered` and `ring_failed`; "" for a ring stored before ring ids.
+    ring_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,8 @@ class CallRecord:
     announce_at: float | None = None
     #: `ringprogressive`: when one more agent is added to the ringing.
     progress_at: float | None = None
+    #: Rings started for the call so far: numbers each ring's `ring_id`.
+    rings_started: int = 0
 
     @property
     def key(self) -> CallKey:

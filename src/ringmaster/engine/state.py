@@ -93,6 +93,8 @@ class CallState:
     skills: Skills = field(default_factory=dict)
     announce_at: float | None = None
     progress_at: float | None = None
+    #: Rings started so far (numbers the next ring's id).
+    rings_started: int = 0
     #: When the call's penalty or skill rules next widen who may take it
     #: (derived from its queue's rules, so not stored).
     widen_at: float | None = None
@@ -141,6 +143,7 @@ class CallState:
             skills=self.skills,
             announce_at=self.announce_at,
             progress_at=self.progress_at,
+            rings_started=self.rings_started,
         )
 
     @classmethod
@@ -168,6 +171,7 @@ class CallState:
             skills=record.skills,
             announce_at=record.announce_at,
             progress_at=record.progress_at,
+            rings_started=record.rings_started,
         )
 
 
