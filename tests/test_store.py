@@ -46,6 +46,7 @@ from ringmaster.engine.records import (
     AgentQueueStats,
     AgentRecord,
     CallRecord,
+    EndedRing,
     LiveState,
     QueueMemoryRecord,
     RingRecord,
@@ -756,8 +757,14 @@ async def test_migration_4_keeps_version_3_rings_and_gives_them_no_ring_id(
                 rings_started=0,
             ),
         )
-        # and takes ring ids from now on
-        numbered = call("a", 4, rings=(RingRecord(e, 1020.0, 1035.0, "4.1"),), rings_started=1)
+        # and takes ring ids, and the rings that are over, from now on
+        numbered = call(
+            "a",
+            4,
+            rings=(RingRecord(e, 1020.0, 1035.0, "4.2"),),
+            rings_started=2,
+            ended_rings=(EndedRing(e, "4.1", "timeout"), EndedRing(e, "", "agent_unavailable")),
+        )
         await store.commit(StateChanges(LiveState(calls=(numbered,))), [])
         assert (await store.load_live()).calls == (numbered,)
 
@@ -891,6 +898,7 @@ calls_st = st.builds(
     announce_at=maybe_float,
     progress_at=maybe_float,
     rings_started=st.integers(0, 2**40),
+    ended_rings=st.lists(st.builds(EndedRing, ext_ids, text, text), max_size=3).map(tuple),
 )
 agents_st = st.builds(
     AgentRecord,

@@ -73,6 +73,7 @@ from ringmaster.engine.records import (
     AgentQueueStats,
     AgentRecord,
     CallRecord,
+    EndedRing,
     LiveState,
     QueueMemoryRecord,
     RingRecord,
@@ -306,6 +307,8 @@ MIGRATIONS: list[str] = [
     -- A ring stored before ring ids keeps '' (the PBX was never told an id for it).
     ALTER TABLE rings ADD COLUMN ring_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE calls ADD COLUMN rings_started INTEGER NOT NULL DEFAULT 0;
+    -- JSON list of [extension id, ring id, how it ended], oldest first (EndedRing)
+    ALTER TABLE calls ADD COLUMN ended_rings TEXT NOT NULL DEFAULT '[]';
     """,
 ]
 
@@ -384,7 +387,7 @@ _CALL_COLUMNS: Final = (
     "tenant_id", "call_id", "phase", "queue_id", "did", "caller_id", "caller_name", "priority",
     "arrived_at", "seq", "tried", "retry_at", "agent_id", "answered_at", "ended_at",
     "entered_at", "hops", "callback_number", "skills", "announce_at", "progress_at",
-    "rings_started",
+    "rings_started", "ended_rings",
 )
 _AGENT_COLUMNS: Final = (
     "extension_id", "presence", "presence_reason", "device", "wrapup_until", "status",
@@ -462,7 +465,15 @@ def _call_row(call: CallRecord) -> Row:
         call.announce_at,
         call.progress_at,
         call.rings_started,
+        # Most calls have none: skip the encoder for them (commit is hot).
+        json.dumps([list(e) for e in map(_ended_ring_row, call.ended_rings)])
+        if call.ended_rings
+        else "[]",
     )
+
+
+def _ended_ring_row(ended: EndedRing) -> tuple[int, str, str]:
+    return (ended.extension_id, ended.ring_id, ended.how)
 
 
 def _call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
@@ -489,6 +500,7 @@ def _call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
         announce_at,
         progress_at,
         rings_started,
+        ended_rings,
     ) = row
     return CallRecord(
         tenant_id=TenantId(tenant_id),
@@ -514,6 +526,9 @@ def _call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
         announce_at=announce_at,
         progress_at=progress_at,
         rings_started=rings_started,
+        ended_rings=()
+        if ended_rings == "[]"
+        else tuple(EndedRing(ExtensionId(e), r, how) for e, r, how in json.loads(ended_rings)),
     )
 
 

@@ -172,6 +172,8 @@ events = st.one_of(
     # The PBX echoes ring ids (an addition): the ring on now's, or an older one's.
     st.tuples(st.just("fail_echo"), st.sampled_from(CALLS), st.sampled_from(RingFailure)),
     st.tuples(st.just("fail_stale"), st.sampled_from(CALLS), st.integers(0, 5)),
+    # An answer naming any ring the call had, on now or over (a late answer).
+    st.tuples(st.just("answer_echo"), st.sampled_from(CALLS), st.integers(0, 5)),
     st.tuples(st.just("hangup"), st.sampled_from(CALLS)),
     st.tuples(st.just("callback"), st.sampled_from(CALLS), st.sampled_from(["5551", "5552"])),
     st.tuples(
@@ -233,6 +235,21 @@ def fail_stale(call_id: str, pick: int, sim: Sim) -> list[Command]:
     return out
 
 
+def answer_echoing(call_id: str, pick: int, sim: Sim) -> list[Command]:
+    """The PBX bridged one of the call's rings, maybe one ringmaster already ended."""
+    rung = [(c.extension, c.ring_id) for c in of_type(sim.log, Ring) if c.call_id == call_id]
+    if not rung:
+        return []
+    extension, ring_id = rung[-1 - pick % len(rung)]
+    call = sim.engine.call(T, CallId(call_id))
+    waiting = call is not None and call.phase in (CallPhase.QUEUED, CallPhase.RINGING)
+    out = sim.send(ev.RingAnswered(T, CallId(call_id), extension, ring_id))
+    if not waiting:
+        assert sim.engine.call(T, CallId(call_id)) in (None, call)
+        assert not of_type(out, Ring)
+    return out
+
+
 def set_queue(sim: Sim, queue_id: int, options: dict[str, Any]) -> list[Command]:
     # A deadline a change moved into the past is due at once: the service
     # re-arms its timer after every input, and a past time fires at once.
@@ -251,6 +268,7 @@ PLAYERS: dict[str, Callable[[Sim, list[Any]], list[Command]]] = {
     ),
     "fail_echo": lambda sim, a: fail_echoing(a[0], a[1], sim),
     "fail_stale": lambda sim, a: fail_stale(a[0], a[1], sim),
+    "answer_echo": lambda sim, a: answer_echoing(a[0], a[1], sim),
     "hangup": lambda sim, a: sim.hangup(a[0]),
     "callback": lambda sim, a: sim.callback(a[0], a[1]),
     "presence": lambda sim, a: sim.presence(a[1], a[0]),

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from ringmaster.engine import events as ev
-from ringmaster.engine.commands import CancelRing, Command, PublishCallRinging, RejectInput, Ring
+from ringmaster.engine.commands import (
+    CancelRing,
+    Command,
+    PublishCallAnswered,
+    PublishCallCompleted,
+    PublishCallRinging,
+    RejectInput,
+    Ring,
+)
 from ringmaster.engine.model import CallId, DeviceState, Presence, RingFailure
+from ringmaster.engine.state import MAX_ENDED_RINGS
 
 from .sim import Sim, T, cancels, of_type, rings
 
@@ -105,3 +114,110 @@ def test_ring_ids_survive_a_restart_and_go_on_counting() -> None:
     assert [r.ring_id for r in sim.call("c1").rings.values()] == ["1.1"]
     out = sim.send(ev.RingFailed(T, CallId("c1"), "101", RingFailure.BUSY, ring_id="1.1"))
     assert ring_ids(out) == [("c1", "102", "1.2")]
+
+
+# --- answers the PBX bridged (item 3) -------------------------------------------------------
+
+
+def errors(commands: list[Command]) -> list[str]:
+    return [c.error for c in of_type(commands, RejectInput)]
+
+
+def test_an_answer_to_a_ring_that_just_timed_out_connects_the_call() -> None:
+    """The PBX is the truth about the bridge: its `answered` crossed our cancel."""
+    sim = Sim("roundrobin", agents=2)
+    sim.arrive("c1")
+    out = sim.advance(15)
+    assert cancels(out) == [("c1", "101", "timeout")]
+    assert rings(out) == [("c1", "102")]
+    out = sim.answer("c1", "101")
+    assert errors(out) == []
+    assert cancels(out) == [("c1", "102", "answered_elsewhere")]
+    assert [(a.extension, a.wait_s) for a in of_type(out, PublishCallAnswered)] == [("101", 15)]
+    assert sim.phase("c1") == "connected"
+    assert sim.call("c1").agent_id == 1
+    assert sim.answer("c1", "101") == []  # a duplicate
+    assert of_type(sim.hangup("c1"), PublishCallCompleted)[0].extension == "101"
+
+
+def test_a_late_answer_naming_its_ring_is_honoured_and_one_naming_no_ring_is_not() -> None:
+    sim = Sim("roundrobin", agents=2)
+    sim.arrive("c1")  # ring 1.1 on 101
+    sim.advance(15)  # 1.1 timed out; ring 1.2 on 102
+    out = sim.send(ev.RingAnswered(T, CallId("c1"), "101", ring_id="1.7"))
+    assert errors(out) == ["ring 1.7 is not a ring of extension 101 for call c1"]
+    out = sim.send(ev.RingAnswered(T, CallId("c1"), "101", ring_id="1.2"))  # 102's ring
+    assert errors(out) == ["ring 1.2 is not a ring of extension 101 for call c1"]
+    assert sim.phase("c1") == "ringing"
+    out = sim.send(ev.RingAnswered(T, CallId("c1"), "101", ring_id="1.1"))
+    assert errors(out) == []
+    assert sim.phase("c1") == "connected"
+
+
+def test_a_late_answer_takes_the_agent_from_the_call_it_was_ringing_for_meanwhile() -> None:
+    sim = Sim("roundrobin", agents=1)
+    sim.arrive("c1")
+    sim.arrive("c2")
+    out = sim.advance(15)  # c1's ring times out (c1 pauses); 101 rings for c2
+    assert cancels(out) == [("c1", "101", "timeout")]
+    assert rings(out) == [("c2", "101")]
+    out = sim.answer("c1", "101")
+    assert errors(out) == []
+    # c2's ring goes: the PBX bridged 101 to c1, so 101 cannot take c2
+    assert cancels(out) == [("c2", "101", "agent_unavailable")]
+    assert sim.phase("c1") == "connected"
+    assert sim.phase("c2") == "queued"
+    sim.hangup("c1")
+    # c2 moves on as after any ring cancelled for `agent_unavailable`: 101 was
+    # tried in this round, so it rings again after the `retry` pause.
+    assert sim.ringing() == {}
+    assert rings(sim.advance(5)) == [("c2", "101")]
+
+
+def test_a_late_answer_is_refused_when_the_agent_took_another_call_or_the_call_is_over() -> None:
+    sim = Sim("roundrobin", agents=1)
+    sim.arrive("c1")
+    sim.arrive("c2")
+    sim.advance(15)  # 101 rings for c2
+    sim.answer("c2", "101")
+    out = sim.answer("c1", "101")
+    assert errors(out) == ["extension 101 is not ringing for call c1"]
+    assert sim.phase("c1") == "queued"
+    sim.hangup("c1")
+    assert errors(sim.answer("c1", "101")) == ["extension 101 is not ringing for call c1"]
+    assert sim.phase("c1") == "abandoned"
+
+
+def test_an_answer_after_the_pbx_said_the_ring_failed_is_refused() -> None:
+    sim = Sim("roundrobin", agents=2)
+    sim.arrive("c1")
+    sim.fail("c1", "101")
+    assert errors(sim.answer("c1", "101")) == ["extension 101 is not ringing for call c1"]
+    assert sim.ringing() == {"c1": ["102"]}
+
+
+def test_an_answer_for_a_ring_that_timed_out_while_ringmaster_was_down_is_honoured() -> None:
+    sim = Sim("roundrobin", agents=2)
+    sim.arrive("c1")
+    out = sim.restart(down_for=20)  # the ring timed out meanwhile
+    assert cancels(out) == [("c1", "101", "timeout")]
+    out = sim.answer("c1", "101")
+    assert errors(out) == []
+    assert cancels(out) == [("c1", "102", "answered_elsewhere")]
+    assert sim.phase("c1") == "connected"
+
+
+def test_ended_rings_survive_a_restart() -> None:
+    sim = Sim("roundrobin", agents=2)
+    sim.arrive("c1")
+    sim.advance(15)
+    sim.restart(down_for=1)
+    assert errors(sim.send(ev.RingAnswered(T, CallId("c1"), "101", ring_id="1.1"))) == []
+    assert sim.phase("c1") == "connected"
+
+
+def test_a_call_remembers_a_bounded_number_of_ended_rings() -> None:
+    sim = Sim("roundrobin", agents=1, timeout=1, retry=1)
+    sim.arrive("c1")
+    sim.advance(500)
+    assert 0 < len(sim.call("c1").ended_rings) <= MAX_ENDED_RINGS

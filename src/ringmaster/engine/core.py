@@ -73,6 +73,7 @@ from ringmaster.engine.model import (
 )
 from ringmaster.engine.records import (
     AgentQueueStats,
+    EndedRing,
     LiveState,
     RingRecord,
     StateChanges,
@@ -88,7 +89,13 @@ from ringmaster.engine.rules import (
     skills_lowered_by,
     smoothed_interval,
 )
-from ringmaster.engine.state import AgentState, CallState, EngineBug, QueueState
+from ringmaster.engine.state import (
+    MAX_ENDED_RINGS,
+    AgentState,
+    CallState,
+    EngineBug,
+    QueueState,
+)
 from ringmaster.engine.strategies import (
     STRATEGIES,
     QueueView,
@@ -96,6 +103,9 @@ from ringmaster.engine.strategies import (
     RankedStrategy,
     Strategy,
 )
+
+#: `EndedRing.how` of a ring the PBX reported failed (the others are CancelReasons).
+_RING_FAILED = "ring_failed"
 
 #: How long an ended call is remembered, so that a late duplicate of its
 #: messages (QoS 1 redelivery after a crash, a PBX retry) changes nothing.
@@ -562,32 +572,25 @@ class Engine:
             call.agent_id == extension_id
         ):
             return  # a duplicate of the answer we already have
-        if extension_id is None or extension_id not in call.rings:
-            # Contract: an answer from an extension that is not ringing for the
-            # call changes nothing and is reported.
-            self._out.append(
-                RejectInput(
-                    event,
-                    f"extension {event.extension} is not ringing for call {event.call_id}",
-                    now,
-                )
-            )
+        refusal = self._answer_refused(call, extension_id, event)
+        if refusal is not None:
+            self._out.append(RejectInput(event, refusal, now))
             return
-        if event.ring_id is not None and event.ring_id != call.rings[extension_id].ring_id:
-            self._out.append(
-                RejectInput(
-                    event,
-                    f"ring {event.ring_id} is not a ring of extension {event.extension}"
-                    f" for call {event.call_id}",
-                    now,
-                )
-            )
-            return
+        assert extension_id is not None
         queue = self._queue_of(call)
         assert queue is not None  # an answerable call is in a queue's line
+        agent = self._agents[extension_id]
+        if agent.ringing_for is not None and agent.ringing_for != call.key:
+            # A late answer (see `_answer_refused`): the agent was rung for
+            # another call meanwhile. The PBX bridged them to this one, so that
+            # ring cannot be answered: the other call moves on.
+            self._end_ring(
+                self._calls[agent.ringing_for], extension_id, CancelReason.AGENT_UNAVAILABLE, now
+            )
         for other in [e for e in call.rings if e != extension_id]:
             self._end_ring(call, other, CancelReason.ANSWERED_ELSEWHERE, now)
-        del call.rings[extension_id]
+        call.rings.pop(extension_id, None)  # none on a late answer
+        call.ended_rings.clear()  # answers to them are refused from now on
         self._move(call, "answer")
         call.agent_id = extension_id
         call.answered_at = now
@@ -605,7 +608,6 @@ class Engine:
             queue.answered_within += 1
         queue.last_answered = extension_id
         self._queue_changed(queue)
-        agent = self._agents[extension_id]
         agent.ringing_for = None
         agent.connected_to = call.key
         if agent.unanswered:
@@ -627,6 +629,52 @@ class Engine:
                 at=now,
             )
         )
+
+    def _answer_refused(
+        self, call: CallState, extension_id: ExtensionId | None, event: ev.RingAnswered
+    ) -> str | None:
+        """Why an `answered` cannot connect the call (None: it can).
+
+        The PBX is the truth about the bridge. An answer for the extension's
+        ring on now is taken, as in v1. So is a late answer: one for a ring of
+        this call that ringmaster itself ended (cancelled for `timeout`,
+        `agent_unavailable`, ...) while the call is still waiting, because the
+        PBX bridged it before our cancel reached it (after a restart, or behind
+        a backlog), unless the agent is connected to another call meanwhile.
+        A ring the PBX reported failed, a call already connected or ended, or
+        a `ring_id` that names no ring of this extension for the call: refused.
+        """
+        not_ringing = f"extension {event.extension} is not ringing for call {event.call_id}"
+        if extension_id is None:
+            return not_ringing
+        ring = call.rings.get(extension_id)
+        ended = [e for e in call.ended_rings if e.extension_id == extension_id]
+        if event.ring_id is not None:
+            named = ring is not None and ring.ring_id == event.ring_id
+            if not named and not any(e.ring_id == event.ring_id for e in ended):
+                return (
+                    f"ring {event.ring_id} is not a ring of extension {event.extension}"
+                    f" for call {event.call_id}"
+                )
+        if ring is not None:
+            # On now: an answer naming an older ring of this same extension
+            # is this extension's answer all the same.
+            return None
+        late = (
+            next((e for e in ended if e.ring_id == event.ring_id), None)
+            if event.ring_id is not None
+            else (ended[-1] if ended else None)
+        )
+        agent = self._agents.get(extension_id)
+        if (
+            late is None
+            or late.how == _RING_FAILED
+            or call.phase not in (CallPhase.QUEUED, CallPhase.RINGING)
+            or agent is None
+            or agent.connected_to is not None
+        ):
+            return not_ringing
+        return None
 
     def _ring_failed(self, event: ev.RingFailed, now: float) -> None:
         call = self._known_call(event, now)
@@ -772,6 +820,7 @@ class Engine:
     def _end(self, call: CallState, now: float) -> None:
         """Move a call that reached a final phase to the remembered-ended calls."""
         call.ended_at = now
+        call.ended_rings.clear()  # an ended call takes no answer
         self._calls.pop(call.key, None)
         self._ended[call.key] = call
         self._dirty_calls.add(call.key)
@@ -903,6 +952,11 @@ class Engine:
     ) -> None:
         """End one ring; `cancel` says why we stop it, None if the PBX ended it."""
         ring = call.rings.pop(extension_id)
+        ended = call.ended_rings
+        how = cancel.value if cancel is not None else _RING_FAILED
+        ended.append(EndedRing(extension_id, ring.ring_id, how))
+        if len(ended) > MAX_ENDED_RINGS:
+            del ended[0]
         agent = self._agents.get(extension_id)
         number = agent.number if agent is not None else self._former_number(extension_id)
         if cancel is not None:

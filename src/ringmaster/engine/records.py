@@ -39,6 +39,21 @@ class RingRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EndedRing:
+    """A ring of a call that is over, and how it ended.
+
+    `how` is the `CancelReason` value of a ring ringmaster cancelled, or
+    "ring_failed" for one the PBX reported failed. An `answered` for a ring
+    ringmaster cancelled is still honoured while the call waits (the PBX
+    bridged it before our cancel reached it).
+    """
+
+    extension_id: ExtensionId
+    ring_id: str
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """A call as stored: everything needed to resume it."""
 
@@ -77,6 +92,9 @@ class CallRecord:
     progress_at: float | None = None
     #: Rings started for the call so far: numbers each ring's `ring_id`.
     rings_started: int = 0
+    #: The call's latest rings that are over, oldest first, while it waits
+    #: (at most `state.MAX_ENDED_RINGS`; none once it is connected or ended).
+    ended_rings: tuple[EndedRing, ...] = ()
 
     @property
     def key(self) -> CallKey:

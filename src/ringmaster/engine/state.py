@@ -32,9 +32,14 @@ from ringmaster.engine.records import (
     AgentQueueStats,
     AgentRecord,
     CallRecord,
+    EndedRing,
     QueueMemoryRecord,
     RingRecord,
 )
+
+#: How many of its ended rings a waiting call remembers (the latest): enough
+#: for a round of a large `ringall` queue, few enough to bound a call's size.
+MAX_ENDED_RINGS = 32
 
 
 class EngineBug(Exception):  # noqa: N818 (a bug is not an error of the input)
@@ -50,6 +55,8 @@ CALL_TRANSITIONS: dict[tuple[CallPhase, str], CallPhase] = {
     (CallPhase.RINGING, "ring_ended"): CallPhase.RINGING,  # others still ring
     (CallPhase.RINGING, "last_ring_ended"): CallPhase.QUEUED,
     (CallPhase.RINGING, "answer"): CallPhase.CONNECTED,
+    # A late answer: the PBX bridged a ring that ringmaster had already ended.
+    (CallPhase.QUEUED, "answer"): CallPhase.CONNECTED,
     (CallPhase.QUEUED, "hangup"): CallPhase.ABANDONED,
     (CallPhase.RINGING, "hangup"): CallPhase.ABANDONED,
     (CallPhase.CONNECTED, "hangup"): CallPhase.COMPLETED,
@@ -95,6 +102,8 @@ class CallState:
     progress_at: float | None = None
     #: Rings started so far (numbers the next ring's id).
     rings_started: int = 0
+    #: The latest rings that are over, oldest first (see `EndedRing`).
+    ended_rings: list[EndedRing] = field(default_factory=list)
     #: When the call's penalty or skill rules next widen who may take it
     #: (derived from its queue's rules, so not stored).
     widen_at: float | None = None
@@ -144,6 +153,7 @@ class CallState:
             announce_at=self.announce_at,
             progress_at=self.progress_at,
             rings_started=self.rings_started,
+            ended_rings=tuple(self.ended_rings),
         )
 
     @classmethod
@@ -172,6 +182,7 @@ class CallState:
             announce_at=record.announce_at,
             progress_at=record.progress_at,
             rings_started=record.rings_started,
+            ended_rings=list(record.ended_rings),
         )
 
 
