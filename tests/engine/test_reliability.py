@@ -8,11 +8,14 @@ from ringmaster.engine.commands import (
     Command,
     PublishCallAnswered,
     PublishCallCompleted,
+    PublishCallRejected,
     PublishCallRinging,
     RejectInput,
     Ring,
+    RouteToHangup,
 )
-from ringmaster.engine.model import CallId, DeviceState, Presence, RingFailure
+from ringmaster.engine.core import DEFAULT_ENDED_CALL_TTL, MAX_EARLY_HANGUPS
+from ringmaster.engine.model import CallId, DeviceState, Presence, RingFailure, Tenant
 from ringmaster.engine.state import MAX_ENDED_RINGS
 
 from .sim import Sim, T, cancels, of_type, rings
@@ -221,3 +224,57 @@ def test_a_call_remembers_a_bounded_number_of_ended_rings() -> None:
     sim.arrive("c1")
     sim.advance(500)
     assert 0 < len(sim.call("c1").ended_rings) <= MAX_ENDED_RINGS
+
+
+# --- a hangup that overtakes its arrival (item 6) -----------------------------------------------
+
+
+def test_an_arrival_after_its_hangup_ends_at_once_without_ringing_anyone() -> None:
+    sim = Sim("ringall", agents=2)
+    out = sim.hangup("c1")
+    assert errors(out) == ["unknown call c1"]  # as in v1: the PBX hears of it
+    out = sim.arrive("c1")
+    assert rings(out) == []
+    assert [(r.call_id, r.reason) for r in of_type(out, RouteToHangup)] == [("c1", "caller_hangup")]
+    assert [(r.call_id, r.reason) for r in of_type(out, PublishCallRejected)] == [
+        ("c1", "caller_hangup")
+    ]
+    assert sim.phase("c1") == "rejected"
+    assert sim.arrive("c1") == []  # a duplicate of the arrival changes nothing
+    assert sim.hangup("c1") == []
+    assert rings(sim.arrive("c2")) == [("c2", "101"), ("c2", "102")]
+
+
+def test_a_hangup_for_an_unknown_call_is_remembered_as_long_as_an_ended_call() -> None:
+    sim = Sim("ringall", agents=1)
+    sim.hangup("c1")
+    assert sim.hangup("c1") == []  # remembered: a repeat is a duplicate
+    sim.advance(DEFAULT_ENDED_CALL_TTL + 1)
+    sim.send(ev.TenantSaved(Tenant(T, "Acme")))  # any event forgets what is too old
+    assert sim.engine.call(T, CallId("c1")) is None
+    assert rings(sim.arrive("c1")) == [("c1", "101")]  # then the call_id is new again
+
+
+def test_a_remembered_hangup_survives_a_restart() -> None:
+    sim = Sim("ringall", agents=1)
+    sim.hangup("c1")
+    sim.restart(down_for=5)
+    out = sim.arrive("c1")
+    assert rings(out) == []
+    assert sim.phase("c1") == "rejected"
+
+
+def test_a_flood_of_hangups_for_unknown_calls_is_remembered_up_to_a_bound() -> None:
+    sim = Sim("ringall", agents=1)
+    for i in range(MAX_EARLY_HANGUPS + 10):
+        sim.engine.handle(ev.CallHungUp(T, CallId(f"bogus{i}")), sim.now)
+    assert sim.engine.call(T, CallId("bogus0")) is None  # the oldest went first
+    assert sim.engine.call(T, CallId(f"bogus{MAX_EARLY_HANGUPS + 9}")) is not None
+    remembered = [
+        i
+        for i in range(MAX_EARLY_HANGUPS + 10)
+        if sim.engine.call(T, CallId(f"bogus{i}")) is not None
+    ]
+    assert len(remembered) == MAX_EARLY_HANGUPS
+    changes = sim.engine.take_changes()
+    assert len(changes.live.calls) == MAX_EARLY_HANGUPS  # what the store keeps is bounded too

@@ -111,6 +111,11 @@ _RING_FAILED = "ring_failed"
 #: messages (QoS 1 redelivery after a crash, a PBX retry) changes nothing.
 DEFAULT_ENDED_CALL_TTL = 120.0
 
+#: How many hangups for calls it never saw arrive ringmaster remembers at most
+#: (each for `ended_call_ttl`, as an ended call), so that a flood of bogus
+#: hangups cannot grow its memory, or its store, without bound.
+MAX_EARLY_HANGUPS = 10_000
+
 # Deadline kinds, in the order they are handled when due at the same time.
 # Calls: a ring's timeout, the end of a retry pause, `max_wait`, a penalty or
 # skill rule widening, the next periodic announcement, `ringprogressive`'s next
@@ -160,6 +165,9 @@ class Engine:
         # live state
         self._calls: dict[CallKey, CallState] = {}
         self._ended: OrderedDict[CallKey, CallState] = OrderedDict()
+        #: The ended calls that are hangups of calls never seen to arrive
+        #: (`CallState.hung_up_before_arrival`), oldest first.
+        self._early_hangups: OrderedDict[CallKey, None] = OrderedDict()
         self._agents: dict[ExtensionId, AgentState] = {}
         self._deadlines: list[_Deadline] = []
         self._seq = 0
@@ -358,8 +366,14 @@ class Engine:
 
     def _call_arrived(self, event: ev.CallArrived, now: float) -> None:
         key = (event.tenant_id, event.call_id)
-        if key in self._calls or key in self._ended:
+        early_hangup = key in self._early_hangups
+        if key in self._calls or (key in self._ended and not early_hangup):
             return  # a duplicate: the contract makes every inbound idempotent
+        if early_hangup:
+            # The caller hung up before this (late) arrival reached us: the
+            # call ends at once, rung for nobody (see `_call_hung_up`).
+            del self._early_hangups[key]
+            del self._ended[key]
         self._seq += 1
         call = CallState(
             tenant_id=event.tenant_id,
@@ -372,9 +386,10 @@ class Engine:
             arrived_at=now,
             seq=self._seq,
         )
-        route = self._routes.get((event.tenant_id, event.did))
+        route = None if early_hangup else self._routes.get((event.tenant_id, event.did))
         if route is None:
-            self._reject(call, RejectReason.NO_ROUTE, now)
+            reason = RejectReason.CALLER_HANGUP if early_hangup else RejectReason.NO_ROUTE
+            self._reject(call, reason, now)
             return
         if isinstance(route.target, ExtensionTarget):
             extension = self._extensions.get(route.target.extension_id)
@@ -729,7 +744,10 @@ class Engine:
 
     def _call_hung_up(self, event: ev.CallHungUp, now: float) -> None:
         call = self._known_call(event, now)
-        if call is None or call.phase.is_final:
+        if call is None:
+            self._remember_early_hangup(event, now)
+            return
+        if call.phase.is_final:
             return
         if call.is_callback and call.phase is not CallPhase.CONNECTED:
             return  # the caller's leg went, as a callback's does: the call waits on
@@ -787,6 +805,38 @@ class Engine:
                 )
             )
 
+    def _remember_early_hangup(self, event: ev.CallHungUp, now: float) -> None:
+        """Remember a hangup for a call we do not know, as an ended call.
+
+        The PBX may publish a call's `hangup` before it (re)publishes its
+        `arrived`, e.g. after a broker outage. Without this the late arrival
+        would queue, and ring agents for, a caller who is gone. The hangup
+        is reported as an unknown call (v1), then kept as an abandoned call
+        that never arrived (`seq` 0) for `ended_call_ttl`, and stored like
+        one, so that it survives a restart; at most `MAX_EARLY_HANGUPS` of
+        them, the oldest forgotten first.
+        """
+        call = CallState(
+            tenant_id=event.tenant_id,
+            call_id=event.call_id,
+            phase=CallPhase.ABANDONED,
+            did="",
+            caller_id="",
+            caller_name="",
+            priority=0,
+            arrived_at=now,
+            seq=0,
+            entered_at=now,
+        )
+        self._end(call, now)
+        self._removed_calls.discard(call.key)  # a call_id used again after it was forgotten
+        self._early_hangups[call.key] = None
+        while len(self._early_hangups) > MAX_EARLY_HANGUPS:
+            oldest, _ = self._early_hangups.popitem(last=False)
+            del self._ended[oldest]
+            self._dirty_calls.discard(oldest)
+            self._removed_calls.add(oldest)
+
     def _wrapup_time(self, queue: QueueState | None, extension_id: ExtensionId) -> int:
         if queue is None:
             return 0
@@ -832,6 +882,7 @@ class Engine:
             if (call.ended_at or 0.0) > horizon:
                 break
             del self._ended[key]
+            self._early_hangups.pop(key, None)
             self._dirty_calls.discard(key)
             self._removed_calls.add(key)
 
@@ -868,6 +919,8 @@ class Engine:
         self._seq = max(self._seq, call.seq)
         if call.phase.is_final:
             self._ended[key] = call
+            if call.hung_up_before_arrival:
+                self._early_hangups[key] = None
             return
         self._calls[key] = call
         if call.phase is CallPhase.CONNECTED:

@@ -113,6 +113,14 @@ class CallState:
         return (self.tenant_id, self.call_id)
 
     @property
+    def hung_up_before_arrival(self) -> bool:
+        """A remembered `hangup` of a call whose `arrived` had not come (yet).
+
+        Every call that arrived has a `seq` of 1 or more.
+        """
+        return self.seq == 0
+
+    @property
     def is_callback(self) -> bool:
         return bool(self.callback_number)
 
