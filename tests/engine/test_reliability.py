@@ -223,7 +223,9 @@ def test_a_call_remembers_a_bounded_number_of_ended_rings() -> None:
     sim = Sim("roundrobin", agents=1, timeout=1, retry=1)
     sim.arrive("c1")
     sim.advance(500)
-    assert 0 < len(sim.call("c1").ended_rings) <= MAX_ENDED_RINGS
+    ended = sim.call("c1").ended_rings
+    assert len(ended) == MAX_ENDED_RINGS
+    assert ended[-1].ring_id == f"1.{sim.call('c1').rings_started - 1}"  # the latest kept
 
 
 # --- a hangup that overtakes its arrival (item 6) -----------------------------------------------

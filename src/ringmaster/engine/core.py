@@ -14,6 +14,13 @@ first across all of them, so that an agent enrolled in several queues is
 offered the best waiting call of all of them. Between events no waiting call
 that wants an agent has a free, untried one: that invariant is what lets each
 event look only at the queues it touched.
+
+Races with the PBX (docs/mqtt.md). Every ring has a `ring_id`, so that a late
+message about an older ring never ends a newer one. The PBX is the truth about
+the bridge: an `answered` for a ring ringmaster had already cancelled is still
+honoured while the call waits (`_answer_refused`), so a call remembers its
+latest ended rings. A `hangup` for a call not seen yet is remembered as an
+ended call, so that its late `arrived` rings nobody.
 """
 
 from __future__ import annotations
@@ -605,7 +612,7 @@ class Engine:
         for other in [e for e in call.rings if e != extension_id]:
             self._end_ring(call, other, CancelReason.ANSWERED_ELSEWHERE, now)
         call.rings.pop(extension_id, None)  # none on a late answer
-        call.ended_rings.clear()  # answers to them are refused from now on
+        call.ended_rings = ()  # answers to them are refused from now on
         self._move(call, "answer")
         call.agent_id = extension_id
         call.answered_at = now
@@ -870,7 +877,7 @@ class Engine:
     def _end(self, call: CallState, now: float) -> None:
         """Move a call that reached a final phase to the remembered-ended calls."""
         call.ended_at = now
-        call.ended_rings.clear()  # an ended call takes no answer
+        call.ended_rings = ()  # an ended call takes no answer
         self._calls.pop(call.key, None)
         self._ended[call.key] = call
         self._dirty_calls.add(call.key)
@@ -1005,11 +1012,11 @@ class Engine:
     ) -> None:
         """End one ring; `cancel` says why we stop it, None if the PBX ended it."""
         ring = call.rings.pop(extension_id)
-        ended = call.ended_rings
         how = cancel.value if cancel is not None else _RING_FAILED
-        ended.append(EndedRing(extension_id, ring.ring_id, how))
-        if len(ended) > MAX_ENDED_RINGS:
-            del ended[0]
+        call.ended_rings = (
+            *call.ended_rings[1 - MAX_ENDED_RINGS :],
+            EndedRing(extension_id, ring.ring_id, how),
+        )
         agent = self._agents.get(extension_id)
         number = agent.number if agent is not None else self._former_number(extension_id)
         if cancel is not None:

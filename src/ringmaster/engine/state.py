@@ -102,8 +102,9 @@ class CallState:
     progress_at: float | None = None
     #: Rings started so far (numbers the next ring's id).
     rings_started: int = 0
-    #: The latest rings that are over, oldest first (see `EndedRing`).
-    ended_rings: list[EndedRing] = field(default_factory=list)
+    #: The latest rings that are over, oldest first (see `EndedRing`); a
+    #: tuple, shared with the record, as most calls have none.
+    ended_rings: tuple[EndedRing, ...] = ()
     #: When the call's penalty or skill rules next widen who may take it
     #: (derived from its queue's rules, so not stored).
     widen_at: float | None = None
@@ -161,7 +162,7 @@ class CallState:
             announce_at=self.announce_at,
             progress_at=self.progress_at,
             rings_started=self.rings_started,
-            ended_rings=tuple(self.ended_rings),
+            ended_rings=self.ended_rings,
         )
 
     @classmethod
@@ -190,7 +191,7 @@ class CallState:
             announce_at=record.announce_at,
             progress_at=record.progress_at,
             rings_started=record.rings_started,
-            ended_rings=list(record.ended_rings),
+            ended_rings=record.ended_rings,
         )
 
 
