@@ -15,7 +15,15 @@ from ringmaster.engine.commands import (
     RouteToHangup,
 )
 from ringmaster.engine.core import DEFAULT_ENDED_CALL_TTL, MAX_EARLY_HANGUPS
-from ringmaster.engine.model import CallId, DeviceState, Presence, RingFailure, Tenant
+from ringmaster.engine.model import (
+    CallId,
+    DeviceState,
+    Presence,
+    QueueId,
+    QueueTarget,
+    RingFailure,
+    Tenant,
+)
 from ringmaster.engine.state import MAX_ENDED_RINGS
 
 from .sim import Sim, T, cancels, of_type, rings
@@ -280,3 +288,20 @@ def test_a_flood_of_hangups_for_unknown_calls_is_remembered_up_to_a_bound() -> N
     assert len(remembered) == MAX_EARLY_HANGUPS
     changes = sim.engine.take_changes()
     assert len(changes.live.calls) == MAX_EARLY_HANGUPS  # what the store keeps is bounded too
+
+
+def test_a_late_answer_to_a_ring_cancelled_by_an_overflow_connects_the_call_where_it_is() -> None:
+    sim = Sim("ringall", agents=2, max_wait=10, overflow=QueueTarget(QueueId(2)))
+    sim.add_queue(2, "ringall", enrolled=[2])
+    sim.device("102", DeviceState.IN_USE)
+    sim.arrive("c1")  # rings 101 in queue 1
+    out = sim.advance(10)  # max_wait: to queue 2, where nobody can take it yet
+    assert cancels(out) == [("c1", "101", "overflow")]
+    assert sim.line(2) == ["c1"]
+    out = sim.answer("c1", "101")  # the PBX had bridged 101 before the cancel
+    assert errors(out) == []
+    assert [(a.queue_id, a.extension) for a in of_type(out, PublishCallAnswered)] == [
+        (QueueId(2), "101")
+    ]
+    assert sim.phase("c1") == "connected"
+    assert sim.line(2) == []
