@@ -46,6 +46,7 @@ from ringmaster.engine.records import (
     AgentQueueStats,
     AgentRecord,
     CallRecord,
+    EndedRing,
     LiveState,
     QueueMemoryRecord,
     RingRecord,
@@ -721,6 +722,53 @@ async def test_every_new_live_field_round_trips(tmp_path: Path) -> None:
         )
 
 
+async def test_migration_4_keeps_version_3_rings_and_gives_them_no_ring_id(
+    tmp_path: Path,
+) -> None:
+    # A version-3 file with a ringing call, as the previous Ringmaster left it.
+    path = tmp_path / "v3.db"
+    with sqlite3.connect(path) as db:
+        for script in store_module.MIGRATIONS[:3]:
+            db.executescript(script)
+        db.executescript(
+            "INSERT INTO calls (tenant_id, call_id, phase, queue_id, did, caller_id,"
+            " caller_name, priority, arrived_at, seq, tried, hops) VALUES"
+            " (1, 'a', 'ringing', 5, '+1', '555', 'C', 2, 1000.5, 4, '[7]', 1);"
+            "INSERT INTO rings VALUES (1, 'a', 7, 0, 1001.0, 1016.0);"
+        )
+        db.execute("PRAGMA user_version = 3")
+    async with await Store.open(path) as store:
+        assert await store.schema_version() == len(store_module.MIGRATIONS)
+        e = ExtensionId(7)
+        assert (await store.load_live()).calls == (
+            call(
+                "a",
+                4,
+                phase=CallPhase.RINGING,
+                queue_id=QueueId(5),
+                did="+1",
+                caller_id="555",
+                caller_name="C",
+                priority=2,
+                arrived_at=1000.5,
+                rings=(RingRecord(e, 1001.0, 1016.0, ring_id=""),),
+                tried=(e,),
+                hops=1,
+                rings_started=0,
+            ),
+        )
+        # and takes ring ids, and the rings that are over, from now on
+        numbered = call(
+            "a",
+            4,
+            rings=(RingRecord(e, 1020.0, 1035.0, "4.2"),),
+            rings_started=2,
+            ended_rings=(EndedRing(e, "4.1", "timeout"), EndedRing(e, "", "agent_unavailable")),
+        )
+        await store.commit(StateChanges(LiveState(calls=(numbered,))), [])
+        assert (await store.load_live()).calls == (numbered,)
+
+
 async def test_load_live_of_10000_calls(tmp_path: Path) -> None:
     # Issue 5: a restart with 10,000 waiting calls must be quick. Its time is measured
     # by bench/ (recovery); here, deterministically, that loading issues as many SQL
@@ -821,7 +869,9 @@ text = st.text(max_size=8)
 maybe_float = st.none() | finite
 
 rings_st = st.lists(
-    st.builds(RingRecord, ext_ids, finite, finite), max_size=3, unique_by=lambda r: r.extension_id
+    st.builds(RingRecord, ext_ids, finite, finite, text),
+    max_size=3,
+    unique_by=lambda r: r.extension_id,
 ).map(tuple)
 calls_st = st.builds(
     CallRecord,
@@ -847,6 +897,8 @@ calls_st = st.builds(
     skills=st.dictionaries(st.sampled_from(["spanish", "billing", "x.y-z_1"]), st.integers(1, 10)),
     announce_at=maybe_float,
     progress_at=maybe_float,
+    rings_started=st.integers(0, 2**40),
+    ended_rings=st.lists(st.builds(EndedRing, ext_ids, text, text), max_size=3).map(tuple),
 )
 agents_st = st.builds(
     AgentRecord,
@@ -984,7 +1036,7 @@ async def test_migration_3_keeps_version_2_data_and_gives_defaults(tmp_path: Pat
         db.execute("PRAGMA user_version = 2")
 
     async with await Store.open(path) as store:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == len(store_module.MIGRATIONS)
         q, e = QueueId(5), ExtensionId(7)
         assert await store.load_config() == [
             TenantSaved(Tenant(T1, "Acme")),

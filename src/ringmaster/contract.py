@@ -190,6 +190,10 @@ CallIdField = Annotated[
 ExtensionField = Annotated[
     str, Field(strict=True, min_length=1, max_length=20), AfterValidator(_identifier)
 ]
+#: A ring's id as `cmd/ring` gave it (addition): opaque to the PBX, echoed back.
+RingIdField = Annotated[
+    str, Field(strict=True, min_length=1, max_length=64), AfterValidator(_identifier)
+]
 DidField = Annotated[str, Field(strict=True, max_length=32, pattern=r"^\+?[0-9]+$")]
 #: A number to call back: written like a DID.
 NumberField = DidField
@@ -224,6 +228,7 @@ class CallAnsweredPayload(_Inbound):
 
     call_id: CallIdField
     extension: ExtensionField
+    ring_id: RingIdField | None = None  # addition
 
 
 class RingFailedPayload(_Inbound):
@@ -232,6 +237,7 @@ class RingFailedPayload(_Inbound):
     call_id: CallIdField
     extension: ExtensionField
     reason: RingFailure
+    ring_id: RingIdField | None = None  # addition
 
 
 class CallHangupPayload(_Inbound):
@@ -276,12 +282,18 @@ def _call_arrived(tenant: TenantId, p: CallArrivedPayload) -> PbxEvent:
 
 
 def _ring_answered(tenant: TenantId, p: CallAnsweredPayload) -> PbxEvent:
-    return RingAnswered(tenant_id=tenant, call_id=CallId(p.call_id), extension=p.extension)
+    return RingAnswered(
+        tenant_id=tenant, call_id=CallId(p.call_id), extension=p.extension, ring_id=p.ring_id
+    )
 
 
 def _ring_failed(tenant: TenantId, p: RingFailedPayload) -> PbxEvent:
     return RingFailed(
-        tenant_id=tenant, call_id=CallId(p.call_id), extension=p.extension, reason=p.reason
+        tenant_id=tenant,
+        call_id=CallId(p.call_id),
+        extension=p.extension,
+        reason=p.reason,
+        ring_id=p.ring_id,
     )
 
 
@@ -595,12 +607,14 @@ def _event_topic_payload(  # noqa: PLR0911
             return f"{base}/call/answered", {
                 "call_id": event.call_id,
                 "extension": event.extension,
+                **_ring_id(event.ring_id),
             }
         case RingFailed():
             return f"{base}/call/ring_failed", {
                 "call_id": event.call_id,
                 "extension": event.extension,
                 "reason": event.reason.value,
+                **_ring_id(event.ring_id),
             }
         case CallHungUp():
             return f"{base}/call/hangup", {"call_id": event.call_id, "cause": event.cause}
@@ -620,6 +634,11 @@ def _event_topic_payload(  # noqa: PLR0911
                 "extension": event.extension,
                 "state": event.state.value,
             }
+
+
+def _ring_id(ring_id: str | None) -> dict[str, str]:
+    """The optional `ring_id` field (addition): absent when there is none."""
+    return {"ring_id": ring_id} if ring_id else {}
 
 
 # One case per command class, read as a table; mypy checks the match is exhaustive
@@ -651,6 +670,7 @@ def render(  # noqa: PLR0911, PLR0912
                     "queue_id": command.queue_id,
                     "timeout": command.timeout,
                     "caller_id": command.caller_id,
+                    **_ring_id(command.ring_id),
                     "at": _now(now),
                 },
             )
@@ -661,6 +681,7 @@ def render(  # noqa: PLR0911, PLR0912
                     "call_id": command.call_id,
                     "extension": command.extension,
                     "reason": command.reason.value,
+                    **_ring_id(command.ring_id),
                     "at": _now(now),
                 },
             )
@@ -722,6 +743,7 @@ def render(  # noqa: PLR0911, PLR0912
                     "call_id": command.call_id,
                     "queue_id": command.queue_id,
                     "extension": command.extension,
+                    **_ring_id(command.ring_id),
                     "at": format_time(command.at),
                 },
             )

@@ -73,6 +73,7 @@ from ringmaster.engine.records import (
     AgentQueueStats,
     AgentRecord,
     CallRecord,
+    EndedRing,
     LiveState,
     QueueMemoryRecord,
     RingRecord,
@@ -301,6 +302,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE queue_memory ADD COLUMN last_answer_at REAL NULL;
     ALTER TABLE queue_memory ADD COLUMN answer_interval_s REAL NULL;
     """,
+    # --- 4: ring ids (an addition to contract v1, issue 9) --------------------------------
+    """
+    -- A ring stored before ring ids keeps '' (the PBX was never told an id for it).
+    ALTER TABLE rings ADD COLUMN ring_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN rings_started INTEGER NOT NULL DEFAULT 0;
+    -- JSON list of [extension id, ring id, how it ended], oldest first (EndedRing)
+    ALTER TABLE calls ADD COLUMN ended_rings TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 
@@ -378,6 +387,7 @@ _CALL_COLUMNS: Final = (
     "tenant_id", "call_id", "phase", "queue_id", "did", "caller_id", "caller_name", "priority",
     "arrived_at", "seq", "tried", "retry_at", "agent_id", "answered_at", "ended_at",
     "entered_at", "hops", "callback_number", "skills", "announce_at", "progress_at",
+    "rings_started", "ended_rings",
 )
 _AGENT_COLUMNS: Final = (
     "extension_id", "presence", "presence_reason", "device", "wrapup_until", "status",
@@ -397,8 +407,9 @@ _UPSERT_CALL: Final = _upsert_sql("calls", _CALL_COLUMNS, ("tenant_id", "call_id
 _DELETE_CALL: Final = "DELETE FROM calls WHERE tenant_id = ? AND call_id = ?"
 _DELETE_RINGS: Final = "DELETE FROM rings WHERE tenant_id = ? AND call_id = ?"
 _INSERT_RING: Final = (
-    "INSERT INTO rings (tenant_id, call_id, extension_id, position, started_at, deadline) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO rings"
+    " (tenant_id, call_id, extension_id, position, started_at, deadline, ring_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_AGENT: Final = _upsert_sql("agent_states", _AGENT_COLUMNS, ("extension_id",))
 _DELETE_AGENT: Final = "DELETE FROM agent_states WHERE extension_id = ?"
@@ -453,7 +464,16 @@ def _call_row(call: CallRecord) -> Row:
         _skills_json(call.skills),
         call.announce_at,
         call.progress_at,
+        call.rings_started,
+        # Most calls have none: skip the encoder for them (commit is hot).
+        json.dumps([list(e) for e in map(_ended_ring_row, call.ended_rings)])
+        if call.ended_rings
+        else "[]",
     )
+
+
+def _ended_ring_row(ended: EndedRing) -> tuple[int, str, str]:
+    return (ended.extension_id, ended.ring_id, ended.how)
 
 
 def _call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
@@ -479,6 +499,8 @@ def _call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
         skills,
         announce_at,
         progress_at,
+        rings_started,
+        ended_rings,
     ) = row
     return CallRecord(
         tenant_id=TenantId(tenant_id),
@@ -503,6 +525,10 @@ def _call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
         skills=_skills(skills),
         announce_at=announce_at,
         progress_at=progress_at,
+        rings_started=rings_started,
+        ended_rings=()
+        if ended_rings == "[]"
+        else tuple(EndedRing(ExtensionId(e), r, how) for e, r, how in json.loads(ended_rings)),
     )
 
 
@@ -1475,12 +1501,19 @@ class Store:
         async with self._lock:
             db = self._db
             rings: dict[CallKey, list[RingRecord]] = {}
-            for tenant_id, call_id, extension_id, started_at, deadline in await db.execute_fetchall(
-                "SELECT tenant_id, call_id, extension_id, started_at, deadline FROM rings"
-                " ORDER BY tenant_id, call_id, position"
+            for (
+                tenant_id,
+                call_id,
+                extension_id,
+                started_at,
+                deadline,
+                ring_id,
+            ) in await db.execute_fetchall(
+                "SELECT tenant_id, call_id, extension_id, started_at, deadline, ring_id"
+                " FROM rings ORDER BY tenant_id, call_id, position"
             ):
                 rings.setdefault((TenantId(tenant_id), CallId(call_id)), []).append(
-                    RingRecord(ExtensionId(extension_id), started_at, deadline)
+                    RingRecord(ExtensionId(extension_id), started_at, deadline, ring_id)
                 )
             calls = tuple(
                 _call_record(tuple(row), tuple(rings.get((row[0], row[1]), ())))
@@ -1546,7 +1579,15 @@ class Store:
         step(
             _INSERT_RING,
             [
-                (c.tenant_id, c.call_id, r.extension_id, position, r.started_at, r.deadline)
+                (
+                    c.tenant_id,
+                    c.call_id,
+                    r.extension_id,
+                    position,
+                    r.started_at,
+                    r.deadline,
+                    r.ring_id,
+                )
                 for c in live.calls
                 for position, r in enumerate(c.rings)
             ],

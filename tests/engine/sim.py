@@ -113,6 +113,9 @@ class Sim:
         self.now = 1_000.0
         self.store = PretendStore()
         self.log: list[Command] = []
+        #: Every command with the virtual time it was returned at (`advance`
+        #: returns those of several deadlines at once).
+        self.timed: list[tuple[float, Command]] = []
         self.configure(ev.TenantSaved(Tenant(T, "Acme")), ev.TenantSaved(Tenant(OTHER, "Other")))
         for i in range(1, agents + 1):
             self.add_extension(i)
@@ -227,6 +230,7 @@ class Sim:
         out = self.engine.handle(event, self.now)
         self.store.apply(self.engine.take_changes())
         self.log += out
+        self.timed += [(self.now, c) for c in out]
         return out
 
     def arrive(
@@ -279,7 +283,9 @@ class Sim:
         out: list[Command] = []
         while (deadline := self.engine.next_deadline()) is not None and deadline <= target:
             self.now = max(self.now, deadline)
-            out += self.engine.handle_timer(self.now)
+            due = self.engine.handle_timer(self.now)
+            self.timed += [(self.now, c) for c in due]
+            out += due
             self.store.apply(self.engine.take_changes())
         self.now = target
         self.log += out
@@ -295,6 +301,7 @@ class Sim:
         out = self.engine.restore(self.store.live(), self.now)
         self.store.apply(self.engine.take_changes())
         self.log += out
+        self.timed += [(self.now, c) for c in out]
         return out
 
     # --- looking ------------------------------------------------------------------------

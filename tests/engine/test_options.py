@@ -941,7 +941,7 @@ def test_a_callback_keeps_the_callers_place_and_is_called_back_when_answered() -
     assert overflows(out) == [("c2", 1, "max_wait", None, None)]
     assert sim.line() == ["c1"]
     out = sim.login("101")
-    assert of_type(out, Ring) == [Ring(T, CallId("c1"), "101", Q1, 15, "5551234")]
+    assert of_type(out, Ring) == [Ring(T, CallId("c1"), "101", Q1, 15, "5551234", "1.1")]
     out = sim.answer("c1", "101")
     assert without_agent_states(out)[:2] == [
         Originate(T, CallId("c1"), "101", "5551234"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import given, settings
@@ -22,6 +22,7 @@ from ringmaster.engine.commands import (
     Command,
     PublishCallAbandoned,
     PublishCallCompleted,
+    PublishCallOverflowed,
     PublishCallQueued,
     Ring,
     RouteToExtension,
@@ -33,6 +34,7 @@ from ringmaster.engine.model import (
     AgentCondition,
     CallId,
     CallPhase,
+    CancelReason,
     DeviceState,
     ExtensionId,
     ExtensionTarget,
@@ -48,7 +50,7 @@ from ringmaster.engine.rules import MAX_OVERFLOW_HOPS
 from ringmaster.engine.state import AgentState, CallState, QueueState
 from ringmaster.engine.strategies import strategy_names
 
-from .sim import Sim, T
+from .sim import Sim, T, of_type
 
 AGENTS = 4
 CALLS = [f"c{i}" for i in range(8)]
@@ -167,6 +169,11 @@ events = st.one_of(
         st.sampled_from(RingFailure),
     ),
     st.tuples(st.just("fail_ringing"), st.sampled_from(CALLS), st.sampled_from(RingFailure)),
+    # The PBX echoes ring ids (an addition): the ring on now's, or an older one's.
+    st.tuples(st.just("fail_echo"), st.sampled_from(CALLS), st.sampled_from(RingFailure)),
+    st.tuples(st.just("fail_stale"), st.sampled_from(CALLS), st.integers(0, 5)),
+    # An answer naming any ring the call had, on now or over (a late answer).
+    st.tuples(st.just("answer_echo"), st.sampled_from(CALLS), st.integers(0, 5)),
     st.tuples(st.just("hangup"), st.sampled_from(CALLS)),
     st.tuples(st.just("callback"), st.sampled_from(CALLS), st.sampled_from(["5551", "5552"])),
     st.tuples(
@@ -197,6 +204,52 @@ def on_a_ringing_extension(
     return then(ringing[0]) if ringing else []
 
 
+def fail_echoing(call_id: str, reason: RingFailure, sim: Sim) -> list[Command]:
+    """The PBX reports the failure of a ring on now, echoing its ring id."""
+    call = sim.engine.call(T, CallId(call_id))
+    if call is None or not call.rings:
+        return []
+    ring = min(call.rings.values(), key=lambda r: r.extension_id)
+    number = Sim.number(ring.extension_id)
+    return sim.send(ev.RingFailed(T, CallId(call_id), number, reason, ring_id=ring.ring_id))
+
+
+def fail_stale(call_id: str, pick: int, sim: Sim) -> list[Command]:
+    """A late `ring_failed` for a ring of the call that is over (a broker outage's backlog).
+
+    It must change nothing: not the ring its extension may have now, nor anything else.
+    """
+    live = {r.ring_id for c in sim.engine.calls() if c.call_id == call_id for r in c.rings.values()}
+    over = [
+        (c.extension, c.ring_id)
+        for c in of_type(sim.log, Ring)
+        if c.call_id == call_id and c.ring_id not in live
+    ]
+    if not over:
+        return []
+    extension, ring_id = over[-1 - pick % len(over)]
+    before = sim.ringing()
+    out = sim.send(ev.RingFailed(T, CallId(call_id), extension, RingFailure.NO_ANSWER, ring_id))
+    assert out == [], "a failure of an older ring changed something"
+    assert sim.ringing() == before
+    return out
+
+
+def answer_echoing(call_id: str, pick: int, sim: Sim) -> list[Command]:
+    """The PBX bridged one of the call's rings, maybe one ringmaster already ended."""
+    rung = [(c.extension, c.ring_id) for c in of_type(sim.log, Ring) if c.call_id == call_id]
+    if not rung:
+        return []
+    extension, ring_id = rung[-1 - pick % len(rung)]
+    call = sim.engine.call(T, CallId(call_id))
+    waiting = call is not None and call.phase in (CallPhase.QUEUED, CallPhase.RINGING)
+    out = sim.send(ev.RingAnswered(T, CallId(call_id), extension, ring_id))
+    if not waiting:
+        assert sim.engine.call(T, CallId(call_id)) in (None, call)
+        assert not of_type(out, Ring)
+    return out
+
+
 def set_queue(sim: Sim, queue_id: int, options: dict[str, Any]) -> list[Command]:
     # A deadline a change moved into the past is due at once: the service
     # re-arms its timer after every input, and a past time fires at once.
@@ -213,6 +266,9 @@ PLAYERS: dict[str, Callable[[Sim, list[Any]], list[Command]]] = {
     "fail_ringing": lambda sim, a: on_a_ringing_extension(
         a[0], lambda e: sim.fail(a[0], e, a[1]), sim
     ),
+    "fail_echo": lambda sim, a: fail_echoing(a[0], a[1], sim),
+    "fail_stale": lambda sim, a: fail_stale(a[0], a[1], sim),
+    "answer_echo": lambda sim, a: answer_echoing(a[0], a[1], sim),
     "hangup": lambda sim, a: sim.hangup(a[0]),
     "callback": lambda sim, a: sim.callback(a[0], a[1]),
     "presence": lambda sim, a: sim.presence(a[1], a[0]),
@@ -369,6 +425,82 @@ def check_arrival(sim: Sim, action: Action, out: list[Command]) -> None:
         assert dict(call.skills) == {**route, **action[4]}
 
 
+@dataclass
+class RetryPauses:
+    """docs/mqtt.md, Rings: an agent whose ring for a call ended unanswered (it
+    timed out, or the PBX reported it failed) is not rung again for that call in
+    the same queue before the queue's `retry` seconds have passed since.
+
+    Where the rule does not reach: a queue whose `retry` is 0 has no pause, and
+    a call that overflows starts afresh in its target queue (even one it left
+    before), so an overflow forgets what the call's rings were.
+    """
+
+    #: (call_id, extension) -> (queue, when the ring ended, the queue's retry then)
+    ended: dict[tuple[str, str], tuple[int, float, int]] = field(default_factory=dict)
+    #: (call_id, extension) -> the queue of the ring on now
+    ringing_in: dict[tuple[str, str], int] = field(default_factory=dict)
+    seen: int = 0
+
+    def retries(self, sim: Sim) -> dict[int, int]:
+        return {q.queue_id: q.config.retry for q in sim.engine.queues()}
+
+    def check(
+        self,
+        sim: Sim,
+        action: Action,
+        ringing_before: dict[str, list[str]],
+        retry_before: dict[int, int],
+    ) -> None:
+        retry_after = self.retries(sim)
+
+        def retry_of(queue_id: int) -> int:
+            # A `set_queue` may change `retry` in the very action: the smaller counts.
+            return min(retry_before.get(queue_id, 0), retry_after.get(queue_id, 0))
+
+        if action[0] in ("fail", "fail_ringing", "fail_echo"):
+            call_id = action[1]
+            before = ringing_before.get(call_id, [])
+            extension = action[2] if action[0] == "fail" else (before[0] if before else None)
+            key = (call_id, extension or "")
+            if extension in before and key in self.ringing_in:
+                queue_id = self.ringing_in.pop(key)
+                self.ended[key] = (queue_id, sim.now, retry_of(queue_id))
+        for at, command in sim.timed[self.seen :]:
+            if isinstance(command, Ring):
+                key = (command.call_id, command.extension)
+                if key in self.ended:
+                    queue_id, ended_at, retry = self.ended.pop(key)
+                    # A queue whose `retry` became shorter since (0: no pause)
+                    # goes by the shorter one.
+                    retry = min(retry, retry_of(queue_id))
+                    if queue_id == command.queue_id:
+                        assert at >= ended_at + retry, (
+                            f"{command.extension} rung again for {command.call_id} at {at}, "
+                            f"{at - ended_at:g} s after its ring ended unanswered (retry {retry})"
+                        )
+                self.ringing_in[key] = command.queue_id
+            elif isinstance(command, CancelRing):
+                key = (command.call_id, command.extension)
+                queue_id_of_ring = self.ringing_in.pop(key, None)
+                if command.reason is CancelReason.TIMEOUT and queue_id_of_ring is not None:
+                    self.ended[key] = (queue_id_of_ring, at, retry_of(queue_id_of_ring))
+            elif isinstance(command, PublishCallOverflowed):
+                self.forget(command.call_id)
+        self.seen = len(sim.timed)
+        # Rings the PBX failed, or that ended with their call, are no longer on.
+        ringing_now = {(c, e) for c, extensions in sim.ringing().items() for e in extensions}
+        for key in [k for k in self.ringing_in if k not in ringing_now]:
+            del self.ringing_in[key]
+        for call_id in {k[0] for k in self.ended}:
+            if sim.engine.call(T, CallId(call_id)) is None:
+                self.forget(call_id)
+
+    def forget(self, call_id: str) -> None:
+        for key in [k for k in self.ended if k[0] == call_id]:
+            del self.ended[key]
+
+
 def final_outcomes(log: list[Command]) -> Counter[str]:
     """How many times each call ended: answered and hung up, abandoned, or sent away."""
     finals: Counter[str] = Counter()
@@ -390,9 +522,12 @@ def test_invariants_hold_over_any_sequence_of_events(
 ) -> None:
     sim = scenario.build()
     arrivals: Counter[str] = Counter()
+    pauses = RetryPauses(seen=len(sim.timed))
     for action in script:
+        ringing_before, retry_before = sim.ringing(), pauses.retries(sim)
         out = play(sim, action)
         check_invariants(scenario, sim, out)
+        pauses.check(sim, action, ringing_before, retry_before)
         if action[0] == "arrive":
             check_arrival(sim, action, out)
             if out:  # not a duplicate: the call_id (new, or forgotten) starts a call
@@ -459,3 +594,46 @@ def test_ranked_free_agents_choose_as_ranking_all_of_them_would(
             assert play(ranked_everything, action) == play(indexed, action)
     finally:
         Engine._rank_free_agents = real_rank_free_agents  # type: ignore[method-assign]
+
+
+# Rounds and pauses need agents who come and go while a call rings, and small
+# steps of time around the ring timeouts and retry pauses: a script of its own.
+round_events = st.one_of(
+    st.tuples(
+        st.just("arrive"), st.sampled_from(CALLS[:2]), st.just("+100"), st.just(0), st.just({})
+    ),
+    st.tuples(st.just("advance"), st.sampled_from([1.0, 2.5, 5.0, 10.0])),
+    st.tuples(st.just("advance"), st.sampled_from([1.0, 2.5, 5.0, 10.0])),
+    st.tuples(st.just("fail_ringing"), st.sampled_from(CALLS[:2]), st.sampled_from(RingFailure)),
+    st.tuples(
+        st.just("presence"),
+        st.sampled_from(EXTENSIONS[:3]),
+        st.sampled_from([Presence.AVAILABLE, Presence.PAUSED]),
+    ),
+    st.tuples(
+        st.just("device"),
+        st.sampled_from(EXTENSIONS[:3]),
+        st.sampled_from([DeviceState.IDLE, DeviceState.IN_USE]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    strategy=ALL_STRATEGIES,
+    retry=st.sampled_from([3, 5, 12]),
+    script=st.lists(
+        st.one_of(round_events, st.tuples(st.just("restart"), st.just(0.0))),
+        min_size=10,
+        max_size=50,
+    ),
+)
+def test_no_agent_is_rung_again_for_a_call_before_the_retry_pause_is_over(
+    strategy: str, retry: int, script: list[Action]
+) -> None:
+    sim = Sim(strategy, agents=3, timeout=10, retry=retry)
+    pauses = RetryPauses(seen=len(sim.timed))
+    for action in script:
+        ringing_before, retry_before = sim.ringing(), pauses.retries(sim)
+        play(sim, action)
+        pauses.check(sim, action, ringing_before, retry_before)

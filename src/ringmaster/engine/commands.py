@@ -24,7 +24,10 @@ from ringmaster.engine.model import (
 
 @dataclass(frozen=True, slots=True)
 class Ring:
-    """cmd/ring: ring this extension for this call, for at most `timeout` seconds."""
+    """cmd/ring: ring this extension for this call, for at most `timeout` seconds.
+
+    `ring_id` (addition to v1) identifies this ring among the call's rings.
+    """
 
     tenant_id: TenantId
     call_id: CallId
@@ -32,16 +35,18 @@ class Ring:
     queue_id: QueueId
     timeout: int
     caller_id: str
+    ring_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class CancelRing:
-    """cmd/cancel_ring: stop ringing this extension for this call."""
+    """cmd/cancel_ring: stop ringing this extension for this call (`ring_id`: which ring)."""
 
     tenant_id: TenantId
     call_id: CallId
     extension: str
     reason: CancelReason
+    ring_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +115,14 @@ class PublishCallQueued:
 
 @dataclass(frozen=True, slots=True)
 class PublishCallRinging:
-    """event/call/ringing: one extension is ringing for the call."""
+    """event/call/ringing: one extension is ringing for the call (`ring_id`: which ring)."""
 
     tenant_id: TenantId
     call_id: CallId
     queue_id: QueueId
     extension: str
     at: float
+    ring_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,13 @@ first across all of them, so that an agent enrolled in several queues is
 offered the best waiting call of all of them. Between events no waiting call
 that wants an agent has a free, untried one: that invariant is what lets each
 event look only at the queues it touched.
+
+Races with the PBX (docs/mqtt.md). Every ring has a `ring_id`, so that a late
+message about an older ring never ends a newer one. The PBX is the truth about
+the bridge: an `answered` for a ring ringmaster had already cancelled is still
+honoured while the call waits (`_answer_refused`), so a call remembers its
+latest ended rings. A `hangup` for a call not seen yet is remembered as an
+ended call, so that its late `arrived` rings nobody.
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ from ringmaster.engine.model import (
 )
 from ringmaster.engine.records import (
     AgentQueueStats,
+    EndedRing,
     LiveState,
     RingRecord,
     StateChanges,
@@ -88,7 +96,13 @@ from ringmaster.engine.rules import (
     skills_lowered_by,
     smoothed_interval,
 )
-from ringmaster.engine.state import AgentState, CallState, EngineBug, QueueState
+from ringmaster.engine.state import (
+    MAX_ENDED_RINGS,
+    AgentState,
+    CallState,
+    EngineBug,
+    QueueState,
+)
 from ringmaster.engine.strategies import (
     STRATEGIES,
     QueueView,
@@ -97,9 +111,17 @@ from ringmaster.engine.strategies import (
     Strategy,
 )
 
+#: `EndedRing.how` of a ring the PBX reported failed (the others are CancelReasons).
+_RING_FAILED = "ring_failed"
+
 #: How long an ended call is remembered, so that a late duplicate of its
 #: messages (QoS 1 redelivery after a crash, a PBX retry) changes nothing.
 DEFAULT_ENDED_CALL_TTL = 120.0
+
+#: How many hangups for calls it never saw arrive ringmaster remembers at most
+#: (each for `ended_call_ttl`, as an ended call), so that a flood of bogus
+#: hangups cannot grow its memory, or its store, without bound.
+MAX_EARLY_HANGUPS = 10_000
 
 # Deadline kinds, in the order they are handled when due at the same time.
 # Calls: a ring's timeout, the end of a retry pause, `max_wait`, a penalty or
@@ -150,6 +172,9 @@ class Engine:
         # live state
         self._calls: dict[CallKey, CallState] = {}
         self._ended: OrderedDict[CallKey, CallState] = OrderedDict()
+        #: The ended calls that are hangups of calls never seen to arrive
+        #: (`CallState.hung_up_before_arrival`), oldest first.
+        self._early_hangups: OrderedDict[CallKey, None] = OrderedDict()
         self._agents: dict[ExtensionId, AgentState] = {}
         self._deadlines: list[_Deadline] = []
         self._seq = 0
@@ -348,8 +373,14 @@ class Engine:
 
     def _call_arrived(self, event: ev.CallArrived, now: float) -> None:
         key = (event.tenant_id, event.call_id)
-        if key in self._calls or key in self._ended:
+        early_hangup = key in self._early_hangups
+        if key in self._calls or (key in self._ended and not early_hangup):
             return  # a duplicate: the contract makes every inbound idempotent
+        if early_hangup:
+            # The caller hung up before this (late) arrival reached us: the
+            # call ends at once, rung for nobody (see `_call_hung_up`).
+            del self._early_hangups[key]
+            del self._ended[key]
         self._seq += 1
         call = CallState(
             tenant_id=event.tenant_id,
@@ -362,9 +393,10 @@ class Engine:
             arrived_at=now,
             seq=self._seq,
         )
-        route = self._routes.get((event.tenant_id, event.did))
+        route = None if early_hangup else self._routes.get((event.tenant_id, event.did))
         if route is None:
-            self._reject(call, RejectReason.NO_ROUTE, now)
+            reason = RejectReason.CALLER_HANGUP if early_hangup else RejectReason.NO_ROUTE
+            self._reject(call, reason, now)
             return
         if isinstance(route.target, ExtensionTarget):
             extension = self._extensions.get(route.target.extension_id)
@@ -562,22 +594,25 @@ class Engine:
             call.agent_id == extension_id
         ):
             return  # a duplicate of the answer we already have
-        if extension_id is None or extension_id not in call.rings:
-            # Contract: an answer from an extension that is not ringing for the
-            # call changes nothing and is reported.
-            self._out.append(
-                RejectInput(
-                    event,
-                    f"extension {event.extension} is not ringing for call {event.call_id}",
-                    now,
-                )
-            )
+        refusal = self._answer_refused(call, extension_id, event)
+        if refusal is not None:
+            self._out.append(RejectInput(event, refusal, now))
             return
+        assert extension_id is not None
         queue = self._queue_of(call)
         assert queue is not None  # an answerable call is in a queue's line
+        agent = self._agents[extension_id]
+        if agent.ringing_for is not None and agent.ringing_for != call.key:
+            # A late answer (see `_answer_refused`): the agent was rung for
+            # another call meanwhile. The PBX bridged them to this one, so that
+            # ring cannot be answered: the other call moves on.
+            self._end_ring(
+                self._calls[agent.ringing_for], extension_id, CancelReason.AGENT_UNAVAILABLE, now
+            )
         for other in [e for e in call.rings if e != extension_id]:
             self._end_ring(call, other, CancelReason.ANSWERED_ELSEWHERE, now)
-        del call.rings[extension_id]
+        call.rings.pop(extension_id, None)  # none on a late answer
+        call.ended_rings = ()  # answers to them are refused from now on
         self._move(call, "answer")
         call.agent_id = extension_id
         call.answered_at = now
@@ -595,7 +630,6 @@ class Engine:
             queue.answered_within += 1
         queue.last_answered = extension_id
         self._queue_changed(queue)
-        agent = self._agents[extension_id]
         agent.ringing_for = None
         agent.connected_to = call.key
         if agent.unanswered:
@@ -618,15 +652,64 @@ class Engine:
             )
         )
 
+    def _answer_refused(
+        self, call: CallState, extension_id: ExtensionId | None, event: ev.RingAnswered
+    ) -> str | None:
+        """Why an `answered` cannot connect the call (None: it can).
+
+        The PBX is the truth about the bridge. An answer for the extension's
+        ring on now is taken, as in v1. So is a late answer: one for a ring of
+        this call that ringmaster itself ended (cancelled for `timeout`,
+        `agent_unavailable`, ...) while the call is still waiting, because the
+        PBX bridged it before our cancel reached it (after a restart, or behind
+        a backlog), unless the agent is connected to another call meanwhile.
+        A ring the PBX reported failed, a call already connected or ended, or
+        a `ring_id` that names no ring of this extension for the call: refused.
+        """
+        not_ringing = f"extension {event.extension} is not ringing for call {event.call_id}"
+        if extension_id is None:
+            return not_ringing
+        ring = call.rings.get(extension_id)
+        ended = [e for e in call.ended_rings if e.extension_id == extension_id]
+        if event.ring_id is not None:
+            named = ring is not None and ring.ring_id == event.ring_id
+            if not named and not any(e.ring_id == event.ring_id for e in ended):
+                return (
+                    f"ring {event.ring_id} is not a ring of extension {event.extension}"
+                    f" for call {event.call_id}"
+                )
+        if ring is not None:
+            # On now: an answer naming an older ring of this same extension
+            # is this extension's answer all the same.
+            return None
+        late = (
+            next((e for e in ended if e.ring_id == event.ring_id), None)
+            if event.ring_id is not None
+            else (ended[-1] if ended else None)
+        )
+        agent = self._agents.get(extension_id)
+        if (
+            late is None
+            or late.how == _RING_FAILED
+            or call.phase not in (CallPhase.QUEUED, CallPhase.RINGING)
+            or agent is None
+            or agent.connected_to is not None
+        ):
+            return not_ringing
+        return None
+
     def _ring_failed(self, event: ev.RingFailed, now: float) -> None:
         call = self._known_call(event, now)
         if call is None:
             return
         extension_id = self._extension_ids.get((event.tenant_id, event.extension))
-        if extension_id is None or extension_id not in call.rings:
+        ring = call.rings.get(extension_id) if extension_id is not None else None
+        if ring is None or (event.ring_id is not None and event.ring_id != ring.ring_id):
             # Usually a race with our own cancel (the PBX reports the failure
-            # of a ring we already ended): nothing to do.
+            # of a ring we already ended), or the failure of an older ring of
+            # this extension for this call: nothing to do. A newer ring goes on.
             return
+        assert extension_id is not None
         self._ring_unanswered(call, extension_id, event.reason, now)
         self._end_ring(call, extension_id, None, now)
 
@@ -638,6 +721,14 @@ class Engine:
         agent = self._agents.get(extension_id)
         if queue is None or agent is None:
             return
+        if call.retry_at is not None and call.retry_at < now + queue.config.retry:
+            # The ring was started during the pause (its agent became free,
+            # untried) and ended unanswered before the pause did: the pause
+            # lasts `retry` from this ring's end too, or the new round would
+            # ring the agent again sooner than that (issue 9, item 5).
+            call.retry_at = now + queue.config.retry
+            self._dirty_calls.add(call.key)
+            self._add_deadline(call.retry_at, _RETRY, call.key, None)
         options = queue.option(extension_id)
         delay = {
             RingFailure.BUSY: options.busy_delay,
@@ -660,7 +751,10 @@ class Engine:
 
     def _call_hung_up(self, event: ev.CallHungUp, now: float) -> None:
         call = self._known_call(event, now)
-        if call is None or call.phase.is_final:
+        if call is None:
+            self._remember_early_hangup(event, now)
+            return
+        if call.phase.is_final:
             return
         if call.is_callback and call.phase is not CallPhase.CONNECTED:
             return  # the caller's leg went, as a callback's does: the call waits on
@@ -718,6 +812,38 @@ class Engine:
                 )
             )
 
+    def _remember_early_hangup(self, event: ev.CallHungUp, now: float) -> None:
+        """Remember a hangup for a call we do not know, as an ended call.
+
+        The PBX may publish a call's `hangup` before it (re)publishes its
+        `arrived`, e.g. after a broker outage. Without this the late arrival
+        would queue, and ring agents for, a caller who is gone. The hangup
+        is reported as an unknown call (v1), then kept as an abandoned call
+        that never arrived (`seq` 0) for `ended_call_ttl`, and stored like
+        one, so that it survives a restart; at most `MAX_EARLY_HANGUPS` of
+        them, the oldest forgotten first.
+        """
+        call = CallState(
+            tenant_id=event.tenant_id,
+            call_id=event.call_id,
+            phase=CallPhase.ABANDONED,
+            did="",
+            caller_id="",
+            caller_name="",
+            priority=0,
+            arrived_at=now,
+            seq=0,
+            entered_at=now,
+        )
+        self._end(call, now)
+        self._removed_calls.discard(call.key)  # a call_id used again after it was forgotten
+        self._early_hangups[call.key] = None
+        while len(self._early_hangups) > MAX_EARLY_HANGUPS:
+            oldest, _ = self._early_hangups.popitem(last=False)
+            del self._ended[oldest]
+            self._dirty_calls.discard(oldest)
+            self._removed_calls.add(oldest)
+
     def _wrapup_time(self, queue: QueueState | None, extension_id: ExtensionId) -> int:
         if queue is None:
             return 0
@@ -751,6 +877,7 @@ class Engine:
     def _end(self, call: CallState, now: float) -> None:
         """Move a call that reached a final phase to the remembered-ended calls."""
         call.ended_at = now
+        call.ended_rings = ()  # an ended call takes no answer
         self._calls.pop(call.key, None)
         self._ended[call.key] = call
         self._dirty_calls.add(call.key)
@@ -762,6 +889,7 @@ class Engine:
             if (call.ended_at or 0.0) > horizon:
                 break
             del self._ended[key]
+            self._early_hangups.pop(key, None)
             self._dirty_calls.discard(key)
             self._removed_calls.add(key)
 
@@ -798,6 +926,8 @@ class Engine:
         self._seq = max(self._seq, call.seq)
         if call.phase.is_final:
             self._ended[key] = call
+            if call.hung_up_before_arrival:
+                self._early_hangups[key] = None
             return
         self._calls[key] = call
         if call.phase is CallPhase.CONNECTED:
@@ -845,7 +975,12 @@ class Engine:
         self, call: CallState, queue: QueueState, agent: AgentState, now: float
     ) -> None:
         deadline = now + queue.config.timeout
-        call.rings[agent.extension_id] = RingRecord(agent.extension_id, now, deadline)
+        # Deterministic and unique among the call's rings (and across calls:
+        # `seq` is the call's arrival order), so that a message about an
+        # older ring can be told from one about the ring on now.
+        call.rings_started += 1
+        ring_id = f"{call.seq}.{call.rings_started}"
+        call.rings[agent.extension_id] = RingRecord(agent.extension_id, now, deadline, ring_id)
         call.tried.add(agent.extension_id)
         self._move(call, "ring")
         self._dirty_calls.add(call.key)
@@ -862,10 +997,13 @@ class Engine:
                 queue.config.timeout,
                 # A callback shows the agent the number they are about to call.
                 call.callback_number or call.caller_id,
+                ring_id,
             )
         )
         self._out.append(
-            PublishCallRinging(call.tenant_id, call.call_id, queue.queue_id, agent.number, now)
+            PublishCallRinging(
+                call.tenant_id, call.call_id, queue.queue_id, agent.number, now, ring_id
+            )
         )
         self._refresh_agent(agent, now)
 
@@ -873,11 +1011,16 @@ class Engine:
         self, call: CallState, extension_id: ExtensionId, cancel: CancelReason | None, now: float
     ) -> None:
         """End one ring; `cancel` says why we stop it, None if the PBX ended it."""
-        call.rings.pop(extension_id)
+        ring = call.rings.pop(extension_id)
+        how = cancel.value if cancel is not None else _RING_FAILED
+        call.ended_rings = (
+            *call.ended_rings[1 - MAX_ENDED_RINGS :],
+            EndedRing(extension_id, ring.ring_id, how),
+        )
         agent = self._agents.get(extension_id)
         number = agent.number if agent is not None else self._former_number(extension_id)
         if cancel is not None:
-            self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel))
+            self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel, ring.ring_id))
         if call.phase is CallPhase.RINGING:
             self._move(call, "ring_ended" if call.rings else "last_ring_ended")
         if not call.rings:
@@ -906,7 +1049,11 @@ class Engine:
             self._end_ring(call, extension_id, CancelReason.TIMEOUT, now)
         elif kind == _RETRY:
             call.retry_at = None
-            call.tried.clear()  # a new round
+            # A new round. An agent rung during the pause (it became free,
+            # untried) and still ringing has had its ring in this round: left
+            # out of `tried`, it would be rung again the instant that ring
+            # timed out, with no pause at all (issue 9, item 5).
+            call.tried = set(call.rings)
             self._dirty_calls.add(key)
             self._queue_changed(queue)
         elif kind == _MAX_WAIT:

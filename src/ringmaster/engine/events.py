@@ -46,21 +46,31 @@ class CallArrived:
 
 @dataclass(frozen=True, slots=True)
 class RingAnswered:
-    """pbx/call/answered: the extension picked up a ring for the call."""
+    """pbx/call/answered: the extension picked up a ring for the call.
+
+    `ring_id` (addition to v1) names the ring that was answered, as `cmd/ring`
+    gave it; None when the PBX does not echo ring ids.
+    """
 
     tenant_id: TenantId
     call_id: CallId
     extension: str
+    ring_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RingFailed:
-    """pbx/call/ring_failed: the ring ended unanswered before ringmaster cancelled it."""
+    """pbx/call/ring_failed: the ring ended unanswered before ringmaster cancelled it.
+
+    `ring_id` (addition to v1) names the ring that failed; a failure of an
+    older ring never ends a newer one. None: the extension's ring, as in v1.
+    """
 
     tenant_id: TenantId
     call_id: CallId
     extension: str
     reason: RingFailure
+    ring_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,8 @@ class RejectReason(_Enum):
     QUEUE_INACTIVE = "queue_inactive"
     QUEUE_FULL = "queue_full"
     QUEUE_EMPTY = "queue_empty"  # `join_empty`: nobody could take the call
+    #: Its `hangup` came before its `arrived` (addition to v1): the caller is gone.
+    CALLER_HANGUP = "caller_hangup"
 
 
 class OverflowReason(_Enum):

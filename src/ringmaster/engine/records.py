@@ -32,6 +32,25 @@ class RingRecord:
     extension_id: ExtensionId
     started_at: float
     deadline: float
+    #: The ring's identity (addition to v1), unique among the call's rings:
+    #: "<call's seq>.<ring's number in the call>". The PBX may echo it in
+    #: `answered` and `ring_failed`; "" for a ring stored before ring ids.
+    ring_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndedRing:
+    """A ring of a call that is over, and how it ended.
+
+    `how` is the `CancelReason` value of a ring ringmaster cancelled, or
+    "ring_failed" for one the PBX reported failed. An `answered` for a ring
+    ringmaster cancelled is still honoured while the call waits (the PBX
+    bridged it before our cancel reached it).
+    """
+
+    extension_id: ExtensionId
+    ring_id: str
+    how: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +90,11 @@ class CallRecord:
     announce_at: float | None = None
     #: `ringprogressive`: when one more agent is added to the ringing.
     progress_at: float | None = None
+    #: Rings started for the call so far: numbers each ring's `ring_id`.
+    rings_started: int = 0
+    #: The call's latest rings that are over, oldest first, while it waits
+    #: (at most `state.MAX_ENDED_RINGS`; none once it is connected or ended).
+    ended_rings: tuple[EndedRing, ...] = ()
 
     @property
     def key(self) -> CallKey:

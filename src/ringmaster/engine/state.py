@@ -32,9 +32,14 @@ from ringmaster.engine.records import (
     AgentQueueStats,
     AgentRecord,
     CallRecord,
+    EndedRing,
     QueueMemoryRecord,
     RingRecord,
 )
+
+#: How many of its ended rings a waiting call remembers (the latest): enough
+#: for a round of a large `ringall` queue, few enough to bound a call's size.
+MAX_ENDED_RINGS = 32
 
 
 class EngineBug(Exception):  # noqa: N818 (a bug is not an error of the input)
@@ -50,6 +55,8 @@ CALL_TRANSITIONS: dict[tuple[CallPhase, str], CallPhase] = {
     (CallPhase.RINGING, "ring_ended"): CallPhase.RINGING,  # others still ring
     (CallPhase.RINGING, "last_ring_ended"): CallPhase.QUEUED,
     (CallPhase.RINGING, "answer"): CallPhase.CONNECTED,
+    # A late answer: the PBX bridged a ring that ringmaster had already ended.
+    (CallPhase.QUEUED, "answer"): CallPhase.CONNECTED,
     (CallPhase.QUEUED, "hangup"): CallPhase.ABANDONED,
     (CallPhase.RINGING, "hangup"): CallPhase.ABANDONED,
     (CallPhase.CONNECTED, "hangup"): CallPhase.COMPLETED,
@@ -93,6 +100,11 @@ class CallState:
     skills: Skills = field(default_factory=dict)
     announce_at: float | None = None
     progress_at: float | None = None
+    #: Rings started so far (numbers the next ring's id).
+    rings_started: int = 0
+    #: The latest rings that are over, oldest first (see `EndedRing`); a
+    #: tuple, shared with the record, as most calls have none.
+    ended_rings: tuple[EndedRing, ...] = ()
     #: When the call's penalty or skill rules next widen who may take it
     #: (derived from its queue's rules, so not stored).
     widen_at: float | None = None
@@ -100,6 +112,14 @@ class CallState:
     @property
     def key(self) -> CallKey:
         return (self.tenant_id, self.call_id)
+
+    @property
+    def hung_up_before_arrival(self) -> bool:
+        """A remembered `hangup` of a call whose `arrived` had not come (yet).
+
+        Every call that arrived has a `seq` of 1 or more.
+        """
+        return self.seq == 0
 
     @property
     def is_callback(self) -> bool:
@@ -141,6 +161,8 @@ class CallState:
             skills=self.skills,
             announce_at=self.announce_at,
             progress_at=self.progress_at,
+            rings_started=self.rings_started,
+            ended_rings=self.ended_rings,
         )
 
     @classmethod
@@ -168,6 +190,8 @@ class CallState:
             skills=record.skills,
             announce_at=record.announce_at,
             progress_at=record.progress_at,
+            rings_started=record.rings_started,
+            ended_rings=record.ended_rings,
         )
 
 
