@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import secrets
 import socket
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self, cast
@@ -51,6 +52,12 @@ _log = structlog.get_logger()
 #: How long a clean shutdown waits for the broker to confirm `P/status` offline.
 _SHUTDOWN_PUBLISH_TIMEOUT_S: Final = 5.0
 _QOS: Final = 1
+#: The Receive Maximum the link asks for (MQTT 5 section 3.1.2.11.3): how many QoS 1
+#: messages the broker may send before the first PUBACK. The daemon acknowledges a
+#: message only once a turn has stored its effect, so with mosquitto's default of 20
+#: a backlog (after a restart, or behind one tenant's flood) came in windows of 20
+#: per turn; a wide window lets a turn take in the whole backlog and choose fairly.
+RECEIVE_MAXIMUM: Final = 2000
 
 
 class LinkClosedError(Exception):
@@ -68,6 +75,8 @@ class InboundMessage:
         mid: The packet identifier, meaningful only on the connection it came on.
         generation: Which connection it came on (1 for the first, then counting).
         retain: Whether the broker delivered it as a retained message.
+        caught_up: The link's own sync message for this connection (see `MqttLink`):
+            every message the broker had queued for the session before it came first.
     """
 
     topic: str
@@ -76,6 +85,7 @@ class InboundMessage:
     mid: int
     generation: int
     retain: bool = False
+    caught_up: bool = False
 
 
 @dataclass(slots=True)
@@ -83,6 +93,8 @@ class _Connection:
     client: aiomqtt.Client
     generation: int
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The payload of this connection's sync message, once published.
+    sync_token: bytes | None = None
     #: `publish`'s messages awaiting PUBACK, by packet identifier: resolved with
     #: the PUBACK's reason code, or with None when the connection is lost first.
     pubacks: dict[int, asyncio.Future[ReasonCode | None]] = field(default_factory=dict)
@@ -169,6 +181,11 @@ class MqttLink:
         publish_timeout_s: How long one publication waits for PUBACK before it is
             sent again.
         rng: The randomness for the backoff jitter (seed it in tests).
+        sync: After each connection is up, publish a sync message to `P/sync` (an
+            addition to the contract, subscribed to by the link itself) and yield it
+            with `caught_up` set when it comes back: mosquitto delivers a session's
+            queued messages in order, so every message queued while the link was
+            away comes before it.
     """
 
     def __init__(
@@ -189,6 +206,7 @@ class MqttLink:
         connect_timeout_s: float = 10.0,
         publish_timeout_s: float = 10.0,
         rng: random.Random | None = None,
+        sync: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -207,6 +225,11 @@ class MqttLink:
         self._connect_timeout_s = connect_timeout_s
         self._publish_timeout_s = publish_timeout_s
         self._rng = rng if rng is not None else random.Random()
+        self._sync_topic = f"{prefix}/sync" if sync else None
+        if self._sync_topic is not None:
+            self._subscriptions.append(self._sync_topic)
+        self.on_connected: Callable[[int], None] | None = None
+        """Called with the connection's generation each time a connection is up."""
 
         self.connected = asyncio.Event()
         """Set while a connection is up, subscribed, and `P/status` online is published."""
@@ -225,6 +248,7 @@ class MqttLink:
         endpoint: MqttEndpoint | None = None,
         subscriptions: Sequence[str] | None = None,
         rng: random.Random | None = None,
+        sync: bool = False,
     ) -> Self:
         """A link configured from the `[mqtt]` settings.
 
@@ -234,6 +258,7 @@ class MqttLink:
                 the embedded broker's endpoint when `mqtt.url` is not set.
             subscriptions: As for the constructor.
             rng: As for the constructor.
+            sync: As for the constructor.
 
         Raises:
             ValueError: Neither `endpoint` nor `settings.url` says where to connect.
@@ -256,6 +281,7 @@ class MqttLink:
             reconnect_max_s=settings.reconnect_max_s,
             subscriptions=subscriptions,
             rng=rng,
+            sync=sync,
         )
 
     # --- lifecycle ------------------------------------------------------------------
@@ -475,10 +501,18 @@ class MqttLink:
             retain=True,
             timeout=self._connect_timeout_s,
         )
+        if self._sync_topic is not None:
+            # Queued behind whatever the broker kept for the session while we were away.
+            connection.sync_token = secrets.token_hex(8).encode()
+            info = _paho(client).publish(self._sync_topic, connection.sync_token, qos=_QOS)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                self._log.warning("mqtt.sync_failed", error=paho.error_string(info.rc))
         self.connected.set()
         self._log.info(
             "mqtt.connected", generation=connection.generation, subscriptions=self._subscriptions
         )
+        if self.on_connected is not None:
+            self.on_connected(connection.generation)
 
     async def _serve(self, connection: _Connection) -> str | None:
         """Pump messages into the inbox; the reason the connection ended, None if closing."""
@@ -503,15 +537,26 @@ class MqttLink:
         return f"{error}: {cause}" if cause is not None else str(error)
 
     async def _pump(self, connection: _Connection) -> None:
+        sync_topic = self._sync_topic
         async for message in connection.client.messages:
+            topic = message.topic.value
+            payload = _as_bytes(message.payload)
+            caught_up = False
+            if topic == sync_topic:
+                if payload != connection.sync_token:
+                    # An earlier connection's (or a forged) sync message: it marks nothing.
+                    _paho(connection.client).ack(message.mid, message.qos)
+                    continue
+                caught_up = True
             self._inbox.put_nowait(
                 InboundMessage(
-                    topic=message.topic.value,
-                    payload=_as_bytes(message.payload),
+                    topic=topic,
+                    payload=payload,
                     qos=message.qos,
                     mid=message.mid,
                     generation=connection.generation,
                     retain=message.retain,
+                    caught_up=caught_up,
                 )
             )
 
@@ -523,6 +568,7 @@ class MqttLink:
         # Without it an MQTT 5 session ends with the connection (MQTT 5 section 3.1.2.11.2)
         # and mosquitto forgets our subscriptions and unacknowledged messages.
         properties.SessionExpiryInterval = self._session_expiry_s
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         client = aiomqtt.Client(
             self.host,
             self.port,

@@ -32,7 +32,13 @@ import structlog
 from ringmaster import sdnotify
 from ringmaster.api import ApiServer, check_exposure, create_app
 from ringmaster.broker import EmbeddedBroker
-from ringmaster.contract import ContractError, parse_inbound, render, render_error
+from ringmaster.contract import (
+    ContractError,
+    parse_inbound,
+    parse_tenant,
+    render,
+    render_error,
+)
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import (
     CancelRing,
@@ -51,7 +57,7 @@ from ringmaster.engine.commands import (
     RouteToHangup,
 )
 from ringmaster.engine.core import Engine
-from ringmaster.mqtt import InboundMessage, MqttLink
+from ringmaster.mqtt import InboundMessage, LinkClosedError, MqttLink
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import OutboxMessage, Store
 
@@ -60,6 +66,11 @@ _log = structlog.get_logger("ringmaster.service")
 #: How many inbound messages one turn takes at most: bounds the latency a
 #: burst adds to the first message of the next turn.
 MAX_BATCH = 512
+
+#: How many of one tenant's messages one turn takes at most, when others wait:
+#: turns take the tenants' messages in turn, so one tenant's flood costs the
+#: others at most this many of its messages per turn, not its whole backlog.
+MAX_PER_TENANT = 64
 
 #: How many outbound messages are published and awaiting PUBACK at once: one
 #: publisher coroutine each, so a burst of thousands costs no task per message.
@@ -71,12 +82,80 @@ PUBLISH_WINDOW = 32
 #: woken just for that: bounds how much a kill -9 of a quiet daemon repeats.
 WATERMARK_FLUSH_S = 0.005
 
+#: The longest a backlog holds up deadlines that are due: after a (re)connection,
+#: counted from the connection, when the broker's queued messages do not end in
+#: our sync message (say, an ACL refuses `P/sync`); in the inbox, counted from
+#: the deadline, when one tenant's messages keep coming faster than turns take them.
+BACKLOG_HOLD_MAX_S = 2.0
 
-class _Wake:
-    """A marker in the inbound queue: the engine's deadline has come."""
+#: Rejected messages answered one by one on a tenant's error topic per second,
+#: and in a burst; beyond that they are counted and reported in one summary.
+ERROR_RATE_PER_S = 50.0
+ERROR_BURST = 100
+#: How long after the first unreported rejection its summary is published.
+ERROR_SUMMARY_S = 1.0
 
 
-_WAKE = _Wake()
+@dataclass(slots=True)
+class _Received:
+    """An inbound message as the service took it from the link."""
+
+    message: InboundMessage
+    #: The service's clock when taken: deadlines due after it wait for it.
+    at: float
+    event: ev.PbxEvent | None = None
+    #: Its effect is stored (or it had none): it may be acknowledged.
+    done: bool = False
+
+
+class _Acks:
+    """Acknowledges inbound messages in the order they came, each once it is done.
+
+    MQTT 5 section 4.6: PUBACKs go in the order the PUBLISHes came, while the
+    service finishes them out of order (tenants take turns, rejections need no
+    turn). A message done early waits for the older ones.
+    """
+
+    def __init__(self, link: MqttLink, caught_up: Callable[[int], None]) -> None:
+        self._link = link
+        self._caught_up = caught_up
+        self._order: deque[_Received] = deque()
+
+    def expect(self, received: _Received) -> None:
+        """`received` came from the link: it is acknowledged after every older one."""
+        self._order.append(received)
+
+    def done(self, received: _Received) -> None:
+        """`received` is handled: acknowledge it, once every older one is too."""
+        received.done = True
+        order = self._order
+        while order and order[0].done:
+            message = order.popleft().message
+            self._link.ack(message)
+            if message.caught_up:
+                # Every message the broker had queued before our sync message is stored.
+                self._caught_up(message.generation)
+
+
+@dataclass(slots=True)
+class _ErrorBudget:
+    """One tenant's allowance of error messages (a token bucket), and what it withheld."""
+
+    tokens: float = float(ERROR_BURST)
+    refilled_at: float = 0.0
+    withheld: int = 0
+    last: ContractError | None = None
+
+    def take(self, now: float) -> bool:
+        """Whether one more error may be published now."""
+        self.tokens = min(
+            float(ERROR_BURST), self.tokens + (now - self.refilled_at) * ERROR_RATE_PER_S
+        )
+        self.refilled_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 @dataclass
@@ -142,11 +221,23 @@ class Service:
         self._prefix = settings.mqtt.topic_prefix
         # The `random` strategy's generator: the service owns it, the engine draws.
         self._engine = Engine(rng=random.Random())
-        self._inbox: asyncio.Queue[InboundMessage | _Wake | _Apply] = asyncio.Queue()
+        # The inbox: each tenant's parsed messages in order (a lane per tenant,
+        # served in turn), the admin API's changes, and a flag for "a turn is due".
+        self._lanes: dict[int, deque[_Received]] = {}
+        self._applies: deque[_Apply] = deque()
+        self._woken = False
+        self._work = asyncio.Event()
         self._outbox = _Outbox()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._link: MqttLink | None = None
+        self._acks: _Acks | None = None
+        #: The connection whose backlog has been taken in, and when the current one came up.
+        self._caught_up: int | None = None
+        self._connected_at = 0.0
+        self._error_budgets: dict[int | None, _ErrorBudget] = {}
+        self._error_tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
         """Set once the store is loaded and the MQTT link subscribed (systemd's READY=1)."""
@@ -164,7 +255,8 @@ class Service:
         once (say, ringing a newly enrolled agent for a waiting call) is stored.
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbox.put_nowait(_Apply(events, done))
+        self._applies.append(_Apply(events, done))
+        self._wake()
         await done
 
     def stop(self) -> None:
@@ -189,7 +281,10 @@ class Service:
             store = await Store.open(self._settings.database.path)
             stack.push_async_callback(store.close)
             await self._load(store)
-            link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint)
+            link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint, sync=True)
+            self._link = link
+            self._acks = _Acks(link, self._backlog_taken_in)
+            link.on_connected = self._link_connected
             link.start()
             stack.push_async_callback(link.close)
             api: ApiServer | None = None
@@ -210,13 +305,14 @@ class Service:
             self._engine.handle(event, now)
         self._engine.take_changes()  # configuration is already stored as configuration
         live = await store.load_live()
+        # Deadlines that passed while we were down wait for the messages the broker
+        # kept for us (see `_deadlines_held`): restore applies none of them.
         commands = self._engine.restore(live, now)
         # Anything decided before a crash but not confirmed published goes first,
         # in its original order; then what the restart itself decided.
         for seq, message in await store.pending_outbox():
             self._outbox.pending.put_nowait((seq, message))
-        await self._store_and_send(store, commands, [], now)
-        self._arm_timer()
+        await self._store_and_send(store, commands, now)
         _log.info(
             "store.loaded",
             calls=len(live.calls),
@@ -246,7 +342,7 @@ class Service:
                 # First, while the turns still run: a request in flight may await apply().
                 await api.stop()
             reader.cancel()
-            self._inbox.put_nowait(_WAKE)  # let the current turn finish and the loop see stop
+            self._wake()  # let the current turn finish and the loop see stop
             await turns
             await self._drain_outbox()
             for publisher in publishers:
@@ -255,56 +351,203 @@ class Service:
         for timer in (self._timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
+        for task in self._error_tasks:
+            task.cancel()  # unacknowledged: the broker sends the message again
         # Record what was confirmed, so a restart does not publish it again.
         await store.commit(self._engine.take_changes(), [], self._outbox.delivered_up_to)
 
     async def _read(self, link: MqttLink) -> None:
         async for message in link.messages():
-            self._inbox.put_nowait(message)
+            self._take_in(message)
+
+    def _take_in(self, message: InboundMessage) -> None:
+        # Before any turn: parse, so that a message that breaks the contract costs no
+        # turn, no commit and no place in a tenant's lane (a flood of them delays nobody).
+        received = _Received(message, self._clock())
+        assert self._acks is not None
+        self._acks.expect(received)
+        if message.caught_up:
+            self._acks.done(received)
+            return
+        try:
+            event = parse_inbound(self._prefix, message.topic, message.payload)
+        except ContractError as error:
+            self._reject(received, error)
+            return
+        except Exception:  # a contract bug: this message alone is refused
+            _log.exception("contract.bug", topic=message.topic[:200])
+            self._reject(
+                received,
+                ContractError(
+                    parse_tenant(self._prefix, message.topic),
+                    message.topic,
+                    "internal error: see ringmaster's log",
+                    None,
+                ),
+            )
+            return
+        received.event = event
+        lane = self._lanes.get(event.tenant_id)
+        if lane is None:
+            lane = self._lanes[event.tenant_id] = deque()
+        lane.append(received)
+        self._work.set()
+
+    def _reject(self, received: _Received, error: ContractError) -> None:
+        """Answer a message that breaks the contract on the error topic, then acknowledge it.
+
+        It changes nothing, so its answer is not stored: it is acknowledged once
+        the broker confirmed the answer (a kill -9 before that repeats both). A
+        tenant past its budget gets one summary per `ERROR_SUMMARY_S` instead of an
+        answer per message: a flood must not flood the error topic too.
+        """
+        assert self._acks is not None
+        now = self._clock()
+        budget = self._error_budgets.get(error.tenant_id)
+        if budget is None:
+            budget = self._error_budgets[error.tenant_id] = _ErrorBudget(refilled_at=now)
+        if not budget.take(now):
+            budget.last = error
+            budget.withheld += 1
+            if budget.withheld == 1:
+                asyncio.get_running_loop().call_later(
+                    ERROR_SUMMARY_S, self._report_withheld, error.tenant_id
+                )
+            self._acks.done(received)
+            return
+        _log.warning("inbound.rejected", topic=error.topic[:200], error=error.error)
+        self._send_error(error, received)
+
+    def _report_withheld(self, tenant_id: int | None) -> None:
+        budget = self._error_budgets[tenant_id]
+        last, count = budget.last, budget.withheld
+        budget.withheld, budget.last = 0, None
+        if last is None or not count:
+            return
+        _log.warning("inbound.rejected_unreported", tenant=tenant_id, count=count)
+        summary = ContractError(
+            tenant_id,
+            last.topic,
+            f"{count} more messages broke the contract and are not answered one by one"
+            f" (more than {ERROR_RATE_PER_S:g} per second); the last: {last.error}",
+            None,
+        )
+        self._send_error(summary, None)
+
+    def _send_error(self, error: ContractError, received: _Received | None) -> None:
+        try:
+            message = render_error(self._prefix, error, now=self._clock())
+        except Exception:  # a contract bug: still acknowledge, never redeliver forever
+            _log.exception("contract.bug", topic=error.topic[:200])
+            if received is not None:
+                assert self._acks is not None
+                self._acks.done(received)
+            return
+        task = asyncio.get_running_loop().create_task(self._publish_error(message, received))
+        self._error_tasks.add(task)
+        task.add_done_callback(self._error_tasks.discard)
+
+    async def _publish_error(self, message: OutboxMessage, received: _Received | None) -> None:
+        assert self._link is not None
+        assert self._acks is not None
+        with contextlib.suppress(LinkClosedError):
+            await self._link.publish(message)
+            if received is not None:
+                self._acks.done(received)
+
+    def _take_batch(self) -> list[_Received]:
+        """Up to `MAX_BATCH` messages: each tenant's oldest in turn, `MAX_PER_TENANT` at most."""
+        batch: list[_Received] = []
+        lanes = self._lanes
+        for tenant_id in list(lanes):
+            lane = lanes.pop(tenant_id)
+            take = min(len(lane), MAX_PER_TENANT, MAX_BATCH - len(batch))
+            batch += [lane.popleft() for _ in range(take)]
+            if lane:
+                lanes[tenant_id] = lane  # to the back: the next turn starts with the others
+            if len(batch) >= MAX_BATCH:
+                break
+        return batch
 
     async def _turns(self, store: Store, link: MqttLink) -> None:
         while not self._stopping.is_set():
-            batch = [await self._inbox.get()]
-            while len(batch) < MAX_BATCH and not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
-            await self._turn(store, link, batch)
+            if not (self._lanes or self._applies or self._woken):
+                self._work.clear()
+                await self._work.wait()
+                continue
+            self._woken = False
+            applies = list(self._applies)
+            self._applies.clear()
+            await self._turn(store, link, self._take_batch(), applies)
 
     async def _turn(
-        self, store: Store, link: MqttLink, batch: list[InboundMessage | _Wake | _Apply]
+        self, store: Store, link: MqttLink, batch: list[_Received], applies: list[_Apply]
     ) -> None:
         now = self._clock()
         commands: list[Command] = []
-        errors: list[OutboxMessage] = []
-        handled: list[InboundMessage] = []
-        applied: list[_Apply] = []
-        for message in batch:
-            if isinstance(message, _Wake):
-                continue
-            if isinstance(message, _Apply):
-                applied.append(message)
-                try:
-                    for config_event in message.events:
-                        commands += self._engine.handle(config_event, now)
-                except Exception as error:  # an engine bug: the API answers 500
-                    _log.exception("engine.bug", events=len(message.events))
-                    message.done.set_exception(error)
-                continue
-            handled.append(message)
+        for change in applies:
             try:
-                event = parse_inbound(self._prefix, message.topic, message.payload)
-            except ContractError as error:
-                _log.warning("inbound.rejected", topic=error.topic, error=error.error)
-                errors.append(render_error(self._prefix, error, now=now))
-                continue
-            commands += self._handle(event, now, message)
-        commands += self._engine.handle_timer(now)
-        await self._store_and_send(store, commands, errors, now)
-        for message in handled:
-            link.ack(message)
-        for change in applied:
+                for config_event in change.events:
+                    commands += self._engine.handle(config_event, now)
+            except Exception as error:  # an engine bug: the API answers 500
+                _log.exception("engine.bug", events=len(change.events))
+                change.done.set_exception(error)
+        for received in batch:
+            assert received.event is not None
+            commands += self._handle(received.event, now, received.message)
+        if not self._deadlines_held(now):
+            commands += self._engine.handle_timer(now)
+        await self._store_and_send(store, commands, now)
+        assert self._acks is not None
+        for received in batch:
+            self._acks.done(received)
+        for change in applies:
             if not change.done.done():
                 change.done.set_result(None)
         self._arm_timer()
+
+    def _deadlines_held(self, now: float) -> bool:
+        """Whether due deadlines wait for messages that may overtake them.
+
+        A message the PBX sent before a deadline passed is handled before that
+        deadline (an `answered` before its ring's timeout). The daemon cannot see
+        when the PBX sent it, only what it has received, so deadlines wait:
+
+        - while disconnected, and after a (re)connection until every message the
+          broker kept for the session is stored: the link's sync message, queued
+          behind them, says when (at most `BACKLOG_HOLD_MAX_S` after connecting);
+        - while the inbox holds a message received before the first due deadline
+          (at most `BACKLOG_HOLD_MAX_S` past that deadline).
+        """
+        link = self._link
+        if link is None or not link.connected.is_set():
+            return True
+        if self._caught_up != link.generation:
+            return now - self._connected_at < BACKLOG_HOLD_MAX_S
+        due = self._engine.next_deadline()
+        if due is None or due > now or now - due >= BACKLOG_HOLD_MAX_S:
+            return False
+        return any(lane[0].at <= due for lane in self._lanes.values())
+
+    def _link_connected(self, generation: int) -> None:
+        self._connected_at = self._clock()
+        _log.info("backlog.awaited", generation=generation)
+        self._arm_timer()  # for the hold's bound
+
+    def _backlog_taken_in(self, generation: int) -> None:
+        link = self._link
+        if link is not None and generation == link.generation:
+            self._caught_up = generation
+            _log.info(
+                "backlog.taken_in",
+                generation=generation,
+                seconds=round(self._clock() - self._connected_at, 3),
+            )
+            due = self._engine.next_deadline()
+            if due is not None and due <= self._clock():
+                self._wake()  # deadlines that waited for it
+            else:
+                self._arm_timer()
 
     def _handle(self, event: ev.PbxEvent, now: float, message: InboundMessage) -> list[Command]:
         try:
@@ -316,11 +559,9 @@ class Service:
             _log.exception("engine.bug", topic=message.topic)
             return [RejectInput(event, "internal error: see ringmaster's log", now)]
 
-    async def _store_and_send(
-        self, store: Store, commands: list[Command], errors: list[OutboxMessage], now: float
-    ) -> None:
+    async def _store_and_send(self, store: Store, commands: list[Command], now: float) -> None:
         commands = [*commands, *self._engine.take_snapshots(now)]
-        messages = [render(self._prefix, c, now=now) for c in commands] + errors
+        messages = [render(self._prefix, c, now=now) for c in commands]
         changes = self._engine.take_changes()
         delivered_up_to = self._outbox.unrecorded()
         if not messages and not changes and delivered_up_to is None:
@@ -336,7 +577,14 @@ class Service:
             _log_decision(command)
 
     def _arm_timer(self) -> None:
-        deadline = self._engine.next_deadline()
+        link = self._link
+        deadline: float | None = None
+        if link is not None and link.connected.is_set():
+            if self._caught_up != link.generation:
+                deadline = self._connected_at + BACKLOG_HOLD_MAX_S
+            else:
+                deadline = self._engine.next_deadline()
+        # While disconnected nothing is armed: the next connection wakes a turn.
         if deadline == self._timer_at:
             return
         if self._timer is not None:
@@ -345,12 +593,17 @@ class Service:
         self._timer_at = deadline
         if deadline is not None:
             delay = max(0.0, deadline - self._clock())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._timer_due)
 
-    def _wake(self) -> None:
+    def _timer_due(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._inbox.put_nowait(_WAKE)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Have a turn run even if no message waits (a deadline, a watermark, stop)."""
+        self._woken = True
+        self._work.set()
 
     # --- publishing ---------------------------------------------------------------------
 
@@ -375,7 +628,7 @@ class Service:
         # Usually a turn has committed the watermark since; if not, wake one for it.
         self._flush_timer = None
         if self._outbox.unrecorded() is not None:
-            self._inbox.put_nowait(_WAKE)
+            self._wake()
 
     async def _drain_outbox(self, timeout_s: float = 5.0) -> None:
         try:
