@@ -56,8 +56,10 @@ _QOS: Final = 1
 #: messages the broker may send before the first PUBACK. The daemon acknowledges a
 #: message only once a turn has stored its effect, so with mosquitto's default of 20
 #: a backlog (after a restart, or behind one tenant's flood) came in windows of 20
-#: per turn; a wide window lets a turn take in the whole backlog and choose fairly.
-RECEIVE_MAXIMUM: Final = 2000
+#: per turn, and one tenant's flood queued in the broker ahead of everyone else's
+#: messages. The widest window (the protocol's maximum) moves the backlog into the
+#: daemon, which reads far faster than it handles, and where tenants take turns.
+RECEIVE_MAXIMUM: Final = 65535
 
 
 class LinkClosedError(Exception):
@@ -230,6 +232,8 @@ class MqttLink:
             self._subscriptions.append(self._sync_topic)
         self.on_connected: Callable[[int], None] | None = None
         """Called with the connection's generation each time a connection is up."""
+        self.on_message: Callable[[InboundMessage], None] | None = None
+        """Called with each inbound message as it is read; None queues them for `messages`."""
 
         self.connected = asyncio.Event()
         """Set while a connection is up, subscribed, and `P/status` online is published."""
@@ -331,7 +335,7 @@ class MqttLink:
         """Yield inbound messages, across reconnects, until the link is closed.
 
         Each must be passed to `ack` once its effect is stored. Only one consumer
-        may iterate.
+        may iterate, and only while `on_message` is None.
         """
         while True:
             message = await self._inbox.get()
@@ -448,11 +452,21 @@ class MqttLink:
     async def _connect_once(self) -> bool:
         """Run one connection until it is lost or the link closes; True if it came up."""
         client = self._new_client()
+        self._generation += 1
+        connection = _Connection(client, self._generation)
+        connection.watch_pubacks()
+        # Before connecting: a resumed session's messages come right after CONNACK.
+        _paho(client).on_message = lambda _client, _userdata, message: self._deliver(
+            connection, message
+        )
+        self._connection = connection
+        try:
+            return await self._run_connection(client, connection)
+        finally:
+            self._connection = None
+
+    async def _run_connection(self, client: aiomqtt.Client, connection: _Connection) -> bool:
         async with client:
-            self._generation += 1
-            connection = _Connection(client, self._generation)
-            connection.watch_pubacks()
-            self._connection = connection
             try:
                 await self._on_connected(connection)
                 reason = await self._serve(connection)
@@ -537,28 +551,44 @@ class MqttLink:
         return f"{error}: {cause}" if cause is not None else str(error)
 
     async def _pump(self, connection: _Connection) -> None:
-        sync_topic = self._sync_topic
-        async for message in connection.client.messages:
-            topic = message.topic.value
-            payload = _as_bytes(message.payload)
-            caught_up = False
-            if topic == sync_topic:
-                if payload != connection.sync_token:
-                    # An earlier connection's (or a forged) sync message: it marks nothing.
-                    _paho(connection.client).ack(message.mid, message.qos)
-                    continue
-                caught_up = True
-            self._inbox.put_nowait(
-                InboundMessage(
-                    topic=topic,
-                    payload=payload,
-                    qos=message.qos,
-                    mid=message.mid,
-                    generation=connection.generation,
-                    retain=message.retain,
-                    caught_up=caught_up,
-                )
-            )
+        # Messages come through `_deliver` (paho's callback); aiomqtt's iterator
+        # yields none, and ends with an MqttError when the connection is lost.
+        async for _ in connection.client.messages:
+            pass
+
+    def _deliver(self, connection: _Connection, message: paho.MQTTMessage) -> None:
+        """The on_message callback of paho: hand the message on as soon as it is read.
+
+        aiomqtt's own path costs a task and an `asyncio.wait` per message and
+        several hops of the event loop before a consumer sees it; under a flood
+        that was most of the daemon's time per rejected message.
+        """
+        topic = message.topic
+        payload = _as_bytes(message.payload)
+        caught_up = False
+        if topic == self._sync_topic:
+            if payload != connection.sync_token:
+                # An earlier connection's (or a forged) sync message: it marks nothing.
+                _paho(connection.client).ack(message.mid, message.qos)
+                return
+            caught_up = True
+        inbound = InboundMessage(
+            topic=topic,
+            payload=payload,
+            qos=message.qos,
+            mid=message.mid,
+            generation=connection.generation,
+            retain=bool(message.retain),
+            caught_up=caught_up,
+        )
+        sink = self.on_message
+        if sink is None:
+            self._inbox.put_nowait(inbound)
+            return
+        try:
+            sink(inbound)
+        except Exception:  # a consumer's bug must not stop paho reading the socket
+            self._log.exception("mqtt.consumer_failed", topic=topic[:200])
 
     def _new_client(self) -> aiomqtt.Client:
         # A fresh aiomqtt client per connection: its incoming queue and paho's packet

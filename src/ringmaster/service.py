@@ -20,17 +20,19 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import importlib
 import random
 import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from ringmaster import sdnotify
-from ringmaster.api import ApiServer, check_exposure, create_app
+from ringmaster.api import check_exposure
 from ringmaster.broker import EmbeddedBroker
 from ringmaster.contract import (
     ContractError,
@@ -60,6 +62,9 @@ from ringmaster.engine.core import Engine
 from ringmaster.mqtt import InboundMessage, LinkClosedError, MqttLink
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import OutboxMessage, Store
+
+if TYPE_CHECKING:
+    from ringmaster.api.app import ApiServer
 
 _log = structlog.get_logger("ringmaster.service")
 
@@ -235,6 +240,7 @@ class Service:
         self._acks: _Acks | None = None
         #: The connection whose backlog has been taken in, and when the current one came up.
         self._caught_up: int | None = None
+        self._backlog_event = asyncio.Event()  # the first backlog is in
         self._connected_at = 0.0
         self._error_budgets: dict[int | None, _ErrorBudget] = {}
         self._error_tasks: set[asyncio.Task[None]] = set()
@@ -269,6 +275,7 @@ class Service:
         Raises:
             SettingsError: The admin API would listen beyond loopback without a token.
         """
+        _log.info("service.starting")  # after the interpreter and the imports
         if self._settings.api.enabled:
             check_exposure(self._settings.api)  # before anything starts
         async with contextlib.AsyncExitStack() as stack:
@@ -285,16 +292,11 @@ class Service:
             self._link = link
             self._acks = _Acks(link, self._backlog_taken_in)
             link.on_connected = self._link_connected
+            link.on_message = self._take_in  # as paho reads it: no hop of the loop between
             link.start()
             stack.push_async_callback(link.close)
-            api: ApiServer | None = None
-            if self._settings.api.enabled:
-                app = create_app(self, store, self._settings.api, clock=self._clock)
-                api = ApiServer(app, self._settings.api)
-                await api.start()
-                stack.push_async_callback(api.stop)  # on an error; a clean stop is in _serve
             self._install_signal_handlers()
-            await self._serve(store, link, api)
+            await self._serve(store, link, stack)
 
     # --- start-up ------------------------------------------------------------------
 
@@ -322,9 +324,28 @@ class Service:
 
     # --- the loop ------------------------------------------------------------------------
 
-    async def _serve(self, store: Store, link: MqttLink, api: ApiServer | None) -> None:
+    async def _start_api(self, store: Store, link: MqttLink) -> ApiServer:
+        """The admin API, started once the calls are served.
+
+        A restart's first ring does not wait for it: FastAPI's import was most of
+        the time from the process's start to its first ring. It waits until the
+        broker's backlog is in (or `BACKLOG_HOLD_MAX_S`), then imports and builds
+        the app on a worker thread, so that turns go on meanwhile.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BACKLOG_HOLD_MAX_S):
+                await self._backlog_event.wait()
+        app_module = await asyncio.to_thread(importlib.import_module, "ringmaster.api.app")
+        app = await asyncio.to_thread(
+            app_module.create_app, self, store, self._settings.api, clock=self._clock
+        )
+        api: ApiServer = app_module.ApiServer(app, self._settings.api)
+        await api.start()
+        _log.info("api.started", backlog_taken_in=self._caught_up == link.generation)
+        return api
+
+    async def _serve(self, store: Store, link: MqttLink, stack: contextlib.AsyncExitStack) -> None:
         async with asyncio.TaskGroup() as tasks:
-            reader = tasks.create_task(self._read(link), name="mqtt-reader")
             publishers = [
                 tasks.create_task(self._publish(link), name=f"publisher-{n}")
                 for n in range(PUBLISH_WINDOW)
@@ -332,6 +353,10 @@ class Service:
             watchdog = tasks.create_task(self._watchdog(), name="watchdog")
             turns = tasks.create_task(self._turns(store, link), name="engine")
             await link.wait_connected()
+            api: ApiServer | None = None
+            if self._settings.api.enabled:
+                api = await self._start_api(store, link)
+                stack.push_async_callback(api.stop)  # on an error; a clean stop is below
             self.ready.set()
             sdnotify.notify("READY=1")
             _log.info("service.ready", prefix=self._prefix, broker=f"{link.host}:{link.port}")
@@ -341,7 +366,7 @@ class Service:
             if api is not None:
                 # First, while the turns still run: a request in flight may await apply().
                 await api.stop()
-            reader.cancel()
+            link.on_message = None  # from here on, unhandled: the broker sends it again
             self._wake()  # let the current turn finish and the loop see stop
             await turns
             await self._drain_outbox()
@@ -355,10 +380,6 @@ class Service:
             task.cancel()  # unacknowledged: the broker sends the message again
         # Record what was confirmed, so a restart does not publish it again.
         await store.commit(self._engine.take_changes(), [], self._outbox.delivered_up_to)
-
-    async def _read(self, link: MqttLink) -> None:
-        async for message in link.messages():
-            self._take_in(message)
 
     def _take_in(self, message: InboundMessage) -> None:
         # Before any turn: parse, so that a message that breaks the contract costs no
@@ -538,6 +559,7 @@ class Service:
         link = self._link
         if link is not None and generation == link.generation:
             self._caught_up = generation
+            self._backlog_event.set()
             _log.info(
                 "backlog.taken_in",
                 generation=generation,
