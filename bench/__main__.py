@@ -7,7 +7,9 @@ load generator (`python -m bench.loadgen`) as separate processes on loopback.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -362,7 +364,7 @@ def _result(child: subprocess.Popen[bytes], timeout_s: float = 300) -> dict[str,
 
 
 #: The phases of the tenants scenario: tenant 1's calls alone, then beside each disturbance.
-TENANT_PHASES = ("quiet", "bad_flood", "valid_flood", "api", "quiet_again")
+TENANT_PHASES = ("warm_up", "quiet", "bad_flood", "valid_flood", "api", "quiet_again")
 
 
 def tenants(r: Run) -> dict[str, Any]:
@@ -371,7 +373,8 @@ def tenants(r: Run) -> dict[str, Any]:
     Disturbances (each beside the same paced calls of tenant 1): tenant 2 floods
     payloads that break the contract, then valid arrivals (window of 500 in
     flight), then 1,000 admin API requests 50 at a time. Ratios are to the quiet
-    phase of the same run; a second quiet phase at the end shows the drift.
+    phase of the same run; a second quiet phase at the end shows the drift. The
+    warm-up (agents logging in, then the same calls) is not compared.
     """
     port = free_port()
     token = "bench-admin-token"
@@ -433,11 +436,37 @@ def tenants(r: Run) -> dict[str, Any]:
     finally:
         d.stop()
     quiet = out["quiet"]
-    for phase in TENANT_PHASES[1:]:
+    for phase in TENANT_PHASES[2:]:
         for k in ("p50_ms", "p99_ms"):
             if quiet.get(k) and out[phase].get(k) is not None:
                 out[phase][f"{k}_ratio"] = round(out[phase][k] / quiet[k], 2)
     return out
+
+
+#: The start-up steps a restarted daemon logs at level info, in order.
+STEPS = (
+    "service.starting",
+    "store.loaded",
+    "mqtt.connected",
+    "service.ready",
+    "backlog.taken_in",
+    "ring",
+)
+
+
+def _timeline(log: Path, spawned_at: float) -> dict[str, float]:
+    """Seconds from spawn to the first log line of each step (JSON log lines)."""
+    seen: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        step = entry.get("event")
+        if step in STEPS and step not in seen:
+            at = datetime.datetime.fromisoformat(entry["timestamp"]).timestamp()
+            seen[step] = round(at - spawned_at, 3)
+    return seen
 
 
 def recovery_load(r: Run) -> dict[str, Any]:
@@ -463,7 +492,12 @@ def recovery_load(r: Run) -> dict[str, Any]:
     )
     rng = random.Random(r.cfg.get("seed", 9))
     spawns: list[int] = []
+    wall: list[float] = []
     daemons = [d]
+    # BENCH_RESTART_LOG_LEVEL=info: the restarted daemons log their start-up's
+    # steps, and the result says when each came (a timeline of where the time goes).
+    level = os.environ.get("BENCH_RESTART_LOG_LEVEL")
+    restart_env = {"RINGMASTER_LOG__LEVEL": level} if level else {}
     try:
         time.sleep(3)  # logins, and the load running
         for n in range(kills):
@@ -473,7 +507,8 @@ def recovery_load(r: Run) -> dict[str, Any]:
             daemons[-1].process.wait()
             # Down as long as systemd's RestartSec: arrivals and answers queue in the broker.
             time.sleep(r.cfg["recovery_down_s"])
-            nxt = Daemon(d.env, r.dir / f"{prefix}.restart{n}.log")
+            nxt = Daemon({**d.env, **restart_env}, r.dir / f"{prefix}.restart{n}.log")
+            wall.append(time.time())
             nxt.start()
             spawns.append(nxt.started_ns)
             daemons.append(nxt)
@@ -488,7 +523,9 @@ def recovery_load(r: Run) -> dict[str, Any]:
         first = min((t for t in rings if t > started), default=None)
         to_ring.append(round((first - started) / 1e9, 3) if first is not None else None)
     measured = sorted(x for x in to_ring if x is not None)
+    timelines = [_timeline(daemon.log, at) for daemon, at in zip(daemons[1:], wall, strict=True)]
     return {
+        "timelines": timelines if level else None,
         "kills": kills,
         "rate": rate,
         "to_first_ring_s": to_ring,
