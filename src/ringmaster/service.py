@@ -173,10 +173,22 @@ class _Apply:
 
 @dataclass
 class _Outbox:
-    """Stored messages waiting to be published, in the order they were decided."""
+    """Stored messages waiting to be published: each tenant's in order, tenants in turn.
 
-    pending: asyncio.Queue[tuple[int, OutboxMessage]] = field(default_factory=asyncio.Queue)
-    #: Taken by a publisher, oldest first (publishers take in seq order).
+    One tenant's flood of decisions (thousands of queued calls' events) waits
+    behind nobody else's ring: publishers take the tenants' oldest messages in
+    turn. The watermark still counts in stored (seq) order: a message counts
+    as unconfirmed from the moment it is put here.
+    """
+
+    prefix: str = ""
+    #: Waiting for a publisher, by tenant (None: topics of no tenant), oldest first.
+    lanes: dict[int | None, deque[tuple[int, OutboxMessage]]] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Put here and not yet published (confirmed or given up): `join` waits for 0.
+    unfinished: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Put here and not yet confirmed, in seq order.
     in_flight: deque[int] = field(default_factory=deque)
     #: Confirmed while an older message was still in flight (after a reconnect,
     #: PUBACKs may come out of order).
@@ -187,8 +199,43 @@ class _Outbox:
     recorded_up_to: int | None = None
 
     def take(self, seq: int) -> None:
-        """A publisher took message `seq` from `pending`."""
+        """Message `seq` (the newest yet) awaits the broker's confirmation."""
         self.in_flight.append(seq)
+
+    def put(self, seq: int, message: OutboxMessage) -> None:
+        """Queue a stored message for publishing (in seq order)."""
+        self.take(seq)
+        tenant_id = parse_tenant(self.prefix, message.topic)
+        lane = self.lanes.get(tenant_id)
+        if lane is None:
+            lane = self.lanes[tenant_id] = deque()
+        lane.append((seq, message))
+        self.unfinished += 1
+        self.finished.clear()
+        self.ready.set()
+
+    async def get(self) -> tuple[int, OutboxMessage]:
+        """The next message to publish: the oldest of the tenant whose turn it is."""
+        while not self.lanes:
+            self.ready.clear()
+            await self.ready.wait()
+        tenant_id = next(iter(self.lanes))
+        lane = self.lanes.pop(tenant_id)
+        item = lane.popleft()
+        if lane:
+            self.lanes[tenant_id] = lane  # to the back
+        return item
+
+    def done(self) -> None:
+        """A message taken with `get` is published."""
+        self.unfinished -= 1
+        if not self.unfinished:
+            self.finished.set()
+
+    async def join(self) -> None:
+        """Wait until every message put here is published."""
+        if self.unfinished:
+            await self.finished.wait()
 
     def confirm(self, seq: int) -> bool:
         """The broker confirmed message `seq`; True if the watermark moved."""
@@ -232,7 +279,7 @@ class Service:
         self._applies: deque[_Apply] = deque()
         self._woken = False
         self._work = asyncio.Event()
-        self._outbox = _Outbox()
+        self._outbox = _Outbox(self._prefix)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -313,7 +360,7 @@ class Service:
         # Anything decided before a crash but not confirmed published goes first,
         # in its original order; then what the restart itself decided.
         for seq, message in await store.pending_outbox():
-            self._outbox.pending.put_nowait((seq, message))
+            self._outbox.put(seq, message)
         await self._store_and_send(store, commands, now)
         _log.info(
             "store.loaded",
@@ -594,7 +641,7 @@ class Service:
         if delivered_up_to is not None:
             self._outbox.recorded_up_to = delivered_up_to
         for seq, message in zip(seqs, messages, strict=True):
-            self._outbox.pending.put_nowait((seq, message))
+            self._outbox.put(seq, message)
         for command in commands:
             _log_decision(command)
 
@@ -630,19 +677,19 @@ class Service:
     # --- publishing ---------------------------------------------------------------------
 
     async def _publish(self, link: MqttLink) -> None:
-        # One of PUBLISH_WINDOW publishers. Each takes the oldest pending message
-        # and hands it to paho before it first awaits, so messages leave in the
-        # order they were stored (QoS 1 keeps that order on one connection).
+        # One of PUBLISH_WINDOW publishers. Each takes the next pending message
+        # and hands it to paho before it first awaits, so each tenant's messages
+        # leave in the order they were stored (QoS 1 keeps that order on one
+        # connection).
         outbox = self._outbox
         while True:
-            seq, message = await outbox.pending.get()
-            outbox.take(seq)
+            seq, message = await outbox.get()
             await link.publish(message)
             if outbox.confirm(seq) and self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     WATERMARK_FLUSH_S, self._flush_due
                 )
-            outbox.pending.task_done()
+            outbox.done()
 
     def _flush_due(self) -> None:
         # Confirmed but not yet committed: the outbox rows are still in the store,
@@ -654,9 +701,9 @@ class Service:
 
     async def _drain_outbox(self, timeout_s: float = 5.0) -> None:
         try:
-            await asyncio.wait_for(self._outbox.pending.join(), timeout_s)
+            await asyncio.wait_for(self._outbox.join(), timeout_s)
         except TimeoutError:
-            _log.warning("outbox.not_drained", left=self._outbox.pending.qsize())
+            _log.warning("outbox.not_drained", left=self._outbox.unfinished)
 
     # --- systemd and signals ------------------------------------------------------------
 
