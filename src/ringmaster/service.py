@@ -649,8 +649,9 @@ class Service:
         link = self._link
         deadline: float | None = None
         if link is not None and link.connected.is_set():
-            if self._caught_up != link.generation:
-                deadline = self._connected_at + BACKLOG_HOLD_MAX_S
+            hold_ends = self._connected_at + BACKLOG_HOLD_MAX_S
+            if self._caught_up != link.generation and self._clock() < hold_ends:
+                deadline = hold_ends
             else:
                 deadline = self._engine.next_deadline()
         # While disconnected nothing is armed: the next connection wakes a turn.
