@@ -7,7 +7,11 @@ load generator (`python -m bench.loadgen`) as separate processes on loopback.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
+import random
+import statistics
 import subprocess
 import tempfile
 import time
@@ -26,7 +30,7 @@ from bench.common import (
     write_config,
 )
 from bench.report import render
-from ringmaster.broker import start_mosquitto
+from ringmaster.broker import free_port, start_mosquitto
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,6 +59,15 @@ QUICK: dict[str, Any] = {
     "e2e_rate": 50,
     "recovery_calls": 10000,
     "recovery_agents": 5000,
+    "tenant_agents": 100,
+    "tenant_rate": 50,
+    "tenant_s": 8,
+    "api_requests": 1000,
+    "api_concurrency": 50,
+    "recovery_kills": 5,
+    "recovery_rate": 100,
+    "recovery_period_s": 5.0,
+    "recovery_down_s": 2.0,
 }
 FULL: dict[str, Any] = {
     **QUICK,
@@ -66,6 +79,8 @@ FULL: dict[str, Any] = {
     "probe_s": 10,
     "sustain_rates": [250, 500, 750, 1000, 1250, 1500, 2000],
     "engine": {**QUICK["engine"], "cycles": 3000},
+    "tenant_s": 15,
+    "recovery_kills": 10,
 }
 
 
@@ -78,17 +93,25 @@ class Run:
         self.n = 0
 
     def daemon(
-        self, agents: int, queues: int = 1, *, name: str, prof: bool = False
+        self,
+        agents: int,
+        queues: int = 1,
+        *,
+        name: str,
+        prof: bool = False,
+        other_tenant: bool = False,
+        env: dict[str, str] | None = None,
     ) -> tuple[Daemon, str, float]:
         """A provisioned daemon, started and online: (daemon, its prefix, provisioning seconds)."""
         self.n += 1
         prefix = f"b{self.n}{name}"
         db = self.dir / f"{prefix}.sqlite3"
-        took = provision(
-            db, write_config(self.dir / f"{prefix}.toml", agents=agents, queues=queues), self.log
+        config = write_config(
+            self.dir / f"{prefix}.toml", agents=agents, queues=queues, other_tenant=other_tenant
         )
+        took = provision(db, config, self.log)
         d = Daemon(
-            daemon_env(self.url, prefix, db),
+            {**daemon_env(self.url, prefix, db), **(env or {})},
             self.dir / f"{prefix}.log",
             profile=self.dir / f"{prefix}.speedscope.json" if prof else None,
         )
@@ -321,6 +344,197 @@ def recovery(r: Run) -> dict[str, Any]:
     return out
 
 
+def _spawn(r: Run, args: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """The load generator in `args["mode"]`, in the background (see `_result`)."""
+    return subprocess.Popen(
+        [PYTHON, "-m", "bench.loadgen", json.dumps({"url": r.url, **args})],
+        stdout=subprocess.PIPE,
+        stderr=r.log.open("ab"),
+        cwd=ROOT,
+    )
+
+
+def _result(child: subprocess.Popen[bytes], timeout_s: float = 300) -> dict[str, Any]:
+    """The last JSON line a background load generator printed."""
+    out = child.communicate(timeout=timeout_s)[0].decode().strip().splitlines()
+    if child.returncode != 0 or not out:
+        raise RuntimeError(f"load generator failed ({child.returncode})")
+    result: dict[str, Any] = json.loads(out[-1])
+    return result
+
+
+#: The phases of the tenants scenario: tenant 1's calls alone, then beside each disturbance.
+TENANT_PHASES = ("warm_up", "quiet", "bad_flood", "valid_flood", "api", "quiet_again")
+
+
+def tenants(r: Run) -> dict[str, Any]:
+    """Tenant 1's arrival->ring at a steady rate, quiet vs beside another tenant's load.
+
+    Disturbances (each beside the same paced calls of tenant 1): tenant 2 floods
+    payloads that break the contract, then valid arrivals (window of 500 in
+    flight), then 1,000 admin API requests 50 at a time. Ratios are to the quiet
+    phase of the same run; a second quiet phase at the end shows the drift. The
+    warm-up (agents logging in, then the same calls) is not compared.
+    """
+    port = free_port()
+    token = "bench-admin-token"
+    env = {
+        "RINGMASTER_API__ENABLED": "true",
+        "RINGMASTER_API__PORT": str(port),
+        "RINGMASTER_API__ADMIN_TOKENS": json.dumps([token]),
+    }
+    agents, rate, seconds = r.cfg["tenant_agents"], r.cfg["tenant_rate"], r.cfg["tenant_s"]
+    d, prefix, _ = r.daemon(agents, name="tenants", other_tenant=True, env=env, prof=r.profile)
+    out: dict[str, Any] = {"rate": rate, "seconds": seconds}
+    try:
+        for i, phase in enumerate(TENANT_PHASES):
+            disturbance = None
+            if phase in ("bad_flood", "valid_flood"):
+                disturbance = _spawn(
+                    r,
+                    {
+                        "mode": "flood",
+                        "prefix": prefix,
+                        "tenant": 2,
+                        "kind": phase.split("_")[0],
+                        "did": "+20000",
+                        "seconds": seconds + 1,
+                    },
+                )
+            elif phase == "api":
+                disturbance = _spawn(
+                    r,
+                    {
+                        "mode": "api_load",
+                        "api": f"http://127.0.0.1:{port}",
+                        "token": token,
+                        "tenant": 2,
+                        "requests": r.cfg["api_requests"],
+                        "concurrency": r.cfg["api_concurrency"],
+                    },
+                )
+            cpu_before = d.cpu_s()
+            res = r.child(
+                {
+                    "mode": "arrival",
+                    "prefix": prefix,
+                    "agents": agents,
+                    "rate": rate,
+                    "seconds": seconds,
+                    "hold_s": 0.05,
+                    "login": i == 0,
+                    "drain_s": 60,
+                }
+            )
+            if disturbance is not None:
+                res["disturbance"] = _result(disturbance)
+            cpu_after = d.cpu_s()
+            if cpu_before is not None and cpu_after is not None:
+                res["daemon_cpu_s"] = round(cpu_after - cpu_before, 2)
+            out[phase] = res
+            time.sleep(2)
+    finally:
+        d.stop()
+    quiet = out["quiet"]
+    for phase in TENANT_PHASES[2:]:
+        for k in ("p50_ms", "p99_ms"):
+            if quiet.get(k) and out[phase].get(k) is not None:
+                out[phase][f"{k}_ratio"] = round(out[phase][k] / quiet[k], 2)
+    return out
+
+
+#: The start-up steps a restarted daemon logs at level info, in order.
+STEPS = (
+    "service.starting",
+    "store.loaded",
+    "mqtt.connected",
+    "service.ready",
+    "backlog.taken_in",
+    "ring",
+)
+
+
+def _timeline(log: Path, spawned_at: float) -> dict[str, float]:
+    """Seconds from spawn to the first log line of each step (JSON log lines)."""
+    seen: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        step = entry.get("event")
+        if step in STEPS and step not in seen:
+            at = datetime.datetime.fromisoformat(entry["timestamp"]).timestamp()
+            seen[step] = round(at - spawned_at, 3)
+    return seen
+
+
+def recovery_load(r: Run) -> dict[str, Any]:
+    """SIGKILL the daemon N times under 100 calls/s: seconds from spawn to the first ring."""
+    kills, rate, agents = r.cfg["recovery_kills"], r.cfg["recovery_rate"], r.cfg["agents"]
+    d, prefix, _ = r.daemon(agents, name="recoverload")
+    period_s = r.cfg["recovery_period_s"]
+    seconds = 3 + kills * (period_s + r.cfg["recovery_down_s"])
+    watch = _spawn(r, {"mode": "watch_rings", "prefix": prefix, "seconds": seconds + 20})
+    assert watch.stdout is not None
+    watch.stdout.readline()  # subscribed
+    load = _spawn(
+        r,
+        {
+            "mode": "arrival",
+            "prefix": prefix,
+            "agents": agents,
+            "rate": rate,
+            "seconds": seconds,
+            "hold_s": 0.05,
+            "drain_s": 20,
+        },
+    )
+    rng = random.Random(r.cfg.get("seed", 9))
+    spawns: list[int] = []
+    wall: list[float] = []
+    daemons = [d]
+    # BENCH_RESTART_LOG_LEVEL=info: the restarted daemons log their start-up's
+    # steps, and the result says when each came (a timeline of where the time goes).
+    level = os.environ.get("BENCH_RESTART_LOG_LEVEL")
+    restart_env = {"RINGMASTER_LOG__LEVEL": level} if level else {}
+    try:
+        time.sleep(3)  # logins, and the load running
+        for n in range(kills):
+            time.sleep(rng.uniform(0.3, 1.0) * period_s / 2)
+            assert daemons[-1].process is not None
+            daemons[-1].process.kill()
+            daemons[-1].process.wait()
+            # Down as long as systemd's RestartSec: arrivals and answers queue in the broker.
+            time.sleep(r.cfg["recovery_down_s"])
+            nxt = Daemon({**d.env, **restart_env}, r.dir / f"{prefix}.restart{n}.log")
+            wall.append(time.time())
+            nxt.start()
+            spawns.append(nxt.started_ns)
+            daemons.append(nxt)
+            time.sleep(period_s / 2)
+        load_result = _result(load, seconds + 120)
+        rings = _result(watch, 120)["rings_ns"]
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+    to_ring = []
+    for started in spawns:
+        first = min((t for t in rings if t > started), default=None)
+        to_ring.append(round((first - started) / 1e9, 3) if first is not None else None)
+    measured = sorted(x for x in to_ring if x is not None)
+    timelines = [_timeline(daemon.log, at) for daemon, at in zip(daemons[1:], wall, strict=True)]
+    return {
+        "timelines": timelines if level else None,
+        "kills": kills,
+        "rate": rate,
+        "to_first_ring_s": to_ring,
+        "median_s": statistics.median(measured) if measured else None,
+        "max_s": measured[-1] if measured else None,
+        "load": {k: v for k, v in load_result.items() if not isinstance(v, list)},
+    }
+
+
 SCENARIOS = {
     "ceiling": ceiling,
     "arrival": arrival,
@@ -328,6 +542,8 @@ SCENARIOS = {
     "sustained": sustained,
     "scale": scale,
     "recovery": recovery,
+    "tenants": tenants,
+    "recovery_load": recovery_load,
 }
 
 

@@ -73,10 +73,12 @@ def write_config(
     queues: int = 1,
     strategy: str = "leastrecent",
     timeout: int = 30,
+    other_tenant: bool = False,
 ) -> Path:
     """One tenant; `agents` extensions spread over `queues` queues, one DID per queue.
 
-    DID of queue q is "+1000{q}". Agents are numbered from 10000.
+    DID of queue q is "+1000{q}". Agents are numbered from 10000. With
+    `other_tenant`, tenant 2 too: extension "20000" in queue "700", DID "+20000".
     """
     nums = numbers(agents)
     parts = ['[[tenant]]\nid = 1\nname = "Bench"\n']
@@ -89,6 +91,13 @@ def write_config(
             f'strategy = "{strategy}"\ntimeout = {timeout}\nretry = 5\nagents = [{enrolled}]\n'
         )
         parts.append(f'[[did_route]]\ntenant_id = 1\ndid = "+1000{q}"\nqueue = "{600 + q}"\n')
+    if other_tenant:
+        parts.append(
+            '[[tenant]]\nid = 2\nname = "Other"\n\n[[extension]]\ntenant_id = 2\nnumber = "20000"\n'
+            '\n[[queue]]\ntenant_id = 2\nqueue_number = "700"\nname = "Other"\n'
+            f'strategy = "{strategy}"\ntimeout = {timeout}\nretry = 5\n'
+            'agents = ["20000"]\n\n[[did_route]]\ntenant_id = 2\ndid = "+20000"\nqueue = "700"\n'
+        )
     path.write_text("\n".join(parts))
     return path
 

@@ -434,6 +434,106 @@ async def wait_online(a: dict[str, Any]) -> dict[str, Any]:
     return {"online": False}
 
 
+# --- disturbances: another tenant's flood, the admin API, a watcher of rings ---------
+
+
+async def flood(a: dict[str, Any]) -> dict[str, Any]:
+    """Tenant `tenant` publishes as fast as `window` in flight allows, for `seconds`.
+
+    `kind` "bad": payloads that break the contract (not JSON); "valid": arrivals
+    to the tenant's DID `did` (no agent there, so they wait in its queue).
+    """
+    p = f"{a['prefix']}/{a['tenant']}"
+    window, bad = a.get("window", 500), a["kind"] == "bad"
+    sent = 0
+    free = asyncio.Semaphore(window)
+    tasks = Tasks()
+    run = uuid.uuid4().hex[:6]
+
+    async def one(topic: str, body: bytes) -> None:
+        try:
+            await c.publish(topic, body, qos=1)
+        finally:
+            free.release()
+
+    started = now_ns()
+    end = started + int(a["seconds"] * 1e9)
+    async with client(a["url"], "flood") as c:
+        while now_ns() < end:
+            await free.acquire()
+            if bad:
+                topic, body = f"{p}/pbx/call/arrived", b'{"call_id": "x' + str(sent).encode()
+            else:
+                body = json.dumps({"call_id": f"{run}-f{sent}", "did": a["did"]}).encode()
+                topic = f"{p}/pbx/call/arrived"
+            tasks.spawn(one(topic, body))
+            sent += 1
+        await tasks.drain()
+    took = (now_ns() - started) / 1e9
+    return {"kind": a["kind"], "sent": sent, "seconds": round(took, 2), "per_s": round(sent / took)}
+
+
+async def api_load(a: dict[str, Any]) -> dict[str, Any]:
+    """`requests` admin API requests, `concurrency` at a time, on tenant `tenant`.
+
+    One in two creates an extension (a write that the engine applies), the others
+    list extensions and queues (reads).
+    """
+    import httpx  # noqa: PLC0415 - only this mode needs it
+
+    base, tenant, total = a["api"], a["tenant"], a["requests"]
+    headers = {"Authorization": f"Bearer {a['token']}"}
+    run = uuid.uuid4().hex[:6]
+    latencies: list[int] = []
+    statuses: dict[str, int] = {}
+    counter = iter(range(total))
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        for i in counter:
+            t = now_ns()
+            if i % 2 == 0:
+                body = {"tenant_id": tenant, "number": f"9{run}{i}", "name": f"Bench {i}"}
+                response = await http.post("/api/extensions", json=body)
+            elif i % 4 == 1:
+                response = await http.get("/api/extensions", params={"tenant_id": tenant})
+            else:
+                response = await http.get("/api/queues", params={"tenant_id": tenant})
+            latencies.append(now_ns() - t)
+            key = str(response.status_code)
+            statuses[key] = statuses.get(key, 0) + 1
+
+    started = now_ns()
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+        await asyncio.gather(*(worker(http) for _ in range(a["concurrency"])))
+    took = (now_ns() - started) / 1e9
+    return {
+        "requests": total,
+        "statuses": statuses,
+        "seconds": round(took, 2),
+        "request": percentiles(latencies),
+    }
+
+
+async def watch_rings(a: dict[str, Any]) -> dict[str, Any]:
+    """Record when (perf_counter_ns) each `cmd/ring` arrived, for `seconds`.
+
+    Prints a line once subscribed, so the caller starts the load only then.
+    """
+    seen: list[int] = []
+    async with client(a["url"], "watch-rings") as c:
+        await c.subscribe(f"{a['prefix']}/1/cmd/ring", qos=1)
+        print(json.dumps({"subscribed": True}), flush=True)
+
+        async def collect() -> None:
+            async for _ in c.messages:
+                seen.append(now_ns())
+
+        reader = asyncio.create_task(collect())
+        await asyncio.sleep(a["seconds"])
+        reader.cancel()
+    return {"rings_ns": seen}
+
+
 MODES: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]] = {
     "wait_online": wait_online,
     "echo_server": echo_server,
@@ -443,6 +543,9 @@ MODES: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]
     "seed_waiting": seed_waiting,
     "queue_login": queue_login,
     "watch_start": watch_start,
+    "flood": flood,
+    "api_load": api_load,
+    "watch_rings": watch_rings,
 }
 
 if __name__ == "__main__":

@@ -1077,3 +1077,22 @@ async def test_migration_3_keeps_version_2_data_and_gives_defaults(tmp_path: Pat
             await tx.update_queue(replace(old, max_len=3, overflow=ExtensionTarget(e)))
             assert await tx.update_enrolment(q, e, EnrolmentOptions(penalty=2))
             assert await tx.enrolment(q, e) == EnrolmentOptions(penalty=2, position=4)
+
+
+async def test_a_snapshot_reads_what_is_committed_while_a_write_holds_the_connection(
+    tmp_path: Path,
+) -> None:
+    async with await Store.open(tmp_path / "a.db") as store:
+        async with store.transaction() as tx:
+            await tx.upsert_tenant(T1, "Acme")
+        async with store.transaction() as tx:
+            await tx.upsert_tenant(T2, "Globex")
+            # The writer holds the store's connection; a snapshot does not need it,
+            # and sees only what was committed.
+            async with store.snapshot() as view:
+                assert await view.tenant(T1) == Tenant(T1, "Acme")
+                assert await view.tenant(T2) is None
+                with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                    await view.upsert_tenant(T1, "Renamed")
+        async with store.snapshot() as view:
+            assert await view.tenant(T2) == Tenant(T2, "Globex")

@@ -1,4 +1,8 @@
-"""The `ringmaster` command: `run` the daemon, `provision` a file, `simulate` traffic."""
+"""The `ringmaster` command: `run` the daemon, `provision` a file, `simulate` traffic.
+
+Each command imports what it needs when it runs: a restarted daemon's first
+ring waits for its imports, and the simulator and provisioning are not its.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,22 @@ from pathlib import Path
 
 import structlog
 
-from ringmaster import simulate_cli
 from ringmaster.logs import configure_logging
-from ringmaster.provision import ProvisionError, provision
-from ringmaster.service import Service
 from ringmaster.settings import Settings, SettingsError, load_settings
-from ringmaster.store import Store
+
+#: The commands that need no simulator: their parser only names `simulate`.
+_LEAN_COMMANDS = frozenset({"run", "provision"})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ringmaster` console script; returns the exit status."""
-    parser = _parser()
+    words = sys.argv[1:] if argv is None else argv
+    lean = "simulate" not in words and bool(_LEAN_COMMANDS.intersection(words))
+    parser = _parser(lean=lean)
     args = parser.parse_args(argv)
     if args.command == "simulate":
+        from ringmaster import simulate_cli  # noqa: PLC0415 - see the module's docstring
+
         return simulate_cli.run(args)  # needs no settings: no broker, no database
     try:
         settings = load_settings(args.config)
@@ -34,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(_provision(settings, args.file))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ringmaster", description="Ringmaster, an automatic call distributor on MQTT."
     )
@@ -52,11 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     prov.add_argument("file", type=Path)
     prov.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    simulate_cli.add_parser(commands)
+    if lean:
+        commands.add_parser(
+            "simulate", help="capacity planning: simulate traffic on the real engine"
+        )
+    else:
+        from ringmaster import simulate_cli  # noqa: PLC0415 - see the module's docstring
+
+        simulate_cli.add_parser(commands)
     return parser
 
 
 def _run(settings: Settings) -> int:
+    from ringmaster.service import Service  # noqa: PLC0415 - see the module's docstring
+
     try:
         asyncio.run(Service(settings).run())
     except KeyboardInterrupt:
@@ -71,6 +87,9 @@ def _run(settings: Settings) -> int:
 
 
 async def _provision(settings: Settings, file: Path) -> int:
+    from ringmaster.provision import ProvisionError, provision  # noqa: PLC0415
+    from ringmaster.store import Store  # noqa: PLC0415
+
     async with await Store.open(settings.database.path) as store:
         try:
             report = await provision(file, store)

@@ -101,6 +101,7 @@ __all__ = [
     "ContractError",
     "format_time",
     "inbound_filters",
+    "internal_error",
     "parse_inbound",
     "parse_tenant",
     "render",
@@ -907,12 +908,16 @@ def render_internal_error(
     Returns:
         The message to publish (QoS 1, not retained).
     """
+    return render_error(prefix, internal_error(prefix, topic, payload), now=now)
+
+
+def internal_error(prefix: str, topic: str, payload: bytes) -> ContractError:
+    """The refusal of a message whose handling failed inside ringmaster; never raises."""
     try:
         echo = _echo(payload)
     except Exception:  # the answer goes out whatever the echo does
         echo = "(not echoed)"
-    error = ContractError(parse_tenant(prefix, topic), topic, INTERNAL_ERROR, echo)
-    return render_error(prefix, error, now=now)
+    return ContractError(parse_tenant(prefix, topic), topic, INTERNAL_ERROR, echo)
 
 
 def status_message(prefix: str, online: bool, *, now: float | None = None) -> OutboxMessage:

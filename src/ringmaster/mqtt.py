@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import secrets
 import socket
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self, cast
@@ -51,6 +52,14 @@ _log = structlog.get_logger()
 #: How long a clean shutdown waits for the broker to confirm `P/status` offline.
 _SHUTDOWN_PUBLISH_TIMEOUT_S: Final = 5.0
 _QOS: Final = 1
+#: The Receive Maximum the link asks for (MQTT 5 section 3.1.2.11.3): how many QoS 1
+#: messages the broker may send before the first PUBACK. The daemon acknowledges a
+#: message only once a turn has stored its effect, so with mosquitto's default of 20
+#: a backlog (after a restart, or behind one tenant's flood) came in windows of 20
+#: per turn, and one tenant's flood queued in the broker ahead of everyone else's
+#: messages. The widest window (the protocol's maximum) moves the backlog into the
+#: daemon, which reads far faster than it handles, and where tenants take turns.
+RECEIVE_MAXIMUM: Final = 65535
 
 
 class LinkClosedError(Exception):
@@ -68,6 +77,8 @@ class InboundMessage:
         mid: The packet identifier, meaningful only on the connection it came on.
         generation: Which connection it came on (1 for the first, then counting).
         retain: Whether the broker delivered it as a retained message.
+        caught_up: The link's own sync message for this connection (see `MqttLink`):
+            every message the broker had queued for the session before it came first.
     """
 
     topic: str
@@ -76,6 +87,7 @@ class InboundMessage:
     mid: int
     generation: int
     retain: bool = False
+    caught_up: bool = False
 
 
 @dataclass(slots=True)
@@ -83,6 +95,8 @@ class _Connection:
     client: aiomqtt.Client
     generation: int
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The payload of this connection's sync message, once published.
+    sync_token: bytes | None = None
     #: `publish`'s messages awaiting PUBACK, by packet identifier: resolved with
     #: the PUBACK's reason code, or with None when the connection is lost first.
     pubacks: dict[int, asyncio.Future[ReasonCode | None]] = field(default_factory=dict)
@@ -169,6 +183,11 @@ class MqttLink:
         publish_timeout_s: How long one publication waits for PUBACK before it is
             sent again.
         rng: The randomness for the backoff jitter (seed it in tests).
+        sync: After each connection is up, publish a sync message to `P/sync` (an
+            addition to the contract, subscribed to by the link itself) and yield it
+            with `caught_up` set when it comes back: mosquitto delivers a session's
+            queued messages in order, so every message queued while the link was
+            away comes before it.
     """
 
     def __init__(
@@ -189,6 +208,7 @@ class MqttLink:
         connect_timeout_s: float = 10.0,
         publish_timeout_s: float = 10.0,
         rng: random.Random | None = None,
+        sync: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -207,6 +227,13 @@ class MqttLink:
         self._connect_timeout_s = connect_timeout_s
         self._publish_timeout_s = publish_timeout_s
         self._rng = rng if rng is not None else random.Random()
+        self._sync_topic = f"{prefix}/sync" if sync else None
+        if self._sync_topic is not None:
+            self._subscriptions.append(self._sync_topic)
+        self.on_connected: Callable[[int], None] | None = None
+        """Called with the connection's generation each time a connection is up."""
+        self.on_message: Callable[[InboundMessage], None] | None = None
+        """Called with each inbound message as it is read; None queues them for `messages`."""
 
         self.connected = asyncio.Event()
         """Set while a connection is up, subscribed, and `P/status` online is published."""
@@ -225,6 +252,7 @@ class MqttLink:
         endpoint: MqttEndpoint | None = None,
         subscriptions: Sequence[str] | None = None,
         rng: random.Random | None = None,
+        sync: bool = False,
     ) -> Self:
         """A link configured from the `[mqtt]` settings.
 
@@ -234,6 +262,7 @@ class MqttLink:
                 the embedded broker's endpoint when `mqtt.url` is not set.
             subscriptions: As for the constructor.
             rng: As for the constructor.
+            sync: As for the constructor.
 
         Raises:
             ValueError: Neither `endpoint` nor `settings.url` says where to connect.
@@ -256,6 +285,7 @@ class MqttLink:
             reconnect_max_s=settings.reconnect_max_s,
             subscriptions=subscriptions,
             rng=rng,
+            sync=sync,
         )
 
     # --- lifecycle ------------------------------------------------------------------
@@ -305,7 +335,7 @@ class MqttLink:
         """Yield inbound messages, across reconnects, until the link is closed.
 
         Each must be passed to `ack` once its effect is stored. Only one consumer
-        may iterate.
+        may iterate, and only while `on_message` is None.
         """
         while True:
             message = await self._inbox.get()
@@ -422,11 +452,21 @@ class MqttLink:
     async def _connect_once(self) -> bool:
         """Run one connection until it is lost or the link closes; True if it came up."""
         client = self._new_client()
+        self._generation += 1
+        connection = _Connection(client, self._generation)
+        connection.watch_pubacks()
+        # Before connecting: a resumed session's messages come right after CONNACK.
+        _paho(client).on_message = lambda _client, _userdata, message: self._deliver(
+            connection, message
+        )
+        self._connection = connection
+        try:
+            return await self._run_connection(client, connection)
+        finally:
+            self._connection = None
+
+    async def _run_connection(self, client: aiomqtt.Client, connection: _Connection) -> bool:
         async with client:
-            self._generation += 1
-            connection = _Connection(client, self._generation)
-            connection.watch_pubacks()
-            self._connection = connection
             try:
                 await self._on_connected(connection)
                 reason = await self._serve(connection)
@@ -475,10 +515,18 @@ class MqttLink:
             retain=True,
             timeout=self._connect_timeout_s,
         )
+        if self._sync_topic is not None:
+            # Queued behind whatever the broker kept for the session while we were away.
+            connection.sync_token = secrets.token_hex(8).encode()
+            info = _paho(client).publish(self._sync_topic, connection.sync_token, qos=_QOS)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                self._log.warning("mqtt.sync_failed", error=paho.error_string(info.rc))
         self.connected.set()
         self._log.info(
             "mqtt.connected", generation=connection.generation, subscriptions=self._subscriptions
         )
+        if self.on_connected is not None:
+            self.on_connected(connection.generation)
 
     async def _serve(self, connection: _Connection) -> str | None:
         """Pump messages into the inbox; the reason the connection ended, None if closing."""
@@ -503,17 +551,44 @@ class MqttLink:
         return f"{error}: {cause}" if cause is not None else str(error)
 
     async def _pump(self, connection: _Connection) -> None:
-        async for message in connection.client.messages:
-            self._inbox.put_nowait(
-                InboundMessage(
-                    topic=message.topic.value,
-                    payload=_as_bytes(message.payload),
-                    qos=message.qos,
-                    mid=message.mid,
-                    generation=connection.generation,
-                    retain=message.retain,
-                )
-            )
+        # Messages come through `_deliver` (paho's callback); aiomqtt's iterator
+        # yields none, and ends with an MqttError when the connection is lost.
+        async for _ in connection.client.messages:
+            pass
+
+    def _deliver(self, connection: _Connection, message: paho.MQTTMessage) -> None:
+        """The on_message callback of paho: hand the message on as soon as it is read.
+
+        aiomqtt's own path costs a task and an `asyncio.wait` per message and
+        several hops of the event loop before a consumer sees it; under a flood
+        that was most of the daemon's time per rejected message.
+        """
+        topic = message.topic
+        payload = _as_bytes(message.payload)
+        caught_up = False
+        if topic == self._sync_topic:
+            if payload != connection.sync_token:
+                # An earlier connection's (or a forged) sync message: it marks nothing.
+                _paho(connection.client).ack(message.mid, message.qos)
+                return
+            caught_up = True
+        inbound = InboundMessage(
+            topic=topic,
+            payload=payload,
+            qos=message.qos,
+            mid=message.mid,
+            generation=connection.generation,
+            retain=bool(message.retain),
+            caught_up=caught_up,
+        )
+        sink = self.on_message
+        if sink is None:
+            self._inbox.put_nowait(inbound)
+            return
+        try:
+            sink(inbound)
+        except Exception:  # a consumer's bug must not stop paho reading the socket
+            self._log.exception("mqtt.consumer_failed", topic=topic[:200])
 
     def _new_client(self) -> aiomqtt.Client:
         # A fresh aiomqtt client per connection: its incoming queue and paho's packet
@@ -523,6 +598,7 @@ class MqttLink:
         # Without it an MQTT 5 session ends with the connection (MQTT 5 section 3.1.2.11.2)
         # and mosquitto forgets our subscriptions and unacknowledged messages.
         properties.SessionExpiryInterval = self._session_expiry_s
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         client = aiomqtt.Client(
             self.host,
             self.port,

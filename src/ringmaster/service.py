@@ -20,21 +20,25 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import importlib
 import random
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from ringmaster import sdnotify
-from ringmaster.api import ApiServer, check_exposure, create_app
+from ringmaster.api import check_exposure
 from ringmaster.broker import EmbeddedBroker
 from ringmaster.contract import (
     ContractError,
+    internal_error,
     parse_inbound,
+    parse_tenant,
     render,
     render_error,
     render_internal_error,
@@ -57,15 +61,23 @@ from ringmaster.engine.commands import (
     RouteToHangup,
 )
 from ringmaster.engine.core import Engine
-from ringmaster.mqtt import InboundMessage, MqttLink
+from ringmaster.mqtt import InboundMessage, LinkClosedError, MqttLink
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import OutboxMessage, Store
+
+if TYPE_CHECKING:
+    from ringmaster.api.app import ApiServer
 
 _log = structlog.get_logger("ringmaster.service")
 
 #: How many inbound messages one turn takes at most: bounds the latency a
 #: burst adds to the first message of the next turn.
 MAX_BATCH = 512
+
+#: How many of one tenant's messages one turn takes at most, when others wait:
+#: turns take the tenants' messages in turn, so one tenant's flood costs the
+#: others at most this many of its messages per turn, not its whole backlog.
+MAX_PER_TENANT = 64
 
 #: How many outbound messages are published and awaiting PUBACK at once: one
 #: publisher coroutine each, so a burst of thousands costs no task per message.
@@ -77,12 +89,80 @@ PUBLISH_WINDOW = 32
 #: woken just for that: bounds how much a kill -9 of a quiet daemon repeats.
 WATERMARK_FLUSH_S = 0.005
 
+#: The longest a backlog holds up deadlines that are due: after a (re)connection,
+#: counted from the connection, when the broker's queued messages do not end in
+#: our sync message (say, an ACL refuses `P/sync`); in the inbox, counted from
+#: the deadline, when one tenant's messages keep coming faster than turns take them.
+BACKLOG_HOLD_MAX_S = 2.0
 
-class _Wake:
-    """A marker in the inbound queue: the engine's deadline has come."""
+#: Rejected messages answered one by one on a tenant's error topic per second,
+#: and in a burst; beyond that they are counted and reported in one summary.
+ERROR_RATE_PER_S = 50.0
+ERROR_BURST = 100
+#: How long after the first unreported rejection its summary is published.
+ERROR_SUMMARY_S = 1.0
 
 
-_WAKE = _Wake()
+@dataclass(slots=True)
+class _Received:
+    """An inbound message as the service took it from the link."""
+
+    message: InboundMessage
+    #: The service's clock when taken: deadlines due after it wait for it.
+    at: float
+    event: ev.PbxEvent | None = None
+    #: Its effect is stored (or it had none): it may be acknowledged.
+    done: bool = False
+
+
+class _Acks:
+    """Acknowledges inbound messages in the order they came, each once it is done.
+
+    MQTT 5 section 4.6: PUBACKs go in the order the PUBLISHes came, while the
+    service finishes them out of order (tenants take turns, rejections need no
+    turn). A message done early waits for the older ones.
+    """
+
+    def __init__(self, link: MqttLink, caught_up: Callable[[int], None]) -> None:
+        self._link = link
+        self._caught_up = caught_up
+        self._order: deque[_Received] = deque()
+
+    def expect(self, received: _Received) -> None:
+        """`received` came from the link: it is acknowledged after every older one."""
+        self._order.append(received)
+
+    def done(self, received: _Received) -> None:
+        """`received` is handled: acknowledge it, once every older one is too."""
+        received.done = True
+        order = self._order
+        while order and order[0].done:
+            message = order.popleft().message
+            self._link.ack(message)
+            if message.caught_up:
+                # Every message the broker had queued before our sync message is stored.
+                self._caught_up(message.generation)
+
+
+@dataclass(slots=True)
+class _ErrorBudget:
+    """One tenant's allowance of error messages (a token bucket), and what it withheld."""
+
+    tokens: float = float(ERROR_BURST)
+    refilled_at: float = 0.0
+    withheld: int = 0
+    last: ContractError | None = None
+
+    def take(self, now: float) -> bool:
+        """Whether one more error may be published now."""
+        self.tokens = min(
+            float(ERROR_BURST), self.tokens + (now - self.refilled_at) * ERROR_RATE_PER_S
+        )
+        self.refilled_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 @dataclass
@@ -95,10 +175,22 @@ class _Apply:
 
 @dataclass
 class _Outbox:
-    """Stored messages waiting to be published, in the order they were decided."""
+    """Stored messages waiting to be published: each tenant's in order, tenants in turn.
 
-    pending: asyncio.Queue[tuple[int, OutboxMessage]] = field(default_factory=asyncio.Queue)
-    #: Taken by a publisher, oldest first (publishers take in seq order).
+    One tenant's flood of decisions (thousands of queued calls' events) waits
+    behind nobody else's ring: publishers take the tenants' oldest messages in
+    turn. The watermark still counts in stored (seq) order: a message counts
+    as unconfirmed from the moment it is put here.
+    """
+
+    prefix: str = ""
+    #: Waiting for a publisher, by tenant (None: topics of no tenant), oldest first.
+    lanes: dict[int | None, deque[tuple[int, OutboxMessage]]] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Put here and not yet published (confirmed or given up): `join` waits for 0.
+    unfinished: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Put here and not yet confirmed, in seq order.
     in_flight: deque[int] = field(default_factory=deque)
     #: Confirmed while an older message was still in flight (after a reconnect,
     #: PUBACKs may come out of order).
@@ -109,8 +201,43 @@ class _Outbox:
     recorded_up_to: int | None = None
 
     def take(self, seq: int) -> None:
-        """A publisher took message `seq` from `pending`."""
+        """Message `seq` (the newest yet) awaits the broker's confirmation."""
         self.in_flight.append(seq)
+
+    def put(self, seq: int, message: OutboxMessage) -> None:
+        """Queue a stored message for publishing (in seq order)."""
+        self.take(seq)
+        tenant_id = parse_tenant(self.prefix, message.topic)
+        lane = self.lanes.get(tenant_id)
+        if lane is None:
+            lane = self.lanes[tenant_id] = deque()
+        lane.append((seq, message))
+        self.unfinished += 1
+        self.finished.clear()
+        self.ready.set()
+
+    async def get(self) -> tuple[int, OutboxMessage]:
+        """The next message to publish: the oldest of the tenant whose turn it is."""
+        while not self.lanes:
+            self.ready.clear()
+            await self.ready.wait()
+        tenant_id = next(iter(self.lanes))
+        lane = self.lanes.pop(tenant_id)
+        item = lane.popleft()
+        if lane:
+            self.lanes[tenant_id] = lane  # to the back
+        return item
+
+    def done(self) -> None:
+        """A message taken with `get` is published."""
+        self.unfinished -= 1
+        if not self.unfinished:
+            self.finished.set()
+
+    async def join(self) -> None:
+        """Wait until every message put here is published."""
+        if self.unfinished:
+            await self.finished.wait()
 
     def confirm(self, seq: int) -> bool:
         """The broker confirmed message `seq`; True if the watermark moved."""
@@ -148,11 +275,24 @@ class Service:
         self._prefix = settings.mqtt.topic_prefix
         # The `random` strategy's generator: the service owns it, the engine draws.
         self._engine = Engine(rng=random.Random())
-        self._inbox: asyncio.Queue[InboundMessage | _Wake | _Apply] = asyncio.Queue()
-        self._outbox = _Outbox()
+        # The inbox: each tenant's parsed messages in order (a lane per tenant,
+        # served in turn), the admin API's changes, and a flag for "a turn is due".
+        self._lanes: dict[int, deque[_Received]] = {}
+        self._applies: deque[_Apply] = deque()
+        self._woken = False
+        self._work = asyncio.Event()
+        self._outbox = _Outbox(self._prefix)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._link: MqttLink | None = None
+        self._acks: _Acks | None = None
+        #: The connection whose backlog has been taken in, and when the current one came up.
+        self._caught_up: int | None = None
+        self._backlog_event = asyncio.Event()  # the first backlog is in
+        self._connected_at = 0.0
+        self._error_budgets: dict[int | None, _ErrorBudget] = {}
+        self._error_tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
         """Set once the store is loaded and the MQTT link subscribed (systemd's READY=1)."""
@@ -170,7 +310,8 @@ class Service:
         once (say, ringing a newly enrolled agent for a waiting call) is stored.
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbox.put_nowait(_Apply(events, done))
+        self._applies.append(_Apply(events, done))
+        self._wake()
         await done
 
     def stop(self) -> None:
@@ -183,6 +324,7 @@ class Service:
         Raises:
             SettingsError: The admin API would listen beyond loopback without a token.
         """
+        _log.info("service.starting")  # after the interpreter and the imports
         if self._settings.api.enabled:
             check_exposure(self._settings.api)  # before anything starts
         async with contextlib.AsyncExitStack() as stack:
@@ -195,17 +337,15 @@ class Service:
             store = await Store.open(self._settings.database.path)
             stack.push_async_callback(store.close)
             await self._load(store)
-            link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint)
+            link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint, sync=True)
+            self._link = link
+            self._acks = _Acks(link, self._backlog_taken_in)
+            link.on_connected = self._link_connected
+            link.on_message = self._take_in  # as paho reads it: no hop of the loop between
             link.start()
             stack.push_async_callback(link.close)
-            api: ApiServer | None = None
-            if self._settings.api.enabled:
-                app = create_app(self, store, self._settings.api, clock=self._clock)
-                api = ApiServer(app, self._settings.api)
-                await api.start()
-                stack.push_async_callback(api.stop)  # on an error; a clean stop is in _serve
             self._install_signal_handlers()
-            await self._serve(store, link, api)
+            await self._serve(store, link, stack)
 
     # --- start-up ------------------------------------------------------------------
 
@@ -216,13 +356,14 @@ class Service:
             self._engine.handle(event, now)
         self._engine.take_changes()  # configuration is already stored as configuration
         live = await store.load_live()
+        # Deadlines that passed while we were down wait for the messages the broker
+        # kept for us (see `_deadlines_held`): restore applies none of them.
         commands = self._engine.restore(live, now)
         # Anything decided before a crash but not confirmed published goes first,
         # in its original order; then what the restart itself decided.
         for seq, message in await store.pending_outbox():
-            self._outbox.pending.put_nowait((seq, message))
+            self._outbox.put(seq, message)
         await self._store_and_send(store, commands, self._render(commands, now), now)
-        self._arm_timer()
         _log.info(
             "store.loaded",
             calls=len(live.calls),
@@ -232,9 +373,28 @@ class Service:
 
     # --- the loop ------------------------------------------------------------------------
 
-    async def _serve(self, store: Store, link: MqttLink, api: ApiServer | None) -> None:
+    async def _start_api(self, store: Store, link: MqttLink) -> ApiServer:
+        """The admin API, started once the calls are served.
+
+        A restart's first ring does not wait for it: FastAPI's import was most of
+        the time from the process's start to its first ring. It waits until the
+        broker's backlog is in (or `BACKLOG_HOLD_MAX_S`), then imports and builds
+        the app on a worker thread, so that turns go on meanwhile.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BACKLOG_HOLD_MAX_S):
+                await self._backlog_event.wait()
+        app_module = await asyncio.to_thread(importlib.import_module, "ringmaster.api.app")
+        app = await asyncio.to_thread(
+            app_module.create_app, self, store, self._settings.api, clock=self._clock
+        )
+        api: ApiServer = app_module.ApiServer(app, self._settings.api)
+        await api.start()
+        _log.info("api.started", backlog_taken_in=self._caught_up == link.generation)
+        return api
+
+    async def _serve(self, store: Store, link: MqttLink, stack: contextlib.AsyncExitStack) -> None:
         async with asyncio.TaskGroup() as tasks:
-            reader = tasks.create_task(self._read(link), name="mqtt-reader")
             publishers = [
                 tasks.create_task(self._publish(link), name=f"publisher-{n}")
                 for n in range(PUBLISH_WINDOW)
@@ -242,6 +402,10 @@ class Service:
             watchdog = tasks.create_task(self._watchdog(), name="watchdog")
             turns = tasks.create_task(self._turns(store, link), name="engine")
             await link.wait_connected()
+            api: ApiServer | None = None
+            if self._settings.api.enabled:
+                api = await self._start_api(store, link)
+                stack.push_async_callback(api.stop)  # on an error; a clean stop is below
             self.ready.set()
             sdnotify.notify("READY=1")
             _log.info("service.ready", prefix=self._prefix, broker=f"{link.host}:{link.port}")
@@ -251,8 +415,8 @@ class Service:
             if api is not None:
                 # First, while the turns still run: a request in flight may await apply().
                 await api.stop()
-            reader.cancel()
-            self._inbox.put_nowait(_WAKE)  # let the current turn finish and the loop see stop
+            link.on_message = None  # from here on, unhandled: the broker sends it again
+            self._wake()  # let the current turn finish and the loop see stop
             await turns
             await self._drain_outbox()
             for publisher in publishers:
@@ -261,81 +425,219 @@ class Service:
         for timer in (self._timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
+        for task in self._error_tasks:
+            task.cancel()  # unacknowledged: the broker sends the message again
         # Record what was confirmed, so a restart does not publish it again.
         await store.commit(self._engine.take_changes(), [], self._outbox.delivered_up_to)
 
-    async def _read(self, link: MqttLink) -> None:
-        async for message in link.messages():
-            self._inbox.put_nowait(message)
+    def _take_in(self, message: InboundMessage) -> None:
+        # Before any turn: parse, so that a message that breaks the contract costs no
+        # turn, no commit and no place in a tenant's lane (a flood of them delays nobody).
+        received = _Received(message, self._clock())
+        assert self._acks is not None
+        self._acks.expect(received)
+        if message.caught_up:
+            self._acks.done(received)
+            return
+        try:
+            event = parse_inbound(self._prefix, message.topic, message.payload)
+        except ContractError as error:
+            self._reject(received, error)
+            return
+        except Exception:  # a contract bug: this message alone is refused
+            _log.exception("contract.bug", topic=message.topic[:200])
+            self._reject(received, internal_error(self._prefix, message.topic, message.payload))
+            return
+        received.event = event
+        lane = self._lanes.get(event.tenant_id)
+        if lane is None:
+            lane = self._lanes[event.tenant_id] = deque()
+        lane.append(received)
+        self._work.set()
+
+    def _reject(self, received: _Received, error: ContractError) -> None:
+        """Answer a message that breaks the contract on the error topic, then acknowledge it.
+
+        It changes nothing, so its answer is not stored: it is acknowledged once
+        the broker confirmed the answer (a kill -9 before that repeats both). A
+        tenant past its budget gets one summary per `ERROR_SUMMARY_S` instead of an
+        answer per message: a flood must not flood the error topic too.
+        """
+        assert self._acks is not None
+        now = self._clock()
+        budget = self._error_budgets.get(error.tenant_id)
+        if budget is None:
+            budget = self._error_budgets[error.tenant_id] = _ErrorBudget(refilled_at=now)
+        if not budget.take(now):
+            budget.last = error
+            budget.withheld += 1
+            if budget.withheld == 1:
+                asyncio.get_running_loop().call_later(
+                    ERROR_SUMMARY_S, self._report_withheld, error.tenant_id
+                )
+            self._acks.done(received)
+            return
+        _log.warning("inbound.rejected", topic=error.topic[:200], error=error.error)
+        self._send_error(error, received)
+
+    def _report_withheld(self, tenant_id: int | None) -> None:
+        budget = self._error_budgets[tenant_id]
+        last, count = budget.last, budget.withheld
+        budget.withheld, budget.last = 0, None
+        if last is None or not count:
+            return
+        _log.warning("inbound.rejected_unreported", tenant=tenant_id, count=count)
+        summary = ContractError(
+            tenant_id,
+            last.topic,
+            f"{count} more messages broke the contract and are not answered one by one"
+            f" (more than {ERROR_RATE_PER_S:g} per second); the last: {last.error}",
+            None,
+        )
+        self._send_error(summary, None)
+
+    def _send_error(self, error: ContractError, received: _Received | None) -> None:
+        try:
+            message = render_error(self._prefix, error, now=self._clock())
+        except Exception:  # a contract bug: still acknowledge, never redeliver forever
+            _log.exception("contract.bug", topic=error.topic[:200])
+            if received is not None:
+                assert self._acks is not None
+                self._acks.done(received)
+            return
+        task = asyncio.get_running_loop().create_task(self._publish_error(message, received))
+        self._error_tasks.add(task)
+        task.add_done_callback(self._error_tasks.discard)
+
+    async def _publish_error(self, message: OutboxMessage, received: _Received | None) -> None:
+        assert self._link is not None
+        assert self._acks is not None
+        with contextlib.suppress(LinkClosedError):
+            await self._link.publish(message)
+            if received is not None:
+                self._acks.done(received)
+
+    def _take_batch(self) -> list[_Received]:
+        """Up to `MAX_BATCH` messages: each tenant's oldest in turn, `MAX_PER_TENANT` at most."""
+        batch: list[_Received] = []
+        lanes = self._lanes
+        for tenant_id in list(lanes):
+            lane = lanes.pop(tenant_id)
+            take = min(len(lane), MAX_PER_TENANT, MAX_BATCH - len(batch))
+            batch += [lane.popleft() for _ in range(take)]
+            if lane:
+                lanes[tenant_id] = lane  # to the back: the next turn starts with the others
+            if len(batch) >= MAX_BATCH:
+                break
+        return batch
 
     async def _turns(self, store: Store, link: MqttLink) -> None:
         while not self._stopping.is_set():
-            batch = [await self._inbox.get()]
-            while len(batch) < MAX_BATCH and not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
-            await self._turn(store, link, batch)
+            if not (self._lanes or self._applies or self._woken):
+                self._work.clear()
+                await self._work.wait()
+                continue
+            self._woken = False
+            applies = list(self._applies)
+            self._applies.clear()
+            await self._turn(store, link, self._take_batch(), applies)
 
     async def _turn(
-        self, store: Store, link: MqttLink, batch: list[InboundMessage | _Wake | _Apply]
+        self, store: Store, link: MqttLink, batch: list[_Received], applies: list[_Apply]
     ) -> None:
         now = self._clock()
         commands: list[Command] = []
-        # What the commands render to, and the answers to rejected messages, in order.
+        # What the commands render to, in the order they were decided.
         messages: list[OutboxMessage] = []
-        handled: list[InboundMessage] = []
-        applied: list[_Apply] = []
-        for message in batch:
-            if isinstance(message, _Wake):
-                continue
-            if isinstance(message, _Apply):
-                applied.append(message)
-                try:
-                    for config_event in message.events:
-                        decided = self._engine.handle(config_event, now)
-                        messages += self._render(decided, now)
-                        commands += decided
-                except Exception as error:  # an engine bug: the API answers 500
-                    _log.exception("engine.bug", events=len(message.events))
-                    message.done.set_exception(error)
-                continue
-            handled.append(message)
-            decided, rendered = self._take(message, now)
+        for change in applies:
+            try:
+                for config_event in change.events:
+                    decided = self._engine.handle(config_event, now)
+                    messages += self._render(decided, now)
+                    commands += decided
+            except Exception as error:  # an engine bug: the API answers 500
+                _log.exception("engine.bug", events=len(change.events))
+                change.done.set_exception(error)
+        for received in batch:
+            decided, rendered = self._take(received, now)
             commands += decided
             messages += rendered
-        decided = self._engine.handle_timer(now)
-        messages += self._render(decided, now)
-        commands += decided
+        if not self._deadlines_held(now):
+            decided = self._engine.handle_timer(now)
+            messages += self._render(decided, now)
+            commands += decided
         await self._store_and_send(store, commands, messages, now)
-        for message in handled:
-            link.ack(message)
-        for change in applied:
+        assert self._acks is not None
+        for received in batch:
+            self._acks.done(received)
+        for change in applies:
             if not change.done.done():
                 change.done.set_result(None)
         self._arm_timer()
 
-    def _take(
-        self, message: InboundMessage, now: float
-    ) -> tuple[list[Command], list[OutboxMessage]]:
-        """One inbound message's commands and the messages to publish for it; never raises.
+    def _deadlines_held(self, now: float) -> bool:
+        """Whether due deadlines wait for messages that may overtake them.
 
-        A message that breaks the contract is answered on the error topic. Whatever
-        else goes wrong with it (a bug in parsing, in the engine or in rendering) is
-        never the other messages' fault, nor a reason to stop serving every other
-        call: it is logged with its traceback and answered with an internal error.
-        Either way the message is acknowledged with its batch, so that the broker
-        does not deliver it again and again.
+        A message the PBX sent before a deadline passed is handled before that
+        deadline (an `answered` before its ring's timeout). The daemon cannot see
+        when the PBX sent it, only what it has received, so deadlines wait:
+
+        - while disconnected, and after a (re)connection until every message the
+          broker kept for the session is stored: the link's sync message, queued
+          behind them, says when (at most `BACKLOG_HOLD_MAX_S` after connecting);
+        - while the inbox holds a message received before the first due deadline
+          (at most `BACKLOG_HOLD_MAX_S` past that deadline).
         """
+        link = self._link
+        if link is None or not link.connected.is_set():
+            return True
+        if self._caught_up != link.generation:
+            return now - self._connected_at < BACKLOG_HOLD_MAX_S
+        due = self._engine.next_deadline()
+        if due is None or due > now or now - due >= BACKLOG_HOLD_MAX_S:
+            return False
+        return any(lane[0].at <= due for lane in self._lanes.values())
+
+    def _link_connected(self, generation: int) -> None:
+        self._connected_at = self._clock()
+        _log.info("backlog.awaited", generation=generation)
+        self._arm_timer()  # for the hold's bound
+
+    def _backlog_taken_in(self, generation: int) -> None:
+        link = self._link
+        if link is not None and generation == link.generation:
+            self._caught_up = generation
+            self._backlog_event.set()
+            _log.info(
+                "backlog.taken_in",
+                generation=generation,
+                seconds=round(self._clock() - self._connected_at, 3),
+            )
+            due = self._engine.next_deadline()
+            if due is not None and due <= self._clock():
+                self._wake()  # deadlines that waited for it
+            else:
+                self._arm_timer()
+
+    def _take(self, received: _Received, now: float) -> tuple[list[Command], list[OutboxMessage]]:
+        """One parsed message's commands and the messages to publish for it; never raises.
+
+        Whatever goes wrong with one message here (a bug in the engine or in
+        rendering) is never the other messages' fault, nor a reason to stop serving
+        every other call: it is logged with its traceback and answered with an
+        internal error. Either way the message is acknowledged with its batch, so
+        that the broker does not deliver it again and again. (Messages that break
+        the contract never get here: `_take_in` answers them.)
+        """
+        message = received.message
         try:
-            event = parse_inbound(self._prefix, message.topic, message.payload)
-            commands = self._engine.handle(event, now)
+            assert received.event is not None
+            commands = self._engine.handle(received.event, now)
             return commands, self._render(commands, now)
-        except ContractError as error:
-            _log.warning("inbound.rejected", topic=error.topic, error=error.error)
-            return [], [render_error(self._prefix, error, now=now)]
         except Exception:
             # Should the engine have acted before failing, its state changes are
             # stored with the turn; only this message's commands are lost.
-            _log.exception("inbound.failed", topic=message.topic)
+            _log.exception("inbound.failed", topic=message.topic[:200])
             answer = render_internal_error(self._prefix, message.topic, message.payload, now=now)
             return [], [answer]
 
@@ -359,12 +661,20 @@ class Service:
         if delivered_up_to is not None:
             self._outbox.recorded_up_to = delivered_up_to
         for seq, message in zip(seqs, messages, strict=True):
-            self._outbox.pending.put_nowait((seq, message))
+            self._outbox.put(seq, message)
         for command in commands:
             _log_decision(command)
 
     def _arm_timer(self) -> None:
-        deadline = self._engine.next_deadline()
+        link = self._link
+        deadline: float | None = None
+        if link is not None and link.connected.is_set():
+            hold_ends = self._connected_at + BACKLOG_HOLD_MAX_S
+            if self._caught_up != link.generation and self._clock() < hold_ends:
+                deadline = hold_ends
+            else:
+                deadline = self._engine.next_deadline()
+        # While disconnected nothing is armed: the next connection wakes a turn.
         if deadline == self._timer_at:
             return
         if self._timer is not None:
@@ -373,29 +683,34 @@ class Service:
         self._timer_at = deadline
         if deadline is not None:
             delay = max(0.0, deadline - self._clock())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._timer_due)
 
-    def _wake(self) -> None:
+    def _timer_due(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._inbox.put_nowait(_WAKE)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Have a turn run even if no message waits (a deadline, a watermark, stop)."""
+        self._woken = True
+        self._work.set()
 
     # --- publishing ---------------------------------------------------------------------
 
     async def _publish(self, link: MqttLink) -> None:
-        # One of PUBLISH_WINDOW publishers. Each takes the oldest pending message
-        # and hands it to paho before it first awaits, so messages leave in the
-        # order they were stored (QoS 1 keeps that order on one connection).
+        # One of PUBLISH_WINDOW publishers. Each takes the next pending message
+        # and hands it to paho before it first awaits, so each tenant's messages
+        # leave in the order they were stored (QoS 1 keeps that order on one
+        # connection).
         outbox = self._outbox
         while True:
-            seq, message = await outbox.pending.get()
-            outbox.take(seq)
+            seq, message = await outbox.get()
             await link.publish(message)
             if outbox.confirm(seq) and self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     WATERMARK_FLUSH_S, self._flush_due
                 )
-            outbox.pending.task_done()
+            outbox.done()
 
     def _flush_due(self) -> None:
         # Confirmed but not yet committed: the outbox rows are still in the store,
@@ -403,13 +718,13 @@ class Service:
         # Usually a turn has committed the watermark since; if not, wake one for it.
         self._flush_timer = None
         if self._outbox.unrecorded() is not None:
-            self._inbox.put_nowait(_WAKE)
+            self._wake()
 
     async def _drain_outbox(self, timeout_s: float = 5.0) -> None:
         try:
-            await asyncio.wait_for(self._outbox.pending.join(), timeout_s)
+            await asyncio.wait_for(self._outbox.join(), timeout_s)
         except TimeoutError:
-            _log.warning("outbox.not_drained", left=self._outbox.pending.qsize())
+            _log.warning("outbox.not_drained", left=self._outbox.unfinished)
 
     # --- systemd and signals ------------------------------------------------------------
 

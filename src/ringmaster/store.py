@@ -1390,6 +1390,10 @@ class Store:
         self._db = db
         self._lock = asyncio.Lock()
         self.path = path
+        # A second connection for `snapshot`, opened on first use.
+        self._reader: aiosqlite.Connection | None = None
+        self._reader_lock = asyncio.Lock()
+        self._busy_timeout_ms = 5000
         # Runs a function on SQLite's thread: one hand-off for a whole commit
         # rather than one per statement (about ten a turn, ~55 us of loop time
         # each). aiosqlite has no public hook for it; without its private one,
@@ -1439,10 +1443,14 @@ class Store:
         except BaseException:
             await db.close()
             raise
-        return cls(db, path)
+        store = cls(db, path)
+        store._busy_timeout_ms = int(busy_timeout_s * 1000)
+        return store
 
     async def close(self) -> None:
         """Close the connection. Uncommitted work (there is none outside a method) is lost."""
+        if self._reader is not None:
+            await self._reader.close()
         await self._db.close()
 
     async def __aenter__(self) -> Self:
@@ -1493,6 +1501,32 @@ class Store:
                 tx._close()
                 await self._db.rollback()
                 raise
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[ConfigTransaction]:
+        """A consistent read-only view of the configuration, on a connection of its own.
+
+        In WAL mode it reads while `commit` and `transaction` write: the admin
+        API's reads neither wait for the daemon's commits nor hold them up, as
+        they did on the one connection. SQLite refuses writes through it.
+
+        Yields:
+            The reader to use inside the block.
+        """
+        async with self._reader_lock:
+            if self._reader is None:
+                reader = await aiosqlite.connect(self.path, isolation_level=None)
+                await reader.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+                await reader.execute("PRAGMA query_only = ON")
+                self._reader = reader
+            reader = self._reader
+            await reader.execute("BEGIN")
+            tx = ConfigTransaction(reader)
+            try:
+                yield tx
+            finally:
+                tx._close()
+                await reader.execute("COMMIT")
 
     # --- live state -------------------------------------------------------------------
 

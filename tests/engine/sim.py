@@ -291,14 +291,21 @@ class Sim:
         self.log += out
         return out
 
-    def restart(self, down_for: float = 0.0) -> list[Command]:
-        """Throw the engine away and build a new one from the pretend store."""
+    def restart(self, down_for: float = 0.0, *, apply_deadlines: bool = True) -> list[Command]:
+        """Throw the engine away and build a new one from the pretend store.
+
+        Like the service, apply the deadlines that passed while down only after
+        restoring (the service first takes in the broker's backlog; with
+        `apply_deadlines=False` the test sends that backlog itself).
+        """
         self.now += down_for
         self.engine = Engine(rng=self.rng)
         for event in self.store.config:
             self.engine.handle(event, self.now)
         self.engine.take_changes()
         out = self.engine.restore(self.store.live(), self.now)
+        if apply_deadlines:
+            out += self.engine.handle_timer(self.now)
         self.store.apply(self.engine.take_changes())
         self.log += out
         self.timed += [(self.now, c) for c in out]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from ringmaster.engine.commands import PublishAgentState, PublishCallCompleted, Ring
+from ringmaster.engine.commands import (
+    PublishAgentState,
+    PublishCallAnswered,
+    PublishCallCompleted,
+    Ring,
+)
 from ringmaster.engine.model import AgentStatus, CallId, Presence
 
 from .sim import Sim, T, cancels, of_type, rings
@@ -30,6 +35,17 @@ def test_a_ring_that_timed_out_while_down_is_cancelled_and_the_queue_moves_on() 
     out = sim.restart(down_for=20)
     assert cancels(out) == [("c1", "101", "timeout")]
     assert rings(out) == [("c1", "102")]
+
+
+def test_restoring_applies_no_deadline_so_an_answer_kept_while_down_comes_first() -> None:
+    sim = Sim("roundrobin", agents=2)
+    sim.arrive("c1")  # rings 101 for 15 s
+    out = sim.restart(down_for=20, apply_deadlines=False)
+    assert cancels(out) == []
+    # The broker's backlog: 101 answered before the timeout, while ringmaster was down.
+    out = sim.answer("c1", "101")
+    assert of_type(out, PublishCallAnswered) != []
+    assert cancels(out + sim.advance(0)) == []
 
 
 def test_connected_calls_and_agent_states_survive_a_restart() -> None:

@@ -10,15 +10,17 @@ refuses to start such a daemon, and the authenticator answers 401 all the same.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ringmaster.api.exposure import check_exposure, is_loopback
 from ringmaster.engine.model import TenantId
-from ringmaster.settings import ApiSettings, SettingsError
+from ringmaster.settings import ApiSettings
+
+__all__ = ["Authenticator", "Principal", "check_exposure", "is_loopback"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,29 +107,3 @@ def authenticate(
 
 
 Caller = Annotated[Principal, Depends(authenticate)]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (an IP address or ``localhost``) only accepts local connections."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
-def check_exposure(settings: ApiSettings) -> None:
-    """Refuse an API open to the network without tokens.
-
-    Raises:
-        SettingsError: `api.host` is not a loopback address and no token is set.
-    """
-    if settings.has_tokens() or is_loopback(settings.host):
-        return
-    raise SettingsError(
-        f"api.host: {settings.host!r} is not a loopback address and no API token is"
-        " configured (environment variable RINGMASTER_API__HOST); set"
-        " api.admin_tokens / api.tenant_tokens (RINGMASTER_API__ADMIN_TOKENS,"
-        " RINGMASTER_API__TENANT_TOKENS), or set api.host to 127.0.0.1"
-    )

@@ -65,8 +65,12 @@ class ApiContext:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[ConfigTransaction]:
-        """A consistent view of the configuration (nothing is written)."""
-        async with self.store.transaction() as tx:
+        """A consistent view of the configuration (nothing is written).
+
+        On the store's reading connection: reads never wait for, nor hold up, the
+        daemon's commits.
+        """
+        async with self.store.snapshot() as tx:
             yield tx
 
     @asynccontextmanager

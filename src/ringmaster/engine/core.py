@@ -236,8 +236,10 @@ class Engine:
     def restore(self, live: LiveState, now: float) -> list[Command]:
         """Load live state saved by `take_changes` (configuration comes first).
 
-        Returns what must be done now: rings that timed out while ringmaster
-        was down are cancelled, and distribution resumes.
+        Returns what must be done now: distribution resumes. Deadlines that
+        passed while ringmaster was down are not applied: the caller applies
+        them with `handle_timer` once it has handled the messages that may
+        have overtaken them (an answer to a ring whose timeout passed since).
         """
         for queue_memory in live.queues:
             if queue_memory.queue_id in self._queues:
@@ -262,7 +264,7 @@ class Engine:
         self._to_distribute.update(self._queues)
         self._touched.update(self._queues)
         self._empty_check.update(self._queues)
-        return self.handle_timer(now)
+        return self._finish(now)
 
     def take_snapshots(self, now: float) -> list[PublishQueueSnapshot]:
         """The wallboard snapshot of every queue that changed since the last call.
