@@ -174,6 +174,9 @@ def test_tokens_map_to_principals() -> None:
     auth = Authenticator(token_settings())
     assert auth.principal(ADMIN_TOKEN) == Principal(None)
     assert auth.principal(T1_TOKEN) == Principal(TenantId(1))
+    # Which token it was, for logs and audit: never the token itself.
+    names = [p.name for t in (ADMIN_TOKEN, T1_TOKEN) if (p := auth.principal(t)) is not None]
+    assert names == ["admin#1", "tenant-1#1"]
     assert auth.principal("nope") is None
     assert auth.principal("é") is None  # non-ASCII must not raise
     assert Authenticator(ApiSettings()).open

@@ -10,7 +10,7 @@ refuses to start such a daemon, and the authenticator answers 401 all the same.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -25,9 +25,15 @@ __all__ = ["Authenticator", "Principal", "check_exposure", "is_loopback"]
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller: an admin (`tenant_id` None) or one tenant's operator."""
+    """The caller: an admin (`tenant_id` None) or one tenant's operator.
+
+    `name` says which token it came with, for logs and audit records, never the
+    token itself: `admin#2` is the second admin token, `tenant-7#1` tenant 7's
+    first, `local` a caller of an API on loopback without tokens.
+    """
 
     tenant_id: TenantId | None
+    name: str = field(default="local", compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -39,7 +45,7 @@ class Principal:
         return self.tenant_id is None or self.tenant_id == tenant_id
 
 
-ADMIN = Principal(None)
+ADMIN = Principal(None, "local")
 
 
 class Authenticator:
@@ -53,11 +59,17 @@ class Authenticator:
         self._loopback = is_loopback(settings.host)
         # Bytes, because hmac.compare_digest refuses non-ASCII str.
         self._tokens: list[tuple[bytes, Principal]] = [
-            (token.get_secret_value().encode(), ADMIN) for token in settings.admin_tokens
+            (token.get_secret_value().encode(), Principal(None, f"admin#{n}"))
+            for n, token in enumerate(settings.admin_tokens, 1)
         ]
         for tenant_id, tokens in settings.tenant_tokens.items():
-            principal = Principal(TenantId(tenant_id))
-            self._tokens += [(token.get_secret_value().encode(), principal) for token in tokens]
+            self._tokens += [
+                (
+                    token.get_secret_value().encode(),
+                    Principal(TenantId(tenant_id), f"tenant-{tenant_id}#{n}"),
+                )
+                for n, token in enumerate(tokens, 1)
+            ]
 
     @property
     def open(self) -> bool:
