@@ -1,6 +1,7 @@
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -8,12 +9,16 @@ from ringmaster.settings import Settings, SettingsError, env_var_name, load_sett
 
 REPO = Path(__file__).resolve().parent.parent
 _COMMENTED_SETTING = re.compile(r"^# (\w+ = .*)$", re.MULTILINE)
+#: Settings whose default, None, cannot be written in TOML: the example shows a value.
+_UNSET_BY_DEFAULT = ("url ", "password_file ", "tokens_file ")
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in [n for n in os.environ if n.startswith("RINGMASTER_")]:
         monkeypatch.delenv(name)
+    # As when not started by systemd with LoadCredential=.
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     # load_settings() without a file looks in the current directory.
     monkeypatch.chdir(tmp_path)
 
@@ -28,8 +33,9 @@ def test_defaults_without_a_file() -> None:
 
 def test_example_file_lists_every_setting_with_its_default(tmp_path: Path) -> None:
     text = (REPO / "config" / "ringmaster.toml").read_text()
-    # The example's url is deliberately not the default (None cannot be written in TOML).
-    uncommented = _COMMENTED_SETTING.sub(lambda m: "" if m[1].startswith("url ") else m[1], text)
+    uncommented = _COMMENTED_SETTING.sub(
+        lambda m: "" if m[1].startswith(_UNSET_BY_DEFAULT) else m[1], text
+    )
     path = tmp_path / "all.toml"
     path.write_text(uncommented)
     assert load_settings(path) == Settings()
@@ -74,7 +80,7 @@ def test_tenant_tokens_from_toml(tmp_path: Path) -> None:
     path = tmp_path / "r.toml"
     path.write_text('[api.tenant_tokens]\n7 = ["seven"]\n')
     tokens = load_settings(path).api.tenant_tokens
-    assert [t.get_secret_value() for t in tokens[7]] == ["seven"]
+    assert [t.token.get_secret_value() for t in tokens[7]] == ["seven"]
 
 
 @pytest.mark.parametrize(
@@ -118,3 +124,138 @@ def test_a_blank_api_token_is_refused_naming_its_variable(monkeypatch: pytest.Mo
     with pytest.raises(SettingsError, match=r"empty or only whitespace") as raised:
         load_settings()
     assert "RINGMASTER_API__TENANT_TOKENS" in str(raised.value)
+
+
+# --- secrets in files ----------------------------------------------------------------------
+
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_the_broker_password_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("p@ss:word\n")  # `echo` adds the newline; it is not the password's
+    path = tmp_path / "r.toml"
+    path.write_text(
+        f'[mqtt]\nurl = "mqtt://ringmaster@broker.example"\npassword_file = "{secret}"\n'
+    )
+    mqtt = load_settings(path).mqtt
+    assert (mqtt.username, mqtt.password) == ("ringmaster", "p@ss:word")
+    assert mqtt.redacted_url == "mqtt://ringmaster:***@broker.example:1883"
+    assert "p@ss" not in repr(load_settings(path))
+
+
+def test_a_credential_is_read_from_the_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What systemd's LoadCredential=mqtt-password:/etc/... gives the daemon.
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "mqtt-password").write_text("from-systemd")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    monkeypatch.setenv("RINGMASTER_MQTT__URL", "mqtts://ringmaster@broker.example")
+    monkeypatch.setenv("RINGMASTER_MQTT__PASSWORD_FILE", "credential:mqtt-password")
+    assert load_settings().mqtt.password == "from-systemd"
+
+
+@pytest.mark.parametrize(
+    ("url", "password_file", "message"),
+    [
+        ("mqtt://u@h", "missing", r"mqtt\.password_file: missing: cannot read: No such file"),
+        ("mqtt://u@h", "credential:mqtt-password", r"mqtt\.password_file: .*CREDENTIALS_DIRECTORY"),
+        ("mqtt://u@h", "credential:../x", r"mqtt\.password_file: .*plain file name"),
+        ("mqtt://u@h", "empty", r"mqtt\.password_file: empty: is empty"),
+        ("mqtt://u:inline@h", "secret", r"mqtt\.password_file: mqtt\.url holds a password too"),
+        ("mqtt://h", "secret", r"mqtt\.password_file: mqtt\.url names no user"),
+        (None, "secret", r"mqtt\.password_file: needs mqtt\.url"),
+    ],
+)
+def test_a_bad_password_file_names_the_setting_and_the_file_never_the_secret(
+    tmp_path: Path, url: str | None, password_file: str, message: str
+) -> None:
+    (tmp_path / "secret").write_text("s3cr3t-value")
+    (tmp_path / "empty").write_text("\n")
+    overrides = {"password_file": password_file} | ({} if url is None else {"url": url})
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_settings(mqtt=overrides)
+    assert "s3cr3t-value" not in str(raised.value)
+    assert "RINGMASTER_MQTT__PASSWORD_FILE" in str(raised.value)
+
+
+def test_api_tokens_hashed_named_and_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "api-tokens").write_text(
+        'admin_tokens = [{name = "ops", token = "sha256:' + "ab" * 32 + '"}]\n'
+        "[tenant_tokens]\n"
+        '7 = ["plain-seven"]\n'
+    )
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    path = tmp_path / "r.toml"
+    path.write_text(
+        '[api]\ntokens_file = "credential:api-tokens"\n'
+        'admin_tokens = ["in-clear", {name = "wallboard", token = "sha256:' + "CD" * 32 + '"}]\n'
+    )
+    api = load_settings(path).api
+    assert api.has_tokens()
+    listed = [(tenant, token.name) for tenant, token in api.all_tokens()]
+    assert listed == [(None, None), (None, "wallboard"), (None, "ops"), (7, None)]
+    digests = [token.digest() for _, token in api.all_tokens()]
+    assert digests[1] == bytes.fromhex("cd" * 32)  # hex in either case
+    assert digests[2] == bytes.fromhex("ab" * 32)
+    assert "plain-seven" not in repr(api)
+    assert "in-clear" not in repr(api)
+
+
+def test_a_tokens_file_alone_counts_as_tokens(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text('admin_tokens = ["only-here"]\n')
+    assert load_settings(api={"tokens_file": str(tokens)}).api.has_tokens()
+    tokens.write_text("")
+    assert not load_settings(api={"tokens_file": str(tokens)}).api.has_tokens()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('admin_tokens = ["   "]', r"api\.tokens_file: .*tokens\.toml: admin_tokens\.0.*empty"),
+        ("admin_tokens = [", r"api\.tokens_file: .*tokens\.toml: invalid TOML"),
+        ('admin_token = ["x"]', r"api\.tokens_file: .*tokens\.toml: admin_token: unknown"),
+        ('[tenant_tokens]\nseven = ["x"]', r"api\.tokens_file: .*tenant_tokens\.seven"),
+    ],
+)
+def test_a_bad_tokens_file_names_the_setting_and_the_file(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    (tmp_path / "tokens.toml").write_text(content)
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_settings(api={"tokens_file": str(tmp_path / "tokens.toml")})
+    assert "RINGMASTER_API__TOKENS_FILE" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("sha256:abc", "64 hexadecimal digits"),
+        ("sha256:" + "g" * 64, "64 hexadecimal digits"),
+        (f"sha256:{EMPTY_SHA256}  -", "64 hexadecimal digits"),
+        (f"sha256:{EMPTY_SHA256}", "the hash of an empty token"),
+        ({"name": "has space", "token": "t"}, "name"),
+        ({"name": "admin#1", "token": "t"}, "name"),
+        ({"name": "x", "token": "t", "role": "admin"}, "role"),
+    ],
+)
+def test_bad_token_entries_are_refused(token: Any, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_settings(api={"admin_tokens": [token]})
+    assert "RINGMASTER_API__ADMIN_TOKENS" in str(raised.value)
+
+
+def test_abuse_limits_have_sane_defaults_and_bounds() -> None:
+    api = load_settings().api
+    assert (api.auth_failures_per_minute, api.max_body_bytes) == (10, 1024 * 1024)
+    with pytest.raises(SettingsError, match=r"api\.auth_failures_per_minute"):
+        load_settings(api={"auth_failures_per_minute": 0})
+    with pytest.raises(SettingsError, match=r"api\.max_body_bytes"):
+        load_settings(api={"max_body_bytes": 100})

@@ -6,7 +6,12 @@ Every setting has one dotted name (``mqtt.url``) that is also its TOML table and
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import os
+import re
 import tomllib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +19,13 @@ from typing import Annotated, Any, Literal, Self
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic import model_validator as _model_validator
@@ -35,6 +41,8 @@ ENV_PREFIX = "RINGMASTER_"
 ENV_NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = Path("config/ringmaster.toml")
 
+# A setting's location is (section, key); anything deeper is inside its value.
+_SETTING_DEPTH = 2
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -45,6 +53,86 @@ _toml_file: ContextVar[Path | None] = ContextVar("ringmaster_toml_file", default
 
 class SettingsError(Exception):
     """The settings cannot be loaded; the message names the offending setting."""
+
+
+# --- secrets in files --------------------------------------------------------------------
+
+#: A file setting starting so names a credential that systemd's ``LoadCredential=``
+#: passed to the daemon: ``credential:NAME`` reads ``$CREDENTIALS_DIRECTORY/NAME``.
+CREDENTIAL_PREFIX = "credential:"
+# A secret is a line or a short TOML file; a bound keeps a wrong path (/dev/zero) harmless.
+_SECRET_FILE_MAX_BYTES = 64 * 1024
+
+
+def secret_path(source: str) -> Path:
+    """The file a secret setting names: a path, or ``credential:NAME``.
+
+    Raises:
+        ValueError: A malformed credential name, or ``credential:`` outside systemd.
+    """
+    if not source.startswith(CREDENTIAL_PREFIX):
+        if not source.strip():
+            raise ValueError("must name a file")
+        return Path(source)
+    name = source.removeprefix(CREDENTIAL_PREFIX)
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(
+            f"{source}: a credential name is a plain file name, as in LoadCredential=NAME:PATH"
+        )
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ValueError(
+            f"{source}: $CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit"
+            " with LoadCredential=)"
+        )
+    return Path(directory) / name
+
+
+def _read_secret_text(path: Path) -> str:
+    # Messages name the file and never quote its content.
+    try:
+        with path.open("rb") as file:
+            data = file.read(_SECRET_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > _SECRET_FILE_MAX_BYTES:
+        raise ValueError(f"{path}: larger than {_SECRET_FILE_MAX_BYTES} bytes")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFile:
+    """A secret read from a file when the settings are loaded.
+
+    Attributes:
+        source: The setting's value (a path or ``credential:NAME``), fit for logs.
+        path: The file read.
+        secret: Its content, without the trailing newline.
+    """
+
+    source: str
+    path: Path
+    secret: SecretStr = field(repr=False)
+
+
+def _secret_file(value: object) -> SecretFile:
+    if isinstance(value, SecretFile):
+        return value
+    if not isinstance(value, str | Path):
+        raise ValueError("must be a file path or credential:NAME")
+    source = str(value)
+    path = secret_path(source)
+    # `echo secret > file` ends it with a newline that is not part of the secret.
+    secret = _read_secret_text(path).rstrip("\r\n")
+    if not secret:
+        raise ValueError(f"{path}: is empty")
+    return SecretFile(source, path, SecretStr(secret))
+
+
+SecretFileSetting = Annotated[SecretFile, PlainValidator(_secret_file)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +158,10 @@ class MqttSettings(_Section):
     """``mqtt://user:pass@host:port`` or ``mqtts://...`` for TLS; None runs the embedded broker.
 
     Kept out of repr because it may carry a password."""
+    password_file: SecretFileSetting | None = None
+    """A file holding the broker password for the user in ``url`` (which then has none).
+
+    ``credential:NAME`` reads ``$CREDENTIALS_DIRECTORY/NAME`` (systemd's LoadCredential=)."""
     topic_prefix: str = "ringmaster"
     client_id: str = Field(default="ringmaster", min_length=1, max_length=128)
     session_expiry_s: int = Field(default=86400, ge=0, le=0xFFFFFFFF)
@@ -84,6 +176,23 @@ class MqttSettings(_Section):
             return None
         _parse_url(url)
         return url
+
+    @field_validator("password_file")
+    @classmethod
+    def _check_password_file(
+        cls, password_file: SecretFile | None, info: ValidationInfo
+    ) -> SecretFile | None:
+        if password_file is None or "url" not in info.data:  # an invalid url says so itself
+            return password_file
+        url: str | None = info.data["url"]
+        if url is None:
+            raise ValueError("needs mqtt.url: the embedded broker takes no password")
+        endpoint = _parse_url(url)
+        if endpoint.password is not None:
+            raise ValueError("mqtt.url holds a password too: give it in one place")
+        if endpoint.username is None:
+            raise ValueError("mqtt.url names no user (mqtt://USER@host) for the password")
+        return password_file
 
     @field_validator("topic_prefix")
     @classmethod
@@ -111,8 +220,16 @@ class MqttSettings(_Section):
         return self
 
     def endpoint(self) -> MqttEndpoint | None:
-        """The parsed ``url``, or None when the embedded broker is to be used."""
-        return None if self.url is None else _parse_url(self.url)
+        """The parsed ``url``, its password from ``password_file`` if set.
+
+        None when the embedded broker is to be used.
+        """
+        if self.url is None:
+            return None
+        endpoint = _parse_url(self.url)
+        if self.password_file is None:
+            return endpoint
+        return dataclasses.replace(endpoint, password=self.password_file.secret.get_secret_value())
 
     @property
     def host(self) -> str | None:
@@ -134,7 +251,7 @@ class MqttSettings(_Section):
 
     @property
     def password(self) -> str | None:
-        """Password from ``url``, percent-decoded."""
+        """Password from ``url`` (percent-decoded) or ``password_file``."""
         endpoint = self.endpoint()
         return None if endpoint is None else endpoint.password
 
@@ -213,14 +330,115 @@ class EmbeddedBrokerSettings(_Section):
     data_dir: Path = Path("var/mosquitto")
 
 
-def _token(value: SecretStr) -> SecretStr:
-    # A blank token would let any caller who sends an empty bearer value in.
-    if not value.get_secret_value().strip():
-        raise ValueError("a token must not be empty or only whitespace")
-    return value
+#: A token given as its hash: ``sha256:`` and the 64 hex digits of ``sha256sum``.
+SHA256_PREFIX = "sha256:"
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# No '#': the names given to unnamed tokens (admin#1) have one, so the two never clash.
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
-ApiToken = Annotated[SecretStr, AfterValidator(_token)]
+class ApiToken(_Section):
+    """One bearer token: in clear or as ``sha256:<hex>``, with an optional name.
+
+    Written as a string (``"sha256:..."``) or a table (``{name = "wallboard",
+    token = "sha256:..."}``). The name, never the token, says in logs and audit
+    records which token a caller used.
+    """
+
+    token: SecretStr
+    name: str | None = None
+
+    @_model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"token": value} if isinstance(value, str | SecretStr) else value
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, token: SecretStr) -> SecretStr:
+        value = token.get_secret_value()
+        # A blank token would let any caller who sends an empty bearer value in.
+        if not value.strip():
+            raise ValueError("a token must not be empty or only whitespace")
+        if value.startswith(SHA256_PREFIX):
+            digest = value.removeprefix(SHA256_PREFIX)
+            if not _SHA256_HEX.fullmatch(digest):
+                raise ValueError(
+                    "a sha256: token must be 64 hexadecimal digits"
+                    " (without the '  -' that sha256sum prints after them)"
+                )
+            if digest.lower() == _EMPTY_SHA256:
+                raise ValueError("sha256: is the hash of an empty token")
+        return token
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        if name is not None and not _TOKEN_NAME.fullmatch(name):
+            raise ValueError("a token name is 1 to 64 of A-Z a-z 0-9 . _ @ -")
+        return name
+
+    def digest(self) -> bytes:
+        """The token's SHA-256: what a presented token's hash is compared with."""
+        value = self.token.get_secret_value()
+        if value.startswith(SHA256_PREFIX):
+            return bytes.fromhex(value.removeprefix(SHA256_PREFIX))
+        return hashlib.sha256(value.encode()).digest()
+
+
+class _TokenFileContent(_Section):
+    admin_tokens: list[ApiToken] = Field(default_factory=list)
+    tenant_tokens: dict[int, list[ApiToken]] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFile:
+    """API tokens read from a TOML file (``admin_tokens``, ``[tenant_tokens]``).
+
+    Attributes:
+        source: The setting's value (a path or ``credential:NAME``).
+        path: The file read.
+        admin_tokens: Tokens that may administer every tenant.
+        tenant_tokens: Tokens per tenant id.
+    """
+
+    source: str
+    path: Path
+    admin_tokens: tuple[ApiToken, ...] = field(repr=False)
+    tenant_tokens: dict[int, tuple[ApiToken, ...]] = field(repr=False)
+
+
+def _token_file(value: object) -> TokenFile:
+    if isinstance(value, TokenFile):
+        return value
+    if not isinstance(value, str | Path):
+        raise ValueError("must be a file path or credential:NAME")
+    source = str(value)
+    path = secret_path(source)
+    try:
+        data = tomllib.loads(_read_secret_text(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        content = _TokenFileContent.model_validate(data)
+    except ValidationError as exc:
+        # Only locations and messages: pydantic's own text quotes the input, a token.
+        problems = []
+        for error in exc.errors():
+            loc = ".".join(str(part) for part in error["loc"])
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{loc}: {message.removeprefix('Value error, ')}")
+        raise ValueError(f"{path}: {'; '.join(problems)}") from None
+    return TokenFile(
+        source,
+        path,
+        tuple(content.admin_tokens),
+        {tenant: tuple(tokens) for tenant, tokens in content.tenant_tokens.items()},
+    )
+
+
+TokenFileSetting = Annotated[TokenFile, PlainValidator(_token_file)]
 
 
 class ApiSettings(_Section):
@@ -233,10 +451,34 @@ class ApiSettings(_Section):
     """Bearer tokens allowed to administer every tenant."""
     tenant_tokens: dict[int, list[ApiToken]] = Field(default_factory=dict)
     """Bearer tokens per tenant id, each confined to its tenant."""
+    tokens_file: TokenFileSetting | None = None
+    """A TOML file with more ``admin_tokens`` and ``[tenant_tokens]``, added to these.
+
+    ``credential:NAME`` reads ``$CREDENTIALS_DIRECTORY/NAME`` (systemd's LoadCredential=)."""
+    auth_failures_per_minute: int = Field(default=10, ge=1, le=10_000)
+    """Failed authentications a client address may make per minute (as a burst, then
+    refilled evenly); past them its requests get 429 until one is refilled."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """The largest request body accepted; a larger one gets 413."""
+
+    def all_tokens(self) -> Iterator[tuple[int | None, ApiToken]]:
+        """Every token with its tenant id (None for an admin token).
+
+        In order: ``admin_tokens``, then the file's admin tokens, then each tenant's
+        (settings first, then file).
+        """
+        file = self.tokens_file
+        for token in (*self.admin_tokens, *(file.admin_tokens if file else ())):
+            yield None, token
+        tenants = dict.fromkeys([*self.tenant_tokens, *(file.tenant_tokens if file else ())])
+        for tenant_id in tenants:
+            from_file = file.tenant_tokens.get(tenant_id, ()) if file else ()
+            for token in (*self.tenant_tokens.get(tenant_id, []), *from_file):
+                yield tenant_id, token
 
     def has_tokens(self) -> bool:
         """Whether any token is set: a tenant listed with no tokens does not count."""
-        return bool(self.admin_tokens) or any(self.tenant_tokens.values())
+        return any(True for _ in self.all_tokens())
 
 
 class Settings(BaseSettings):
@@ -316,6 +558,10 @@ def _describe(exc: ValidationError, config_file: Path | None) -> str:
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         name = ".".join(loc) or "settings"
+        if error["type"] == "extra_forbidden" and len(loc) > _SETTING_DEPTH:
+            # Inside a setting's value, say a token's table: the setting itself is known.
+            lines.append(f"{name}: unknown key (environment variable {env_var_name(loc)})")
+            continue
         if error["type"] == "extra_forbidden":
             where = f" in {config_file}" if config_file is not None else ""
             lines.append(f"{name}: unknown setting{where}")

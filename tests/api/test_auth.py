@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -245,3 +247,62 @@ async def test_off_loopback_a_request_without_a_valid_token_is_401_whatever_the_
     assert created_tenant.status_code == 401
     assert listed.status_code == 401
     assert not Authenticator(settings).open
+
+
+def sha256(token: str) -> str:
+    """What `printf %s "$TOKEN" | sha256sum` prints, as a setting."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_a_token_given_as_its_hash_lets_its_holder_in() -> None:
+    auth = Authenticator(
+        ApiSettings.model_validate(
+            {
+                "admin_tokens": [sha256(ADMIN_TOKEN).upper().replace("SHA256:", "sha256:")],
+                "tenant_tokens": {1: [sha256(T1_TOKEN)]},
+            }
+        )
+    )
+    assert auth.principal(ADMIN_TOKEN) == Principal(None)
+    assert auth.principal(T1_TOKEN) == Principal(TenantId(1))
+    # The hash itself is no token.
+    assert auth.principal(sha256(ADMIN_TOKEN)) is None
+    assert auth.principal(sha256(ADMIN_TOKEN).removeprefix("sha256:")) is None
+
+
+def test_a_named_token_gives_its_name_and_unnamed_ones_their_place(tmp_path: Path) -> None:
+    tokens_file = tmp_path / "api-tokens.toml"
+    tokens_file.write_text(
+        'admin_tokens = ["file-admin"]\n'
+        f'[tenant_tokens]\n1 = [{{name = "wallboard", token = "{sha256("wb")}"}}]\n'
+    )
+    auth = Authenticator(
+        ApiSettings.model_validate(
+            {
+                "admin_tokens": [{"name": "ops", "token": ADMIN_TOKEN}, "second"],
+                "tenant_tokens": {1: [T1_TOKEN]},
+                "tokens_file": str(tokens_file),
+            }
+        )
+    )
+    names = {
+        t: p.name
+        for t in (ADMIN_TOKEN, "second", "file-admin", T1_TOKEN, "wb")
+        if (p := auth.principal(t))
+    }
+    assert names == {
+        ADMIN_TOKEN: "ops",
+        "second": "admin#2",
+        "file-admin": "admin#3",
+        T1_TOKEN: "tenant-1#1",
+        "wb": "wallboard",
+    }
+    assert auth.principal("wb") == Principal(TenantId(1))
+    assert not auth.open
+
+
+@pytest.mark.parametrize("token", ["", " ", "\t"])
+def test_a_blank_presented_token_is_never_a_principal(token: str) -> None:
+    # Even should a blank token's hash be configured (only the empty one's is refused).
+    settings = ApiSettings.model_validate({"admin_tokens": [sha256(" "), sha256("\t")]})
+    assert Authenticator(settings).principal(token) is None

@@ -9,6 +9,7 @@ refuses to start such a daemon, and the authenticator answers 401 all the same.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -28,8 +29,10 @@ class Principal:
     """The caller: an admin (`tenant_id` None) or one tenant's operator.
 
     `name` says which token it came with, for logs and audit records, never the
-    token itself: `admin#2` is the second admin token, `tenant-7#1` tenant 7's
-    first, `local` a caller of an API on loopback without tokens.
+    token itself: the token's configured name (`{name = "wallboard", token = ...}`),
+    else its place: `admin#2` is the second admin token, `tenant-7#1` tenant 7's
+    first (settings before `api.tokens_file`); `local` a caller of an API on
+    loopback without tokens.
     """
 
     tenant_id: TenantId | None
@@ -49,7 +52,7 @@ ADMIN = Principal(None, "local")
 
 
 class Authenticator:
-    """Maps a bearer token to a `Principal`, comparing tokens in constant time.
+    """Maps a bearer token to a `Principal`, comparing SHA-256 hashes in constant time.
 
     Args:
         settings: The API settings holding the tokens.
@@ -57,19 +60,17 @@ class Authenticator:
 
     def __init__(self, settings: ApiSettings) -> None:
         self._loopback = is_loopback(settings.host)
-        # Bytes, because hmac.compare_digest refuses non-ASCII str.
-        self._tokens: list[tuple[bytes, Principal]] = [
-            (token.get_secret_value().encode(), Principal(None, f"admin#{n}"))
-            for n, token in enumerate(settings.admin_tokens, 1)
-        ]
-        for tenant_id, tokens in settings.tenant_tokens.items():
-            self._tokens += [
-                (
-                    token.get_secret_value().encode(),
-                    Principal(TenantId(tenant_id), f"tenant-{tenant_id}#{n}"),
-                )
-                for n, token in enumerate(tokens, 1)
-            ]
+        # Every token is compared as its SHA-256, whether given in clear or hashed:
+        # same length every time, and the settings need never hold one in clear.
+        self._tokens: list[tuple[bytes, Principal]] = []
+        places: dict[int | None, int] = {}
+        for tenant_id, token in settings.all_tokens():
+            places[tenant_id] = place = places.get(tenant_id, 0) + 1
+            name = token.name or (
+                f"admin#{place}" if tenant_id is None else f"tenant-{tenant_id}#{place}"
+            )
+            tenant = None if tenant_id is None else TenantId(tenant_id)
+            self._tokens.append((token.digest(), Principal(tenant, name)))
 
     @property
     def open(self) -> bool:
@@ -81,11 +82,13 @@ class Authenticator:
         return not self._tokens and self._loopback
 
     def principal(self, token: str) -> Principal | None:
-        """The caller holding `token`, or None for an unknown token."""
-        given = token.encode()
+        """The caller holding `token`, or None for an unknown (or blank) token."""
+        if not token.strip():
+            return None  # no configured token is blank; say so without comparing
+        given = hashlib.sha256(token.encode(errors="surrogatepass")).digest()
         found: Principal | None = None
         # Compare against every token, without stopping at a match, so that the time
-        # taken says nothing about which token (or how much of one) matched.
+        # taken says nothing about which token matched.
         for candidate, principal in self._tokens:
             if hmac.compare_digest(given, candidate) and found is None:
                 found = principal

@@ -33,6 +33,7 @@ def check_exposure(settings: ApiSettings) -> None:
     raise SettingsError(
         f"api.host: {settings.host!r} is not a loopback address and no API token is"
         " configured (environment variable RINGMASTER_API__HOST); set"
-        " api.admin_tokens / api.tenant_tokens (RINGMASTER_API__ADMIN_TOKENS,"
-        " RINGMASTER_API__TENANT_TOKENS), or set api.host to 127.0.0.1"
+        " api.admin_tokens / api.tenant_tokens / api.tokens_file"
+        " (RINGMASTER_API__ADMIN_TOKENS, RINGMASTER_API__TENANT_TOKENS,"
+        " RINGMASTER_API__TOKENS_FILE), or set api.host to 127.0.0.1"
     )
