@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringmaster import __version__
 from ringmaster.api import did_routes, extensions, queues, tenants
@@ -37,6 +38,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Error, "description": "Missing or unknown bearer token"},
     404: {"model": Error, "description": "No such resource (or another tenant's)"},
     409: {"model": Error, "description": "Conflicts with the stored configuration"},
+    413: {"model": Error, "description": "The body is larger than `api.max_body_bytes`"},
+    429: {
+        "model": Error,
+        "description": "Too many failed authentications from this address (see Retry-After)",
+    },
 }
 
 
@@ -46,21 +52,24 @@ def create_app(
     settings: ApiSettings,
     *,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Build the admin API.
 
     Args:
         host: The running service (its `engine` and `apply`).
         store: The open store, shared with the service.
-        settings: The API settings (tokens).
+        settings: The API settings (tokens, abuse limits).
         clock: Wall-clock time, for the live views' waiting times.
+        monotonic: Monotonic time, for the limit on failed authentications.
 
     Returns:
         The FastAPI application; OpenAPI at ``/openapi.json``, docs at ``/docs``.
     """
     app = FastAPI(title="Ringmaster admin API", version=__version__, description=_DESCRIPTION)
     app.state.context = ApiContext(host=host, store=store, clock=clock)
-    app.state.authenticator = Authenticator(settings)
+    app.state.authenticator = Authenticator(settings, clock=monotonic)
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
     app.include_router(
         tenants.router,
         responses={**_ERRORS, 403: {"model": Error, "description": "Needs an admin token"}},
@@ -90,6 +99,72 @@ class _Bounded:
             return
         async with self._free:
             await self._app(scope, receive, send)
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body past `limit` bytes is answered 413.
+
+    A declared Content-Length past it is refused before the body is read; a body
+    without one (chunked) is counted as it arrives, and once past the limit the app
+    sees the client gone and the 413 is what the client gets. The connection is not
+    closed: uvicorn reads and discards the rest of the body, as closing a socket
+    with unread data resets it, and a client still sending would see the reset,
+    not the 413.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self._app = app
+        self._limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        # The server has already refused a Content-Length that is not a number.
+        if declared is not None and declared.isdigit() and int(declared) > self._limit:
+            await self._refuse(send)
+            return
+        received = 0
+        refused = False
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                received += len(message.get("body", b""))
+                if received > self._limit:
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 has been sent; whatever the app makes of it, it is not
+            started = True
+            await send(message)
+
+        await self._app(scope, counted, guarded)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            {"detail": f"the request body is larger than {self._limit} bytes"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class _Server(uvicorn.Server):
