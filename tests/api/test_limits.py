@@ -242,3 +242,24 @@ async def test_a_real_server_answers_an_oversized_body_413(
             assert again.json()["total"] == 2
     finally:
         await server.stop()
+
+
+async def test_a_forwarded_for_header_does_not_choose_the_address_counted(
+    stub: EngineStub, store: Store
+) -> None:
+    # Anyone on the host reaches the API from 127.0.0.1, where uvicorn would by
+    # default believe X-Forwarded-For: each guess could then claim a new address.
+    settings = limited_settings(port=free_port(), auth_failures_per_minute=1)
+    server = ApiServer(create_app(stub, store, settings), settings)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            statuses = [
+                (
+                    await client.get("/api/queues", headers={"X-Forwarded-For": f"192.0.2.{n}"})
+                ).status_code
+                for n in range(1, 4)
+            ]
+    finally:
+        await server.stop()
+    assert statuses == [401, 429, 429]

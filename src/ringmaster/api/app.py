@@ -191,6 +191,10 @@ class ApiServer:
             lifespan="off",
             timeout_graceful_shutdown=5,
             server_header=False,
+            # The client address is the TCP peer's: the failed-authentication limit
+            # counts per address, and on loopback anyone on the host could forge
+            # X-Forwarded-For, which uvicorn believes from 127.0.0.1 by default.
+            proxy_headers=False,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
