@@ -5,6 +5,8 @@ everything of another tenant looks as if it did not exist (404, never 403, so a
 token cannot probe for other tenants' ids). With no token configured at all,
 every request on a loopback address is an admin's; off loopback, `check_exposure`
 refuses to start such a daemon, and the authenticator answers 401 all the same.
+A client address that fails too often gets 429 until its count refills
+(`FailureLimiter`), without its token being compared.
 """
 
 from __future__ import annotations
