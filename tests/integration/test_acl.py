@@ -45,17 +45,19 @@ PREFIX = "ringmaster"  # the shipped ACL's topics carry the default prefix
 PASSWORD = "s3cret"
 #: The shipped ACL's example tenant, whose blocks are copied for the others.
 EXAMPLE_TENANT = 7
+PATTERN_FORM = "mosquitto-pattern.acl"
 NOT_AUTHORIZED = 0x87
 #: PUBACK reason codes from 0x80 up refuse the message (MQTT 5 section 3.4.2.1); below
 #: it the broker took it (0x10: it had no matching subscriber).
 REFUSED = 0x80
 
-#: The user names the shipped ACL documents for each role.
+#: The user names the shipped ACLs document for each role.
 DAEMON = "ringmaster"
 
 
-def pbx_user(tenant: int) -> str:
-    return f"pbx-{tenant}"
+def pbx_user(form: str, tenant: int) -> str:
+    """Tenant `tenant`'s PBX user: named after the tenant id in the pattern form."""
+    return str(tenant) if form == PATTERN_FORM else f"pbx-{tenant}"
 
 
 def monitor_user(tenant: int) -> str:
@@ -65,9 +67,9 @@ def monitor_user(tenant: int) -> str:
 # --- the broker, as config/mosquitto.conf and config/mosquitto.acl set it up -------
 
 
-def _install_acl(path: Path, tenants: list[int]) -> None:
-    """The shipped ACL, with the example tenant's blocks copied for each other tenant."""
-    shipped = (REPO / "config/mosquitto.acl").read_text()
+def _install_acl(path: Path, form: str, tenants: list[int]) -> None:
+    """A shipped ACL, with the example tenant's blocks copied for each other tenant."""
+    shipped = (REPO / "config" / form).read_text()
     blocks: list[list[str]] = []
     for line in shipped.splitlines():
         if line.startswith("user "):
@@ -101,6 +103,11 @@ class Broker:
     passwd: Path
     acl: Path
     process: subprocess.Popen[bytes]
+    #: The ACL file installed: config/mosquitto.acl or its pattern form.
+    form: str
+
+    def pbx(self, tenant: int) -> str:
+        return pbx_user(self.form, tenant)
 
     def url(self, user: str) -> str:
         return f"mqtt://{user}:{PASSWORD}@127.0.0.1:{self.port}"
@@ -114,10 +121,11 @@ def _accepts(port: int) -> bool:
         return False
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
+@pytest.fixture(params=["mosquitto.acl", PATTERN_FORM])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    form: str = request.param
     tenants = [1, 7, 8]
-    users = [DAEMON, *(f(t) for t in tenants for f in (pbx_user, monitor_user))]
+    users = [DAEMON, *(name for t in tenants for name in (pbx_user(form, t), monitor_user(t)))]
     passwd = tmp_path / "ringmaster.passwd"
     passwd.touch()
     for user in users:
@@ -125,7 +133,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
             ["mosquitto_passwd", "-b", passwd, user, PASSWORD], check=True, capture_output=True
         )
     acl = tmp_path / "ringmaster.acl"
-    _install_acl(acl, tenants)
+    _install_acl(acl, form, tenants)
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
@@ -156,7 +164,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
                 pytest.fail(f"mosquitto exited: {stderr.read_text()}", pytrace=False)
             assert time.monotonic() < deadline, "mosquitto did not start"
             time.sleep(0.02)
-        yield Broker(port, passwd, acl, process)
+        yield Broker(port, passwd, acl, process, form)
     finally:
         process.terminate()
         process.wait(WAIT_S)
@@ -274,7 +282,7 @@ async def test_a_pbx_cannot_forge_events_snapshots_status_or_touch_another_tenan
     broker: Broker,
 ) -> None:
     async with (
-        party(broker, pbx_user(7)) as pbx,
+        party(broker, broker.pbx(7)) as pbx,
         party(broker, monitor_user(7)) as wallboard,
         party(broker, DAEMON) as daemon,
     ):
@@ -330,7 +338,7 @@ async def test_a_monitoring_client_reads_its_tenant_and_publishes_nothing(
 ) -> None:
     async with (
         party(broker, monitor_user(7)) as wallboard,
-        party(broker, pbx_user(7)) as pbx,
+        party(broker, broker.pbx(7)) as pbx,
         party(broker, DAEMON) as daemon,
     ):
         await daemon.subscribe(topic(7, "pbx/#"))
@@ -342,6 +350,8 @@ async def test_a_monitoring_client_reads_its_tenant_and_publishes_nothing(
             (topic(7, "cmd/route"), {"call_id": "w1", "target": {"type": "hangup"}}),
             (topic(7, "event/call/queued"), {"call_id": "w1"}),
             (topic(7, "error"), {"error": "forged"}),
+            # The daemon reads P/+/pbx/#: a PBX pattern must not open one under its name.
+            (f"{PREFIX}/{monitor_user(7)}/pbx/call/arrived", {"call_id": "w1", "did": "+1"}),
         ]
         for name, payload in attempts:
             assert await wallboard.publish(name, payload) == NOT_AUTHORIZED, name
@@ -360,6 +370,13 @@ async def test_a_monitoring_client_reads_its_tenant_and_publishes_nothing(
         ]
 
 
+async def test_the_daemon_user_cannot_publish_as_a_pbx(broker: Broker) -> None:
+    async with party(broker, DAEMON) as daemon:
+        for name in (topic(7, "pbx/call/arrived"), f"{PREFIX}/{DAEMON}/pbx/call/arrived"):
+            reason = await daemon.publish(name, {"call_id": "d1", "did": "+100"})
+            assert reason == NOT_AUTHORIZED, name
+
+
 async def test_an_anonymous_client_cannot_connect(broker: Broker) -> None:
     with pytest.raises(aiomqtt.MqttCodeError, match="Not authorized"):
         async with party(broker, None):
@@ -372,7 +389,7 @@ async def test_a_password_is_rotated_through_a_second_user_without_a_disconnect(
     # The procedure of docs/security.md. On a reload (SIGHUP) mosquitto 2.0 checks every
     # connected client against the new password file and disconnects those it no
     # longer lets in, so a password changed in place drops its client at once.
-    async with party(broker, DAEMON) as daemon, party(broker, pbx_user(7)) as pbx:
+    async with party(broker, DAEMON) as daemon, party(broker, broker.pbx(7)) as pbx:
         await daemon.subscribe(topic(7, "pbx/#"))
         # 1. A second user for the role, with a copy of the role's ACL block.
         await _passwd("-b", broker.passwd, "pbx-7b", "rotated")
@@ -384,8 +401,8 @@ async def test_a_password_is_rotated_through_a_second_user_without_a_disconnect(
         async with party(broker, "pbx-7b", password="rotated") as moved:
             await moved.publish_ok(topic(7, "pbx/call/hangup"), {"call_id": "new user"})
             # 3. The old user goes: a connection still under it is dropped.
-            await _passwd("-D", broker.passwd, pbx_user(7))
-            await _reload(broker, lambda: _refused(broker, pbx_user(7), PASSWORD))
+            await _passwd("-D", broker.passwd, broker.pbx(7))
+            await _reload(broker, lambda: _refused(broker, broker.pbx(7), PASSWORD))
             with pytest.raises(aiomqtt.MqttError):
                 await asyncio.wait_for(pbx.listening, WAIT_S)
             await moved.publish_ok(topic(7, "pbx/call/hangup"), {"call_id": "after"})
@@ -469,7 +486,7 @@ async def test_the_daemon_works_within_its_own_rights(broker: Broker, tmp_path: 
     db = tmp_path / "rm.sqlite3"
     await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=1))
     with structlog.testing.capture_logs() as logs:
-        async with party(broker, pbx_user(1)) as pbx, party(broker, monitor_user(1)) as wallboard:
+        async with party(broker, broker.pbx(1)) as pbx, party(broker, monitor_user(1)) as wallboard:
             await pbx.subscribe(topic(1, "cmd/#"))
             await wallboard.subscribe(
                 topic(1, "event/#"), topic(1, "state/#"), topic(1, "error"), f"{PREFIX}/status"
