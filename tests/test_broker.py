@@ -216,11 +216,13 @@ def _install_example(root: Path, local_port: int, tls_port: int) -> Path:
         capture_output=True,
     )
     shutil.copy(certs / "broker.crt", certs / "ca.crt")
-    subprocess.run(
-        ["mosquitto_passwd", "-c", "-b", etc / "ringmaster.passwd", "ringmaster", "secret"],
-        check=True,
-        capture_output=True,
-    )
+    (etc / "ringmaster.passwd").touch(mode=0o600)
+    for name in ("ringmaster", "pbx-7"):  # the daemon, and tenant 7's PBX in the example ACL
+        subprocess.run(
+            ["mosquitto_passwd", "-b", etc / "ringmaster.passwd", name, "secret"],
+            check=True,
+            capture_output=True,
+        )
     if os.geteuid() == 0:
         # As Debian's package leaves them: the broker's own folders are the broker's.
         user = pwd.getpwnam("mosquitto")
@@ -260,7 +262,7 @@ async def test_the_production_example_starts_on_stock_debian_and_keeps_sessions(
             local_port, "ringmaster", persistent=True, username="ringmaster", password="secret"
         ) as daemon:
             await daemon.subscribe("ringmaster/+/pbx/#", qos=1)
-        async with _client(local_port, "pbx-side", username="ringmaster", password="secret") as pbx:
+        async with _client(local_port, "pbx-side", username="pbx-7", password="secret") as pbx:
             await pbx.publish("ringmaster/7/pbx/call/hangup", b'{"call_id": "c1"}', qos=1)
         _stop(broker)
         # Restarted as root, the broker runs as "mosquitto" and must have written and
