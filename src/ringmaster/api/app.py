@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ringmaster import __version__
-from ringmaster.api import did_routes, extensions, queues, tenants
+from ringmaster.api import audit, did_routes, extensions, queues, tenants
 from ringmaster.api.auth import Authenticator
 from ringmaster.api.context import ApiContext, EngineHost
 from ringmaster.api.schemas import Error
@@ -27,9 +27,10 @@ _log = structlog.get_logger("ringmaster.api")
 _DESCRIPTION = """\
 Manage tenants, extensions, queues, queue agents and DID routes, and watch queues live.
 
-Every change is stored, then applied to the running engine: it takes effect on the next
-call, without a restart. Authenticate with `Authorization: Bearer <token>` (an admin
-token, or a tenant token that sees its own tenant only). See `docs/api.md`.
+Every change is stored with its audit record (`GET /api/audit`), then applied to the
+running engine: it takes effect on the next call, without a restart. Authenticate with
+`Authorization: Bearer <token>` (an admin token, or a tenant token that sees its own
+tenant only). See `docs/api.md`.
 """
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -53,7 +54,7 @@ def create_app(
         host: The running service (its `engine` and `apply`).
         store: The open store, shared with the service.
         settings: The API settings (tokens).
-        clock: Wall-clock time, for the live views' waiting times.
+        clock: Wall-clock time, for the live views' waiting times and the audit trail.
 
     Returns:
         The FastAPI application; OpenAPI at ``/openapi.json``, docs at ``/docs``.
@@ -67,6 +68,7 @@ def create_app(
     )
     for module in (extensions, queues, did_routes):
         app.include_router(module.router, responses=_ERRORS)
+    app.include_router(audit.router, responses={401: _ERRORS[401]})
     return app
 
 
