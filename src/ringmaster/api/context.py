@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from ringmaster.api.auth import Principal
+from ringmaster.api.schemas import AuditResource
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import ConfigEvent
 from ringmaster.engine.model import (
@@ -67,7 +68,7 @@ class Write:
 
     def changed(
         self,
-        resource: str,
+        resource: AuditResource,
         resource_id: int | str,
         tenant_id: int,
         before: BaseModel | None,
@@ -76,7 +77,7 @@ class Write:
         """Say what this write changed, for the audit trail.
 
         Args:
-            resource: Its kind (`AuditResource`: ``queue``, ``agent``...).
+            resource: Its kind.
             resource_id: Its id (an agent's: ``queue_id/extension_id``).
             tenant_id: Its tenant (a tenant's: its own id).
             before: As the API read it before; None for a creation.
@@ -152,7 +153,7 @@ class ApiContext:
                     f" {write.record}, {write.events}"
                 )
                 record_id = None if write.record is None else await tx.insert_audit(write.record)
-            if write.record is not None and record_id is not None:
+            if write.record is not None and record_id is not None:  # committed
                 log_change(write.record, record_id)
             if write.events:
                 await self.host.apply(write.events)
