@@ -130,13 +130,13 @@ async def test_older_file_is_brought_up_to_date(
         db.execute("INSERT INTO tenants (id, name) VALUES (1, 'Acme')")
         db.execute("PRAGMA user_version = 1")
     # This Ringmaster knows one migration more than the real ones.
-    extra = "CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT NOT NULL);"
+    extra = "CREATE TABLE future (id INTEGER PRIMARY KEY, what TEXT NOT NULL);"
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, extra])
 
     async with await Store.open(path) as store:
         assert await store.schema_version() == len(store_module.MIGRATIONS)
         assert await store.load_config() == [TenantSaved(Tenant(T1, "Acme"))]
-    assert "audit" in tables(path)
+    assert {"audit", "future"} <= tables(path)
 
 
 async def test_version_0_file_with_unrelated_content_is_migrated(tmp_path: Path) -> None:

@@ -48,8 +48,9 @@ Errors name the file, the entry (counted from 1 in file order) and the field::
 
 from __future__ import annotations
 
+import time
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -555,14 +556,18 @@ def check_file(path: Path) -> ProvisionFile:
 # --- applying ------------------------------------------------------------------------------
 
 
-async def provision(path: Path, store: Store) -> ProvisionReport:
+async def provision(
+    path: Path, store: Store, *, clock: Callable[[], float] = time.time
+) -> ProvisionReport:
     """Check the provisioning file at `path` against itself and the store, then apply it.
 
-    Everything is checked before anything is written, and the writes are one transaction.
+    Everything is checked before anything is written, and the writes are one transaction,
+    with an audit record (actor ``provision``) for each resource created or changed.
 
     Args:
         path: The TOML file.
         store: The open store to provision.
+        clock: Wall-clock time, for the audit records.
 
     Returns:
         What was created, updated or already up to date.
@@ -571,13 +576,29 @@ async def provision(path: Path, store: Store) -> ProvisionReport:
         ProvisionError: The file is invalid; the message has one line per problem and
             the store is unchanged.
     """
+    # Imported here: the simulator checks files with this module and needs no admin API.
+    from ringmaster.api.audit import changes, snapshot  # noqa: PLC0415
+    from ringmaster.api.context import log_change  # noqa: PLC0415
+
     spec = load_file(path)
     async with store.transaction() as tx:
         known = _Known.from_store(await tx.load_config())
         errors = _cross_check(path, spec, known)
         if errors:
             raise ProvisionError(errors)
-        return await _apply(tx, spec, known)
+        # Every entry names its tenant: these are all the resources the file can change.
+        tenants = {TenantId(t.id) for t in spec.tenant}
+        tenants |= {TenantId(e.tenant_id) for e in spec.extension}
+        tenants |= {TenantId(q.tenant_id) for q in spec.queue}
+        tenants |= {TenantId(r.tenant_id) for r in spec.did_route}
+        before = await snapshot(tx, tenants)
+        report = await _apply(tx, spec, known)
+        records = changes(before, await snapshot(tx, tenants), actor="provision", at=clock())
+        # In the same transaction as the changes: both are written, or neither.
+        ids = [await tx.insert_audit(record) for record in records]
+    for record, record_id in zip(records, ids, strict=True):
+        log_change(record, record_id)
+    return report
 
 
 async def _apply(tx: ConfigTransaction, spec: ProvisionFile, known: _Known) -> ProvisionReport:

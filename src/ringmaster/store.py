@@ -310,6 +310,24 @@ MIGRATIONS: list[str] = [
     -- JSON list of [extension id, ring id, how it ended], oldest first (EndedRing)
     ALTER TABLE calls ADD COLUMN ended_rings TEXT NOT NULL DEFAULT '[]';
     """,
+    # --- 5: the audit trail of configuration changes (issue 15) --------------------------
+    """
+    -- One row per change, written in the change's own transaction. No foreign keys:
+    -- a record outlives what it describes (a deleted tenant's records stay).
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        at          REAL NOT NULL,     -- Unix time
+        actor       TEXT NOT NULL,     -- the token's name (admin#1), or 'provision'
+        tenant_id   INTEGER NOT NULL,  -- the resource's tenant (a tenant: itself)
+        action      TEXT NOT NULL CHECK (action IN ('create', 'update', 'delete')),
+        resource    TEXT NOT NULL,     -- tenant, extension, queue, agent, did_route
+        resource_id TEXT NOT NULL,     -- an agent: 'queue id/extension id'
+        before      TEXT NULL,         -- JSON, as the admin API reads the resource
+        after       TEXT NULL
+    );
+    CREATE INDEX audit_by_tenant ON audit (tenant_id, id);
+    CREATE INDEX audit_by_time ON audit (at);
+    """,
 ]
 
 
@@ -362,6 +380,49 @@ class StoredRoute:
 
     id: int
     route: DidRoute
+
+
+AuditAction = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One configuration change: who made it, when, to what, and the values either side.
+
+    `before` and `after` are the resource as the admin API reads it (JSON objects);
+    `before` is None for a creation, `after` None for a deletion.
+    """
+
+    at: float
+    actor: str
+    tenant_id: TenantId
+    action: AuditAction
+    resource: str
+    resource_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAuditRecord:
+    """An audit record with its id: the order changes were committed in."""
+
+    id: int
+    record: AuditRecord
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit records to list; None fields do not filter.
+
+    `since` includes its instant, `until` does not (Unix times).
+    """
+
+    tenant_id: TenantId | None = None
+    since: float | None = None
+    until: float | None = None
+    resource: str | None = None
+    resource_id: str | None = None
 
 
 # --- live-state SQL ------------------------------------------------------------------
@@ -1351,6 +1412,75 @@ class ConfigTransaction:
         """Delete a DID route."""
         self._check_open()
         await self._db.execute("DELETE FROM did_routes WHERE id = ?", (route_id,))
+
+    # --- the audit trail ------------------------------------------------------------
+
+    async def insert_audit(self, record: AuditRecord) -> int:
+        """Record a change in this transaction, so that it commits with the change or not at all.
+
+        Returns:
+            The record's id.
+        """
+        self._check_open()
+        cursor = await self._db.execute(
+            "INSERT INTO audit"
+            " (at, actor, tenant_id, action, resource, resource_id, before, after)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.at,
+                record.actor,
+                record.tenant_id,
+                record.action,
+                record.resource,
+                record.resource_id,
+                None if record.before is None else _json(record.before),
+                None if record.after is None else _json(record.after),
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def audit(
+        self, where: AuditFilter, *, limit: int = 100, offset: int = 0
+    ) -> Page[StoredAuditRecord]:
+        """A page of audit records by id (oldest first), as `where` narrows them."""
+        self._check_open()
+        tests = [
+            ("tenant_id = ?", where.tenant_id),
+            ("at >= ?", where.since),
+            ("at < ?", where.until),
+            ("resource = ?", where.resource),
+            ("resource_id = ?", where.resource_id),
+        ]
+        given = [(test, value) for test, value in tests if value is not None]
+        clause = ("WHERE " + " AND ".join(test for test, _ in given)) if given else ""
+        params = tuple(value for _, value in given)
+        ((total,),) = await self._db.execute_fetchall(
+            f"SELECT count(*) FROM audit {clause}", params
+        )
+        rows = await self._db.execute_fetchall(
+            "SELECT id, at, actor, tenant_id, action, resource, resource_id, before, after"
+            f" FROM audit {clause} ORDER BY id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return Page([_stored_audit(tuple(row)) for row in rows], int(total))
+
+
+def _stored_audit(row: Row) -> StoredAuditRecord:
+    id_, at, actor, tenant_id, action, resource, resource_id, before, after = row
+    return StoredAuditRecord(
+        id_,
+        AuditRecord(
+            at=at,
+            actor=actor,
+            tenant_id=TenantId(tenant_id),
+            action=action,
+            resource=resource,
+            resource_id=resource_id,
+            before=None if before is None else json.loads(before),
+            after=None if after is None else json.loads(after),
+        ),
+    )
 
 
 def _outbox_seqs(last_rowid: int, count: int) -> list[int]:

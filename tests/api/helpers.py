@@ -152,7 +152,7 @@ async def seeded_store(tmp_path: Path, seed: str = SEED) -> Store:
     config = tmp_path / "seed.toml"
     config.write_text(seed)
     store = await Store.open(tmp_path / "api.sqlite3")
-    await provision(config, store)
+    await provision(config, store, clock=lambda: NOW)
     return store
 
 

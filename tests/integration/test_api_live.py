@@ -226,6 +226,36 @@ async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_pat
         assert route.status_code == 201, route.text
 
 
+async def test_a_change_is_in_the_audit_trail_after_a_restart(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
+    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=1))
+    async with (
+        daemon_in_process(mosquitto, prefix, db, api_port=port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
+    ):
+        patched = await api.patch("/api/queues/1", json={"timeout": 30})
+        assert patched.status_code == 200, patched.text
+    async with (
+        daemon_in_process(mosquitto, prefix, db, api_port=port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
+    ):
+        page = await api.get("/api/audit", params={"resource": "queue", "resource_id": "1"})
+    created, changed = page.json()["items"]
+    assert (created["actor"], created["action"], created["after"]["timeout"]) == (
+        "provision",
+        "create",
+        15,
+    )
+    assert changed["before"] == created["after"]
+    assert (changed["actor"], changed["action"], changed["after"]["timeout"]) == (
+        "local",
+        "update",
+        30,
+    )
+
+
 async def test_the_daemon_refuses_an_open_api_beyond_loopback(tmp_path: Path) -> None:
     settings = load_settings(
         None, database={"path": tmp_path / "rm.sqlite3"}, api={"host": "0.0.0.0"}

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringmaster import __version__
-from ringmaster.api import did_routes, extensions, queues, tenants
+from ringmaster.api import audit, did_routes, extensions, queues, tenants
 from ringmaster.api.auth import Authenticator
 from ringmaster.api.context import ApiContext, EngineHost
 from ringmaster.api.schemas import Error
@@ -28,9 +28,10 @@ _log = structlog.get_logger("ringmaster.api")
 _DESCRIPTION = """\
 Manage tenants, extensions, queues, queue agents and DID routes, and watch queues live.
 
-Every change is stored, then applied to the running engine: it takes effect on the next
-call, without a restart. Authenticate with `Authorization: Bearer <token>` (an admin
-token, or a tenant token that sees its own tenant only). See `docs/api.md`.
+Every change is stored with its audit record (`GET /api/audit`), then applied to the
+running engine: it takes effect on the next call, without a restart. Authenticate with
+`Authorization: Bearer <token>` (an admin token, or a tenant token that sees its own
+tenant only). See `docs/api.md`.
 """
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -60,7 +61,7 @@ def create_app(
         host: The running service (its `engine` and `apply`).
         store: The open store, shared with the service.
         settings: The API settings (tokens, abuse limits).
-        clock: Wall-clock time, for the live views' waiting times.
+        clock: Wall-clock time, for the live views' waiting times and the audit trail.
         monotonic: Monotonic time, for the limit on failed authentications.
 
     Returns:
@@ -76,6 +77,7 @@ def create_app(
     )
     for module in (extensions, queues, did_routes):
         app.include_router(module.router, responses=_ERRORS)
+    app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
     return app
 
 

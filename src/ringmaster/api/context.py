@@ -4,6 +4,10 @@ Every write follows the same path (`ApiContext.write`): validate, write the
 configuration in one store transaction, then hand the matching configuration
 events to the service (`Service.apply`), which applies them in its own turn
 loop so they take effect on the next call without a restart.
+
+The same path keeps the audit trail: the route says what it changed
+(`Write.changed`, the resource as it reads before and after), and the record is
+written in the change's own transaction, then logged once committed.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, NoReturn, Protocol
 
+import structlog
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from ringmaster.api.auth import Principal
+from ringmaster.api.schemas import AuditResource
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import ConfigEvent
 from ringmaster.engine.model import (
@@ -28,7 +35,9 @@ from ringmaster.engine.model import (
     Tenant,
     TenantId,
 )
-from ringmaster.store import ConfigTransaction, Store
+from ringmaster.store import AuditRecord, ConfigTransaction, Store
+
+_log = structlog.get_logger("ringmaster.audit")
 
 
 class EngineHost(Protocol):
@@ -46,10 +55,61 @@ class EngineHost(Protocol):
 
 @dataclass
 class Write:
-    """One write in progress: its transaction, and the events to apply after commit."""
+    """One write in progress: its transaction, the events to apply after commit, its record.
+
+    A write changes one resource; the route says which with `changed`.
+    """
 
     tx: ConfigTransaction
+    caller: Principal
+    at: float
     events: list[ConfigEvent] = field(default_factory=list)
+    record: AuditRecord | None = None
+
+    def changed(
+        self,
+        resource: AuditResource,
+        resource_id: int | str,
+        tenant_id: int,
+        before: BaseModel | None,
+        after: BaseModel | None,
+    ) -> None:
+        """Say what this write changed, for the audit trail.
+
+        Args:
+            resource: Its kind.
+            resource_id: Its id (an agent's: ``queue_id/extension_id``).
+            tenant_id: Its tenant (a tenant's: its own id).
+            before: As the API read it before; None for a creation.
+            after: As the API reads it now; None for a deletion.
+        """
+        assert self.record is None, f"one change per write: {self.record} then {resource}"
+        assert before is not None or after is not None
+        self.record = AuditRecord(
+            at=self.at,
+            actor=self.caller.name,
+            tenant_id=TenantId(tenant_id),
+            action="create" if before is None else "delete" if after is None else "update",
+            resource=resource,
+            resource_id=str(resource_id),
+            before=None if before is None else before.model_dump(mode="json"),
+            after=None if after is None else after.model_dump(mode="json"),
+        )
+
+
+def log_change(record: AuditRecord, record_id: int) -> None:
+    """Log a committed change: one ``audit`` line, as the trail holds it (no token in it)."""
+    _log.info(
+        "audit",
+        audit_id=record_id,
+        actor=record.actor,
+        tenant_id=record.tenant_id,
+        action=record.action,
+        resource=record.resource,
+        resource_id=record.resource_id,
+        before=record.before,
+        after=record.after,
+    )
 
 
 @dataclass
@@ -74,15 +134,27 @@ class ApiContext:
             yield tx
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Write]:
-        """Write in one transaction, then apply the collected events to the engine.
+    async def write(self, caller: Principal) -> AsyncIterator[Write]:
+        """Write in one transaction with its audit record, then apply the events to the engine.
 
-        An exception inside the block rolls the transaction back and applies nothing.
+        An exception inside the block rolls the transaction back, records nothing and
+        applies nothing. A block that changes nothing (no events) records nothing.
+
+        Args:
+            caller: Who writes, as the audit trail names them.
         """
         async with self.writes:
             async with self.store.transaction() as tx:
-                write = Write(tx)
+                write = Write(tx, caller, self.clock())
                 yield write
+                # A change without its record is a bug of the route, never the caller's.
+                assert (write.record is None) == (not write.events), (
+                    f"a write must say what it changed exactly when it changes something:"
+                    f" {write.record}, {write.events}"
+                )
+                record_id = None if write.record is None else await tx.insert_audit(write.record)
+            if write.record is not None and record_id is not None:  # committed
+                log_change(write.record, record_id)
             if write.events:
                 await self.host.apply(write.events)
 

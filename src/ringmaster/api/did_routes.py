@@ -50,7 +50,8 @@ from ringmaster.store import ConfigTransaction, StoredRoute
 router = APIRouter(prefix="/api/did-routes", tags=["did-routes"])
 
 
-def _out(stored: StoredRoute) -> DidRouteOut:
+def route_out(stored: StoredRoute) -> DidRouteOut:
+    """A DID route as the API reads it."""
     target = stored.route.target
     return DidRouteOut(
         id=stored.id,
@@ -120,13 +121,15 @@ async def list_routes(
         return Page(items=[], total=0, limit=limit, offset=offset)
     async with context.read() as tx:
         page = await tx.routes(list_filter(caller, tenant_id), limit=limit, offset=offset)
-    return Page(items=[_out(r) for r in page.items], total=page.total, limit=limit, offset=offset)
+    return Page(
+        items=[route_out(r) for r in page.items], total=page.total, limit=limit, offset=offset
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a DID route")
 async def create_route(body: DidRouteCreate, context: Context, caller: Caller) -> DidRouteOut:
     """Route a DID of the tenant to one of its queues (with skills) or extensions."""
-    async with context.write() as write:
+    async with context.write(caller) as write:
         tenant = await tenant_for(write.tx, caller, body.tenant_id, field_name="tenant_id")
         target = await _target(
             write.tx,
@@ -139,14 +142,15 @@ async def create_route(body: DidRouteCreate, context: Context, caller: Caller) -
         await _check_did_free(write.tx, route, None)
         stored = await write.tx.insert_route(route)
         write.events.append(DidRouteSaved(route))
-    return _out(stored)
+        write.changed("did_route", stored.id, route.tenant_id, None, route_out(stored))
+    return route_out(stored)
 
 
 @router.get("/{route_id}", summary="Read a DID route")
 async def read_route(route_id: PathId, context: Context, caller: Caller) -> DidRouteOut:
     """One DID route."""
     async with context.read() as tx:
-        return _out(await _route_for(tx, caller, route_id))
+        return route_out(await _route_for(tx, caller, route_id))
 
 
 @router.patch("/{route_id}", summary="Change a DID route")
@@ -157,7 +161,7 @@ async def update_route(
 
     A route with skills goes to an extension only with ``"skills": {}``.
     """
-    async with context.write() as write:
+    async with context.write(caller) as write:
         old = await _route_for(write.tx, caller, route_id)
         route = old.route
         if body.did is not MISSING:
@@ -182,13 +186,15 @@ async def update_route(
                 events.append(DidRouteRemoved(route.tenant_id, old.route.did))
             events.append(DidRouteSaved(route))
             write.events += events
-    return _out(new)
+            write.changed("did_route", new.id, route.tenant_id, route_out(old), route_out(new))
+    return route_out(new)
 
 
 @router.delete("/{route_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a DID route")
 async def delete_route(route_id: PathId, context: Context, caller: Caller) -> None:
     """Delete a DID route: calls to the DID are then rejected (``no_route``)."""
-    async with context.write() as write:
+    async with context.write(caller) as write:
         stored = await _route_for(write.tx, caller, route_id)
         await write.tx.delete_route(stored.id)
         write.events.append(DidRouteRemoved(stored.route.tenant_id, stored.route.did))
+        write.changed("did_route", stored.id, stored.route.tenant_id, route_out(stored), None)

@@ -35,7 +35,8 @@ from ringmaster.engine.model import Extension, ExtensionTarget
 router = APIRouter(prefix="/api/extensions", tags=["extensions"])
 
 
-def _out(extension: Extension) -> ExtensionOut:
+def extension_out(extension: Extension) -> ExtensionOut:
+    """An extension as the API reads it."""
     return ExtensionOut(
         id=extension.extension_id,
         tenant_id=extension.tenant_id,
@@ -58,13 +59,15 @@ async def list_extensions(
         return Page(items=[], total=0, limit=limit, offset=offset)
     async with context.read() as tx:
         page = await tx.extensions(list_filter(caller, tenant_id), limit=limit, offset=offset)
-    return Page(items=[_out(e) for e in page.items], total=page.total, limit=limit, offset=offset)
+    return Page(
+        items=[extension_out(e) for e in page.items], total=page.total, limit=limit, offset=offset
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an extension")
 async def create_extension(body: ExtensionCreate, context: Context, caller: Caller) -> ExtensionOut:
     """Create an extension, with its skills; its number must be free within the tenant."""
-    async with context.write() as write:
+    async with context.write(caller) as write:
         tenant = await tenant_for(write.tx, caller, body.tenant_id, field_name="tenant_id")
         if await write.tx.extension_by_number(tenant.tenant_id, body.number) is not None:
             conflict(
@@ -74,14 +77,17 @@ async def create_extension(body: ExtensionCreate, context: Context, caller: Call
             tenant.tenant_id, body.number, body.name, skills=body.skills
         )
         write.events.append(ExtensionSaved(extension))
-    return _out(extension)
+        write.changed(
+            "extension", extension.extension_id, extension.tenant_id, None, extension_out(extension)
+        )
+    return extension_out(extension)
 
 
 @router.get("/{extension_id}", summary="Read an extension")
 async def read_extension(extension_id: PathId, context: Context, caller: Caller) -> ExtensionOut:
     """One extension."""
     async with context.read() as tx:
-        return _out(await extension_for(tx, caller, extension_id))
+        return extension_out(await extension_for(tx, caller, extension_id))
 
 
 @router.patch("/{extension_id}", summary="Change an extension")
@@ -92,7 +98,7 @@ async def update_extension(
 
     The running engine sees new skills at once, without a restart.
     """
-    async with context.write() as write:
+    async with context.write(caller) as write:
         old = await extension_for(write.tx, caller, extension_id)
         new = old
         if body.number is not MISSING and body.number != old.number:
@@ -108,7 +114,10 @@ async def update_extension(
         if new != old:
             await write.tx.update_extension(new)
             write.events.append(ExtensionSaved(new))
-    return _out(new)
+            write.changed(
+                "extension", new.extension_id, new.tenant_id, extension_out(old), extension_out(new)
+            )
+    return extension_out(new)
 
 
 @router.delete(
@@ -121,7 +130,7 @@ async def delete_extension(extension_id: PathId, context: Context, caller: Calle
     enrolled and causes routing errors; Ringmaster refuses instead (409), naming the
     queues (or routes) to take it out of first.
     """
-    async with context.write() as write:
+    async with context.write(caller) as write:
         extension = await extension_for(write.tx, caller, extension_id)
         queues = await write.tx.queues_of(extension.extension_id)
         if queues:
@@ -141,3 +150,6 @@ async def delete_extension(extension_id: PathId, context: Context, caller: Calle
             )
         await write.tx.delete_extension(extension.extension_id)
         write.events.append(ExtensionRemoved(extension.extension_id))
+        write.changed(
+            "extension", extension.extension_id, extension.tenant_id, extension_out(extension), None
+        )

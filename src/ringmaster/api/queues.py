@@ -179,6 +179,16 @@ def _agent_fields(extension: Extension, options: EnrolmentOptions) -> dict[str, 
     }
 
 
+def agent_out(extension: Extension, options: EnrolmentOptions) -> AgentOut:
+    """An agent as its queue's read lists it."""
+    return AgentOut(**_agent_fields(extension, options))
+
+
+def agent_key(queue_id: QueueId, extension_id: ExtensionId) -> str:
+    """An agent's id in the audit trail: its enrolment's, as in its path."""
+    return f"{queue_id}/{extension_id}"
+
+
 def _live_agent(
     context: ApiContext, extension: Extension, options: EnrolmentOptions
 ) -> LiveAgentOut:
@@ -187,7 +197,8 @@ def _live_agent(
     return LiveAgentOut(**_agent_fields(extension, options), status=state.value)
 
 
-async def _out(tx: ConfigTransaction, queue: QueueConfig) -> QueueOut:
+async def queue_out(tx: ConfigTransaction, queue: QueueConfig) -> QueueOut:
+    """A queue as the API reads it, with its agents."""
     return QueueOut(
         id=queue.queue_id,
         tenant_id=queue.tenant_id,
@@ -204,7 +215,7 @@ async def _out(tx: ConfigTransaction, queue: QueueConfig) -> QueueOut:
             PenaltyRuleField(after=r.after, max_penalty=r.max_penalty) for r in queue.penalty_rules
         ],
         skill_rules=[SkillRuleField(after=r.after, lower_by=r.lower_by) for r in queue.skill_rules],
-        agents=[AgentOut(**_agent_fields(e, o)) for e, o in await tx.enrolments(queue.queue_id)],
+        agents=[agent_out(e, o) for e, o in await tx.enrolments(queue.queue_id)],
     )
 
 
@@ -230,7 +241,7 @@ async def list_queues(
         return Page(items=[], total=0, limit=limit, offset=offset)
     async with context.read() as tx:
         page = await tx.queues(list_filter(caller, tenant_id), limit=limit, offset=offset)
-        items = [await _out(tx, q) for q in page.items]
+        items = [await queue_out(tx, q) for q in page.items]
     return Page(items=items, total=page.total, limit=limit, offset=offset)
 
 
@@ -241,7 +252,7 @@ async def create_queue(body: QueueCreate, context: Context, caller: Caller) -> Q
     It starts with no agents (enrol them with ``POST /api/queues/{id}/agents``). An
     option left out gets the engine's default (see docs/options.md).
     """
-    async with context.write() as write:
+    async with context.write(caller) as write:
         tenant = await tenant_for(write.tx, caller, body.tenant_id, field_name="tenant_id")
         if await write.tx.queue_by_number(tenant.tenant_id, body.queue_number) is not None:
             conflict(
@@ -261,14 +272,16 @@ async def create_queue(body: QueueCreate, context: Context, caller: Caller) -> Q
         )
         queue = await write.tx.insert_queue(config)
         write.events.append(QueueSaved(queue))
-        return await _out(write.tx, queue)
+        created = await queue_out(write.tx, queue)
+        write.changed("queue", queue.queue_id, queue.tenant_id, None, created)
+        return created
 
 
 @router.get("/{queue_id}", summary="Read a queue")
 async def read_queue(queue_id: PathId, context: Context, caller: Caller) -> QueueOut:
     """One queue, with every option and its agents in order."""
     async with context.read() as tx:
-        return await _out(tx, await queue_for(tx, caller, queue_id))
+        return await queue_out(tx, await queue_for(tx, caller, queue_id))
 
 
 @router.patch("/{queue_id}", summary="Change a queue")
@@ -280,7 +293,7 @@ async def update_queue(
     Made inactive, a queue rejects new calls (``queue_inactive``) and keeps serving
     the calls already waiting in it.
     """
-    async with context.write() as write:
+    async with context.write(caller) as write:
         old = await queue_for(write.tx, caller, queue_id)
         new = old
         if body.name is not MISSING:
@@ -298,10 +311,14 @@ async def update_queue(
             overflow = await _overflow(write.tx, old.tenant_id, old.queue_id, body.overflow)
             new = replace(new, overflow=overflow)
         new = replace(new, **_option_changes(body))
-        if new != old:
-            await write.tx.update_queue(new)
-            write.events.append(QueueSaved(new))
-        return await _out(write.tx, new)
+        if new == old:
+            return await queue_out(write.tx, old)
+        before = await queue_out(write.tx, old)
+        await write.tx.update_queue(new)
+        write.events.append(QueueSaved(new))
+        after = await queue_out(write.tx, new)
+        write.changed("queue", new.queue_id, new.tenant_id, before, after)
+        return after
 
 
 @router.delete("/{queue_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a queue")
@@ -310,7 +327,7 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
 
     Nor may another queue overflow to it: change that queue's ``overflow`` first.
     """
-    async with context.write() as write:
+    async with context.write(caller) as write:
         queue = await queue_for(write.tx, caller, queue_id)
         live = context.engine.queue(queue.queue_id)
         waiting = 0 if live is None else len(live.line)
@@ -329,8 +346,10 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
                 f"queue {queue_id} is the overflow target of {queues_named(overflowing)};"
                 " change their overflow first"
             )
+        before = await queue_out(write.tx, queue)
         await write.tx.delete_queue(queue.queue_id)
         write.events.append(QueueRemoved(queue.queue_id))
+        write.changed("queue", queue.queue_id, queue.tenant_id, before, None)
 
 
 # --- agents ----------------------------------------------------------------------------------
@@ -387,7 +406,7 @@ async def enrol_agent(
     Without a ``position`` it goes after the agents already in the queue. It can be
     rung on the next distribution, for a call already waiting too.
     """
-    async with context.write() as write:
+    async with context.write(caller) as write:
         queue = await queue_for(write.tx, caller, queue_id)
         extension = await write.tx.extension(ExtensionId(body.extension_id))
         if extension is None or extension.tenant_id != queue.tenant_id:
@@ -416,6 +435,13 @@ async def enrol_agent(
             write.events += await _others_moved(
                 write.tx, queue.queue_id, before, extension.extension_id
             )
+        write.changed(
+            "agent",
+            agent_key(queue.queue_id, extension.extension_id),
+            queue.tenant_id,
+            None,
+            agent_out(extension, stored),
+        )
     return _live_agent(context, extension, stored)
 
 
@@ -427,7 +453,7 @@ async def update_agent(
 
     Only the fields given change; ``"wrapup_time": null`` goes back to the queue's.
     """
-    async with context.write() as write:
+    async with context.write(caller) as write:
         queue = await queue_for(write.tx, caller, queue_id)
         agent_id = ExtensionId(extension_id)
         old = await write.tx.enrolment(queue.queue_id, agent_id)
@@ -454,6 +480,13 @@ async def update_agent(
             write.events.append(AgentEnrolled(queue.queue_id, agent_id, new))
             if moved:
                 write.events += await _others_moved(write.tx, queue.queue_id, before, agent_id)
+            write.changed(
+                "agent",
+                agent_key(queue.queue_id, agent_id),
+                queue.tenant_id,
+                agent_out(extension, old),
+                agent_out(extension, new),
+            )
     return _live_agent(context, extension, new)
 
 
@@ -466,11 +499,23 @@ async def unenrol_agent(
     queue_id: PathId, extension_id: PathId, context: Context, caller: Caller
 ) -> None:
     """Take an extension out of the queue; a ring of it for this queue is cancelled."""
-    async with context.write() as write:
+    async with context.write(caller) as write:
         queue = await queue_for(write.tx, caller, queue_id)
-        if not await write.tx.unenrol(queue.queue_id, ExtensionId(extension_id)):
+        agent_id = ExtensionId(extension_id)
+        options = await write.tx.enrolment(queue.queue_id, agent_id)
+        extension = await write.tx.extension(agent_id)
+        if options is None or extension is None:
             not_found(f"extension {extension_id} is not in queue {queue_id}")
-        write.events.append(AgentUnenrolled(queue.queue_id, ExtensionId(extension_id)))
+        removed = await write.tx.unenrol(queue.queue_id, agent_id)
+        assert removed, "enrolled: read in this transaction"
+        write.events.append(AgentUnenrolled(queue.queue_id, agent_id))
+        write.changed(
+            "agent",
+            agent_key(queue.queue_id, agent_id),
+            queue.tenant_id,
+            agent_out(extension, options),
+            None,
+        )
 
 
 # --- live calls -----------------------------------------------------------------------------

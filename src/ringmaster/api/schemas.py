@@ -8,7 +8,8 @@ from provisioning rather than from this API.
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, Literal, TypeVar, get_args
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from fastapi import Path, Query
 from pydantic import (
@@ -475,6 +476,33 @@ class DidRouteOut(_Response):
     queue_id: int | None
     extension_id: int | None
     skills: dict[str, int]
+
+
+#: What the audit trail records changes of; an agent is an extension's enrolment in a queue.
+AuditResource = Literal["tenant", "extension", "queue", "agent", "did_route"]
+
+
+class AuditRecordOut(_Response):
+    """One change to the configuration: when, by whom, to what, and its values either side."""
+
+    id: int = Field(description="Increases with every change: the order they were made in.")
+    at: datetime = Field(description="When the change was made (UTC).")
+    actor: str = Field(
+        description="The token's name (`admin#1`, `tenant-7#2`; never the token), `local`"
+        " on an API without tokens, or `provision` for `ringmaster provision`."
+    )
+    tenant_id: int = Field(description="The resource's tenant (a tenant's own id).")
+    action: Literal["create", "update", "delete"]
+    resource: AuditResource
+    resource_id: str = Field(
+        description="The resource's id; an agent's is `queue_id/extension_id`."
+    )
+    before: dict[str, Any] | None = Field(
+        description="The resource as the API read it before the change; null for a creation."
+    )
+    after: dict[str, Any] | None = Field(
+        description="The resource as the API read it after the change; null for a deletion."
+    )
 
 
 # --- path and query parameters -----------------------------------------------------------

@@ -31,7 +31,8 @@ from ringmaster.engine.model import Tenant, TenantId
 router = APIRouter(prefix="/api/tenants", tags=["tenants"])
 
 
-def _out(tenant: Tenant) -> TenantOut:
+def tenant_out(tenant: Tenant) -> TenantOut:
+    """A tenant as the API reads it."""
     return TenantOut(id=tenant.tenant_id, name=tenant.name)
 
 
@@ -55,27 +56,30 @@ async def list_tenants(
         return Page(items=[], total=0, limit=limit, offset=offset)
     async with context.read() as tx:
         page = await tx.tenants(list_filter(caller, tenant_id), limit=limit, offset=offset)
-    return Page(items=[_out(t) for t in page.items], total=page.total, limit=limit, offset=offset)
+    return Page(
+        items=[tenant_out(t) for t in page.items], total=page.total, limit=limit, offset=offset
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a tenant")
 async def create_tenant(body: TenantCreate, context: Context, caller: Caller) -> TenantOut:
     """Create a tenant; without `id`, the next free id is assigned (admin only)."""
     _admin_only(caller)
-    async with context.write() as write:
+    async with context.write(caller) as write:
         tenant_id = None if body.id is MISSING else TenantId(body.id)
         if tenant_id is not None and await write.tx.tenant(tenant_id) is not None:
             conflict(f"id: tenant {tenant_id} already exists")
         tenant = await write.tx.insert_tenant(tenant_id, body.name)
         write.events.append(TenantSaved(tenant))
-    return _out(tenant)
+        write.changed("tenant", tenant.tenant_id, tenant.tenant_id, None, tenant_out(tenant))
+    return tenant_out(tenant)
 
 
 @router.get("/{tenant_id}", summary="Read a tenant")
 async def read_tenant(tenant_id: PathId, context: Context, caller: Caller) -> TenantOut:
     """One tenant."""
     async with context.read() as tx:
-        return _out(await tenant_for(tx, caller, tenant_id, field_name=None))
+        return tenant_out(await tenant_for(tx, caller, tenant_id, field_name=None))
 
 
 @router.patch("/{tenant_id}", summary="Rename a tenant")
@@ -83,13 +87,16 @@ async def update_tenant(
     tenant_id: PathId, body: TenantUpdate, context: Context, caller: Caller
 ) -> TenantOut:
     """Change a tenant's name (its id is fixed: it appears in MQTT topics)."""
-    async with context.write() as write:
-        tenant = await tenant_for(write.tx, caller, tenant_id, field_name=None)
+    async with context.write(caller) as write:
+        old = tenant = await tenant_for(write.tx, caller, tenant_id, field_name=None)
         if body.name is not MISSING and body.name != tenant.name:
             tenant = Tenant(tenant.tenant_id, body.name)
             await write.tx.upsert_tenant(tenant.tenant_id, tenant.name)
             write.events.append(TenantSaved(tenant))
-    return _out(tenant)
+            write.changed(
+                "tenant", tenant.tenant_id, tenant.tenant_id, tenant_out(old), tenant_out(tenant)
+            )
+    return tenant_out(tenant)
 
 
 @router.delete(
@@ -97,7 +104,7 @@ async def update_tenant(
 )
 async def delete_tenant(tenant_id: PathId, context: Context, caller: Caller) -> None:
     """Delete a tenant that has no extensions, queues or DID routes left (admin only)."""
-    async with context.write() as write:
+    async with context.write(caller) as write:
         # Visibility first: another tenant's id is a 404 for a tenant token, as everywhere.
         tenant = await tenant_for(write.tx, caller, tenant_id, field_name=None)
         _admin_only(caller)
@@ -107,3 +114,4 @@ async def delete_tenant(tenant_id: PathId, context: Context, caller: Caller) -> 
             conflict(f"tenant {tenant_id} still has {names(left)}; delete them first")
         await write.tx.delete_tenant(tenant.tenant_id)
         write.events.append(TenantRemoved(tenant.tenant_id))
+        write.changed("tenant", tenant.tenant_id, tenant.tenant_id, tenant_out(tenant), None)
