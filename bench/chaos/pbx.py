@@ -24,10 +24,8 @@ from bench.chaos.plan import Arrival, Plan, QueueSpec, reaction
 
 #: Final states of a call as ringmaster reports them (overflow to a queue is not final).
 FINAL = ("completed", "abandoned", "rejected", "overflowed")
-#: How much earlier than `retry` a ring may come back, for the daemon's clock granularity.
-RETRY_SLACK_S = 0.05
-#: How a ring ends unanswered: ringmaster's `timeout` cancel, or a `ring_failed` reason.
-UNANSWERED = ("timeout", "no_answer", "rejected", "busy", "unreachable")
+#: Two commands whose `at` differ by less than this were decided in the same turn.
+SAME_TURN_S = 0.005
 
 
 def at_epoch(at: object) -> float | None:
@@ -56,6 +54,8 @@ class Ring:
     end_reason: str = ""
     #: ringmaster's time for the end (a cancel's `at`), else the PBX's.
     ended_at: float | None = None
+    #: The `at` of ringmaster's `cancel_ring` `timeout` for it, even if the PBX ended it first.
+    timeout_at: float | None = None
 
     def end(self, state: str, reason: str, now: float, at: float | None = None) -> None:
         """The ring is over at the PBX, for `reason`."""
@@ -445,22 +445,22 @@ class Pbx:
                 self.counts["rings_crossing_an_answer"] += 1
 
     def _check_retry(self, call: Call, ring: Ring, at: float | None, label: str) -> None:
-        """A call rings each agent once per round, then pauses `retry` seconds."""
+        """A ring in the very turn that timed out the same agent's ring for the call.
+
+        In a queue with a `retry` pause, an agent whose ring for a call just timed
+        out has been tried in this round; ringing them again in the same instant
+        skips the pause. Only ringmaster's own times (the `at` of both commands)
+        are compared: a re-ring at the end of a pause that began earlier is fine.
+        """
         retry = self.retry_by_queue_id.get((call.arrival.tenant, ring.queue_id), 0)
         if not retry or at is None:
             return
-        previous = [
-            r
-            for r in call.rings[:-1]
-            if r.extension == ring.extension and r.queue_id == ring.queue_id
-        ]
-        if not previous:
+        for r in reversed(call.rings[:-1]):
+            if r.extension != ring.extension or r.queue_id != ring.queue_id:
+                continue
+            if r.timeout_at is not None and at - r.timeout_at < SAME_TURN_S:
+                self.note("rerung_as_ring_timed_out", f"{label} {at - r.timeout_at:.3f}s")
             return
-        last = previous[-1]
-        if last.end_reason in UNANSWERED and last.ended_at is not None:
-            gap = at - last.ended_at
-            if gap < retry - RETRY_SLACK_S:
-                self.note("rerung_within_retry", f"{label} {gap:.3f}s after {last.end_reason}")
 
     def _cancel(self, call: Call, body: dict[str, Any], received: float) -> None:
         extension = str(body.get("extension"))
@@ -469,6 +469,8 @@ class Pbx:
         for ring in reversed(call.rings):
             if ring.extension != extension or (ring_id is not None and ring.ring_id != ring_id):
                 continue
+            if reason == "timeout":
+                ring.timeout_at = at_epoch(body.get("at"))
             if ring.state == "live":
                 ring.end("cancelled", reason, received, at_epoch(body.get("at")))
             elif ring.state == "answered" and reason != "answered_elsewhere":

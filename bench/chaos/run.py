@@ -76,6 +76,8 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
+        # A process that died before its first ring has no figure: its start is dropped.
+        self.pbx.open_starts.clear()
         if measure:
             self.pbx.open_starts.append(started)
 
@@ -174,6 +176,7 @@ class Chaos:
         self.fuzz_sent = 0
         self.broker_restarts = 0
         self.persistence_errors: list[str] = []
+        self.pbx_lag_s = 0.0
 
     async def run(self) -> tuple[Pbx, dict[str, Any]]:
         """Run the plan; the PBX model (what it saw) and the run's own counts."""
@@ -234,6 +237,7 @@ class Chaos:
             f"{plan.broker_restarts} broker restarts, {plan.fuzz} fuzz payloads"
         )
         watcher = asyncio.create_task(supervisor.watch())
+        lag = asyncio.create_task(self._lag())
         fuzzer = asyncio.create_task(self._fuzz(t0))
         try:
             await self._faults(t0, faults(plan), supervisor)
@@ -258,6 +262,7 @@ class Chaos:
         finally:
             watcher.cancel()
             fuzzer.cancel()
+            lag.cancel()
         return {
             "kills": supervisor.kills,
             "broker_restarts": self.broker_restarts,
@@ -266,9 +271,18 @@ class Chaos:
             "death_causes": supervisor.death_causes,
             "alive_at_end": alive,
             "peak_rss_mib": supervisor.peak_rss_kib / 1024,
+            "pbx_lag_s": round(self.pbx_lag_s, 3),
             "persistence_failures": len(self.persistence_errors),
             "persistence_errors": self.persistence_errors,
         }
+
+    async def _lag(self) -> None:
+        """How late the PBX model's loop runs: a PBX that falls behind answers late."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.1
+            await asyncio.sleep(0.1)
+            self.pbx_lag_s = max(self.pbx_lag_s, loop.time() - due)
 
     async def _faults(self, t0: float, plan: list[Fault], supervisor: Supervisor) -> None:
         loop = asyncio.get_running_loop()

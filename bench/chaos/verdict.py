@@ -85,7 +85,7 @@ def invariants(pbx: Pbx, run: dict[str, Any], rss_bound_mib: float) -> list[Inva
             len(c["answers_refused"]),
             c["answers_refused"][:5],
         ),
-        counted("agents re-rung within the retry pause", "rerung_within_retry"),
+        counted("agents re-rung as their ring timed out", "rerung_as_ring_timed_out"),
         counted("routes for a bridged call", "routes_of_bridged_calls"),
         Invariant(
             "daemon deaths not caused by the harness",
@@ -128,6 +128,7 @@ def figures(pbx: Pbx, run: dict[str, Any]) -> dict[str, Any]:
         "rings crossing an answer (allowed)": pbx.counts["rings_crossing_an_answer"],
         "cancels of bridged rings (allowed)": pbx.counts["cancels_of_bridged_rings"],
         "repeated messages (at least once)": pbx.counts["repeated_messages"],
+        "PBX model's worst event-loop lag s": run["pbx_lag_s"],
         "wall time s": run["wall_s"],
     }
 
