@@ -124,11 +124,14 @@ def _mutate(payload: dict[str, Any], rng: random.Random, call_id: str) -> str | 
         payload[field] = f"fz{rng.choice(ODD_TEXT)}{rng.randrange(1000)}"
         return _dumps(payload)
     if kind == 3:  # a huge string
-        size = rng.choices((300, 5_000, 65_536, 1_000_000), weights=(60, 30, 8, 2))[0]
-        payload[field] = "fz" + rng.choice(("x", "\u00e9", "\U0001f4de", "\\")) * size
+        # Rarely a megabyte: the weights bound the corpus's bytes (~30 MB per 10,000).
+        size = rng.choices((300, 5_000, 65_536, 1_000_000), weights=(60, 30, 9.5, 0.5))[0]
+        # JSON escapes make a character up to 12 bytes: `size` is the payload's size.
+        char, width = rng.choice((("x", 1), ("\u00e9", 6), ("\U0001f4de", 12), ("\\", 2)))
+        payload[field] = "fz" + char * (size // width)
         return _dumps(payload)
     if kind == 4:  # deep nesting, in a field or as the whole payload
-        depth = rng.choice((100, 1_000, 10_000, 100_000))
+        depth = rng.choices((100, 1_000, 10_000, 100_000), weights=(50, 30, 19, 1))[0]
         if rng.random() < 0.5:
             return _nested(depth, rng)
         body = _dumps(payload)
