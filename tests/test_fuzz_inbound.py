@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ringmaster.contract import ContractError, parse_inbound, render, render_error
+from ringmaster.contract import INBOUND, ContractError, parse_inbound, render, render_error
 from ringmaster.engine.commands import Ring
 from ringmaster.engine.core import Engine
 from ringmaster.provision import provision
@@ -145,15 +145,7 @@ def valid(rng: random.Random, kind: str) -> dict[str, Any]:  # noqa: PLR0911 - o
             return {"extension": extension, "state": state}
 
 
-KINDS = [
-    "call/arrived",
-    "call/answered",
-    "call/ring_failed",
-    "call/hangup",
-    "call/callback_requested",
-    "agent/state",
-    "extension/state",
-]
+KINDS = list(INBOUND)
 
 
 def deep(depth: int) -> Any:

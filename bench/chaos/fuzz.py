@@ -18,17 +18,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench.chaos.plan import CALL_TENANTS, FUZZ_TENANT, UNROUTED_DID
+from ringmaster.contract import INBOUND
 
 #: Topic suffixes after `P/T/pbx/`: the inbound topics and a few that do not exist.
-KINDS = (
-    "call/arrived",
-    "call/answered",
-    "call/ring_failed",
-    "call/hangup",
-    "call/callback_requested",
-    "agent/state",
-    "extension/state",
-)
+KINDS = tuple(INBOUND)
 UNKNOWN_KINDS = ("call/unknown", "call", "call/arrived/extra", "agent", "x")
 
 #: Tenant segments that are not a tenant id (every one is a legal topic level).

@@ -21,7 +21,7 @@ import aiomqtt
 from ringmaster.broker import MosquittoProcess
 from ringmaster.provision import provision
 from ringmaster.service import Service
-from ringmaster.settings import load_settings
+from ringmaster.settings import Settings, load_settings
 from ringmaster.store import Store
 
 WAIT_S = 10.0  # an upper bound on any wait, never a measured duration
@@ -174,6 +174,13 @@ async def daemon_in_process(
         database={"path": db},
         api=api,
     )
+    async with running(settings) as service:
+        yield service
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Service]:
+    """A daemon with these settings in this event loop, ready (loaded and subscribed)."""
     service = Service(settings)
     task = asyncio.create_task(service.run())
     try:

@@ -36,7 +36,7 @@ from ringmaster.broker import free_port, resolve_mosquitto
 from ringmaster.service import Service
 from ringmaster.settings import load_settings
 
-from .pbx import WAIT_S, provisioned, write_config
+from .pbx import WAIT_S, provisioned, running, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -467,19 +467,8 @@ async def daemon_as(broker: Broker, db: Path) -> AsyncIterator[Service]:
         database={"path": db},
         api={"enabled": False},
     )
-    service = Service(settings)
-    task = asyncio.create_task(service.run())
-    try:
-        async with asyncio.timeout(WAIT_S):
-            ready = asyncio.create_task(service.ready.wait())
-            await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
-            if task.done():
-                task.result()
+    async with running(settings) as service:
         yield service
-    finally:
-        service.stop()
-        async with asyncio.timeout(WAIT_S):
-            await task
 
 
 async def test_the_daemon_works_within_its_own_rights(broker: Broker, tmp_path: Path) -> None:

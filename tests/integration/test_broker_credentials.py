@@ -14,10 +14,9 @@ import aiomqtt
 import pytest
 
 from ringmaster.broker import free_port, resolve_mosquitto
-from ringmaster.service import Service
 from ringmaster.settings import load_settings
 
-from .pbx import WAIT_S
+from .pbx import WAIT_S, running
 
 pytestmark = pytest.mark.integration
 
@@ -88,16 +87,5 @@ async def test_the_daemon_logs_in_with_the_password_of_its_credential(
         database={"path": tmp_path / "rm.sqlite3"},
         api={"enabled": False},
     )
-    service = Service(settings)
-    task = asyncio.create_task(service.run())
-    try:
-        async with asyncio.timeout(WAIT_S):
-            ready = asyncio.create_task(service.ready.wait())
-            await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
-            if task.done():
-                task.result()  # raise what stopped it
+    async with running(settings) as service:
         assert service.ready.is_set()
-    finally:
-        service.stop()
-        async with asyncio.timeout(WAIT_S):
-            await task
