@@ -28,6 +28,12 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     apt_install mosquitto mosquitto-clients
 fi
 
+# The test of the production broker example makes a TLS certificate with openssl.
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "setup: installing openssl" >&2
+    apt_install openssl
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     if ! python3 -m venv .venv 2>/dev/null; then
