@@ -101,3 +101,28 @@ def test_ended_calls_are_forgotten_after_a_while() -> None:
     sim.login("101")  # the engine tidies up as it handles events
     assert (1, "c1") not in sim.store.calls
     assert sim.engine.call(T, CallId("c1")) is None
+
+
+def test_ended_calls_are_forgotten_after_a_restart_whatever_their_arrival_order() -> None:
+    # Found by the chaos harness: the store kept every ended call of a 10-minute
+    # run. A restart remembered ended calls in arrival order (a hangup that came
+    # before its arrival is remembered with seq 0), while forgetting walks them
+    # oldest end first and stops at the first one still within the TTL: one
+    # recently ended call at the head kept every other ended call, in memory and
+    # in the store, across restarts, for as long as such calls kept coming.
+    sim = Sim("roundrobin", agents=1)
+    sim.arrive("long")  # arrives first, ends last
+    sim.arrive("short")
+    sim.hangup("short")
+    sim.advance(60)
+    sim.hangup("long")
+    sim.hangup("early")  # never arrived: remembered with seq 0
+    sim.advance(30)
+    sim.restart()
+    sim.advance(31)  # "short" ended 121 s ago; "long" and "early" 61 s ago
+    sim.login("101")  # forgetting rides on the next event
+    assert sim.engine.call(T, CallId("short")) is None
+    assert {key[1] for key in sim.store.calls} == {"long", "early"}
+    sim.advance(60)
+    sim.login("101")
+    assert sim.store.calls == {}

@@ -257,7 +257,14 @@ class Engine:
                     self._add_deadline(agent.wrapup_until, _WRAPUP, None, agent.extension_id)
                 if agent.skip_until is not None:
                     self._add_deadline(agent.skip_until, _SKIP, None, agent.extension_id)
-        for record in sorted(live.calls, key=lambda r: r.seq):
+        # Live calls in arrival order; ended calls oldest end first, the order
+        # `_forget_ended` walks them in (arrival order would let one call that
+        # ended late keep every other ended call for as long as it stays).
+        ended = sorted(
+            (r for r in live.calls if r.phase.is_final), key=lambda r: (r.ended_at or 0.0, r.seq)
+        )
+        waiting = sorted((r for r in live.calls if not r.phase.is_final), key=lambda r: r.seq)
+        for record in (*ended, *waiting):
             self._restore_call(CallState.from_record(record), now)
         for agent in self._agents.values():
             self._refresh_agent(agent, now)
