@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -21,6 +22,7 @@ from bench.chaos.pbx import Pbx
 from bench.chaos.plan import Fault, Plan, arrivals, faults, provisioning
 from bench.common import PYTHON, ROOT, daemon_env, provision
 from ringmaster.broker import MosquittoProcess, start_mosquitto
+from ringmaster.engine.core import DEFAULT_ENDED_CALL_TTL
 
 #: Upper bound on any single wait for a child process (never a measured figure).
 WAIT_S = 30.0
@@ -254,11 +256,17 @@ class Chaos:
             while not pbx.settled() and loop.time() < deadline:  # noqa: ASYNC110 (polled)
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1.0)  # anything late (a ring for an ended call) still counts
+            # The canary is an event: the daemon forgets ended calls past their TTL in
+            # its turn, and stores that before it answers.
+            horizon = time.time() - DEFAULT_ENDED_CALL_TTL - 1.0
             pbx.send_canary()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10):
                     await pbx.canary.wait()
             alive = supervisor.alive and pbx.canary.is_set()
+            stale = await asyncio.to_thread(
+                _ended_calls_before, self.work / "ringmaster.sqlite3", horizon
+            )
         finally:
             watcher.cancel()
             fuzzer.cancel()
@@ -271,6 +279,7 @@ class Chaos:
             "death_causes": supervisor.death_causes,
             "alive_at_end": alive,
             "peak_rss_mib": supervisor.peak_rss_kib / 1024,
+            "stale_ended_calls": stale,
             "pbx_lag_s": round(self.pbx_lag_s, 3),
             "persistence_failures": len(self.persistence_errors),
             "persistence_errors": self.persistence_errors,
@@ -341,3 +350,14 @@ class Chaos:
                 await asyncio.sleep(0.1)
         finally:
             link.close()
+
+
+def _ended_calls_before(db: Path, horizon: float) -> int:
+    """How many calls that ended before `horizon` the daemon's store still holds."""
+    # Read-only beside the running daemon (WAL): the store's size is what a
+    # restart loads, so ended calls kept past their TTL slow every restart.
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM calls WHERE ended_at IS NOT NULL AND ended_at < ?", (horizon,)
+        ).fetchone()
+    return int(row[0])

@@ -103,6 +103,10 @@ def invariants(pbx: Pbx, run: dict[str, Any], rss_bound_mib: float) -> list[Inva
             shown=f"{peak:.0f} MiB",
         ),
         Invariant(
+            "ended calls stored past their TTL (at the end)",
+            run["stale_ended_calls"],
+        ),
+        Invariant(
             "broker restarts that lost the persistent session",
             run["persistence_failures"],
             run["persistence_errors"][:5],
