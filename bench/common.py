@@ -228,11 +228,16 @@ class Daemon:
                 p.send_signal(signal.SIGINT)
         else:
             p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(WAIT_S)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        reap(p)
+
+
+def reap(p: subprocess.Popen[bytes], wait_s: float = WAIT_S) -> None:
+    """Wait for a child asked to stop; SIGKILL it if it takes longer than `wait_s`."""
+    try:
+        p.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 def run_child(module: str, args: dict[str, Any], log: Path, timeout_s: float) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from bench.chaos.fuzz import corpus
 from bench.chaos.link import Link, probe_session
 from bench.chaos.pbx import Pbx
 from bench.chaos.plan import Fault, Plan, arrivals, faults, provisioning
-from bench.common import PYTHON, ROOT, daemon_env, provision
+from bench.common import PYTHON, ROOT, daemon_env, provision, reap
 from ringmaster.broker import MosquittoProcess, start_mosquitto
 from ringmaster.engine.core import DEFAULT_ENDED_CALL_TTL
 
@@ -158,11 +158,7 @@ class Supervisor:
         if p is None or p.poll() is not None:
             return
         p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(WAIT_S)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        reap(p, WAIT_S)
 
 
 class Chaos:

@@ -118,15 +118,21 @@ class SecretFile:
     secret: SecretStr = field(repr=False)
 
 
-def _secret_file(value: object) -> SecretFile:
-    if isinstance(value, SecretFile):
-        return value
+def _read_source(value: object) -> tuple[str, Path, str]:
+    """A secret setting's value as written, the file it names, and the file's text."""
     if not isinstance(value, str | Path):
         raise ValueError("must be a file path or credential:NAME")
     source = str(value)
     path = secret_path(source)
+    return source, path, _read_secret_text(path)
+
+
+def _secret_file(value: object) -> SecretFile:
+    if isinstance(value, SecretFile):
+        return value
+    source, path, text = _read_source(value)
     # `echo secret > file` ends it with a newline that is not part of the secret.
-    secret = _read_secret_text(path).rstrip("\r\n")
+    secret = text.rstrip("\r\n")
     if not secret:
         raise ValueError(f"{path}: is empty")
     return SecretFile(source, path, SecretStr(secret))
@@ -412,12 +418,9 @@ class TokenFile:
 def _token_file(value: object) -> TokenFile:
     if isinstance(value, TokenFile):
         return value
-    if not isinstance(value, str | Path):
-        raise ValueError("must be a file path or credential:NAME")
-    source = str(value)
-    path = secret_path(source)
+    source, path, text = _read_source(value)
     try:
-        data = tomllib.loads(_read_secret_text(path))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
     try:
