@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ringmaster import store as store_module
 from ringmaster.engine.events import (
     AgentEnrolled,
     DidRouteSaved,
@@ -61,6 +60,7 @@ from ringmaster.store import (
     StoredRoute,
     StoreError,
 )
+from ringmaster.store.sqlite import schema as schema_module
 
 T1 = TenantId(1)
 T2 = TenantId(2)
@@ -105,8 +105,8 @@ def user_version(path: Path) -> int:
 async def test_open_creates_folder_and_current_schema(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "ringmaster.db"
     async with await Store.open(path) as store:
-        assert await store.schema_version() == len(store_module.MIGRATIONS)
-    assert user_version(path) == len(store_module.MIGRATIONS)
+        assert await store.schema_version() == len(schema_module.MIGRATIONS)
+    assert user_version(path) == len(schema_module.MIGRATIONS)
     assert {"tenants", "queues", "calls", "rings", "outbox"} <= tables(path)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -126,15 +126,15 @@ async def test_older_file_is_brought_up_to_date(
     # A file at version 1, made by hand (not by Store), with data in it.
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:
-        db.executescript(store_module.MIGRATIONS[0])
+        db.executescript(schema_module.MIGRATIONS[0])
         db.execute("INSERT INTO tenants (id, name) VALUES (1, 'Acme')")
         db.execute("PRAGMA user_version = 1")
     # This Ringmaster knows one migration more than the real ones.
     extra = "CREATE TABLE future (id INTEGER PRIMARY KEY, what TEXT NOT NULL);"
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, extra])
+    monkeypatch.setattr(schema_module, "MIGRATIONS", [*schema_module.MIGRATIONS, extra])
 
     async with await Store.open(path) as store:
-        assert await store.schema_version() == len(store_module.MIGRATIONS)
+        assert await store.schema_version() == len(schema_module.MIGRATIONS)
         assert await store.load_config() == [TenantSaved(Tenant(T1, "Acme"))]
     assert {"audit", "future"} <= tables(path)
 
@@ -144,7 +144,7 @@ async def test_version_0_file_with_unrelated_content_is_migrated(tmp_path: Path)
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE scratch (x)")
     async with await Store.open(path) as store:
-        assert await store.schema_version() == len(store_module.MIGRATIONS)
+        assert await store.schema_version() == len(schema_module.MIGRATIONS)
     assert {"scratch", "tenants", "outbox"} <= tables(path)
 
 
@@ -155,10 +155,10 @@ async def test_failed_migration_leaves_the_last_complete_version(
     async with await Store.open(path):
         pass
     broken = "CREATE TABLE half (x); INSERT INTO nowhere VALUES (1);"
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, broken])
+    monkeypatch.setattr(schema_module, "MIGRATIONS", [*schema_module.MIGRATIONS, broken])
     with pytest.raises(sqlite3.OperationalError, match="nowhere"):
         await Store.open(path)
-    assert user_version(path) == len(store_module.MIGRATIONS) - 1
+    assert user_version(path) == len(schema_module.MIGRATIONS) - 1
     assert "half" not in tables(path)
 
 
@@ -728,7 +728,7 @@ async def test_migration_4_keeps_version_3_rings_and_gives_them_no_ring_id(
     # A version-3 file with a ringing call, as the previous Ringmaster left it.
     path = tmp_path / "v3.db"
     with sqlite3.connect(path) as db:
-        for script in store_module.MIGRATIONS[:3]:
+        for script in schema_module.MIGRATIONS[:3]:
             db.executescript(script)
         db.executescript(
             "INSERT INTO calls (tenant_id, call_id, phase, queue_id, did, caller_id,"
@@ -738,7 +738,7 @@ async def test_migration_4_keeps_version_3_rings_and_gives_them_no_ring_id(
         )
         db.execute("PRAGMA user_version = 3")
     async with await Store.open(path) as store:
-        assert await store.schema_version() == len(store_module.MIGRATIONS)
+        assert await store.schema_version() == len(schema_module.MIGRATIONS)
         e = ExtensionId(7)
         assert (await store.load_live()).calls == (
             call(
@@ -991,7 +991,7 @@ async def test_migration_2_gives_existing_did_routes_ids(tmp_path: Path) -> None
     # A version-1 file with routes, as an earlier Ringmaster left it.
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as db:
-        db.executescript(store_module.MIGRATIONS[0])
+        db.executescript(schema_module.MIGRATIONS[0])
         db.executescript(
             "INSERT INTO tenants (id, name) VALUES (1, 'Acme');"
             "INSERT INTO queues (id, tenant_id, name, queue_number, strategy, timeout, status)"
@@ -1015,8 +1015,8 @@ async def test_migration_3_keeps_version_2_data_and_gives_defaults(tmp_path: Pat
     # A version-2 file with a row in every table, as the previous Ringmaster left it.
     path = tmp_path / "v2.db"
     with sqlite3.connect(path) as db:
-        db.executescript(store_module.MIGRATIONS[0])
-        db.executescript(store_module.MIGRATIONS[1])
+        db.executescript(schema_module.MIGRATIONS[0])
+        db.executescript(schema_module.MIGRATIONS[1])
         db.executescript(
             "INSERT INTO tenants (id, name) VALUES (1, 'Acme');"
             "INSERT INTO extensions (id, tenant_id, number, name) VALUES (7, 1, '101', 'Al');"
@@ -1036,7 +1036,7 @@ async def test_migration_3_keeps_version_2_data_and_gives_defaults(tmp_path: Pat
         db.execute("PRAGMA user_version = 2")
 
     async with await Store.open(path) as store:
-        assert await store.schema_version() == len(store_module.MIGRATIONS)
+        assert await store.schema_version() == len(schema_module.MIGRATIONS)
         q, e = QueueId(5), ExtensionId(7)
         assert await store.load_config() == [
             TenantSaved(Tenant(T1, "Acme")),

@@ -1,0 +1,69 @@
+"""Persistence: the configuration, the engine's live state and the transactional outbox.
+
+One SQLite file holds the configuration (tenants, extensions, queues, enrolments, DID
+routes, the audit trail), the engine's live state (calls, rings, agents, strategy
+memory), and the *transactional outbox*: MQTT messages the engine decided to publish but
+that are not yet confirmed sent. State and the messages it implies are committed in one
+transaction (`Store.commit`), so a crash between deciding and publishing loses nothing:
+at start-up the service re-publishes `Store.pending_outbox()` (QoS 1 subscribers must
+tolerate the duplicate, which the contract already requires).
+
+The package, top down (imports only point down):
+
+- `database`: the `Store` facade: open, close, `transaction`, `snapshot`, `commit`.
+- `config`: the configuration repository (`ConfigTransaction`): natural-key upserts for
+  provisioning, reads/inserts/updates/deletes by id and pages for the admin API, audit.
+- `live`: the live state and the outbox: which statements one turn's commit runs with
+  which rows, the restore at start-up, the pending outbox.
+- `config_rows`, `live_rows`: records <-> rows (tuples in a named column order) and
+  the JSON spelling of stored values. Backend-neutral.
+- `records`: the public types the store returns besides the engine's.
+- `sqlite/`: everything SQLite-specific, and the only SQL text: `schema` (the DDL of
+  every migration, ``user_version``), `statements` (every other statement, by concern:
+  ``?`` parameters, ``ON CONFLICT`` upserts, ``rowid`` as enrolment order), and
+  `connection` (PRAGMAs, WAL, ``BEGIN IMMEDIATE``, ``last_insert_rowid`` as the outbox
+  seq and new ids, a turn's commit run whole on SQLite's thread).
+
+A second backend (PostgreSQL, for scale-out) adds a sibling of `sqlite/` with modules
+of the same names (its schema, the same statement names in its own dialect, its
+connection); the logic of `config`, `live` and the row converters stays as it is, and
+only the choice of the backend's modules (one import each in `config`, `live` and
+`database`) changes.
+
+Every public name is importable from `ringmaster.store`; nothing outside this package
+writes SQL.
+"""
+
+from ringmaster.store.config import ConfigTransaction
+from ringmaster.store.database import Store
+from ringmaster.store.records import (
+    AuditAction,
+    AuditFilter,
+    AuditRecord,
+    Change,
+    OutboxMessage,
+    Page,
+    Saved,
+    StoredAuditRecord,
+    StoredRoute,
+    StoreError,
+    Synchronous,
+)
+from ringmaster.store.sqlite.schema import MIGRATIONS
+
+__all__ = [
+    "MIGRATIONS",
+    "AuditAction",
+    "AuditFilter",
+    "AuditRecord",
+    "Change",
+    "ConfigTransaction",
+    "OutboxMessage",
+    "Page",
+    "Saved",
+    "Store",
+    "StoreError",
+    "StoredAuditRecord",
+    "StoredRoute",
+    "Synchronous",
+]

@@ -1,0 +1,201 @@
+"""The `Store` facade: opening the database, and serialising every use of its connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+
+from ringmaster.engine.events import ConfigEvent
+from ringmaster.engine.records import LiveState, StateChanges
+from ringmaster.store import live
+from ringmaster.store.config import ConfigTransaction, load_config
+from ringmaster.store.records import OutboxMessage, Synchronous
+from ringmaster.store.sqlite import connection
+from ringmaster.store.sqlite.schema import user_version
+
+
+class Store:
+    """Ringmaster's SQLite database. Open with `Store.open`; use as an async context manager.
+
+    All methods are serialised on one connection by a lock, so a configuration
+    transaction and the service's `commit` never interleave their statements.
+    """
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        # Use Store.open(), which configures and migrates the connection.
+        self._db = db
+        self._lock = asyncio.Lock()
+        self.path = path
+        # A second connection for `snapshot`, opened on first use.
+        self._reader: aiosqlite.Connection | None = None
+        self._reader_lock = asyncio.Lock()
+        self._busy_timeout_ms = 5000
+        # Runs a function on SQLite's thread: one hand-off for a whole commit
+        # rather than one per statement (about ten a turn, ~55 us of loop time
+        # each). aiosqlite has no public hook for it; without its private one,
+        # `commit` sends the statements one by one.
+        self._run_on_thread: Any = getattr(db, "_execute", None)
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout_s: float = 5.0,
+    ) -> Self:
+        """Open (creating it and its folder if needed) and migrate the database at `path`.
+
+        Each missing migration is applied in its own transaction, together with the new
+        ``user_version``, so an interrupted upgrade leaves the file at the last complete
+        version.
+
+        Args:
+            path: The database file.
+            synchronous: SQLite's ``synchronous`` setting. ``NORMAL`` (WAL mode) survives a
+                killed process but may lose the last transactions on power loss; ``FULL``
+                survives power loss too, at one fsync per commit.
+            busy_timeout_s: How long to wait for another connection's write lock.
+
+        Returns:
+            The open store.
+
+        Raises:
+            StoreError: The file's schema is newer than this Ringmaster knows.
+            ValueError: `synchronous` is not a setting SQLite knows.
+        """
+        busy_timeout_ms = int(busy_timeout_s * 1000)
+        store = cls(await connection.connect(path, synchronous, busy_timeout_ms), path)
+        store._busy_timeout_ms = busy_timeout_ms
+        return store
+
+    async def close(self) -> None:
+        """Close the connection. Uncommitted work (there is none outside a method) is lost."""
+        if self._reader is not None:
+            await self._reader.close()
+        await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        """The file's schema version (``PRAGMA user_version``)."""
+        async with self._lock:
+            return await user_version(self._db)
+
+    # --- configuration ----------------------------------------------------------------
+
+    async def load_config(self) -> list[ConfigEvent]:
+        """The whole configuration, as the events that would build it from nothing.
+
+        In dependency order: `TenantSaved`, `ExtensionSaved`, `QueueSaved` (by id, though
+        a queue may overflow to a later one), `AgentEnrolled` with its options (by queue,
+        then position, then enrolment order; positions as stored), `DidRouteSaved`.
+        """
+        async with self._lock:
+            return await load_config(self._db)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ConfigTransaction]:
+        """A configuration transaction: everything written in it is applied, or nothing.
+
+        Leaving the block normally commits; an exception rolls back and propagates.
+
+        Yields:
+            The writer to use inside the block (it refuses to write after it).
+        """
+        async with self._lock:
+            await connection.begin_write(self._db)
+            tx = ConfigTransaction(self._db)
+            try:
+                yield tx
+                tx._close()
+                await connection.commit(self._db)
+            except BaseException:
+                tx._close()
+                await self._db.rollback()
+                raise
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[ConfigTransaction]:
+        """A consistent read-only view of the configuration, on a connection of its own.
+
+        In WAL mode it reads while `commit` and `transaction` write: the admin
+        API's reads neither wait for the daemon's commits nor hold them up, as
+        they did on the one connection. SQLite refuses writes through it.
+
+        Yields:
+            The reader to use inside the block.
+        """
+        async with self._reader_lock:
+            if self._reader is None:
+                self._reader = await connection.connect_reader(self.path, self._busy_timeout_ms)
+            reader = self._reader
+            await connection.begin_read(reader)
+            tx = ConfigTransaction(reader)
+            try:
+                yield tx
+            finally:
+                tx._close()
+                await connection.commit(reader)
+
+    # --- live state -------------------------------------------------------------------
+
+    async def load_live(self) -> LiveState:
+        """The engine's live state as last committed, to restore it at start-up."""
+        async with self._lock:
+            return await live.load_live(self._db)
+
+    async def commit(
+        self,
+        changes: StateChanges,
+        outbox: Sequence[OutboxMessage],
+        delivered_up_to: int | None = None,
+    ) -> list[int]:
+        """Store what changed and the messages it implies, in one transaction.
+
+        This is the hot path (once per event batch), so it issues one ``executemany`` per
+        kind of row that has any, never one statement per row.
+
+        Args:
+            changes: The engine's changes: upserts are applied before removals.
+            outbox: Messages to publish, in order.
+            delivered_up_to: Outbox rows with ``seq <= delivered_up_to`` were confirmed
+                published and are deleted.
+
+        Returns:
+            The outbox sequence numbers given to `outbox`, in the same order.
+
+        Cancelling the caller mid-commit may leave the outcome unknown to it (the
+        statement already handed to SQLite's thread still runs), though never half
+        applied; callers that may be cancelled should `asyncio.shield` it.
+        """
+        steps = live.turn_steps(changes, outbox, delivered_up_to)
+        if not steps:
+            return []
+        async with self._lock:
+            if self._run_on_thread is not None:
+                done: list[int] = await self._run_on_thread(
+                    connection.commit_steps_on_thread, self._db._conn, steps, len(outbox)
+                )
+                return done
+            return await connection.commit_steps(self._db, steps, len(outbox))
+
+    async def pending_outbox(self) -> list[tuple[int, OutboxMessage]]:
+        """Messages committed but not yet confirmed published, oldest first."""
+        async with self._lock:
+            return await live.pending_outbox(self._db)

@@ -1,0 +1,99 @@
+"""The engine's live state and the outbox: one turn's commit, and the restore at start-up.
+
+*Transactional outbox*: the MQTT messages the engine decided to publish are committed
+in the same transaction as the state that implies them, so a crash between deciding
+and publishing loses nothing; at start-up the service re-publishes `pending_outbox`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aiosqlite
+
+from ringmaster.engine.model import CallId, CallKey, ExtensionId, TenantId
+from ringmaster.engine.records import LiveState, RingRecord, StateChanges
+from ringmaster.store import live_rows
+from ringmaster.store.config_rows import Row
+from ringmaster.store.records import OutboxMessage
+from ringmaster.store.sqlite import statements as sql
+from ringmaster.store.sqlite.connection import Step
+
+
+def turn_steps(
+    changes: StateChanges, outbox: Sequence[OutboxMessage], delivered_up_to: int | None
+) -> list[Step]:
+    """The statements of one turn's commit, each with its rows; none for a kind without rows.
+
+    Upserts come before removals; a changed call's rings are replaced whole, a removed
+    call's go by cascade; the outbox messages are inserted last, so that the last
+    inserted row gives their seqs.
+    """
+    live = changes.live
+    steps: list[Step] = []
+
+    def step(statement: str, rows: Sequence[Row]) -> None:
+        if rows:
+            steps.append((statement, rows))
+
+    step(sql.UPSERT_CALL, [live_rows.call_row(c) for c in live.calls])
+    step(sql.DELETE_RINGS, [(c.tenant_id, c.call_id) for c in live.calls])
+    step(
+        sql.INSERT_RING,
+        [
+            (c.tenant_id, c.call_id, r.extension_id, position, r.started_at, r.deadline, r.ring_id)
+            for c in live.calls
+            for position, r in enumerate(c.rings)
+        ],
+    )
+    step(sql.DELETE_CALL, list(changes.calls_removed))
+    step(sql.UPSERT_AGENT, [live_rows.agent_row(a) for a in live.agents])
+    step(sql.DELETE_AGENT, [(e,) for e in changes.agents_removed])
+    step(sql.UPSERT_QUEUE_MEMORY, [live_rows.queue_memory_row(q) for q in live.queues])
+    step(sql.DELETE_QUEUE_MEMORY, [(q,) for q in changes.queues_removed])
+    step(sql.UPSERT_STATS, [live_rows.stats_row(s) for s in live.agent_stats])
+    step(sql.DELETE_STATS, list(changes.agent_stats_removed))
+    if delivered_up_to is not None:
+        step(sql.DELETE_DELIVERED, [(delivered_up_to,)])
+    step(sql.INSERT_OUTBOX, [(m.topic, m.payload, int(m.retain)) for m in outbox])
+    return steps
+
+
+async def load_live(db: aiosqlite.Connection) -> LiveState:
+    """The live state as last committed, in one query per table (never one per row)."""
+    rings: dict[CallKey, list[RingRecord]] = {}
+    for (
+        tenant_id,
+        call_id,
+        extension_id,
+        started_at,
+        deadline,
+        ring_id,
+    ) in await db.execute_fetchall(sql.SELECT_RINGS):
+        rings.setdefault((TenantId(tenant_id), CallId(call_id)), []).append(
+            RingRecord(ExtensionId(extension_id), started_at, deadline, ring_id)
+        )
+    calls = tuple(
+        live_rows.call_record(tuple(row), tuple(rings.get((row[0], row[1]), ())))
+        for row in await db.execute_fetchall(sql.SELECT_CALLS)
+    )
+    agents = tuple(
+        live_rows.agent_record(tuple(row)) for row in await db.execute_fetchall(sql.SELECT_AGENTS)
+    )
+    queues = tuple(
+        live_rows.queue_memory_record(tuple(row))
+        for row in await db.execute_fetchall(sql.SELECT_QUEUE_MEMORY)
+    )
+    stats = tuple(
+        live_rows.stats_record(tuple(row)) for row in await db.execute_fetchall(sql.SELECT_STATS)
+    )
+    return LiveState(calls=calls, agents=agents, queues=queues, agent_stats=stats)
+
+
+async def pending_outbox(db: aiosqlite.Connection) -> list[tuple[int, OutboxMessage]]:
+    """Messages committed but not yet confirmed published, oldest first, with their seqs."""
+    rows = await db.execute_fetchall(sql.SELECT_OUTBOX)
+    return [
+        (seq, OutboxMessage(topic, bytes(payload), bool(retain)))
+        for seq, topic, payload, retain in rows
+    ]

@@ -1,0 +1,1 @@
+"""The SQLite backend: the schema and its migrations, every statement, the connection."""

@@ -1,0 +1,128 @@
+"""SQLite connections: opening them (PRAGMAs, WAL), transactions, and one turn's commit.
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by default. A
+committed transaction then survives the process being killed (``kill -9``, OOM killer,
+a crash): the WAL is in the OS page cache and SQLite recovers it on the next open. It
+does *not* survive a power loss or kernel panic, which may roll back the last few
+transactions (never corrupt the file). ``synchronous="FULL"`` fsyncs the WAL on every
+commit, at the cost of one fsync per event batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ringmaster.store.config_rows import Row
+from ringmaster.store.records import Synchronous
+from ringmaster.store.sqlite.schema import migrate
+from ringmaster.store.sqlite.statements import LAST_OUTBOX_SEQ
+
+#: One statement of a turn and the rows it runs for (``executemany``).
+Step = tuple[str, Iterable[Row]]
+
+
+async def connect(
+    path: Path, synchronous: Synchronous, busy_timeout_ms: int
+) -> aiosqlite.Connection:
+    """Open the writer's connection to `path`, configured and migrated.
+
+    Raises:
+        StoreError: The file's schema is newer than this Ringmaster knows.
+        ValueError: `synchronous` is not a setting SQLite knows.
+    """
+    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        # Checked because PRAGMA values cannot be bound as parameters.
+        raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: no implicit transactions; every BEGIN here is explicit.
+    db = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute(f"PRAGMA synchronous = {synchronous}")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await migrate(db, path)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def connect_reader(path: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
+    """Open a read-only connection to `path`; in WAL mode it reads while the writer writes."""
+    reader = await aiosqlite.connect(path, isolation_level=None)
+    await reader.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    await reader.execute("PRAGMA query_only = ON")
+    return reader
+
+
+async def begin_write(db: aiosqlite.Connection) -> None:
+    """Begin a transaction that takes the write lock at once, so it cannot fail to upgrade."""
+    await db.execute("BEGIN IMMEDIATE")
+
+
+async def begin_read(db: aiosqlite.Connection) -> None:
+    """Begin a transaction whose reads see one committed state."""
+    await db.execute("BEGIN")
+
+
+async def commit(db: aiosqlite.Connection) -> None:
+    """Commit the transaction begun by `begin_write` or `begin_read`."""
+    await db.execute("COMMIT")
+
+
+async def inserted_id(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> int:
+    """Run an ``INSERT`` of one row and return the row's new id (its rowid)."""
+    cursor = await db.execute(sql, params)
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def outbox_seqs(last_rowid: int, count: int) -> list[int]:
+    """The seqs of a turn's `count` outbox messages, given the last one's."""
+    # One writer inside BEGIN IMMEDIATE: AUTOINCREMENT hands out consecutive
+    # seqs, ending at the last inserted rowid.
+    return list(range(last_rowid - count + 1, last_rowid + 1))
+
+
+def commit_steps_on_thread(
+    conn: sqlite3.Connection, steps: Sequence[Step], outbox_count: int
+) -> list[int]:
+    """A turn's transaction, run whole on SQLite's own thread; returns the outbox seqs."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, rows in steps:
+            conn.executemany(sql, rows)
+        seqs: list[int] = []
+        if outbox_count:
+            (last,) = conn.execute(LAST_OUTBOX_SEQ).fetchone()
+            seqs = outbox_seqs(last, outbox_count)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.rollback()
+        raise
+    return seqs
+
+
+async def commit_steps(
+    db: aiosqlite.Connection, steps: Sequence[Step], outbox_count: int
+) -> list[int]:
+    """`commit_steps_on_thread` statement by statement, for an aiosqlite without the hook."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, rows in steps:
+            await db.executemany(sql, rows)
+        seqs: list[int] = []
+        if outbox_count:
+            ((last,),) = await db.execute_fetchall(LAST_OUTBOX_SEQ)
+            seqs = outbox_seqs(last, outbox_count)
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.rollback()
+        raise
+    return seqs
