@@ -111,7 +111,7 @@ def test_a_bad_stored_option_is_named(stored: dict[str, object], message: str) -
 
 
 def test_request_models_carry_bounds_defaults_and_patch_semantics() -> None:
-    create = options_model("Create", _Strict, QUEUE_OPTIONS)
+    create = options_model(_Strict, QUEUE_OPTIONS)
     given = create.model_validate({"retry": 3, "leave_when_empty": ["paused"]})
     values = engine_values(QUEUE_OPTIONS, given)
     assert values["retry"] == 3
@@ -119,11 +119,11 @@ def test_request_models_carry_bounds_defaults_and_patch_semantics() -> None:
     assert values["service_level"] == QueueConfig.__dataclass_fields__["service_level"].default
     with pytest.raises(ValidationError, match="ring_progressive_delay"):
         create.model_validate({"ring_progressive_delay": 0})
-    patch = options_model("Patch", _Strict, QUEUE_OPTIONS, patch=True)
+    patch = options_model(_Strict, QUEUE_OPTIONS, patch=True)
     assert engine_values(QUEUE_OPTIONS, patch.model_validate({"weight": 4})) == {"weight": 4}
     with pytest.raises(ValidationError, match="weight"):
         patch.model_validate({"weight": None})
-    agent_patch = options_model("AgentPatch", _Strict, ENROLMENT_OPTIONS, patch=True)
+    agent_patch = options_model(_Strict, ENROLMENT_OPTIONS, patch=True)
     # An agent's wrap-up alone takes null: "the queue's".
     assert engine_values(ENROLMENT_OPTIONS, agent_patch.model_validate({"wrapup_time": None})) == {
         "wrapup_time": None

@@ -164,10 +164,26 @@ def response_fields(options: Iterable[Declared]) -> dict[str, Any]:
 
 
 def options_model(
-    name: str, base: type[ModelT], options: Iterable[Declared], *, patch: bool = False
+    base: type[ModelT], options: Iterable[Declared], *, patch: bool = False
 ) -> type[ModelT]:
-    """A request model on `base` with a field for each option."""
-    return create_model(name, __base__=base, **request_fields(options, patch=patch))
+    """A request model: `base`'s fields (hand-declared) then a field for each option.
+
+    Its name is `base`'s without a trailing ``Fields``, and it keeps `base`'s docstring.
+    """
+    fields = request_fields(options, patch=patch)
+    return _model(base, fields)
+
+
+def response_model(base: type[ModelT], options: Iterable[Declared]) -> type[ModelT]:
+    """A response model: `base`'s fields then each option's stored value."""
+    return _model(base, response_fields(options))
+
+
+def _model(base: type[ModelT], fields: dict[str, Any]) -> type[ModelT]:
+    name = base.__name__.removeprefix("_").removesuffix("Fields")
+    model = create_model(name, __base__=base, __doc__=base.__doc__, **fields)
+    model.__module__ = base.__module__
+    return model
 
 
 def engine_values(options: Iterable[Declared], model: BaseModel) -> dict[str, Any]:
