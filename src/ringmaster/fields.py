@@ -7,6 +7,16 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from ringmaster.engine.options import (
+    MAX_COUNT,
+    MAX_PENALTY,
+    MAX_RING_TIMEOUT,
+    MAX_RULES,
+    MAX_SECONDS,
+    MAX_SKILL_LEVEL,
+    MAX_SKILLS,
+    MAX_WEIGHT,
+)
 from ringmaster.engine.strategies import strategy_names
 
 
@@ -31,19 +41,11 @@ StrategyName = Annotated[
 
 # --- the queue and enrolment options of call-centre parity (docs/options.md) ---------------
 
-#: The longest any option in seconds may be: a day. Larger values are mistakes, and
-#: bounding them keeps every value an SQLite integer.
-MAX_SECONDS = 86_400
-MAX_PENALTY = 1000
-MAX_SKILL_LEVEL = 10
-MAX_SKILLS = 50
-MAX_RULES = 20
-
 Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
 PositiveSeconds = Annotated[int, Field(ge=1, le=MAX_SECONDS)]
 Penalty = Annotated[int, Field(ge=0, le=MAX_PENALTY)]
-Count = Annotated[int, Field(ge=0, le=1_000_000)]
-Weight = Annotated[int, Field(ge=0, le=1000)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Weight = Annotated[int, Field(ge=0, le=MAX_WEIGHT)]
 SkillName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
 SkillLevel = Annotated[int, Field(ge=1, le=MAX_SKILL_LEVEL)]
 #: `{"spanish": 8, "billing": 5}`: what an extension has, or what a call requires.
@@ -98,8 +100,5 @@ SkillRules = Annotated[
     list[SkillRuleField], Field(max_length=MAX_RULES), AfterValidator(_rules_in_time_order)
 ]
 
-#: The longest ring an operator may set, in seconds: the admin API's bound (an hour is
-#: already absurd), shared so that a provisioning file is held to the same one.
-MAX_RING_TIMEOUT = 3600
 #: A queue's `timeout`: how long one agent rings.
 RingTimeout = Annotated[int, Field(ge=1, le=MAX_RING_TIMEOUT)]

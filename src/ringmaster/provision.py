@@ -53,7 +53,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -68,34 +68,23 @@ from pydantic_core import PydanticCustomError
 
 from ringmaster.engine.events import ConfigEvent, ExtensionSaved, QueueSaved, TenantSaved
 from ringmaster.engine.model import (
-    DEFAULT_ENROLMENT,
-    AgentCondition,
     EnrolmentOptions,
     ExtensionId,
     ExtensionTarget,
     HangupTarget,
     OverflowTarget,
-    PenaltyRule,
     QueueConfig,
     QueueId,
     QueueStatus,
     QueueTarget,
-    SkillRule,
     TenantId,
 )
 from ringmaster.fields import (
-    ConditionSet,
-    Count,
-    Penalty,
-    PenaltyRules,
-    PositiveSeconds,
     RingTimeout,
-    Seconds,
     SkillMap,
-    SkillRules,
     StrategyName,
-    Weight,
 )
+from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, engine_values, options_model
 from ringmaster.store import Change, ConfigTransaction, Store
 
 
@@ -116,9 +105,6 @@ class ProvisionError(Exception):
 Id = Annotated[int, Field(ge=1)]
 Number = Annotated[str, Field(min_length=1, max_length=20)]
 Did = Annotated[str, Field(pattern=r"^\+?[0-9]+$")]
-
-#: The engine's defaults, which an option left out of the file gets.
-_QUEUE_DEFAULTS = QueueConfig(QueueId(0), TenantId(0), "", "", "", 1)
 
 
 class _Entry(BaseModel):
@@ -143,33 +129,26 @@ class ExtensionEntry(_Entry):
     skills: SkillMap = {}
 
 
-class AgentEntry(_Entry):
+class _AgentEntryFields(_Entry):
     """One of a queue's ``agents``: an extension number and its enrolment options.
 
     In the file, a plain number (``"101"``) is short for ``{extension = "101"}``. The
-    agent's position is its place in the array.
+    agent's position is its place in the array. The options' fields are derived from
+    their declarations (`EnrolmentOptions`); TOML has no null, so leaving
+    `wrapup_time` out is the only way to say "the queue's".
     """
 
     extension: Number
-    penalty: Penalty = DEFAULT_ENROLMENT.penalty
-    # TOML has no null: leaving the key out is the only way to say "the queue's".
-    wrapup_time: Seconds | None = DEFAULT_ENROLMENT.wrapup_time
-    max_no_answer: Count = DEFAULT_ENROLMENT.max_no_answer
-    busy_delay: Seconds = DEFAULT_ENROLMENT.busy_delay
-    reject_delay: Seconds = DEFAULT_ENROLMENT.reject_delay
-    no_answer_delay: Seconds = DEFAULT_ENROLMENT.no_answer_delay
 
     def options(self, position: int | None = None) -> EnrolmentOptions:
         """The agent's enrolment options, at `position` (None: the store's choice)."""
-        return EnrolmentOptions(
-            penalty=self.penalty,
-            position=position,
-            wrapup_time=self.wrapup_time,
-            max_no_answer=self.max_no_answer,
-            busy_delay=self.busy_delay,
-            reject_delay=self.reject_delay,
-            no_answer_delay=self.no_answer_delay,
-        )
+        return EnrolmentOptions(position=position, **engine_values(ENROLMENT_OPTIONS, self))
+
+
+if TYPE_CHECKING:
+    AgentEntry = _AgentEntryFields
+else:
+    AgentEntry = options_model(_AgentEntryFields, ENROLMENT_OPTIONS)
 
 
 def _agent_from_number(value: object) -> object:
@@ -206,8 +185,11 @@ class OverflowEntry(_Entry):
         return self
 
 
-class QueueEntry(_Entry):
-    """A ``[[queue]]`` entry: the fields and options of `QueueConfig`, and its agents."""
+class _QueueEntryFields(_Entry):
+    """A ``[[queue]]`` entry: the fields and options of `QueueConfig`, and its agents.
+
+    The options' fields are derived from their declarations (`QueueConfig`).
+    """
 
     tenant_id: Id
     queue_number: Number
@@ -215,19 +197,7 @@ class QueueEntry(_Entry):
     strategy: StrategyName
     timeout: RingTimeout
     status: Literal["active", "inactive"] = "active"
-    retry: Seconds = _QUEUE_DEFAULTS.retry
-    wrapup_time: Seconds = _QUEUE_DEFAULTS.wrapup_time
-    max_len: Count = _QUEUE_DEFAULTS.max_len
-    max_wait: Seconds = _QUEUE_DEFAULTS.max_wait
     overflow: OverflowEntry = OverflowEntry(type="hangup")
-    join_empty: ConditionSet = []
-    leave_when_empty: ConditionSet = []
-    weight: Weight = _QUEUE_DEFAULTS.weight
-    service_level: PositiveSeconds = _QUEUE_DEFAULTS.service_level
-    announce_frequency: Seconds = _QUEUE_DEFAULTS.announce_frequency
-    ring_progressive_delay: PositiveSeconds = _QUEUE_DEFAULTS.ring_progressive_delay
-    penalty_rules: PenaltyRules = []
-    skill_rules: SkillRules = []
     agents: list[Agent] | None = None
 
     @field_validator("agents")
@@ -253,20 +223,15 @@ class QueueEntry(_Entry):
             self.strategy,
             self.timeout,
             status=QueueStatus(self.status),
-            retry=self.retry,
-            wrapup_time=self.wrapup_time,
-            max_len=self.max_len,
-            max_wait=self.max_wait,
             overflow=overflow,
-            join_empty=frozenset(AgentCondition(c) for c in self.join_empty),
-            leave_when_empty=frozenset(AgentCondition(c) for c in self.leave_when_empty),
-            weight=self.weight,
-            service_level=self.service_level,
-            announce_frequency=self.announce_frequency,
-            ring_progressive_delay=self.ring_progressive_delay,
-            penalty_rules=tuple(PenaltyRule(r.after, r.max_penalty) for r in self.penalty_rules),
-            skill_rules=tuple(SkillRule(r.after, r.lower_by) for r in self.skill_rules),
+            **engine_values(QUEUE_OPTIONS, self),
         )
+
+
+if TYPE_CHECKING:
+    QueueEntry = _QueueEntryFields
+else:
+    QueueEntry = options_model(_QueueEntryFields, QUEUE_OPTIONS)
 
 
 class DidRouteEntry(_Entry):

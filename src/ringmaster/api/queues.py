@@ -48,7 +48,6 @@ from ringmaster.api.schemas import (
 )
 from ringmaster.engine.events import AgentEnrolled, AgentUnenrolled, QueueRemoved, QueueSaved
 from ringmaster.engine.model import (
-    AgentCondition,
     AgentStatus,
     CallPhase,
     EnrolmentOptions,
@@ -57,53 +56,18 @@ from ringmaster.engine.model import (
     ExtensionTarget,
     HangupTarget,
     OverflowTarget,
-    PenaltyRule,
     QueueConfig,
     QueueId,
     QueueStatus,
     QueueTarget,
-    SkillRule,
     TenantId,
 )
-from ringmaster.fields import PenaltyRuleField, SkillRuleField
+from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, engine_values, plain_values
 from ringmaster.store import ConfigTransaction
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
 # --- queue options: request <-> QueueConfig ------------------------------------------------
-
-#: Options that are stored as given (integers).
-_PLAIN_OPTIONS = (
-    "retry",
-    "wrapup_time",
-    "max_len",
-    "max_wait",
-    "weight",
-    "service_level",
-    "announce_frequency",
-    "ring_progressive_delay",
-)
-
-
-def _option_changes(body: QueueCreate | QueueUpdate) -> dict[str, Any]:
-    """The `QueueConfig` options the body gives, in the engine's types.
-
-    `overflow` is not among them: resolving its target needs the store (`_overflow`).
-    """
-    changes: dict[str, Any] = {
-        name: value for name in _PLAIN_OPTIONS if (value := getattr(body, name)) is not MISSING
-    }
-    if body.join_empty is not MISSING:
-        changes["join_empty"] = frozenset(AgentCondition(c) for c in body.join_empty)
-    if body.leave_when_empty is not MISSING:
-        changes["leave_when_empty"] = frozenset(AgentCondition(c) for c in body.leave_when_empty)
-    if body.penalty_rules is not MISSING:
-        changes["penalty_rules"] = tuple(
-            PenaltyRule(r.after, r.max_penalty) for r in body.penalty_rules
-        )
-    if body.skill_rules is not MISSING:
-        changes["skill_rules"] = tuple(SkillRule(r.after, r.lower_by) for r in body.skill_rules)
-    return changes
 
 
 async def _overflow(
@@ -161,11 +125,6 @@ async def _overflow_out(tx: ConfigTransaction, target: OverflowTarget) -> Overfl
             return ExtensionOverflowOut(type="extension", extension=extension.number)
 
 
-def _conditions(conditions: frozenset[AgentCondition]) -> list[Any]:
-    # In the enum's order, so that a read is stable whatever order the request gave.
-    return [c.value for c in AgentCondition if c in conditions]
-
-
 # --- agents: enrolment options <-> responses -------------------------------------------------
 
 
@@ -175,7 +134,8 @@ def _agent_fields(extension: Extension, options: EnrolmentOptions) -> dict[str, 
         "id": extension.extension_id,
         "number": extension.number,
         "name": extension.name,
-        **{f.name: getattr(options, f.name) for f in fields(EnrolmentOptions)},
+        "position": options.position,
+        **plain_values(ENROLMENT_OPTIONS, options),
     }
 
 
@@ -207,14 +167,8 @@ async def queue_out(tx: ConfigTransaction, queue: QueueConfig) -> QueueOut:
         strategy=queue.strategy,
         timeout=queue.timeout,
         status=queue.status.value,
-        **{name: getattr(queue, name) for name in _PLAIN_OPTIONS},
         overflow=await _overflow_out(tx, queue.overflow),
-        join_empty=_conditions(queue.join_empty),
-        leave_when_empty=_conditions(queue.leave_when_empty),
-        penalty_rules=[
-            PenaltyRuleField(after=r.after, max_penalty=r.max_penalty) for r in queue.penalty_rules
-        ],
-        skill_rules=[SkillRuleField(after=r.after, lower_by=r.lower_by) for r in queue.skill_rules],
+        **plain_values(QUEUE_OPTIONS, queue),
         agents=[agent_out(e, o) for e, o in await tx.enrolments(queue.queue_id)],
     )
 
@@ -268,7 +222,7 @@ async def create_queue(body: QueueCreate, context: Context, caller: Caller) -> Q
             timeout=body.timeout,
             status=QueueStatus(body.status),
             overflow=await _overflow(write.tx, tenant.tenant_id, None, body.overflow),
-            **_option_changes(body),
+            **engine_values(QUEUE_OPTIONS, body),
         )
         queue = await write.tx.insert_queue(config)
         write.events.append(QueueSaved(queue))
@@ -310,7 +264,7 @@ async def update_queue(
         if body.overflow is not MISSING:
             overflow = await _overflow(write.tx, old.tenant_id, old.queue_id, body.overflow)
             new = replace(new, overflow=overflow)
-        new = replace(new, **_option_changes(body))
+        new = replace(new, **engine_values(QUEUE_OPTIONS, body))
         if new == old:
             return await queue_out(write.tx, old)
         before = await queue_out(write.tx, old)
@@ -417,13 +371,8 @@ async def enrol_agent(
                 "extension_not_in_tenant",
             )
         options = EnrolmentOptions(
-            penalty=body.penalty,
             position=None if body.position is MISSING else body.position,
-            wrapup_time=body.wrapup_time,
-            max_no_answer=body.max_no_answer,
-            busy_delay=body.busy_delay,
-            reject_delay=body.reject_delay,
-            no_answer_delay=body.no_answer_delay,
+            **engine_values(ENROLMENT_OPTIONS, body),
         )
         placed = options.position is not None
         before = await _options_by_agent(write.tx, queue.queue_id) if placed else {}

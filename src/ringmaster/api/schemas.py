@@ -9,7 +9,7 @@ from provisioning rather than from this API.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from fastapi import Path, Query
 from pydantic import (
@@ -22,30 +22,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ringmaster.engine.model import (
-    DEFAULT_ENROLMENT,
-    AgentCondition,
-    AgentStatus,
-    QueueConfig,
-    QueueId,
-    TenantId,
-)
-from ringmaster.fields import (
-    ConditionName,
-    ConditionSet,
-    Count,
-    Penalty,
-    PenaltyRuleField,
-    PenaltyRules,
-    PositiveSeconds,
-    RingTimeout,
-    Seconds,
-    SkillMap,
-    SkillRuleField,
-    SkillRules,
-    StrategyName,
-    Weight,
-)
+from ringmaster.engine.model import AgentCondition, AgentStatus
+from ringmaster.fields import ConditionName, Count, RingTimeout, SkillMap, StrategyName
+from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, options_model, response_model
 
 #: SQLite's largest integer: a bigger id could never name a row, and binding it fails.
 MAX_ID = 2**63 - 1
@@ -81,9 +60,6 @@ Position = Count
 
 # Spelt out for the schema; keep them in step with the engine's enum.
 assert set(get_args(ConditionName)) == {c.value for c in AgentCondition}
-
-#: The engine's defaults for every queue option: a new queue gets these.
-QUEUE_DEFAULTS = QueueConfig(QueueId(0), TenantId(0), "", "", "", 1)
 
 
 class _Request(BaseModel):
@@ -160,7 +136,12 @@ Overflow = Annotated[
 ]
 
 
-class QueueCreate(_Request):
+# The option fields of queues and agents are derived from their declarations in the
+# engine (QueueConfig, EnrolmentOptions); each model below declares the other fields. mypy
+# sees those only: code reaches the options through `ringmaster.options`.
+
+
+class _QueueCreateFields(_Request):
     """``POST /api/queues``: the six documented fields, then the call-centre options.
 
     Every option may be left out for the engine's default (docs/options.md says what
@@ -173,58 +154,13 @@ class QueueCreate(_Request):
     strategy: Strategy
     timeout: Timeout
     status: Status = "active"
-    retry: Seconds = Field(
-        default=QUEUE_DEFAULTS.retry, description="Seconds between rounds of rings."
-    )
-    wrapup_time: Seconds = Field(
-        default=QUEUE_DEFAULTS.wrapup_time,
-        description="Seconds of rest after a completed call (an enrolment may override it).",
-    )
-    max_len: Count = Field(
-        default=QUEUE_DEFAULTS.max_len,
-        description="Waiting-line capacity (0: unlimited); a call beyond it overflows.",
-    )
-    max_wait: Seconds = Field(
-        default=QUEUE_DEFAULTS.max_wait,
-        description="Seconds a call may wait before it overflows (0: forever).",
-    )
     overflow: Overflow = Field(
         default=HangupOverflow(type="hangup"),
         description="Where a call goes when it leaves the queue unanswered.",
     )
-    join_empty: ConditionSet = Field(
-        default=[],
-        description="A call may not join (it overflows) when every agent is in one of these.",
-    )
-    leave_when_empty: ConditionSet = Field(
-        default=[],
-        description="Waiting calls overflow when every agent is in one of these.",
-    )
-    weight: Weight = Field(
-        default=QUEUE_DEFAULTS.weight,
-        description="A heavier queue's calls are offered first to agents it shares.",
-    )
-    service_level: PositiveSeconds = Field(
-        default=QUEUE_DEFAULTS.service_level,
-        description="Seconds: the threshold of the queue's service-level figure.",
-    )
-    announce_frequency: Seconds = Field(
-        default=QUEUE_DEFAULTS.announce_frequency,
-        description="Seconds between `cmd/announce` to each waiting caller (0: never).",
-    )
-    ring_progressive_delay: PositiveSeconds = Field(
-        default=QUEUE_DEFAULTS.ring_progressive_delay,
-        description="`ringprogressive`: seconds between adding one more ringing agent.",
-    )
-    penalty_rules: PenaltyRules = Field(
-        default=[], description="As a call waits, ring agents of higher penalties."
-    )
-    skill_rules: SkillRules = Field(
-        default=[], description="As a call waits, lower the skill levels it requires."
-    )
 
 
-class QueueUpdate(_Request):
+class _QueueUpdateFields(_Request):
     """``PATCH /api/queues/{id}``: the tenant of a queue never changes.
 
     A list option given replaces the stored list (`[]` clears it).
@@ -235,67 +171,38 @@ class QueueUpdate(_Request):
     strategy: Strategy | MISSING = MISSING
     timeout: Timeout | MISSING = MISSING
     status: Status | MISSING = MISSING
-    retry: Seconds | MISSING = MISSING
-    wrapup_time: Seconds | MISSING = MISSING
-    max_len: Count | MISSING = MISSING
-    max_wait: Seconds | MISSING = MISSING
     overflow: Overflow | MISSING = MISSING
-    join_empty: ConditionSet | MISSING = MISSING
-    leave_when_empty: ConditionSet | MISSING = MISSING
-    weight: Weight | MISSING = MISSING
-    service_level: PositiveSeconds | MISSING = MISSING
-    announce_frequency: Seconds | MISSING = MISSING
-    ring_progressive_delay: PositiveSeconds | MISSING = MISSING
-    penalty_rules: PenaltyRules | MISSING = MISSING
-    skill_rules: SkillRules | MISSING = MISSING
 
 
-class EnrolmentCreate(_Request):
+class _EnrolmentCreateFields(_Request):
     """``POST /api/queues/{id}/agents``: the extension, and how it takes the queue's calls."""
 
     extension_id: Id
-    penalty: Penalty = Field(
-        default=DEFAULT_ENROLMENT.penalty, description="The agent's tier: lower is rung first."
-    )
     position: Position | MISSING = Field(
         default=MISSING,
         description="Order for `linear`, `roundrobin`, ... (lower first); left out: last.",
     )
-    wrapup_time: Seconds | None = Field(
-        default=DEFAULT_ENROLMENT.wrapup_time,
-        description="Seconds of rest after a call of this queue; null: the queue's.",
-    )
-    max_no_answer: Count = Field(
-        default=DEFAULT_ENROLMENT.max_no_answer,
-        description="Pause the agent after this many unanswered rings in a row (0: never).",
-    )
-    busy_delay: Seconds = Field(
-        default=DEFAULT_ENROLMENT.busy_delay,
-        description="Seconds the agent is skipped after a ring failed busy.",
-    )
-    reject_delay: Seconds = Field(
-        default=DEFAULT_ENROLMENT.reject_delay,
-        description="Seconds the agent is skipped after rejecting a ring.",
-    )
-    no_answer_delay: Seconds = Field(
-        default=DEFAULT_ENROLMENT.no_answer_delay,
-        description="Seconds the agent is skipped after a ring went unanswered.",
-    )
 
 
-class EnrolmentUpdate(_Request):
+class _EnrolmentUpdateFields(_Request):
     """``PATCH /api/queues/{id}/agents/{extension_id}``: change how an agent takes calls.
 
     `wrapup_time` is the one field that takes null: it means "the queue's".
     """
 
-    penalty: Penalty | MISSING = MISSING
     position: Position | MISSING = MISSING
-    wrapup_time: Seconds | MISSING | None = MISSING
-    max_no_answer: Count | MISSING = MISSING
-    busy_delay: Seconds | MISSING = MISSING
-    reject_delay: Seconds | MISSING = MISSING
-    no_answer_delay: Seconds | MISSING = MISSING
+
+
+if TYPE_CHECKING:
+    QueueCreate = _QueueCreateFields
+    QueueUpdate = _QueueUpdateFields
+    EnrolmentCreate = _EnrolmentCreateFields
+    EnrolmentUpdate = _EnrolmentUpdateFields
+else:
+    QueueCreate = options_model(_QueueCreateFields, QUEUE_OPTIONS)
+    QueueUpdate = options_model(_QueueUpdateFields, QUEUE_OPTIONS, patch=True)
+    EnrolmentCreate = options_model(_EnrolmentCreateFields, ENROLMENT_OPTIONS)
+    EnrolmentUpdate = options_model(_EnrolmentUpdateFields, ENROLMENT_OPTIONS, patch=True)
 
 
 class DidRouteCreate(_Request):
@@ -372,19 +279,19 @@ class ExtensionOut(_Response):
     skills: dict[str, int]
 
 
-class AgentOut(_Response):
+class _AgentOutFields(_Response):
     """An extension enrolled in a queue, with its enrolment options."""
 
     id: int
     number: str
     name: str
-    penalty: int
     position: int
-    wrapup_time: int | None = Field(description="null: the queue's.")
-    max_no_answer: int
-    busy_delay: int
-    reject_delay: int
-    no_answer_delay: int
+
+
+if TYPE_CHECKING:
+    AgentOut = _AgentOutFields
+else:
+    AgentOut = response_model(_AgentOutFields, ENROLMENT_OPTIONS)
 
 
 AgentStatusName = Literal["available", "ringing", "busy", "wrapup", "paused", "logged_out"]
@@ -392,12 +299,18 @@ AgentStatusName = Literal["available", "ringing", "busy", "wrapup", "paused", "l
 assert set(get_args(AgentStatusName)) == {s.value for s in AgentStatus}
 
 
-class LiveAgentOut(AgentOut):
+class _LiveAgentOutFields(_AgentOutFields):
     """An enrolled extension with its live state."""
 
     status: AgentStatusName = Field(
         description="Ringmaster's view of the agent, as on `event/agent/state`."
     )
+
+
+if TYPE_CHECKING:
+    LiveAgentOut = _LiveAgentOutFields
+else:
+    LiveAgentOut = response_model(_LiveAgentOutFields, ENROLMENT_OPTIONS)
 
 
 class HangupOverflowOut(_Response):
@@ -425,7 +338,7 @@ OverflowOut = Annotated[
 ]
 
 
-class QueueOut(_Response):
+class _QueueOutFields(_Response):
     """A queue with every option, and its agents in order."""
 
     id: int
@@ -435,22 +348,14 @@ class QueueOut(_Response):
     strategy: str
     timeout: int
     status: Status
-    retry: int
-    wrapup_time: int
-    max_len: int
-    max_wait: int
     overflow: OverflowOut
-    join_empty: list[ConditionName]
-    leave_when_empty: list[ConditionName]
-    weight: int
-    service_level: int
-    announce_frequency: int
-    ring_progressive_delay: int
-    # The request's rule models: provisioning checks rules with the same ones, so
-    # whatever is stored conforms, and the schema shows one shape for both ways.
-    penalty_rules: list[PenaltyRuleField]
-    skill_rules: list[SkillRuleField]
     agents: list[AgentOut]
+
+
+if TYPE_CHECKING:
+    QueueOut = _QueueOutFields
+else:
+    QueueOut = response_model(_QueueOutFields, QUEUE_OPTIONS)
 
 
 class WaitingCallOut(_Response):

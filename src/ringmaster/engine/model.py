@@ -11,6 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NewType
 
+from ringmaster.engine.options import (
+    MAX_COUNT,
+    MAX_PENALTY,
+    MAX_RING_TIMEOUT,
+    MAX_SECONDS,
+    MAX_WEIGHT,
+    option,
+)
+
 TenantId = NewType("TenantId", int)
 QueueId = NewType("QueueId", int)
 ExtensionId = NewType("ExtensionId", int)
@@ -196,11 +205,10 @@ class SkillRule:
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    """A call queue, with the fields of the product's queue documentation.
+    """A call queue: the fields of the product's queue documentation, then its options.
 
-    `timeout` is how long one agent rings before the queue moves on; `retry`
-    is the pause after a full round of rings before the next round (Asterisk's
-    `retry`); `wrapup_time` is the rest an agent gets after a completed call.
+    Each option is declared here once (`option()`, engine.options): the admin API,
+    provisioning, the store and docs/options.md derive theirs from these fields.
     """
 
     queue_id: QueueId
@@ -208,52 +216,206 @@ class QueueConfig:
     name: str
     queue_number: str
     strategy: str
-    timeout: int
+    timeout: int = option(
+        doc="seconds one ring lasts before ringmaster cancels it (`timeout`) and moves on",
+        minimum=1,
+        maximum=MAX_RING_TIMEOUT,
+        default_doc="(required)",
+        asterisk="`timeout`",
+        freeswitch="tier/agent `no-answer` timeout (agent `contact` timeout)",
+        by_hand=True,
+    )
     status: QueueStatus = QueueStatus.ACTIVE
-    retry: int = 5
-    wrapup_time: int = 0
-    #: Waiting-line capacity; 0 is unlimited. A call beyond it overflows.
-    max_len: int = 0
-    #: Seconds a call may wait in this queue before it overflows; 0 is forever.
-    max_wait: int = 0
-    overflow: OverflowTarget = HangupTarget()
-    #: A call may not join (it overflows) when every agent is in one of these.
-    join_empty: frozenset[AgentCondition] = frozenset()
-    #: Waiting calls leave (they overflow) when every agent is in one of these.
-    leave_when_empty: frozenset[AgentCondition] = frozenset()
-    #: A heavier queue's waiting calls are offered first to shared agents.
-    weight: int = 0
-    #: Seconds: the threshold of the queue's service-level figure.
-    service_level: int = 20
-    #: Seconds between `cmd/announce` to each waiting caller; 0 is never.
-    announce_frequency: int = 0
-    #: `ringprogressive`: seconds between adding one more ringing agent.
-    ring_progressive_delay: int = 10
-    penalty_rules: tuple[PenaltyRule, ...] = ()
-    skill_rules: tuple[SkillRule, ...] = ()
+    retry: int = option(
+        5,
+        doc="seconds to wait after a full round of rings before the next round",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        asterisk="`retry`",
+        freeswitch="`agent-retry-delay` (per agent)",
+    )
+    wrapup_time: int = option(
+        0,
+        doc="seconds after a completed call before the agent is offered another; per queue,"
+        " overridable per enrolment; one wrap-up holds in all the agent's queues",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        asterisk="`wrapuptime`",
+        freeswitch="agent `wrap-up-time`",
+    )
+    max_len: int = option(
+        0,
+        doc="the waiting line's capacity; a call arriving to a full line goes to `overflow`"
+        " with reason `queue_full`",
+        minimum=0,
+        maximum=MAX_COUNT,
+        default_doc="0 (no limit)",
+        asterisk="`maxlen`",
+        freeswitch="(no capacity limit)",
+    )
+    max_wait: int = option(
+        0,
+        doc="seconds a call may wait in this queue; then it goes to `overflow` with reason"
+        " `max_wait`",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        default_doc="0 (forever)",
+        asterisk="`timeout` argument of `Queue()`",
+        freeswitch="`max-wait-time`",
+    )
+    overflow: OverflowTarget = option(
+        HangupTarget(),
+        doc='where a call goes when it leaves unanswered: `{"type": "extension",'
+        ' "extension": "101"}`, `{"type": "queue", "queue_id": 7}` (a queue of the same'
+        ' tenant) or `{"type": "hangup"}`',
+        default_doc='`{"type": "hangup"}`',
+        asterisk="dialplan after `Queue()` returns",
+        freeswitch="`max-wait-time` transfer in dialplan",
+        by_hand=True,
+    )
+    join_empty: frozenset[AgentCondition] = option(
+        frozenset(),
+        doc="conditions (`paused`, `unavailable`, `logged_out`, `busy`, `wrapup`); when"
+        " every agent of the queue is in one of them, an arriving call does not join and"
+        " goes to `overflow` with reason `queue_empty`",
+        default_doc="`[]` (always join)",
+        asterisk="`joinempty`",
+        freeswitch="(`max-wait-time-with-no-agent` with 0 comes closest)",
+    )
+    leave_when_empty: frozenset[AgentCondition] = option(
+        frozenset(),
+        doc="same conditions; when every agent is in one of them, the waiting calls (and a"
+        " call that has just joined) leave for `overflow` with reason `queue_empty`",
+        default_doc="`[]` (never)",
+        asterisk="`leavewhenempty`",
+        freeswitch="`max-wait-time-with-no-agent` (after a grace time)",
+    )
+    weight: int = option(
+        0,
+        doc="when agents are shared by queues, the waiting calls of the heavier queue are"
+        " offered first (priority and waiting time order calls within a weight)",
+        minimum=0,
+        maximum=MAX_WEIGHT,
+        asterisk="`weight`",
+        freeswitch="(tier levels)",
+    )
+    service_level: int = option(
+        20,
+        doc="the threshold, in seconds, of the queue's service-level figures in its snapshot",
+        minimum=1,
+        maximum=MAX_SECONDS,
+        asterisk="`servicelevel`",
+    )
+    announce_frequency: int = option(
+        0,
+        doc="when a caller joins, every that many seconds while it waits, and whenever its"
+        " position changes, ringmaster sends `cmd/announce` with the position and the"
+        " estimated wait",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        default_doc="0 (never)",
+        asterisk="`announce-frequency` (+ `announce-position`, `announce-holdtime`)",
+        freeswitch="(dialplan)",
+    )
+    ring_progressive_delay: int = option(
+        10,
+        doc="`ringprogressive` only: seconds between adding one more ringing agent",
+        minimum=1,
+        maximum=MAX_SECONDS,
+        freeswitch="`ring-progressively-delay`",
+    )
+    penalty_rules: tuple[PenaltyRule, ...] = option(
+        (),
+        doc='`[{"after": 0, "max_penalty": 0}, {"after": 30, "max_penalty": 2}]`, in'
+        " increasing `after`: from `after` seconds in the queue on, the call may ring"
+        " agents up to `max_penalty`; before the first rule applies, any penalty (as"
+        " Asterisk's absolute `penaltychange`), so a rule at `after: 0` sets the starting"
+        " limit and later rules widen it",
+        default_doc="`[]`",
+        asterisk="queuerules `penaltychange` (`QUEUE_MAX_PENALTY`)",
+        freeswitch="tier rules (`tier-rules-apply`, `tier-rule-wait-second`)",
+    )
+    skill_rules: tuple[SkillRule, ...] = option(
+        (),
+        doc='`[{"after": 60, "lower_by": 2}, ...]`, in increasing `after`: from `after`'
+        " seconds on, every skill level the call requires is lowered by `lower_by` (a"
+        " requirement lowered to 0 is dropped)",
+        default_doc="`[]`",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class EnrolmentOptions:
     """How an extension enrolled in a queue (an agent of it) takes that queue's calls.
 
-    `penalty` is the agent's tier: lower penalties are rung first. `position`
-    orders the queue's agents for `linear`, `roundrobin`, `rrordered` and
-    `ringprogressive` (ties by enrolment order); None puts the agent after
-    those already enrolled. `wrapup_time` None means the queue's.
-    The three delays skip the agent (in every queue) for that many seconds
-    after a ring of this queue failed busy, was rejected, or went unanswered.
-    `max_no_answer` pauses the agent (reason `no_answer`) after that many
-    unanswered rings in a row; 0 never does.
+    Declared like `QueueConfig`'s options. `position` None puts the agent after those
+    already enrolled (the store gives it its place).
     """
 
-    penalty: int = 0
-    position: int | None = None
-    wrapup_time: int | None = None
-    max_no_answer: int = 0
-    busy_delay: int = 0
-    reject_delay: int = 0
-    no_answer_delay: int = 0
+    penalty: int = option(
+        0,
+        doc="the agent's tier: among the eligible agents, only those of the lowest penalty"
+        " are rung (`wrandom` instead weighs by it); higher penalties ring when no lower one"
+        " is eligible or all were tried this round. While a `ringall` or `ringprogressive`"
+        " call rings a lower penalty, no higher one is added",
+        minimum=0,
+        maximum=MAX_PENALTY,
+        asterisk="member `penalty`",
+        freeswitch="tier `level`",
+    )
+    position: int | None = option(
+        None,
+        doc="the agent's place in the queue's order: `linear`, `roundrobin`, `rrordered`"
+        " and `ringprogressive` follow it, and every tie is broken by it",
+        minimum=0,
+        maximum=MAX_COUNT,
+        default_doc="after the last",
+        asterisk="member order in queues.conf",
+        freeswitch="tier `position`",
+        by_hand=True,
+    )
+    wrapup_time: int | None = option(
+        None,
+        doc="this agent's wrap-up after a call of this queue (null: the queue's)",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        default_doc="the queue's",
+        asterisk="member `wrapuptime` (Asterisk 16+)",
+        freeswitch="agent `wrap-up-time`",
+    )
+    max_no_answer: int = option(
+        0,
+        doc="after that many unanswered rings in a row (timeouts and `ring_failed`"
+        " `no_answer`, in any queue) the agent is paused with reason `no_answer`;"
+        " `event/agent/state` says so, and the PBX's next `available` unpauses it",
+        minimum=0,
+        maximum=MAX_COUNT,
+        default_doc="0 (never)",
+        asterisk="`autopause`",
+        freeswitch="agent `max-no-answer`",
+    )
+    busy_delay: int = option(
+        0,
+        doc="seconds the agent is skipped, in every queue, after a ring of this queue"
+        " failed `busy`",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        freeswitch="agent `busy-delay-time`",
+    )
+    reject_delay: int = option(
+        0,
+        doc="the same after `rejected`",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        freeswitch="agent `reject-delay-time`",
+    )
+    no_answer_delay: int = option(
+        0,
+        doc="the same after a ring went unanswered (timeout or `no_answer`)",
+        minimum=0,
+        maximum=MAX_SECONDS,
+        freeswitch="agent `no-answer-delay-time`",
+    )
 
 
 DEFAULT_ENROLMENT = EnrolmentOptions()
