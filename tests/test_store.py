@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -362,18 +363,23 @@ async def test_every_queue_option_round_trips(tmp_path: Path) -> None:
         assert saved == [target, sales, to_extension]
     with sqlite3.connect(path) as db:
         row = db.execute(
-            "SELECT overflow_type, overflow_queue_id, overflow_extension_id, join_empty,"
-            " leave_when_empty, penalty_rules, skill_rules FROM queues WHERE id = ?",
+            "SELECT overflow_type, overflow_queue_id, overflow_extension_id, options"
+            " FROM queues WHERE id = ?",
             (sales.queue_id,),
         ).fetchone()
+    # References stay columns; the options are one JSON object, in the declaration's
+    # plain form (conditions in the enum's order), one spelling (keys sorted, compact).
     assert row == (
         "queue",
         target.queue_id,
         None,
-        '["logged_out","paused"]',
-        '["busy","logged_out","paused","unavailable","wrapup"]',
-        '[{"after":30,"max_penalty":2},{"after":60,"max_penalty":5}]',
-        '[{"after":20,"lower_by":1},{"after":90,"lower_by":10}]',
+        '{"announce_frequency":45,"join_empty":["paused","logged_out"],'
+        '"leave_when_empty":["paused","unavailable","logged_out","busy","wrapup"],'
+        '"max_len":40,"max_wait":300,'
+        '"penalty_rules":[{"after":30,"max_penalty":2},{"after":60,"max_penalty":5}],'
+        '"retry":3,"ring_progressive_delay":4,"service_level":30,'
+        '"skill_rules":[{"after":20,"lower_by":1},{"after":90,"lower_by":10}],'
+        '"weight":7,"wrapup_time":12}',
     )
 
 
@@ -1096,3 +1102,179 @@ async def test_a_snapshot_reads_what_is_committed_while_a_write_holds_the_connec
                     await view.upsert_tenant(T1, "Renamed")
         async with store.snapshot() as view:
             assert await view.tenant(T2) == Tenant(T2, "Globex")
+
+
+# --- options stored as the declaration's JSON (migration 6) ---------------------------------
+
+#: Every option column of a version-5 file, with a value that is not the column's default.
+V5_QUEUE_OPTIONS: dict[str, Any] = {
+    "retry": 3,
+    "wrapup_time": 12,
+    "max_len": 40,
+    "max_wait": 300,
+    "join_empty": '["logged_out","paused"]',
+    "leave_when_empty": '["busy","wrapup"]',
+    "weight": 7,
+    "service_level": 30,
+    "announce_frequency": 45,
+    "ring_progressive_delay": 4,
+    "penalty_rules": '[{"after":30,"max_penalty":2},{"after":60,"max_penalty":5}]',
+    "skill_rules": '[{"after":20,"lower_by":1}]',
+}
+V5_ENROLMENT_OPTIONS: dict[str, Any] = {
+    "penalty": 2,
+    "wrapup_time": 8,
+    "max_no_answer": 3,
+    "busy_delay": 5,
+    "reject_delay": 6,
+    "no_answer_delay": 9,
+}
+
+
+def insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    db.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(row))})", [*row.values()]
+    )
+
+
+async def test_migration_6_keeps_every_option_value_of_a_version_5_file(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    with sqlite3.connect(path) as db:
+        for script in schema_module.MIGRATIONS[:5]:
+            db.executescript(script)
+        db.executescript(
+            "INSERT INTO tenants (id, name) VALUES (1, 'Acme');"
+            "INSERT INTO extensions (id, tenant_id, number) VALUES (7, 1, '101'), (8, 1, '102');"
+        )
+        queue = {
+            "id": 5,
+            "tenant_id": 1,
+            "name": "Sales",
+            "queue_number": "600",
+            "strategy": "linear",
+            "timeout": 20,
+            "status": "inactive",
+            "overflow_type": "extension",
+            "overflow_extension_id": 8,
+            "overflow_queue_id": None,
+            **V5_QUEUE_OPTIONS,
+        }
+        agent = {"queue_id": 5, "extension_id": 7, "position": 3, **V5_ENROLMENT_OPTIONS}
+        # The rows give every column of the version-5 tables, and every option a value
+        # other than its column's default: no value can come back right by default.
+        for table, row, options in (
+            ("queues", queue, V5_QUEUE_OPTIONS),
+            ("queue_agents", agent, V5_ENROLMENT_OPTIONS),
+        ):
+            info = db.execute(f"PRAGMA table_info({table})").fetchall()
+            assert {c[1] for c in info} == set(row)
+            defaults = {c[1]: c[4] for c in info}
+            for name, value in options.items():
+                assert defaults[name] is None or str(value) != defaults[name].strip("'"), name
+            insert(db, table, row)
+        # An agent whose wrap-up is the queue's (NULL) keeps it.
+        insert(db, "queue_agents", {"queue_id": 5, "extension_id": 8, "position": 4})
+        db.execute("PRAGMA user_version = 5")
+
+    async with await Store.open(path) as store:
+        assert await store.schema_version() == len(schema_module.MIGRATIONS) == 6
+        config = await store.load_config()
+    q, e7, e8 = QueueId(5), ExtensionId(7), ExtensionId(8)
+    expected_queue = QueueConfig(
+        q,
+        T1,
+        "Sales",
+        "600",
+        "linear",
+        20,
+        status=QueueStatus.INACTIVE,
+        overflow=ExtensionTarget(e8),
+        retry=3,
+        wrapup_time=12,
+        max_len=40,
+        max_wait=300,
+        join_empty=frozenset({AgentCondition.LOGGED_OUT, AgentCondition.PAUSED}),
+        leave_when_empty=frozenset({AgentCondition.BUSY, AgentCondition.WRAPUP}),
+        weight=7,
+        service_level=30,
+        announce_frequency=45,
+        ring_progressive_delay=4,
+        penalty_rules=(PenaltyRule(30, 2), PenaltyRule(60, 5)),
+        skill_rules=(SkillRule(20, 1),),
+    )
+    expected_agent = EnrolmentOptions(position=3, **V5_ENROLMENT_OPTIONS)
+    assert [e for e in config if isinstance(e, QueueSaved)] == [QueueSaved(expected_queue)]
+    assert [e for e in config if isinstance(e, AgentEnrolled)] == [
+        AgentEnrolled(q, e7, expected_agent),
+        AgentEnrolled(q, e8, EnrolmentOptions(position=4)),
+    ]
+    # Every option column became a key of the JSON object, and nothing else did.
+    with sqlite3.connect(path) as db:
+        (queue_options,) = db.execute("SELECT options FROM queues").fetchone()
+        (agent_options,) = db.execute("SELECT options FROM queue_agents LIMIT 1").fetchone()
+        queue_columns = {c[1] for c in db.execute("PRAGMA table_info(queues)")}
+    assert set(json.loads(queue_options)) == set(V5_QUEUE_OPTIONS)
+    assert set(json.loads(agent_options)) == set(V5_ENROLMENT_OPTIONS)
+    assert not queue_columns & set(V5_QUEUE_OPTIONS)
+
+
+async def stored_with_options(path: Path, queue_options: str, agent_options: str) -> None:
+    async with await Store.open(path) as store, store.transaction() as tx:
+        await tx.upsert_tenant(T1, "Acme")
+        saved = await tx.upsert_extension(T1, "101")
+        queue = await tx.insert_queue(queue_config(T1, "600"))
+        await tx.enrol(queue.queue_id, saved.id)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE queues SET options = ?", (queue_options,))
+        db.execute("UPDATE queue_agents SET options = ?", (agent_options,))
+
+
+async def test_a_missing_stored_option_reads_as_its_default(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    await stored_with_options(path, '{"retry": 9}', "{}")
+    async with await Store.open(path) as store:
+        config = await store.load_config()
+    assert [e.queue for e in config if isinstance(e, QueueSaved)] == [
+        queue_config(T1, "600", queue_id=QueueId(1), retry=9)
+    ]
+    assert [e.options for e in config if isinstance(e, AgentEnrolled)] == [
+        EnrolmentOptions(position=0)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("queue_options", "agent_options", "message"),
+    [
+        ('{"nonsense": 1}', "{}", "queue 1: stored option unknown option 'nonsense'"),
+        ('{"retry": -1}', "{}", "queue 1: stored option retry: .*greater than or equal to 0"),
+        ('{"join_empty": ["asleep"]}', "{}", "queue 1: stored option join_empty"),
+        ("{}", '{"penalty": "2"}', "queue 1, agent 1: stored option penalty: .*valid integer"),
+        ("{}", '{"skills": {}}', "queue 1, agent 1: stored option unknown option 'skills'"),
+    ],
+)
+async def test_a_bad_stored_option_is_a_store_error_naming_the_queue_and_the_option(
+    tmp_path: Path, queue_options: str, agent_options: str, message: str
+) -> None:
+    path = tmp_path / "b.db"
+    await stored_with_options(path, queue_options, agent_options)
+    async with await Store.open(path) as store:
+        with pytest.raises(StoreError, match=message):
+            await store.load_config()
+        async with store.snapshot() as view:
+
+            async def read_by_id() -> None:  # what the admin API reads
+                await view.queue(QueueId(1))
+                await view.enrolments(QueueId(1))
+
+            with pytest.raises(StoreError, match=message):
+                await read_by_id()
+
+
+async def test_the_schema_refuses_options_that_are_not_a_json_object(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    await stored_with_options(path, "{}", "{}")
+    with sqlite3.connect(path) as db:
+        for bad in ("[1]", "{oops", "3"):
+            with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+                db.execute("UPDATE queues SET options = ?", (bad,))

@@ -16,7 +16,12 @@ The package, top down (imports only point down):
 - `live`: the live state and the outbox: which statements one turn's commit runs with
   which rows, the restore at start-up, the pending outbox.
 - `config_rows`, `live_rows`: records <-> rows (tuples in a named column order) and
-  the JSON spelling of stored values. Backend-neutral.
+  the JSON spelling of stored values. Backend-neutral. A queue's options and an
+  enrolment's are one JSON object each (schema version 6), written and checked on read
+  by their declarations (`ringmaster.options`): a missing key reads as the option's
+  default, so a new option needs no migration; an unknown key or a bad value is a
+  `StoreError` naming the queue (and agent) and the option. References and keys stay
+  columns (tenant, number, strategy, timeout, status, overflow target, position).
 - `records`: the public types the store returns besides the engine's.
 - `sqlite/`: everything SQLite-specific, and the only SQL text: `schema` (the DDL of
   every migration, ``user_version``), `statements` (every other statement, by concern:

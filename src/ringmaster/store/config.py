@@ -79,7 +79,7 @@ async def load_config(db: aiosqlite.Connection) -> list[ConfigEvent]:
     for row in await db.execute_fetchall(sql.SELECT_ALL_QUEUES):
         events.append(QueueSaved(queue_config(tuple(row))))
     for row in await db.execute_fetchall(sql.SELECT_ALL_ENROLMENTS):
-        options = enrolment_options(tuple(row[2:]))
+        options = enrolment_options(tuple(row))
         events.append(AgentEnrolled(QueueId(row[0]), ExtensionId(row[1]), options))
     for row in await db.execute_fetchall(sql.SELECT_ALL_ROUTES):
         events.append(DidRouteSaved(stored_route(tuple(row)).route))
@@ -230,7 +230,7 @@ class ConfigTransaction:
         old = await self._all(
             sql.ENROLMENTS_OF_QUEUE,
             (queue_id,),
-            lambda row: (ExtensionId(row[0]), enrolment_options(row[1:])),
+            lambda row: (ExtensionId(row[1]), enrolment_options(row)),
         )
         if old == in_stored_order:
             return Change.UNCHANGED

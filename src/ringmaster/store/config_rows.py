@@ -10,7 +10,6 @@ import json
 from typing import Any, Final
 
 from ringmaster.engine.model import (
-    AgentCondition,
     DidRoute,
     EnrolmentOptions,
     Extension,
@@ -18,17 +17,23 @@ from ringmaster.engine.model import (
     ExtensionTarget,
     HangupTarget,
     OverflowTarget,
-    PenaltyRule,
     QueueConfig,
     QueueId,
     QueueStatus,
     QueueTarget,
     RouteTarget,
-    SkillRule,
     Skills,
     TenantId,
 )
-from ringmaster.store.records import AuditRecord, StoredAuditRecord, StoredRoute
+from ringmaster.options import (
+    ENROLMENT_OPTIONS,
+    QUEUE_OPTIONS,
+    Declared,
+    OptionError,
+    from_plain,
+    plain_values,
+)
+from ringmaster.store.records import AuditRecord, StoredAuditRecord, StoredRoute, StoreError
 
 Row = tuple[Any, ...]
 
@@ -52,27 +57,46 @@ def skills_value(text: str) -> dict[str, int]:
 
 
 # Column orders: the converters below build and unpack tuples in these orders.
-# fmt: off
+#: A queue's columns but its id. Its options are one JSON object (`options`), in the
+#: declaration's plain form; references and keys stay columns.
 QUEUE_FIELDS: Final = (
-    "tenant_id", "name", "queue_number", "strategy", "timeout", "status", "retry",
-    "wrapup_time", "max_len", "max_wait", "overflow_type", "overflow_extension_id",
-    "overflow_queue_id", "join_empty", "leave_when_empty", "weight", "service_level",
-    "announce_frequency", "ring_progressive_delay", "penalty_rules", "skill_rules",
-)
-# fmt: on
+    "tenant_id", "name", "queue_number", "strategy", "timeout", "status", "overflow_type",
+    "overflow_extension_id", "overflow_queue_id", "options",
+)  # fmt: skip
 #: A queue row: its id, then `QUEUE_FIELDS`.
 QUEUE_COLUMNS: Final = ("id", *QUEUE_FIELDS)
 EXTENSION_COLUMNS: Final = ("id", "tenant_id", "number", "name", "skills")
 ROUTE_COLUMNS: Final = ("id", "tenant_id", "did", "queue_id", "extension_id", "skills")
-#: An enrolment's options (model.EnrolmentOptions), `position` first.
-ENROLMENT_COLUMNS: Final = (
-    "position", "penalty", "wrapup_time", "max_no_answer", "busy_delay", "reject_delay",
-    "no_answer_delay",
-)  # fmt: skip
+#: Which agent of which queue an enrolment row is.
+ENROLMENT_KEY: Final = ("queue_id", "extension_id")
+#: An enrolment's `position`, then its other options as one JSON object.
+ENROLMENT_COLUMNS: Final = ("position", "options")
 AUDIT_FIELDS: Final = (
     "at", "actor", "tenant_id", "action", "resource", "resource_id", "before", "after"
 )  # fmt: skip
 AUDIT_COLUMNS: Final = ("id", *AUDIT_FIELDS)
+
+
+def options_text(options: tuple[Declared, ...], values: QueueConfig | EnrolmentOptions) -> str:
+    """The declared options of a queue or an enrolment, as stored: one JSON object."""
+    return json_text(plain_values(options, values))
+
+
+def _options(options: tuple[Declared, ...], text: str, owner: str) -> dict[str, Any]:
+    """The inverse of `options_text`, checked by the declarations.
+
+    A missing key is left out, so that it takes the dataclass's default.
+
+    Raises:
+        StoreError: An unknown option or a bad value, naming `owner` and the option.
+    """
+    try:
+        stored = json.loads(text)
+        if not isinstance(stored, dict):  # the schema's CHECK already refuses these
+            raise OptionError(f"options are not a JSON object: {text!r}")
+        return from_plain(options, stored)
+    except ValueError as error:  # OptionError, or JSON that does not parse
+        raise StoreError(f"{owner}: stored option {error}") from None
 
 
 def queue_values(config: QueueConfig) -> Row:
@@ -85,21 +109,10 @@ def queue_values(config: QueueConfig) -> Row:
         config.strategy,
         config.timeout,
         config.status.value,
-        config.retry,
-        config.wrapup_time,
-        config.max_len,
-        config.max_wait,
         OVERFLOW_TYPES[type(overflow)],
         overflow.extension_id if isinstance(overflow, ExtensionTarget) else None,
         overflow.queue_id if isinstance(overflow, QueueTarget) else None,
-        json_text(sorted(c.value for c in config.join_empty)),
-        json_text(sorted(c.value for c in config.leave_when_empty)),
-        config.weight,
-        config.service_level,
-        config.announce_frequency,
-        config.ring_progressive_delay,
-        json_text([{"after": r.after, "max_penalty": r.max_penalty} for r in config.penalty_rules]),
-        json_text([{"after": r.after, "lower_by": r.lower_by} for r in config.skill_rules]),
+        options_text(QUEUE_OPTIONS, config),
     )
 
 
@@ -111,7 +124,11 @@ OVERFLOW_TYPES: Final[dict[type, str]] = {
 
 
 def queue_config(row: Row) -> QueueConfig:
-    """The inverse of `queue_values`, from a row of `QUEUE_COLUMNS` (the id first)."""
+    """The inverse of `queue_values`, from a row of `QUEUE_COLUMNS` (the id first).
+
+    Raises:
+        StoreError: A stored option is unknown or its value is not what it allows.
+    """
     (
         queue_id,
         tenant_id,
@@ -120,21 +137,10 @@ def queue_config(row: Row) -> QueueConfig:
         strategy,
         timeout,
         status,
-        retry,
-        wrapup_time,
-        max_len,
-        max_wait,
         overflow_type,
         overflow_extension_id,
         overflow_queue_id,
-        join_empty,
-        leave_when_empty,
-        weight,
-        service_level,
-        announce_frequency,
-        ring_progressive_delay,
-        penalty_rules,
-        skill_rules,
+        options,
     ) = row
     overflow: OverflowTarget
     if overflow_type == "queue":
@@ -151,48 +157,25 @@ def queue_config(row: Row) -> QueueConfig:
         strategy=strategy,
         timeout=timeout,
         status=QueueStatus(status),
-        retry=retry,
-        wrapup_time=wrapup_time,
-        max_len=max_len,
-        max_wait=max_wait,
         overflow=overflow,
-        join_empty=frozenset(AgentCondition(c) for c in json.loads(join_empty)),
-        leave_when_empty=frozenset(AgentCondition(c) for c in json.loads(leave_when_empty)),
-        weight=weight,
-        service_level=service_level,
-        announce_frequency=announce_frequency,
-        ring_progressive_delay=ring_progressive_delay,
-        penalty_rules=tuple(
-            PenaltyRule(r["after"], r["max_penalty"]) for r in json.loads(penalty_rules)
-        ),
-        skill_rules=tuple(SkillRule(r["after"], r["lower_by"]) for r in json.loads(skill_rules)),
+        **_options(QUEUE_OPTIONS, options, f"queue {queue_id}"),
     )
 
 
 def enrolment_values(options: EnrolmentOptions) -> Row:
-    """The options of `ENROLMENT_COLUMNS` but `position`, in that order."""
-    return (
-        options.penalty,
-        options.wrapup_time,
-        options.max_no_answer,
-        options.busy_delay,
-        options.reject_delay,
-        options.no_answer_delay,
-    )
+    """The `ENROLMENT_COLUMNS` but `position`, in that order."""
+    return (options_text(ENROLMENT_OPTIONS, options),)
 
 
 def enrolment_options(row: Row) -> EnrolmentOptions:
-    """Options from a row of `ENROLMENT_COLUMNS`, with the stored position."""
-    position, penalty, wrapup_time, max_no_answer, busy_delay, reject_delay, no_answer_delay = row
-    return EnrolmentOptions(
-        penalty=penalty,
-        position=position,
-        wrapup_time=wrapup_time,
-        max_no_answer=max_no_answer,
-        busy_delay=busy_delay,
-        reject_delay=reject_delay,
-        no_answer_delay=no_answer_delay,
-    )
+    """Options from a row of `ENROLMENT_KEY` and `ENROLMENT_COLUMNS`, with the stored position.
+
+    Raises:
+        StoreError: A stored option is unknown or its value is not what it allows.
+    """
+    queue_id, extension_id, position, options = row
+    owner = f"queue {queue_id}, agent {extension_id}"
+    return EnrolmentOptions(position=position, **_options(ENROLMENT_OPTIONS, options, owner))
 
 
 def extension_record(row: Row) -> Extension:

@@ -258,6 +258,60 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_by_tenant ON audit (tenant_id, id);
     CREATE INDEX audit_by_time ON audit (at);
     """,
+    # --- 6: queue and enrolment options in one JSON object each (issue 10) ---------------
+    # The options are declared once (engine.options, ringmaster.options), and the store
+    # keeps them as the declaration's plain JSON: a new option needs no migration (a
+    # missing key reads as its default). References and keys stay columns: a queue's
+    # tenant, number, strategy, timeout, status and overflow target, an agent's position.
+    # The options' columns are dropped in place (SQLite 3.35+), not by a table rebuild:
+    # dropping `queues` would cascade to queue_agents.
+    """
+    ALTER TABLE queues ADD COLUMN options TEXT NOT NULL DEFAULT '{}'
+        CHECK (json_valid(options) AND json_type(options) = 'object');
+    UPDATE queues SET options = json_object(
+        'retry', retry,
+        'wrapup_time', wrapup_time,
+        'max_len', max_len,
+        'max_wait', max_wait,
+        'join_empty', json(join_empty),
+        'leave_when_empty', json(leave_when_empty),
+        'weight', weight,
+        'service_level', service_level,
+        'announce_frequency', announce_frequency,
+        'ring_progressive_delay', ring_progressive_delay,
+        'penalty_rules', json(penalty_rules),
+        'skill_rules', json(skill_rules)
+    );
+    ALTER TABLE queues DROP COLUMN retry;
+    ALTER TABLE queues DROP COLUMN wrapup_time;
+    ALTER TABLE queues DROP COLUMN max_len;
+    ALTER TABLE queues DROP COLUMN max_wait;
+    ALTER TABLE queues DROP COLUMN join_empty;
+    ALTER TABLE queues DROP COLUMN leave_when_empty;
+    ALTER TABLE queues DROP COLUMN weight;
+    ALTER TABLE queues DROP COLUMN service_level;
+    ALTER TABLE queues DROP COLUMN announce_frequency;
+    ALTER TABLE queues DROP COLUMN ring_progressive_delay;
+    ALTER TABLE queues DROP COLUMN penalty_rules;
+    ALTER TABLE queues DROP COLUMN skill_rules;
+
+    ALTER TABLE queue_agents ADD COLUMN options TEXT NOT NULL DEFAULT '{}'
+        CHECK (json_valid(options) AND json_type(options) = 'object');
+    UPDATE queue_agents SET options = json_object(
+        'penalty', penalty,
+        'wrapup_time', wrapup_time,  -- NULL (the queue's) stays null
+        'max_no_answer', max_no_answer,
+        'busy_delay', busy_delay,
+        'reject_delay', reject_delay,
+        'no_answer_delay', no_answer_delay
+    );
+    ALTER TABLE queue_agents DROP COLUMN penalty;
+    ALTER TABLE queue_agents DROP COLUMN wrapup_time;
+    ALTER TABLE queue_agents DROP COLUMN max_no_answer;
+    ALTER TABLE queue_agents DROP COLUMN busy_delay;
+    ALTER TABLE queue_agents DROP COLUMN reject_delay;
+    ALTER TABLE queue_agents DROP COLUMN no_answer_delay;
+    """,
 ]
 
 

@@ -16,6 +16,7 @@ from ringmaster.store.config_rows import (
     AUDIT_COLUMNS,
     AUDIT_FIELDS,
     ENROLMENT_COLUMNS,
+    ENROLMENT_KEY,
     EXTENSION_COLUMNS,
     QUEUE_COLUMNS,
     QUEUE_FIELDS,
@@ -126,12 +127,13 @@ SELECT_ALL_TENANTS: Final = TENANTS.select("ORDER BY id")
 SELECT_ALL_EXTENSIONS: Final = EXTENSIONS.select("ORDER BY id")
 SELECT_ALL_QUEUES: Final = QUEUES.select("ORDER BY id")
 SELECT_ALL_ROUTES: Final = ROUTES.select("ORDER BY tenant_id, did")
+#: An enrolment as `config_rows.enrolment_options` reads it: which agent of which queue
+#: it is (so that an error can say), then its columns.
+_ENROLMENT_ROW: Final = (*ENROLMENT_KEY, *ENROLMENT_COLUMNS)
 # Ties in position go by enrolment order, which is rowid order (a new row's rowid is
 # above every existing one).
 SELECT_ALL_ENROLMENTS: Final = _select(
-    "queue_agents",
-    ("queue_id", "extension_id", *ENROLMENT_COLUMNS),
-    "ORDER BY queue_id, position, rowid",
+    "queue_agents", _ENROLMENT_ROW, "ORDER BY queue_id, position, rowid"
 )
 
 TENANT_BY_ID: Final = TENANTS.select("WHERE id = ?")
@@ -170,26 +172,24 @@ QUEUES_OF_EXTENSION: Final = QUEUES.select(
 )
 
 ENROLMENTS_OF_QUEUE: Final = _select(
-    "queue_agents",
-    ("extension_id", *ENROLMENT_COLUMNS),
-    "WHERE queue_id = ? ORDER BY position, rowid",
+    "queue_agents", _ENROLMENT_ROW, "WHERE queue_id = ? ORDER BY position, rowid"
 )
 ENROLLED_EXTENSIONS: Final = (
-    f"SELECT {_names(EXTENSION_COLUMNS, 'e.')}, {_names(ENROLMENT_COLUMNS, 'a.')}"
+    f"SELECT {_names(EXTENSION_COLUMNS, 'e.')}, {_names(_ENROLMENT_ROW, 'a.')}"
     " FROM queue_agents AS a JOIN extensions AS e ON e.id = a.extension_id"
     " WHERE a.queue_id = ? ORDER BY a.position, a.rowid"
 )
 ENROLMENT: Final = _select(
-    "queue_agents", ENROLMENT_COLUMNS, "WHERE queue_id = ? AND extension_id = ?"
+    "queue_agents", _ENROLMENT_ROW, "WHERE queue_id = ? AND extension_id = ?"
 )
 UNENROL_ALL: Final = "DELETE FROM queue_agents WHERE queue_id = ?"
-INSERT_ENROLMENT: Final = _insert("queue_agents", ("queue_id", "extension_id", *ENROLMENT_COLUMNS))
+INSERT_ENROLMENT: Final = _insert("queue_agents", _ENROLMENT_ROW)
 # Parameters: queue, extension, position or None (after the others), the other
 # options, the queue again. The aggregate yields one row even for an empty queue; the
 # WHERE also keeps SQLite from reading ON CONFLICT as part of the SELECT.
 _OTHER_OPTIONS: Final = ", ".join("?" * (len(ENROLMENT_COLUMNS) - 1))
 ENROL: Final = (
-    f"INSERT INTO queue_agents (queue_id, extension_id, {_names(ENROLMENT_COLUMNS)})"
+    f"INSERT INTO queue_agents ({_names(_ENROLMENT_ROW)})"
     f" SELECT ?, ?, coalesce(?, max(position) + 1, 0), {_OTHER_OPTIONS}"
     " FROM queue_agents WHERE queue_id = ? ON CONFLICT DO NOTHING"
 )
