@@ -12,7 +12,8 @@ The package, top down (imports only point down):
 
 - `database`: the `Store` facade: open, close, `transaction`, `snapshot`, `commit`.
 - `config`: the configuration repository (`ConfigTransaction`): natural-key upserts for
-  provisioning, reads/inserts/updates/deletes by id and pages for the admin API, audit.
+  provisioning, reads/inserts/updates/deletes by id and pages for the admin API, audit;
+  on `repository`'s one helper per access pattern (find one, list, page, write).
 - `live`: the live state and the outbox: which statements one turn's commit runs with
   which rows, the restore at start-up, the pending outbox.
 - `config_rows`, `live_rows`: records <-> rows (tuples in a named column order) and

@@ -6,9 +6,8 @@ the statements it runs are `sqlite.statements`', the rows `config_rows`'.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -56,12 +55,10 @@ from ringmaster.store.records import (
     Saved,
     StoredAuditRecord,
     StoredRoute,
-    StoreError,
 )
+from ringmaster.store.repository import Repository
 from ringmaster.store.sqlite import statements as sql
 from ringmaster.store.sqlite.connection import inserted_id
-
-T = TypeVar("T")
 
 
 def _tenant(row: Row) -> Tenant:
@@ -86,56 +83,13 @@ async def load_config(db: aiosqlite.Connection) -> list[ConfigEvent]:
     return events
 
 
-class ConfigTransaction:
+class ConfigTransaction(Repository):
     """Configuration writes, applied together or not at all (see `Store.transaction`).
 
     Each upsert finds its row by natural key (a tenant's extension number, a tenant's
     queue number, a tenant's DID), so provisioning the same file twice changes nothing,
     and reports what it did as a `Change`.
     """
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-        self._open = True
-
-    def _check_open(self) -> None:
-        if not self._open:
-            raise StoreError("the transaction is over; open a new one with Store.transaction()")
-
-    def _close(self) -> None:
-        self._open = False
-
-    # One helper per access pattern, shared by every resource.
-
-    async def _find(self, query: str, params: Sequence[Any], read: Callable[[Row], T]) -> T | None:
-        self._check_open()
-        rows = list(await self._db.execute_fetchall(query, params))
-        return read(tuple(rows[0])) if rows else None
-
-    async def _all(self, query: str, params: Sequence[Any], read: Callable[[Row], T]) -> list[T]:
-        self._check_open()
-        return [read(tuple(row)) for row in await self._db.execute_fetchall(query, params)]
-
-    async def _page(
-        self,
-        table: sql.Table,
-        read: Callable[[Row], T],
-        tenant_id: TenantId | None,
-        limit: int,
-        offset: int,
-    ) -> Page[T]:
-        self._check_open()
-        count, page = table.page(narrowed=tenant_id is not None)
-        params = () if tenant_id is None else (tenant_id,)
-        ((total,),) = await self._db.execute_fetchall(count, params)
-        rows = await self._db.execute_fetchall(page, (*params, limit, offset))
-        return Page([read(tuple(row)) for row in rows], int(total))
-
-    async def _write(self, statement: str, params: Sequence[Any]) -> bool:
-        """Run an insert, update or delete; whether it touched any row."""
-        self._check_open()
-        cursor = await self._db.execute(statement, params)
-        return cursor.rowcount > 0
 
     async def load_config(self) -> list[ConfigEvent]:
         """The configuration as this transaction sees it; see `Store.load_config`."""

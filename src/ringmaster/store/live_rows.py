@@ -6,6 +6,8 @@ Backend-neutral, like `config_rows`: a row is a tuple in the column order named 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Final
 
 from ringmaster.engine.model import (
@@ -192,74 +194,19 @@ def agent_record(row: Row) -> AgentRecord:
     )
 
 
-def queue_memory_row(memory: QueueMemoryRecord) -> Row:
-    """A queue's strategy memory and counters as a row of `QUEUE_MEMORY_COLUMNS`."""
-    return (
-        memory.queue_id,
-        memory.last_rung,
-        memory.offered,
-        memory.answered,
-        memory.abandoned,
-        memory.completed,
-        memory.last_answered,
-        memory.overflowed,
-        memory.answered_within,
-        memory.abandoned_within,
-        memory.last_answer_at,
-        memory.answer_interval_s,
-    )
+# A queue's memory and an agent's statistics in a queue are stored field for field: their
+# columns are their fields' names, and their values need no conversion (ids are ints).
+#: A queue's strategy memory and counters as a row of `QUEUE_MEMORY_COLUMNS`.
+queue_memory_row: Callable[[QueueMemoryRecord], Row] = attrgetter(*QUEUE_MEMORY_COLUMNS)
+#: An agent's statistics in one queue as a row of `STATS_COLUMNS`.
+stats_row: Callable[[AgentQueueStats], Row] = attrgetter(*STATS_COLUMNS)
 
 
 def queue_memory_record(row: Row) -> QueueMemoryRecord:
     """The inverse of `queue_memory_row`."""
-    (
-        queue_id,
-        last_rung,
-        offered,
-        answered,
-        abandoned,
-        completed,
-        last_answered,
-        overflowed,
-        answered_within,
-        abandoned_within,
-        last_answer_at,
-        answer_interval_s,
-    ) = row
-    return QueueMemoryRecord(
-        queue_id=QueueId(queue_id),
-        last_rung=None if last_rung is None else ExtensionId(last_rung),
-        offered=offered,
-        answered=answered,
-        abandoned=abandoned,
-        completed=completed,
-        last_answered=None if last_answered is None else ExtensionId(last_answered),
-        overflowed=overflowed,
-        answered_within=answered_within,
-        abandoned_within=abandoned_within,
-        last_answer_at=last_answer_at,
-        answer_interval_s=answer_interval_s,
-    )
-
-
-def stats_row(stats: AgentQueueStats) -> Row:
-    """An agent's statistics in one queue as a row of `STATS_COLUMNS`."""
-    return (
-        stats.queue_id,
-        stats.extension_id,
-        stats.last_call_ended_at,
-        stats.calls_completed,
-        stats.talk_time_s,
-    )
+    return QueueMemoryRecord(**dict(zip(QUEUE_MEMORY_COLUMNS, row, strict=True)))
 
 
 def stats_record(row: Row) -> AgentQueueStats:
-    """The inverse of `stats_row`."""
-    queue_id, extension_id, last_call_ended_at, calls_completed, talk_time_s = row
-    return AgentQueueStats(
-        queue_id=QueueId(queue_id),
-        extension_id=ExtensionId(extension_id),
-        last_call_ended_at=last_call_ended_at,
-        calls_completed=calls_completed,
-        talk_time_s=float(talk_time_s),
-    )
+    """The inverse of `stats_row` (`talk_time_s` is a REAL column: always a float)."""
+    return AgentQueueStats(**dict(zip(STATS_COLUMNS, row, strict=True)))
