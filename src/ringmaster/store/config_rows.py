@@ -6,8 +6,11 @@ writes it; JSON values have one spelling (`json_text`), so equal values store eq
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any, Final
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from ringmaster.engine.model import (
     DidRoute,
@@ -82,7 +85,7 @@ def options_text(options: tuple[Declared, ...], values: QueueConfig | EnrolmentO
     return json_text(plain_values(options, values))
 
 
-def _options(options: tuple[Declared, ...], text: str, owner: str) -> dict[str, Any]:
+def _options(kind: _Kind, text: str, owner: str) -> Mapping[str, Any]:
     """The inverse of `options_text`, checked by the declarations.
 
     A missing key is left out, so that it takes the dataclass's default.
@@ -91,12 +94,27 @@ def _options(options: tuple[Declared, ...], text: str, owner: str) -> dict[str, 
         StoreError: An unknown option or a bad value, naming `owner` and the option.
     """
     try:
-        stored = json.loads(text)
-        if not isinstance(stored, dict):  # the schema's CHECK already refuses these
-            raise OptionError(f"options are not a JSON object: {text!r}")
-        return from_plain(options, stored)
+        return _checked_options(kind, text)
     except ValueError as error:  # OptionError, or JSON that does not parse
         raise StoreError(f"{owner}: stored option {error}") from None
+
+
+# Checking a value by its declaration costs ~2 us (pydantic), and most queues and
+# enrolments store the same few objects: a restart reads each distinct text once. The
+# values are immutable, so rows share them; a text that fails is not kept.
+@functools.lru_cache(maxsize=4096)
+def _checked_options(kind: _Kind, text: str) -> Mapping[str, Any]:
+    stored = json.loads(text)
+    if not isinstance(stored, dict):  # the schema's CHECK already refuses these
+        raise OptionError(f"options are not a JSON object: {text!r}")
+    return MappingProxyType(from_plain(_DECLARED[kind], stored))
+
+
+_Kind = Literal["queue", "enrolment"]
+_DECLARED: Final[dict[_Kind, tuple[Declared, ...]]] = {
+    "queue": QUEUE_OPTIONS,
+    "enrolment": ENROLMENT_OPTIONS,
+}
 
 
 def queue_values(config: QueueConfig) -> Row:
@@ -158,7 +176,7 @@ def queue_config(row: Row) -> QueueConfig:
         timeout=timeout,
         status=QueueStatus(status),
         overflow=overflow,
-        **_options(QUEUE_OPTIONS, options, f"queue {queue_id}"),
+        **_options("queue", options, f"queue {queue_id}"),
     )
 
 
@@ -175,7 +193,7 @@ def enrolment_options(row: Row) -> EnrolmentOptions:
     """
     queue_id, extension_id, position, options = row
     owner = f"queue {queue_id}, agent {extension_id}"
-    return EnrolmentOptions(position=position, **_options(ENROLMENT_OPTIONS, options, owner))
+    return EnrolmentOptions(position=position, **_options("enrolment", options, owner))
 
 
 def extension_record(row: Row) -> Extension:
