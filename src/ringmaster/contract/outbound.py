@@ -1,0 +1,409 @@
+"""Outbound: the engine's commands and ringmaster's errors as the messages to publish."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ringmaster.contract.errors import (
+    INTERNAL_ERROR,
+    SURROGATE,
+    TOPIC_ECHO_MAX,
+    ContractError,
+    dumps,
+    truncate,
+)
+from ringmaster.contract.inbound import echo, parse_tenant
+from ringmaster.engine import commands as cmd
+from ringmaster.engine.events import (
+    AgentPresenceChanged,
+    CallArrived,
+    CallbackRequested,
+    CallHungUp,
+    DeviceStateChanged,
+    PbxEvent,
+    RingAnswered,
+    RingFailed,
+)
+from ringmaster.store import OutboxMessage
+
+
+def format_time(at: float) -> str:
+    """Seconds since the Unix epoch as the contract's `at`: `2026-11-25T09:31:17.123Z`."""
+    stamp = datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="milliseconds")
+    return stamp.removesuffix("+00:00") + "Z"
+
+
+def _message(topic: str, payload: Mapping[str, Any], *, retain: bool = False) -> OutboxMessage:
+    text = dumps(payload)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate, only ever in an echo of what was received, has no UTF-8: it
+        # is written as the text of its escape (the six characters \udfff), so every
+        # JSON parser reads the payload. Outside strings the JSON has none to replace.
+        data = SURROGATE.sub(_escaped, text).encode("utf-8")
+    return OutboxMessage(topic=topic, payload=data, retain=retain)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    # A JSON-escaped backslash, then "udfff": the text of the escape, not the character.
+    return f"\\\\u{ord(match.group()):04x}"
+
+
+def _seconds(value: float) -> float:
+    return round(value, 3)
+
+
+# One case per inbound event class, as `render` below; mypy checks it is exhaustive.
+def _event_topic_payload(  # noqa: PLR0911
+    prefix: str, event: PbxEvent
+) -> tuple[str, dict[str, Any]]:
+    """The inbound topic and payload an engine event came from (for error echoes)."""
+    base = f"{prefix}/{event.tenant_id}/pbx"
+    match event:
+        case CallArrived():
+            return f"{base}/call/arrived", {
+                "call_id": event.call_id,
+                "did": event.did,
+                "caller_id": event.caller_id,
+                "caller_name": event.caller_name,
+                "priority": event.priority,
+                "skills": dict(event.skills),
+            }
+        case RingAnswered():
+            return f"{base}/call/answered", {
+                "call_id": event.call_id,
+                "extension": event.extension,
+                **_ring_id(event.ring_id),
+            }
+        case RingFailed():
+            return f"{base}/call/ring_failed", {
+                "call_id": event.call_id,
+                "extension": event.extension,
+                "reason": event.reason.value,
+                **_ring_id(event.ring_id),
+            }
+        case CallHungUp():
+            return f"{base}/call/hangup", {"call_id": event.call_id, "cause": event.cause}
+        case CallbackRequested():
+            return f"{base}/call/callback_requested", {
+                "call_id": event.call_id,
+                "number": event.number,
+            }
+        case AgentPresenceChanged():
+            return f"{base}/agent/state", {
+                "extension": event.extension,
+                "state": event.presence.value,
+                "reason": event.reason,
+            }
+        case DeviceStateChanged():
+            return f"{base}/extension/state", {
+                "extension": event.extension,
+                "state": event.state.value,
+            }
+
+
+def _ring_id(ring_id: str | None) -> dict[str, str]:
+    """The optional `ring_id` field (addition): absent when there is none."""
+    return {"ring_id": ring_id} if ring_id else {}
+
+
+# One case per command class, read as a table; mypy checks the match is exhaustive
+# (a command class without a case is a "missing return" error).
+def render(  # noqa: PLR0911, PLR0912
+    prefix: str, command: cmd.Command, *, now: float | None = None
+) -> OutboxMessage:
+    """Render an engine command as the message the contract prescribes.
+
+    Args:
+        prefix: The topic prefix `P`.
+        command: Any engine command.
+        now: The time for the `at` of commands that carry none of their own (the PBX
+            commands `Ring`, `CancelRing`, `RouteTo*`, `Announce`, `Originate`); None
+            reads the wall clock.
+            Monitoring events use their own `at`.
+
+    Returns:
+        The topic, compact JSON payload and retain flag to publish at QoS 1.
+    """
+    tenant = f"{prefix}/{command.tenant_id}" if not isinstance(command, cmd.RejectInput) else ""
+    match command:
+        case cmd.Ring():
+            return _message(
+                f"{tenant}/cmd/ring",
+                {
+                    "call_id": command.call_id,
+                    "extension": command.extension,
+                    "queue_id": command.queue_id,
+                    "timeout": command.timeout,
+                    "caller_id": command.caller_id,
+                    **_ring_id(command.ring_id),
+                    "at": _now(now),
+                },
+            )
+        case cmd.CancelRing():
+            return _message(
+                f"{tenant}/cmd/cancel_ring",
+                {
+                    "call_id": command.call_id,
+                    "extension": command.extension,
+                    "reason": command.reason.value,
+                    **_ring_id(command.ring_id),
+                    "at": _now(now),
+                },
+            )
+        case cmd.RouteToExtension():
+            return _message(
+                f"{tenant}/cmd/route",
+                {
+                    "call_id": command.call_id,
+                    "target": {"type": "extension", "extension": command.extension},
+                    "at": _now(now),
+                },
+            )
+        case cmd.RouteToHangup():
+            return _message(
+                f"{tenant}/cmd/route",
+                {
+                    "call_id": command.call_id,
+                    "target": {"type": "hangup", "reason": command.reason},
+                    "at": _now(now),
+                },
+            )
+        case cmd.Announce():
+            return _message(
+                f"{tenant}/cmd/announce",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "position": command.position,
+                    "estimated_wait_s": command.estimated_wait_s,
+                    "at": _now(now),
+                },
+            )
+        case cmd.Originate():
+            return _message(
+                f"{tenant}/cmd/originate",
+                {
+                    "call_id": command.call_id,
+                    "extension": command.extension,
+                    "number": command.number,
+                    "at": _now(now),
+                },
+            )
+        case cmd.PublishCallQueued():
+            return _message(
+                f"{tenant}/event/call/queued",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "did": command.did,
+                    "caller_id": command.caller_id,
+                    "position": command.position,
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishCallRinging():
+            return _message(
+                f"{tenant}/event/call/ringing",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "extension": command.extension,
+                    **_ring_id(command.ring_id),
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishCallAnswered():
+            return _message(
+                f"{tenant}/event/call/answered",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "extension": command.extension,
+                    "wait_s": _seconds(command.wait_s),
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishCallAbandoned():
+            return _message(
+                f"{tenant}/event/call/abandoned",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "wait_s": _seconds(command.wait_s),
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishCallCompleted():
+            return _message(
+                f"{tenant}/event/call/completed",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "extension": command.extension,
+                    "talk_s": _seconds(command.talk_s),
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishCallRejected():
+            return _message(
+                f"{tenant}/event/call/rejected",
+                {
+                    "call_id": command.call_id,
+                    "did": command.did,
+                    "reason": command.reason,
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishCallOverflowed():
+            return _message(
+                f"{tenant}/event/call/overflowed",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "reason": command.reason,
+                    "wait_s": _seconds(command.wait_s),
+                    "target": _overflow_target(command),
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishCallbackRequested():
+            return _message(
+                f"{tenant}/event/call/callback_requested",
+                {
+                    "call_id": command.call_id,
+                    "queue_id": command.queue_id,
+                    "number": command.number,
+                    "position": command.position,
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishAgentState():
+            return _message(
+                f"{tenant}/event/agent/state",
+                {
+                    "extension": command.extension,
+                    "state": command.state.value,
+                    "reason": command.reason,
+                    "at": format_time(command.at),
+                },
+            )
+        case cmd.PublishQueueSnapshot():
+            snapshot = dataclasses.asdict(command.snapshot)
+            snapshot["longest_wait_s"] = _seconds(command.snapshot.longest_wait_s)
+            if command.snapshot.service_level_pct is not None:
+                snapshot["service_level_pct"] = round(command.snapshot.service_level_pct, 1)
+            snapshot["at"] = format_time(command.at)
+            return _message(
+                f"{tenant}/state/queue/{command.snapshot.queue_id}", snapshot, retain=True
+            )
+        case cmd.ClearQueueSnapshot():
+            # An empty retained payload deletes the retained message (MQTT 3.3.1.3).
+            return OutboxMessage(
+                topic=f"{tenant}/state/queue/{command.queue_id}", payload=b"", retain=True
+            )
+        case cmd.RejectInput():
+            topic, payload = _event_topic_payload(prefix, command.event)
+            return _message(
+                f"{prefix}/{command.event.tenant_id}/error",
+                {
+                    "topic": topic,
+                    "error": command.error,
+                    "payload": payload,
+                    "at": format_time(command.at),
+                },
+            )
+
+
+def _overflow_target(command: cmd.PublishCallOverflowed) -> dict[str, Any]:
+    # Shaped like cmd/route's target, plus the queue type that cmd/route never needs.
+    if command.to_queue is not None:
+        return {"type": "queue", "queue_id": command.to_queue}
+    if command.to_extension is not None:
+        return {"type": "extension", "extension": command.to_extension}
+    return {"type": "hangup"}
+
+
+def _now(now: float | None) -> str:
+    return format_time(time.time() if now is None else now)
+
+
+def render_error(prefix: str, error: ContractError, *, now: float | None = None) -> OutboxMessage:
+    """Render a rejected inbound message on `P/T/error`.
+
+    When the topic carries no readable tenant id the error goes to `P/error`, an
+    addition to the contract: it cannot be attributed to any tenant's topic.
+
+    Args:
+        prefix: The topic prefix `P`.
+        error: The rejection.
+        now: The time of the rejection; None reads the wall clock.
+
+    Returns:
+        The message to publish (QoS 1, not retained).
+    """
+    topic = f"{prefix}/error" if error.tenant_id is None else f"{prefix}/{error.tenant_id}/error"
+    body = {
+        "topic": truncate(error.topic) if len(error.topic) > TOPIC_ECHO_MAX else error.topic,
+        "error": error.error,
+        "payload": error.payload,
+        "at": _now(now),
+    }
+    try:
+        return _message(topic, body)
+    except (TypeError, ValueError, RecursionError):
+        # An echo that cannot be written back must not cost the answer itself.
+        return _message(topic, {**body, "payload": "(not echoed)"})
+
+
+def render_internal_error(
+    prefix: str, topic: str, payload: bytes, *, now: float | None = None
+) -> OutboxMessage:
+    """Answer a message whose handling failed inside ringmaster (a bug, not its content).
+
+    Like `render_error`, on `P/T/error` (`P/error` without a readable tenant id), with
+    the `error` `INTERNAL_ERROR` and the payload echoed as for a rejection. Never raises.
+
+    Args:
+        prefix: The topic prefix `P`.
+        topic: The topic the message came on.
+        payload: Its raw payload.
+        now: The time of the answer; None reads the wall clock.
+
+    Returns:
+        The message to publish (QoS 1, not retained).
+    """
+    return render_error(prefix, internal_error(prefix, topic, payload), now=now)
+
+
+def internal_error(prefix: str, topic: str, payload: bytes) -> ContractError:
+    """The refusal of a message whose handling failed inside ringmaster; never raises."""
+    try:
+        echoed = echo(payload)
+    except Exception:  # the answer goes out whatever the echo does
+        echoed = "(not echoed)"
+    return ContractError(parse_tenant(prefix, topic), topic, INTERNAL_ERROR, echoed)
+
+
+def status_message(prefix: str, online: bool, *, now: float | None = None) -> OutboxMessage:
+    """The retained `P/status` message: `{"state": "online"|"offline", "at": ...}`."""
+    return _message(
+        f"{prefix}/status",
+        {"state": "online" if online else "offline", "at": _now(now)},
+        retain=True,
+    )
+
+
+def will_payload() -> bytes:
+    """The MQTT last will's payload for `P/status` (retained, QoS 1).
+
+    It has no `at`: the broker sends it when the connection dies, a time unknown
+    when the will is registered.
+    """
+    return dumps({"state": "offline"}).encode("utf-8")
