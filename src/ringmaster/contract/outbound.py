@@ -19,16 +19,7 @@ from ringmaster.contract.errors import (
 )
 from ringmaster.contract.inbound import echo, parse_tenant
 from ringmaster.engine import commands as cmd
-from ringmaster.engine.events import (
-    AgentPresenceChanged,
-    CallArrived,
-    CallbackRequested,
-    CallHungUp,
-    DeviceStateChanged,
-    PbxEvent,
-    RingAnswered,
-    RingFailed,
-)
+from ringmaster.engine import events as ev
 from ringmaster.store import OutboxMessage
 
 
@@ -61,12 +52,12 @@ def _seconds(value: float) -> float:
 
 # One case per inbound event class, as `render` below; mypy checks it is exhaustive.
 def _event_topic_payload(  # noqa: PLR0911
-    prefix: str, event: PbxEvent
+    prefix: str, event: ev.PbxEvent
 ) -> tuple[str, dict[str, Any]]:
     """The inbound topic and payload an engine event came from (for error echoes)."""
     base = f"{prefix}/{event.tenant_id}/pbx"
     match event:
-        case CallArrived():
+        case ev.CallArrived():
             return f"{base}/call/arrived", {
                 "call_id": event.call_id,
                 "did": event.did,
@@ -75,33 +66,33 @@ def _event_topic_payload(  # noqa: PLR0911
                 "priority": event.priority,
                 "skills": dict(event.skills),
             }
-        case RingAnswered():
+        case ev.RingAnswered():
             return f"{base}/call/answered", {
                 "call_id": event.call_id,
                 "extension": event.extension,
                 **_ring_id(event.ring_id),
             }
-        case RingFailed():
+        case ev.RingFailed():
             return f"{base}/call/ring_failed", {
                 "call_id": event.call_id,
                 "extension": event.extension,
                 "reason": event.reason.value,
                 **_ring_id(event.ring_id),
             }
-        case CallHungUp():
+        case ev.CallHungUp():
             return f"{base}/call/hangup", {"call_id": event.call_id, "cause": event.cause}
-        case CallbackRequested():
+        case ev.CallbackRequested():
             return f"{base}/call/callback_requested", {
                 "call_id": event.call_id,
                 "number": event.number,
             }
-        case AgentPresenceChanged():
+        case ev.AgentPresenceChanged():
             return f"{base}/agent/state", {
                 "extension": event.extension,
                 "state": event.presence.value,
                 "reason": event.reason,
             }
-        case DeviceStateChanged():
+        case ev.DeviceStateChanged():
             return f"{base}/extension/state", {
                 "extension": event.extension,
                 "state": event.state.value,
@@ -134,165 +125,150 @@ def render(  # noqa: PLR0911, PLR0912
     tenant = f"{prefix}/{command.tenant_id}" if not isinstance(command, cmd.RejectInput) else ""
     match command:
         case cmd.Ring():
-            return _message(
-                f"{tenant}/cmd/ring",
-                {
-                    "call_id": command.call_id,
-                    "extension": command.extension,
-                    "queue_id": command.queue_id,
-                    "timeout": command.timeout,
-                    "caller_id": command.caller_id,
-                    **_ring_id(command.ring_id),
-                    "at": _now(now),
-                },
+            return _command(
+                tenant,
+                "ring",
+                now,
+                call_id=command.call_id,
+                extension=command.extension,
+                queue_id=command.queue_id,
+                timeout=command.timeout,
+                caller_id=command.caller_id,
+                **_ring_id(command.ring_id),
             )
         case cmd.CancelRing():
-            return _message(
-                f"{tenant}/cmd/cancel_ring",
-                {
-                    "call_id": command.call_id,
-                    "extension": command.extension,
-                    "reason": command.reason.value,
-                    **_ring_id(command.ring_id),
-                    "at": _now(now),
-                },
+            return _command(
+                tenant,
+                "cancel_ring",
+                now,
+                call_id=command.call_id,
+                extension=command.extension,
+                reason=command.reason.value,
+                **_ring_id(command.ring_id),
             )
         case cmd.RouteToExtension():
-            return _message(
-                f"{tenant}/cmd/route",
-                {
-                    "call_id": command.call_id,
-                    "target": {"type": "extension", "extension": command.extension},
-                    "at": _now(now),
-                },
+            return _command(
+                tenant,
+                "route",
+                now,
+                call_id=command.call_id,
+                target={"type": "extension", "extension": command.extension},
             )
         case cmd.RouteToHangup():
-            return _message(
-                f"{tenant}/cmd/route",
-                {
-                    "call_id": command.call_id,
-                    "target": {"type": "hangup", "reason": command.reason},
-                    "at": _now(now),
-                },
+            return _command(
+                tenant,
+                "route",
+                now,
+                call_id=command.call_id,
+                target={"type": "hangup", "reason": command.reason},
             )
         case cmd.Announce():
-            return _message(
-                f"{tenant}/cmd/announce",
-                {
-                    "call_id": command.call_id,
-                    "queue_id": command.queue_id,
-                    "position": command.position,
-                    "estimated_wait_s": command.estimated_wait_s,
-                    "at": _now(now),
-                },
+            return _command(
+                tenant,
+                "announce",
+                now,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                position=command.position,
+                estimated_wait_s=command.estimated_wait_s,
             )
         case cmd.Originate():
-            return _message(
-                f"{tenant}/cmd/originate",
-                {
-                    "call_id": command.call_id,
-                    "extension": command.extension,
-                    "number": command.number,
-                    "at": _now(now),
-                },
+            return _command(
+                tenant,
+                "originate",
+                now,
+                call_id=command.call_id,
+                extension=command.extension,
+                number=command.number,
             )
         case cmd.PublishCallQueued():
-            return _message(
-                f"{tenant}/event/call/queued",
-                {
-                    "call_id": command.call_id,
-                    "queue_id": command.queue_id,
-                    "did": command.did,
-                    "caller_id": command.caller_id,
-                    "position": command.position,
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "call/queued",
+                command.at,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                did=command.did,
+                caller_id=command.caller_id,
+                position=command.position,
             )
         case cmd.PublishCallRinging():
-            return _message(
-                f"{tenant}/event/call/ringing",
-                {
-                    "call_id": command.call_id,
-                    "queue_id": command.queue_id,
-                    "extension": command.extension,
-                    **_ring_id(command.ring_id),
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "call/ringing",
+                command.at,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                extension=command.extension,
+                **_ring_id(command.ring_id),
             )
         case cmd.PublishCallAnswered():
-            return _message(
-                f"{tenant}/event/call/answered",
-                {
-                    "call_id": command.call_id,
-                    "queue_id": command.queue_id,
-                    "extension": command.extension,
-                    "wait_s": _seconds(command.wait_s),
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "call/answered",
+                command.at,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                extension=command.extension,
+                wait_s=_seconds(command.wait_s),
             )
         case cmd.PublishCallAbandoned():
-            return _message(
-                f"{tenant}/event/call/abandoned",
-                {
-                    "call_id": command.call_id,
-                    "queue_id": command.queue_id,
-                    "wait_s": _seconds(command.wait_s),
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "call/abandoned",
+                command.at,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                wait_s=_seconds(command.wait_s),
             )
         case cmd.PublishCallCompleted():
-            return _message(
-                f"{tenant}/event/call/completed",
-                {
-                    "call_id": command.call_id,
-                    "queue_id": command.queue_id,
-                    "extension": command.extension,
-                    "talk_s": _seconds(command.talk_s),
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "call/completed",
+                command.at,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                extension=command.extension,
+                talk_s=_seconds(command.talk_s),
             )
         case cmd.PublishCallRejected():
-            return _message(
-                f"{tenant}/event/call/rejected",
-                {
-                    "call_id": command.call_id,
-                    "did": command.did,
-                    "reason": command.reason,
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "call/rejected",
+                command.at,
+                call_id=command.call_id,
+                did=command.did,
+                reason=command.reason,
             )
         case cmd.PublishCallOverflowed():
-            return _message(
-                f"{tenant}/event/call/overflowed",
-                {
-                    "call_id": command.call_id,
-                    "queue_id": command.queue_id,
-                    "reason": command.reason,
-                    "wait_s": _seconds(command.wait_s),
-                    "target": _overflow_target(command),
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "call/overflowed",
+                command.at,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                reason=command.reason,
+                wait_s=_seconds(command.wait_s),
+                target=_overflow_target(command),
             )
         case cmd.PublishCallbackRequested():
-            return _message(
-                f"{tenant}/event/call/callback_requested",
-                {
-                    "call_id": command.call_id,
-                    "queue_id": command.queue_id,
-                    "number": command.number,
-                    "position": command.position,
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "call/callback_requested",
+                command.at,
+                call_id=command.call_id,
+                queue_id=command.queue_id,
+                number=command.number,
+                position=command.position,
             )
         case cmd.PublishAgentState():
-            return _message(
-                f"{tenant}/event/agent/state",
-                {
-                    "extension": command.extension,
-                    "state": command.state.value,
-                    "reason": command.reason,
-                    "at": format_time(command.at),
-                },
+            return _event(
+                tenant,
+                "agent/state",
+                command.at,
+                extension=command.extension,
+                state=command.state.value,
+                reason=command.reason,
             )
         case cmd.PublishQueueSnapshot():
             snapshot = dataclasses.asdict(command.snapshot)
@@ -319,6 +295,16 @@ def render(  # noqa: PLR0911, PLR0912
                     "at": format_time(command.at),
                 },
             )
+
+
+def _command(tenant: str, name: str, now: float | None, **fields: Any) -> OutboxMessage:
+    """A command to the PBX on `P/T/cmd/NAME`, with `at` (when ringmaster decided it) last."""
+    return _message(f"{tenant}/cmd/{name}", {**fields, "at": _now(now)})
+
+
+def _event(tenant: str, name: str, at: float, **fields: Any) -> OutboxMessage:
+    """A monitoring event on `P/T/event/NAME`, with its own `at` last."""
+    return _message(f"{tenant}/event/{name}", {**fields, "at": format_time(at)})
 
 
 def _overflow_target(command: cmd.PublishCallOverflowed) -> dict[str, Any]:
