@@ -58,40 +58,21 @@ def _event_topic_payload(  # noqa: PLR0911
     base = f"{prefix}/{event.tenant_id}/pbx"
     match event:
         case ev.CallArrived():
-            return f"{base}/call/arrived", {
-                "call_id": event.call_id,
-                "did": event.did,
-                "caller_id": event.caller_id,
-                "caller_name": event.caller_name,
-                "priority": event.priority,
-                "skills": dict(event.skills),
-            }
+            fields = _copy(event, "call_id", "did", "caller_id", "caller_name", "priority")
+            return f"{base}/call/arrived", fields | {"skills": dict(event.skills)}
         case ev.RingAnswered():
-            return f"{base}/call/answered", {
-                "call_id": event.call_id,
-                "extension": event.extension,
-                **_ring_id(event.ring_id),
-            }
+            fields = _copy(event, "call_id", "extension") | _ring_id(event.ring_id)
+            return f"{base}/call/answered", fields
         case ev.RingFailed():
-            return f"{base}/call/ring_failed", {
-                "call_id": event.call_id,
-                "extension": event.extension,
-                "reason": event.reason.value,
-                **_ring_id(event.ring_id),
-            }
+            fields = _copy(event, "call_id", "extension") | {"reason": event.reason.value}
+            return f"{base}/call/ring_failed", fields | _ring_id(event.ring_id)
         case ev.CallHungUp():
-            return f"{base}/call/hangup", {"call_id": event.call_id, "cause": event.cause}
+            return f"{base}/call/hangup", _copy(event, "call_id", "cause")
         case ev.CallbackRequested():
-            return f"{base}/call/callback_requested", {
-                "call_id": event.call_id,
-                "number": event.number,
-            }
+            return f"{base}/call/callback_requested", _copy(event, "call_id", "number")
         case ev.AgentPresenceChanged():
-            return f"{base}/agent/state", {
-                "extension": event.extension,
-                "state": event.presence.value,
-                "reason": event.reason,
-            }
+            fields = {"extension": event.extension, "state": event.presence.value}
+            return f"{base}/agent/state", fields | {"reason": event.reason}
         case ev.DeviceStateChanged():
             return f"{base}/extension/state", {
                 "extension": event.extension,
@@ -104,8 +85,9 @@ def _ring_id(ring_id: str | None) -> dict[str, str]:
     return {"ring_id": ring_id} if ring_id else {}
 
 
-# One case per command class, read as a table; mypy checks the match is exhaustive
-# (a command class without a case is a "missing return" error).
+# One case per command class, read as a table: the topic, then the payload's fields
+# in the contract's order (a field named as the command's attribute is copied from it).
+# mypy checks the match is exhaustive (a class without a case is a "missing return").
 def render(  # noqa: PLR0911, PLR0912
     prefix: str, command: cmd.Command, *, now: float | None = None
 ) -> OutboxMessage:
@@ -125,151 +107,55 @@ def render(  # noqa: PLR0911, PLR0912
     tenant = f"{prefix}/{command.tenant_id}" if not isinstance(command, cmd.RejectInput) else ""
     match command:
         case cmd.Ring():
-            return _command(
-                tenant,
-                "ring",
-                now,
-                call_id=command.call_id,
-                extension=command.extension,
-                queue_id=command.queue_id,
-                timeout=command.timeout,
-                caller_id=command.caller_id,
-                **_ring_id(command.ring_id),
-            )
+            fields = _copy(command, "call_id", "extension", "queue_id", "timeout", "caller_id")
+            return _command(tenant, "ring", now, fields | _ring_id(command.ring_id))
         case cmd.CancelRing():
-            return _command(
-                tenant,
-                "cancel_ring",
-                now,
-                call_id=command.call_id,
-                extension=command.extension,
-                reason=command.reason.value,
-                **_ring_id(command.ring_id),
-            )
+            fields = _copy(command, "call_id", "extension") | {"reason": command.reason.value}
+            return _command(tenant, "cancel_ring", now, fields | _ring_id(command.ring_id))
         case cmd.RouteToExtension():
-            return _command(
-                tenant,
-                "route",
-                now,
-                call_id=command.call_id,
-                target={"type": "extension", "extension": command.extension},
-            )
+            target = {"type": "extension", "extension": command.extension}
+            return _command(tenant, "route", now, {"call_id": command.call_id, "target": target})
         case cmd.RouteToHangup():
-            return _command(
-                tenant,
-                "route",
-                now,
-                call_id=command.call_id,
-                target={"type": "hangup", "reason": command.reason},
-            )
+            target = {"type": "hangup", "reason": command.reason}
+            return _command(tenant, "route", now, {"call_id": command.call_id, "target": target})
         case cmd.Announce():
-            return _command(
-                tenant,
-                "announce",
-                now,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                position=command.position,
-                estimated_wait_s=command.estimated_wait_s,
-            )
+            fields = _copy(command, "call_id", "queue_id", "position", "estimated_wait_s")
+            return _command(tenant, "announce", now, fields)
         case cmd.Originate():
-            return _command(
-                tenant,
-                "originate",
-                now,
-                call_id=command.call_id,
-                extension=command.extension,
-                number=command.number,
-            )
+            fields = _copy(command, "call_id", "extension", "number")
+            return _command(tenant, "originate", now, fields)
         case cmd.PublishCallQueued():
-            return _event(
-                tenant,
-                "call/queued",
-                command.at,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                did=command.did,
-                caller_id=command.caller_id,
-                position=command.position,
-            )
+            fields = _copy(command, "call_id", "queue_id", "did", "caller_id", "position")
+            return _event(tenant, "call/queued", command.at, fields)
         case cmd.PublishCallRinging():
-            return _event(
-                tenant,
-                "call/ringing",
-                command.at,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                extension=command.extension,
-                **_ring_id(command.ring_id),
-            )
+            fields = _copy(command, "call_id", "queue_id", "extension")
+            return _event(tenant, "call/ringing", command.at, fields | _ring_id(command.ring_id))
         case cmd.PublishCallAnswered():
-            return _event(
-                tenant,
-                "call/answered",
-                command.at,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                extension=command.extension,
-                wait_s=_seconds(command.wait_s),
-            )
+            fields = _copy(command, "call_id", "queue_id", "extension")
+            fields["wait_s"] = _seconds(command.wait_s)
+            return _event(tenant, "call/answered", command.at, fields)
         case cmd.PublishCallAbandoned():
-            return _event(
-                tenant,
-                "call/abandoned",
-                command.at,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                wait_s=_seconds(command.wait_s),
-            )
+            fields = _copy(command, "call_id", "queue_id") | {"wait_s": _seconds(command.wait_s)}
+            return _event(tenant, "call/abandoned", command.at, fields)
         case cmd.PublishCallCompleted():
-            return _event(
-                tenant,
-                "call/completed",
-                command.at,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                extension=command.extension,
-                talk_s=_seconds(command.talk_s),
-            )
+            fields = _copy(command, "call_id", "queue_id", "extension")
+            fields["talk_s"] = _seconds(command.talk_s)
+            return _event(tenant, "call/completed", command.at, fields)
         case cmd.PublishCallRejected():
-            return _event(
-                tenant,
-                "call/rejected",
-                command.at,
-                call_id=command.call_id,
-                did=command.did,
-                reason=command.reason,
-            )
+            fields = _copy(command, "call_id", "did", "reason")
+            return _event(tenant, "call/rejected", command.at, fields)
         case cmd.PublishCallOverflowed():
-            return _event(
-                tenant,
-                "call/overflowed",
-                command.at,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                reason=command.reason,
-                wait_s=_seconds(command.wait_s),
-                target=_overflow_target(command),
-            )
+            fields = _copy(command, "call_id", "queue_id", "reason")
+            fields["wait_s"] = _seconds(command.wait_s)
+            fields["target"] = _overflow_target(command)
+            return _event(tenant, "call/overflowed", command.at, fields)
         case cmd.PublishCallbackRequested():
-            return _event(
-                tenant,
-                "call/callback_requested",
-                command.at,
-                call_id=command.call_id,
-                queue_id=command.queue_id,
-                number=command.number,
-                position=command.position,
-            )
+            fields = _copy(command, "call_id", "queue_id", "number", "position")
+            return _event(tenant, "call/callback_requested", command.at, fields)
         case cmd.PublishAgentState():
-            return _event(
-                tenant,
-                "agent/state",
-                command.at,
-                extension=command.extension,
-                state=command.state.value,
-                reason=command.reason,
-            )
+            fields = {"extension": command.extension, "state": command.state.value}
+            fields["reason"] = command.reason
+            return _event(tenant, "agent/state", command.at, fields)
         case cmd.PublishQueueSnapshot():
             snapshot = dataclasses.asdict(command.snapshot)
             snapshot["longest_wait_s"] = _seconds(command.snapshot.longest_wait_s)
@@ -286,23 +172,22 @@ def render(  # noqa: PLR0911, PLR0912
             )
         case cmd.RejectInput():
             topic, payload = _event_topic_payload(prefix, command.event)
-            return _message(
-                f"{prefix}/{command.event.tenant_id}/error",
-                {
-                    "topic": topic,
-                    "error": command.error,
-                    "payload": payload,
-                    "at": format_time(command.at),
-                },
-            )
+            fields = {"topic": topic, "error": command.error, "payload": payload}
+            fields["at"] = format_time(command.at)
+            return _message(f"{prefix}/{command.event.tenant_id}/error", fields)
 
 
-def _command(tenant: str, name: str, now: float | None, **fields: Any) -> OutboxMessage:
+def _copy(source: cmd.Command | ev.PbxEvent, *names: str) -> dict[str, Any]:
+    """The attributes `names` of a command or event, as payload fields of the same names."""
+    return {name: getattr(source, name) for name in names}
+
+
+def _command(tenant: str, name: str, now: float | None, fields: dict[str, Any]) -> OutboxMessage:
     """A command to the PBX on `P/T/cmd/NAME`, with `at` (when ringmaster decided it) last."""
     return _message(f"{tenant}/cmd/{name}", {**fields, "at": _now(now)})
 
 
-def _event(tenant: str, name: str, at: float, **fields: Any) -> OutboxMessage:
+def _event(tenant: str, name: str, at: float, fields: dict[str, Any]) -> OutboxMessage:
     """A monitoring event on `P/T/event/NAME`, with its own `at` last."""
     return _message(f"{tenant}/event/{name}", {**fields, "at": format_time(at)})
 
