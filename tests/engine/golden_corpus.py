@@ -67,6 +67,10 @@ GOLDEN = Path(__file__).parent / "golden" / "scripts.jsonl.gz"
 #: adds (`busy_script`), and the seed of both.
 SCRIPTS = 300
 BUSY_SCRIPTS = 110
+#: Busy scripts whose clock moves a second at a time, numbered after the others.
+TICK_SCRIPTS = 40
+BUSY_STEPS = (1.0, 2.5, 5.0, 10.0, 20.0)
+TICK_STEPS = (1.0,)
 SEED = 20261202
 FORMAT = 1
 
@@ -156,6 +160,9 @@ BUSY_QUEUE_OPTIONS: dict[str, list[Any]] = {
     "penalty_rules": [(PenaltyRule(0, 0), PenaltyRule(20, 2))],
     "skill_rules": [(SkillRule(10, 1),)],
 }
+#: A `retry` longer than the ring `timeout` (10 s): a ring started during a pause
+#: may time out just as the pause ends.
+TICK_QUEUE_OPTIONS = {**BUSY_QUEUE_OPTIONS, "retry": [0, 5, 12]}
 BUSY_ENROLMENT_OPTIONS: dict[str, list[Any]] = {
     "penalty": [0, 1, 2],
     "position": [None, 0, 3],
@@ -167,11 +174,20 @@ BUSY_ENROLMENT_OPTIONS: dict[str, list[Any]] = {
 }
 
 
-def busy_script(number: int, seed: int = SEED) -> Script:  # noqa: PLR0912 - a branch per action
+def busy_script(  # noqa: PLR0912 - a branch per action
+    number: int,
+    seed: int = SEED,
+    *,
+    steps: tuple[float, ...] = BUSY_STEPS,
+    queue_options: dict[str, list[Any]] | None = None,
+) -> Script:
     """A script of a busy centre, from a seeded generator: many calls rung, answered, ended.
 
     Queue 1 takes the registry's strategies in turn, so each is in every tenth script.
+    The clock moves by one of `steps` at a time: whole seconds only (`TICK_STEPS`)
+    make deadlines fall due together, which tests the order they are handled in.
     """
+    queue_table = queue_options or BUSY_QUEUE_OPTIONS
     rng = random.Random(seed * 1000 + number)
     names = sorted(strategy_names())
 
@@ -180,7 +196,7 @@ def busy_script(number: int, seed: int = SEED) -> Script:  # noqa: PLR0912 - a b
 
     scenario = props.Scenario(
         strategies=(names[number % len(names)], rng.choice(names)),
-        options=(pick(BUSY_QUEUE_OPTIONS, 0.25), pick(BUSY_QUEUE_OPTIONS, 0.25)),
+        options=(pick(queue_table, 0.25), pick(queue_table, 0.25)),
         skills=tuple(
             {"spanish": rng.randint(1, 10)} if rng.random() < 0.5 else {}
             for _ in range(props.AGENTS)
@@ -206,7 +222,7 @@ def busy_script(number: int, seed: int = SEED) -> Script:  # noqa: PLR0912 - a b
         elif roll < 0.57:
             script.append(("hangup", known))
         elif roll < 0.77:
-            script.append(("advance", rng.choice([1.0, 2.5, 5.0, 10.0, 20.0])))
+            script.append(("advance", rng.choice(steps)))
         elif roll < 0.82:
             script.append(("fail_ringing", known, rng.choice(list(RingFailure))))
         elif roll < 0.87:
@@ -218,7 +234,7 @@ def busy_script(number: int, seed: int = SEED) -> Script:  # noqa: PLR0912 - a b
         elif roll < 0.93:
             script.append(("callback", known, "5551"))
         elif roll < 0.95:
-            script.append(("set_queue", rng.choice([1, 2]), pick(BUSY_QUEUE_OPTIONS, 0.2)))
+            script.append(("set_queue", rng.choice([1, 2]), pick(queue_table, 0.2)))
         elif roll < 0.97:
             extension = rng.randint(1, props.AGENTS)
             options = pick(BUSY_ENROLMENT_OPTIONS, 0.4)
@@ -476,7 +492,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{GOLDEN} exists: pass --force to overwrite it", file=sys.stderr)
         return 2
     if args.what == "generate":
-        scripts = draw_scripts() + [busy_script(n) for n in range(BUSY_SCRIPTS)]
+        scripts = [
+            *draw_scripts(),
+            *(busy_script(n) for n in range(BUSY_SCRIPTS)),
+            *(
+                busy_script(n, steps=TICK_STEPS, queue_options=TICK_QUEUE_OPTIONS)
+                for n in range(BUSY_SCRIPTS, BUSY_SCRIPTS + TICK_SCRIPTS)
+            ),
+        ]
     else:
         scripts = [(s, a) for _, s, a in scripts_of(read_lines())]
     lines = [line(number, scenario, script) for number, (scenario, script) in enumerate(scripts)]
