@@ -132,16 +132,8 @@ class Run:
 def ceiling(r: Run) -> dict[str, Any]:
     """The echo ceiling: the same two broker hops as arrival->ring, with no daemon."""
     prefix = "echo"
-    server = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "bench.loadgen",
-            json.dumps({"mode": "echo_server", "url": r.url, "prefix": prefix, "max_s": 600}),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=r.log.open("ab"),
-        cwd=ROOT,
+    server = _spawn(
+        r, {"mode": "echo_server", "prefix": prefix, "max_s": 600}, stdout=subprocess.DEVNULL
     )
     try:
         return r.child(
@@ -215,21 +207,16 @@ def sustained(r: Run) -> dict[str, Any]:
     """Probe rising rates briefly; hold the best for the full time, stepping down on a miss."""
     d, prefix, _ = r.daemon(r.cfg["agents"], name="sustain")
     out: dict[str, Any] = {"probes": {}, "holds": {}}
+
+    def arrival(rate: int, seconds: float, login: bool, timeout_s: float) -> dict[str, Any]:
+        args = {"mode": "arrival", "prefix": prefix, "agents": r.cfg["agents"], "rate": rate}
+        return r.child({**args, "seconds": seconds, "hold_s": 0.05, "login": login}, timeout_s)
+
     try:
         first = True
         best = None
         for rate in r.cfg["sustain_rates"]:
-            res = r.child(
-                {
-                    "mode": "arrival",
-                    "prefix": prefix,
-                    "agents": r.cfg["agents"],
-                    "rate": rate,
-                    "seconds": r.cfg["probe_s"],
-                    "hold_s": 0.05,
-                    "login": first,
-                }
-            )
+            res = arrival(rate, r.cfg["probe_s"], first, 300)
             first = False
             out["probes"][str(rate)] = res
             if not ok(res):
@@ -240,18 +227,7 @@ def sustained(r: Run) -> dict[str, Any]:
         candidates += [x for x in (250, 100) if not candidates or x < candidates[-1]]
         for rate in candidates[:3]:
             time.sleep(2)
-            res = r.child(
-                {
-                    "mode": "arrival",
-                    "prefix": prefix,
-                    "agents": r.cfg["agents"],
-                    "rate": rate,
-                    "seconds": r.cfg["sustain_s"],
-                    "hold_s": 0.05,
-                    "login": False,
-                },
-                600,
-            )
+            res = arrival(rate, r.cfg["sustain_s"], False, 600)
             out["holds"][str(rate)] = res
             if ok(res):
                 out["sustained_rate"] = rate
@@ -317,17 +293,7 @@ def recovery(r: Run) -> dict[str, Any]:
         d.stop()
     # While it is down, one agent becomes available: the broker keeps that for the daemon.
     r.child({"mode": "queue_login", "prefix": prefix, "extension": common.numbers(agents)[0]})
-    watch = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "bench.loadgen",
-            json.dumps({"mode": "watch_start", "url": r.url, "prefix": prefix, "max_s": 120}),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=r.log.open("ab"),
-        cwd=ROOT,
-    )
+    watch = _spawn(r, {"mode": "watch_start", "prefix": prefix, "max_s": 120})
     assert watch.stdout is not None
     watch.stdout.readline()  # subscribed
     d2 = Daemon(d.env, r.dir / f"{prefix}.restart.log")
@@ -344,11 +310,11 @@ def recovery(r: Run) -> dict[str, Any]:
     return out
 
 
-def _spawn(r: Run, args: dict[str, Any]) -> subprocess.Popen[bytes]:
+def _spawn(r: Run, args: dict[str, Any], stdout: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
     """The load generator in `args["mode"]`, in the background (see `_result`)."""
     return subprocess.Popen(
         [PYTHON, "-m", "bench.loadgen", json.dumps({"url": r.url, **args})],
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=r.log.open("ab"),
         cwd=ROOT,
     )

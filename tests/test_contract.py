@@ -20,38 +20,8 @@ from ringmaster.contract import (
     status_message,
     will_payload,
 )
-from ringmaster.engine.commands import (
-    Announce,
-    CancelRing,
-    ClearQueueSnapshot,
-    Command,
-    Originate,
-    PublishAgentState,
-    PublishCallAbandoned,
-    PublishCallAnswered,
-    PublishCallbackRequested,
-    PublishCallCompleted,
-    PublishCallOverflowed,
-    PublishCallQueued,
-    PublishCallRejected,
-    PublishCallRinging,
-    PublishQueueSnapshot,
-    QueueSnapshot,
-    RejectInput,
-    Ring,
-    RouteToExtension,
-    RouteToHangup,
-)
-from ringmaster.engine.events import (
-    AgentPresenceChanged,
-    CallArrived,
-    CallbackRequested,
-    CallHungUp,
-    DeviceStateChanged,
-    PbxEvent,
-    RingAnswered,
-    RingFailed,
-)
+from ringmaster.engine import commands as cmd
+from ringmaster.engine import events as ev
 from ringmaster.engine.model import (
     AgentStatus,
     CallId,
@@ -72,9 +42,14 @@ NOW = datetime(2026, 11, 25, 9, 31, 17, 123000, tzinfo=UTC).timestamp()
 AT = "2026-11-25T09:31:17.123Z"
 
 
-def parse(kind: str, payload: Any, tenant: str = "7") -> PbxEvent:
+def parse(kind: str, payload: Any, tenant: str = "7") -> ev.PbxEvent:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return parse_inbound(P, f"{P}/{tenant}/pbx/{kind}", raw)
+
+
+def bad_arrival(error: str, **fields: Any) -> tuple[str, dict[str, Any], str]:
+    """A `call/arrived` case: call "c" on DID "1" with `fields`, and the error it gets."""
+    return "call/arrived", {"call_id": "c", "did": "1", **fields}, error
 
 
 def rejected(kind: str, payload: Any, tenant: str = "7") -> ContractError:
@@ -108,7 +83,7 @@ def strict(payload: bytes) -> Any:
         (
             "call/arrived",
             {"call_id": "c-1", "did": "+4930123"},
-            CallArrived(T, C, "+4930123"),
+            ev.CallArrived(T, C, "+4930123"),
         ),
         (
             "call/arrived",
@@ -119,82 +94,82 @@ def strict(payload: bytes) -> Any:
                 "caller_name": "Ada",
                 "priority": 9,
             },
-            CallArrived(T, C, "030123", caller_id="+4917", caller_name="Ada", priority=9),
+            ev.CallArrived(T, C, "030123", caller_id="+4917", caller_name="Ada", priority=9),
         ),
         (
             "call/arrived",
             {"call_id": "c-1", "did": "1", "caller_id": None, "caller_name": None},
-            CallArrived(T, C, "1"),
+            ev.CallArrived(T, C, "1"),
         ),
         (
             "call/arrived",
             {"call_id": "c-1", "did": "1", "skills": {"spanish": 5, "billing.2nd-line_x": 10}},
-            CallArrived(T, C, "1", skills={"spanish": 5, "billing.2nd-line_x": 10}),
+            ev.CallArrived(T, C, "1", skills={"spanish": 5, "billing.2nd-line_x": 10}),
         ),
         (
             "call/arrived",
             {"call_id": "c-1", "did": "1", "skills": {"9" + "z" * 31: 1}},
-            CallArrived(T, C, "1", skills={"9" + "z" * 31: 1}),
+            ev.CallArrived(T, C, "1", skills={"9" + "z" * 31: 1}),
         ),
-        ("call/arrived", {"call_id": "c-1", "did": "1", "skills": {}}, CallArrived(T, C, "1")),
-        ("call/answered", {"call_id": "c-1", "extension": "101"}, RingAnswered(T, C, "101")),
+        ("call/arrived", {"call_id": "c-1", "did": "1", "skills": {}}, ev.CallArrived(T, C, "1")),
+        ("call/answered", {"call_id": "c-1", "extension": "101"}, ev.RingAnswered(T, C, "101")),
         (
             "call/callback_requested",
             {"call_id": "c-1", "number": "+4930123"},
-            CallbackRequested(T, C, "+4930123"),
+            ev.CallbackRequested(T, C, "+4930123"),
         ),
         (
             "call/callback_requested",
             {"call_id": "c-1", "number": "0" * 32},
-            CallbackRequested(T, C, "0" * 32),
+            ev.CallbackRequested(T, C, "0" * 32),
         ),
         (
             "call/callback_requested",
             {"call_id": "c-1", "number": "+" + "1" * 31},
-            CallbackRequested(T, C, "+" + "1" * 31),
+            ev.CallbackRequested(T, C, "+" + "1" * 31),
         ),
         (
             "call/ring_failed",
             {"call_id": "c-1", "extension": "101", "reason": "no_answer"},
-            RingFailed(T, C, "101", RingFailure.NO_ANSWER),
+            ev.RingFailed(T, C, "101", RingFailure.NO_ANSWER),
         ),
-        ("call/hangup", {"call_id": "c-1"}, CallHungUp(T, C)),
-        ("call/hangup", {"call_id": "c-1", "cause": "normal"}, CallHungUp(T, C, "normal")),
+        ("call/hangup", {"call_id": "c-1"}, ev.CallHungUp(T, C)),
+        ("call/hangup", {"call_id": "c-1", "cause": "normal"}, ev.CallHungUp(T, C, "normal")),
         (
             "agent/state",
             {"extension": "101", "state": "paused", "reason": "lunch"},
-            AgentPresenceChanged(T, "101", Presence.PAUSED, "lunch"),
+            ev.AgentPresenceChanged(T, "101", Presence.PAUSED, "lunch"),
         ),
         (
             "agent/state",
             {"extension": "101", "state": "logged_out"},
-            AgentPresenceChanged(T, "101", Presence.LOGGED_OUT),
+            ev.AgentPresenceChanged(T, "101", Presence.LOGGED_OUT),
         ),
         (
             "extension/state",
             {"extension": "101", "state": "in_use"},
-            DeviceStateChanged(T, "101", DeviceState.IN_USE),
+            ev.DeviceStateChanged(T, "101", DeviceState.IN_USE),
         ),
     ],
 )
-def test_valid_inbound_becomes_engine_event(kind: str, payload: Any, event: PbxEvent) -> None:
+def test_valid_inbound_becomes_engine_event(kind: str, payload: Any, event: ev.PbxEvent) -> None:
     assert parse(kind, payload) == event
 
 
 def test_extra_fields_are_ignored() -> None:
     payload = {"call_id": "c-1", "extension": "101", "channel": "SIP/101-0001", "x": [1]}
-    assert parse("call/answered", payload) == RingAnswered(T, C, "101")
+    assert parse("call/answered", payload) == ev.RingAnswered(T, C, "101")
 
 
 def test_limits_are_inclusive() -> None:
     event = parse("call/answered", {"call_id": "c" * 64, "extension": "1" * 20})
-    assert event == RingAnswered(T, CallId("c" * 64), "1" * 20)
+    assert event == ev.RingAnswered(T, CallId("c" * 64), "1" * 20)
     assert parse("call/arrived", {"call_id": "c", "did": "+" + "1" * 31, "priority": 0})
 
 
 def test_overlong_caller_name_is_cut_not_rejected() -> None:
     event = parse("call/arrived", {"call_id": "c-1", "did": "1", "caller_name": "x" * 1000})
-    assert isinstance(event, CallArrived)
+    assert isinstance(event, ev.CallArrived)
     assert event.caller_name == "x" * 256
 
 
@@ -202,7 +177,7 @@ def test_prefix_with_levels() -> None:
     event = parse_inbound(
         "acme/rm", "acme/rm/12/pbx/call/hangup", json.dumps({"call_id": "c-1"}).encode()
     )
-    assert event == CallHungUp(TenantId(12), C)
+    assert event == ev.CallHungUp(TenantId(12), C)
 
 
 # --- inbound: invalid -------------------------------------------------------------
@@ -223,95 +198,30 @@ def test_prefix_with_levels() -> None:
         ("call/arrived", {"call_id": "c", "did": "1+2"}, "did: String should match pattern"),
         ("call/arrived", {"call_id": "c", "did": "١٢"}, "did: String should match pattern"),
         ("call/arrived", {"call_id": "c", "did": "1" * 33}, "did: String should have at most 32"),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "priority": 10},
-            "priority: Input should be less than or equal to 9",
+        bad_arrival("priority: Input should be less than or equal to 9", priority=10),
+        bad_arrival("priority: Input should be greater than or equal to 0", priority=-1),
+        bad_arrival("priority: Input should be a valid integer", priority=True),
+        bad_arrival("priority: Input should be a valid integer", priority=1.5),
+        bad_arrival("priority: Input should be a valid integer", priority="1"),
+        bad_arrival("caller_id: Input should be a valid string", caller_id=4917),
+        bad_arrival("skills: Input should be a valid dictionary", skills=["spanish"]),
+        bad_arrival("skills: Input should be a valid dictionary", skills=None),
+        bad_arrival("skills.Spanish.[key]: String should match pattern", skills={"Spanish": 5}),
+        bad_arrival("skills._x.[key]: String should match pattern", skills={"_x": 5}),
+        bad_arrival("skills..[key]: String should match pattern", skills={"": 5}),
+        bad_arrival(f"skills.{'s' * 33}.[key]: String should match pattern", skills={"s" * 33: 5}),
+        bad_arrival(
+            "skills.spanish: Input should be greater than or equal to 1", skills={"spanish": 0}
         ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "priority": -1},
-            "priority: Input should be greater than or equal to 0",
+        bad_arrival(
+            "skills.spanish: Input should be less than or equal to 10", skills={"spanish": 11}
         ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "priority": True},
-            "priority: Input should be a valid integer",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "priority": 1.5},
-            "priority: Input should be a valid integer",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "priority": "1"},
-            "priority: Input should be a valid integer",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "caller_id": 4917},
-            "caller_id: Input should be a valid string",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": ["spanish"]},
-            "skills: Input should be a valid dictionary",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": None},
-            "skills: Input should be a valid dictionary",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"Spanish": 5}},
-            "skills.Spanish.[key]: String should match pattern",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"_x": 5}},
-            "skills._x.[key]: String should match pattern",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"": 5}},
-            "skills..[key]: String should match pattern",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"s" * 33: 5}},
-            f"skills.{'s' * 33}.[key]: String should match pattern",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"spanish": 0}},
-            "skills.spanish: Input should be greater than or equal to 1",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"spanish": 11}},
-            "skills.spanish: Input should be less than or equal to 10",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"spanish": "5"}},
-            "skills.spanish: Input should be a valid integer",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"spanish": True}},
-            "skills.spanish: Input should be a valid integer",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {"spanish": 5.0}},
-            "skills.spanish: Input should be a valid integer",
-        ),
-        (
-            "call/arrived",
-            {"call_id": "c", "did": "1", "skills": {f"s{i}": 1 for i in range(51)}},
+        bad_arrival("skills.spanish: Input should be a valid integer", skills={"spanish": "5"}),
+        bad_arrival("skills.spanish: Input should be a valid integer", skills={"spanish": True}),
+        bad_arrival("skills.spanish: Input should be a valid integer", skills={"spanish": 5.0}),
+        bad_arrival(
             "skills: Dictionary should have at most 50 items",
+            skills={f"s{i}": 1 for i in range(51)},
         ),
         ("call/answered", {"call_id": "c"}, "extension: Field required"),
         ("call/answered", {"call_id": "c", "extension": ""}, "extension: String should have"),
@@ -516,7 +426,7 @@ def test_a_valid_surrogate_pair_is_text() -> None:
     event = parse(
         "call/arrived", raw(r'{"call_id": "c-1", "did": "1", "caller_name": "\ud83d\udcde"}')
     )
-    assert isinstance(event, CallArrived)
+    assert isinstance(event, ev.CallArrived)
     assert event.caller_name == "\U0001f4de"
 
 
@@ -525,7 +435,7 @@ def test_control_characters_in_display_text_become_spaces() -> None:
         "call/arrived",
         {"call_id": "c-1", "did": "1", "caller_id": "555\x00", "caller_name": "Ada\nLovelace\x7f"},
     )
-    assert isinstance(event, CallArrived)
+    assert isinstance(event, ev.CallArrived)
     assert (event.caller_id, event.caller_name) == ("555 ", "Ada Lovelace ")
 
 
@@ -539,7 +449,7 @@ def test_a_lone_surrogate_is_echoed_as_the_text_of_its_escape() -> None:
 def test_render_never_raises_on_text_utf8_cannot_carry() -> None:
     # The engine's commands carry only validated text; should one ever not, its message
     # is still published, the character written as the text of its escape.
-    message = render(P, PublishCallQueued(T, CallId("c\udfff"), Q, "1", "5\ud800", 1, NOW))
+    message = render(P, cmd.PublishCallQueued(T, CallId("c\udfff"), Q, "1", "5\ud800", 1, NOW))
     assert strict(message.payload)["call_id"] == "c\\udfff"
     error = ContractError(7, "rm/7/pbx/call/hangup", "x\udfff", {"\udfff": ["\udfff"]})
     assert strict(render_error(P, error, now=NOW).payload)["payload"] == {"\\udfff": ["\\udfff"]}
@@ -606,7 +516,7 @@ def test_time_format() -> None:
     assert format_time(NOW + 0.0009) == AT  # truncated to the millisecond
 
 
-SNAPSHOT = QueueSnapshot(
+SNAPSHOT = cmd.QueueSnapshot(
     queue_id=Q,
     name="Sales",
     queue_number="600",
@@ -627,9 +537,9 @@ SNAPSHOT = QueueSnapshot(
     callbacks=1,
 )
 
-RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
+RENDERED: list[tuple[cmd.Command, str, dict[str, Any], bool]] = [
     (
-        Ring(T, C, "101", Q, 15, "+4917"),
+        cmd.Ring(T, C, "101", Q, 15, "+4917"),
         "rm/7/cmd/ring",
         {
             "call_id": "c-1",
@@ -642,43 +552,43 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
         False,
     ),
     (
-        CancelRing(T, C, "101", CancelReason.ANSWERED_ELSEWHERE),
+        cmd.CancelRing(T, C, "101", CancelReason.ANSWERED_ELSEWHERE),
         "rm/7/cmd/cancel_ring",
         {"call_id": "c-1", "extension": "101", "reason": "answered_elsewhere", "at": AT},
         False,
     ),
     (
-        RouteToExtension(T, C, "200"),
+        cmd.RouteToExtension(T, C, "200"),
         "rm/7/cmd/route",
         {"call_id": "c-1", "target": {"type": "extension", "extension": "200"}, "at": AT},
         False,
     ),
     (
-        RouteToHangup(T, C, "no_route"),
+        cmd.RouteToHangup(T, C, "no_route"),
         "rm/7/cmd/route",
         {"call_id": "c-1", "target": {"type": "hangup", "reason": "no_route"}, "at": AT},
         False,
     ),
     (
-        Announce(T, C, Q, 4, 95),
+        cmd.Announce(T, C, Q, 4, 95),
         "rm/7/cmd/announce",
         {"call_id": "c-1", "queue_id": 3, "position": 4, "estimated_wait_s": 95, "at": AT},
         False,
     ),
     (
-        Announce(T, C, Q, 1, None),
+        cmd.Announce(T, C, Q, 1, None),
         "rm/7/cmd/announce",
         {"call_id": "c-1", "queue_id": 3, "position": 1, "estimated_wait_s": None, "at": AT},
         False,
     ),
     (
-        Originate(T, C, "101", "+4930123"),
+        cmd.Originate(T, C, "101", "+4930123"),
         "rm/7/cmd/originate",
         {"call_id": "c-1", "extension": "101", "number": "+4930123", "at": AT},
         False,
     ),
     (
-        PublishCallQueued(T, C, Q, "+4930", "+4917", 2, NOW),
+        cmd.PublishCallQueued(T, C, Q, "+4930", "+4917", 2, NOW),
         "rm/7/event/call/queued",
         {
             "call_id": "c-1",
@@ -691,43 +601,43 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
         False,
     ),
     (
-        PublishCallRinging(T, C, Q, "101", NOW),
+        cmd.PublishCallRinging(T, C, Q, "101", NOW),
         "rm/7/event/call/ringing",
         {"call_id": "c-1", "queue_id": 3, "extension": "101", "at": AT},
         False,
     ),
     (
-        PublishCallAnswered(T, C, Q, "101", 4.56789, NOW),
+        cmd.PublishCallAnswered(T, C, Q, "101", 4.56789, NOW),
         "rm/7/event/call/answered",
         {"call_id": "c-1", "queue_id": 3, "extension": "101", "wait_s": 4.568, "at": AT},
         False,
     ),
     (
-        PublishCallAbandoned(T, C, Q, 30.0004, NOW),
+        cmd.PublishCallAbandoned(T, C, Q, 30.0004, NOW),
         "rm/7/event/call/abandoned",
         {"call_id": "c-1", "queue_id": 3, "wait_s": 30.0, "at": AT},
         False,
     ),
     (
-        PublishCallCompleted(T, C, Q, "101", 61.2345, NOW),
+        cmd.PublishCallCompleted(T, C, Q, "101", 61.2345, NOW),
         "rm/7/event/call/completed",
         {"call_id": "c-1", "queue_id": 3, "extension": "101", "talk_s": 61.234, "at": AT},
         False,
     ),
     (
-        PublishCallRejected(T, C, "+4930", "queue_inactive", NOW),
+        cmd.PublishCallRejected(T, C, "+4930", "queue_inactive", NOW),
         "rm/7/event/call/rejected",
         {"call_id": "c-1", "did": "+4930", "reason": "queue_inactive", "at": AT},
         False,
     ),
     (
-        PublishCallRejected(T, C, "+4930", "queue_empty", NOW),
+        cmd.PublishCallRejected(T, C, "+4930", "queue_empty", NOW),
         "rm/7/event/call/rejected",
         {"call_id": "c-1", "did": "+4930", "reason": "queue_empty", "at": AT},
         False,
     ),
     (
-        PublishCallOverflowed(T, C, Q, "max_wait", 120.00049, NOW, to_queue=QueueId(4)),
+        cmd.PublishCallOverflowed(T, C, Q, "max_wait", 120.00049, NOW, to_queue=QueueId(4)),
         "rm/7/event/call/overflowed",
         {
             "call_id": "c-1",
@@ -740,7 +650,7 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
         False,
     ),
     (
-        PublishCallOverflowed(T, C, Q, "queue_full", 0.0, NOW, to_extension="200"),
+        cmd.PublishCallOverflowed(T, C, Q, "queue_full", 0.0, NOW, to_extension="200"),
         "rm/7/event/call/overflowed",
         {
             "call_id": "c-1",
@@ -753,7 +663,7 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
         False,
     ),
     (
-        PublishCallOverflowed(T, C, Q, "queue_empty", 7.25, NOW),
+        cmd.PublishCallOverflowed(T, C, Q, "queue_empty", 7.25, NOW),
         "rm/7/event/call/overflowed",
         {
             "call_id": "c-1",
@@ -766,19 +676,19 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
         False,
     ),
     (
-        PublishCallbackRequested(T, C, Q, "+4930123", 3, NOW),
+        cmd.PublishCallbackRequested(T, C, Q, "+4930123", 3, NOW),
         "rm/7/event/call/callback_requested",
         {"call_id": "c-1", "queue_id": 3, "number": "+4930123", "position": 3, "at": AT},
         False,
     ),
     (
-        PublishAgentState(T, "101", AgentStatus.WRAPUP, NOW),
+        cmd.PublishAgentState(T, "101", AgentStatus.WRAPUP, NOW),
         "rm/7/event/agent/state",
         {"extension": "101", "state": "wrapup", "reason": "", "at": AT},
         False,
     ),
     (
-        PublishQueueSnapshot(T, SNAPSHOT, NOW),
+        cmd.PublishQueueSnapshot(T, SNAPSHOT, NOW),
         "rm/7/state/queue/3",
         {
             "queue_id": 3,
@@ -804,13 +714,13 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
         True,
     ),
     (
-        RouteToHangup(T, C, "too_many_hops"),
+        cmd.RouteToHangup(T, C, "too_many_hops"),
         "rm/7/cmd/route",
         {"call_id": "c-1", "target": {"type": "hangup", "reason": "too_many_hops"}, "at": AT},
         False,
     ),
     (
-        RejectInput(RingAnswered(T, C, "102"), "102 is not ringing for c-1", NOW),
+        cmd.RejectInput(ev.RingAnswered(T, C, "102"), "102 is not ringing for c-1", NOW),
         "rm/7/error",
         {
             "topic": "rm/7/pbx/call/answered",
@@ -828,7 +738,7 @@ RENDERED: list[tuple[Command, str, dict[str, Any], bool]] = [
     RENDERED,
     ids=[type(case[0]).__name__ + "-" + case[1] for case in RENDERED],
 )
-def test_render(command: Command, topic: str, payload: dict[str, Any], retain: bool) -> None:
+def test_render(command: cmd.Command, topic: str, payload: dict[str, Any], retain: bool) -> None:
     message = render(P, command, now=NOW)
     assert message.topic == topic
     assert body(message) == payload
@@ -838,12 +748,12 @@ def test_render(command: Command, topic: str, payload: dict[str, Any], retain: b
 
 
 def test_every_command_class_is_rendered() -> None:
-    classes = {type(case[0]) for case in RENDERED} | {ClearQueueSnapshot}
-    assert classes == set(Command.__args__)
+    classes = {type(case[0]) for case in RENDERED} | {cmd.ClearQueueSnapshot}
+    assert classes == set(cmd.Command.__args__)
 
 
 def test_snapshot_before_the_first_answer_has_no_service_level() -> None:
-    fresh = QueueSnapshot(
+    fresh = cmd.QueueSnapshot(
         queue_id=Q,
         name="Sales",
         queue_number="600",
@@ -857,7 +767,7 @@ def test_snapshot_before_the_first_answer_has_no_service_level() -> None:
         abandoned=0,
         completed=0,
     )
-    payload = body(render(P, PublishQueueSnapshot(T, fresh, NOW)))
+    payload = body(render(P, cmd.PublishQueueSnapshot(T, fresh, NOW)))
     assert payload["service_level_pct"] is None
     assert payload["service_level_s"] == 20
     assert (payload["overflowed"], payload["callbacks"]) == (0, 0)
@@ -865,7 +775,7 @@ def test_snapshot_before_the_first_answer_has_no_service_level() -> None:
 
 
 def test_clear_queue_snapshot_is_an_empty_retained_message() -> None:
-    message = render(P, ClearQueueSnapshot(T, Q))
+    message = render(P, cmd.ClearQueueSnapshot(T, Q))
     assert message == OutboxMessage(topic="rm/7/state/queue/3", payload=b"", retain=True)
 
 
@@ -873,7 +783,7 @@ def test_clear_queue_snapshot_is_an_empty_retained_message() -> None:
     ("event", "topic", "payload"),
     [
         (
-            CallArrived(T, C, "+4930", "+4917", "Ada", 5),
+            ev.CallArrived(T, C, "+4930", "+4917", "Ada", 5),
             "rm/7/pbx/call/arrived",
             {
                 "call_id": "c-1",
@@ -885,7 +795,7 @@ def test_clear_queue_snapshot_is_an_empty_retained_message() -> None:
             },
         ),
         (
-            CallArrived(T, C, "1", skills={"spanish": 5}),
+            ev.CallArrived(T, C, "1", skills={"spanish": 5}),
             "rm/7/pbx/call/arrived",
             {
                 "call_id": "c-1",
@@ -897,32 +807,32 @@ def test_clear_queue_snapshot_is_an_empty_retained_message() -> None:
             },
         ),
         (
-            CallbackRequested(T, C, "+4930123"),
+            ev.CallbackRequested(T, C, "+4930123"),
             "rm/7/pbx/call/callback_requested",
             {"call_id": "c-1", "number": "+4930123"},
         ),
         (
-            RingFailed(T, C, "101", RingFailure.BUSY),
+            ev.RingFailed(T, C, "101", RingFailure.BUSY),
             "rm/7/pbx/call/ring_failed",
             {"call_id": "c-1", "extension": "101", "reason": "busy"},
         ),
-        (CallHungUp(T, C, "16"), "rm/7/pbx/call/hangup", {"call_id": "c-1", "cause": "16"}),
+        (ev.CallHungUp(T, C, "16"), "rm/7/pbx/call/hangup", {"call_id": "c-1", "cause": "16"}),
         (
-            AgentPresenceChanged(T, "101", Presence.AVAILABLE),
+            ev.AgentPresenceChanged(T, "101", Presence.AVAILABLE),
             "rm/7/pbx/agent/state",
             {"extension": "101", "state": "available", "reason": ""},
         ),
         (
-            DeviceStateChanged(T, "101", DeviceState.UNAVAILABLE),
+            ev.DeviceStateChanged(T, "101", DeviceState.UNAVAILABLE),
             "rm/7/pbx/extension/state",
             {"extension": "101", "state": "unavailable"},
         ),
     ],
 )
 def test_reject_input_echoes_the_event_as_it_came(
-    event: PbxEvent, topic: str, payload: dict[str, Any]
+    event: ev.PbxEvent, topic: str, payload: dict[str, Any]
 ) -> None:
-    message = render(P, RejectInput(event, "nope", NOW))
+    message = render(P, cmd.RejectInput(event, "nope", NOW))
     assert body(message) == {"topic": topic, "error": "nope", "payload": payload, "at": AT}
     # The echo is itself a valid inbound message for that topic.
     assert parse_inbound(P, topic, json.dumps(payload).encode()) == event

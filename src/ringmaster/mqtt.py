@@ -28,9 +28,9 @@ import secrets
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self, cast
+from typing import TYPE_CHECKING, Final, Self
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -40,6 +40,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ringmaster.contract import inbound_filters, status_message, will_payload
+from ringmaster.mqtt_connection import Connection, as_bytes, backoff_delay, paho_client
 
 if TYPE_CHECKING:
     from ringmaster.settings import MqttEndpoint, MqttSettings
@@ -88,71 +89,6 @@ class InboundMessage:
     generation: int
     retain: bool = False
     caught_up: bool = False
-
-
-@dataclass(slots=True)
-class _Connection:
-    client: aiomqtt.Client
-    generation: int
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-    #: The payload of this connection's sync message, once published.
-    sync_token: bytes | None = None
-    #: `publish`'s messages awaiting PUBACK, by packet identifier: resolved with
-    #: the PUBACK's reason code, or with None when the connection is lost first.
-    pubacks: dict[int, asyncio.Future[ReasonCode | None]] = field(default_factory=dict)
-
-    def watch_pubacks(self) -> None:
-        """Route paho's PUBACK callback to `pubacks`, before the connection is used.
-
-        aiomqtt keeps the callback for its own `publish` (the status messages),
-        so a packet identifier that is not ours is passed on to it.
-        """
-        client = _paho(self.client)
-        # aiomqtt creates its paho client with callback API version 2.
-        aiomqtt_on_publish = cast("paho.CallbackOnPublish_v2 | None", client.on_publish)
-        pubacks = self.pubacks
-
-        def on_publish(
-            client: paho.Client,
-            userdata: object,
-            mid: int,
-            reason_code: ReasonCode,
-            properties: Properties,
-        ) -> None:
-            ack = pubacks.pop(mid, None)
-            if ack is None:
-                if aiomqtt_on_publish is not None:
-                    aiomqtt_on_publish(client, userdata, mid, reason_code, properties)
-            elif not ack.done():
-                ack.set_result(reason_code)
-
-        client.on_publish = on_publish
-
-    def drop_pubacks(self) -> None:
-        """The connection is gone: wake every `publish` still waiting, to send again."""
-        for ack in self.pubacks.values():
-            if not ack.done():
-                ack.set_result(None)
-        self.pubacks.clear()
-
-
-def backoff_delay(attempt: int, min_s: float, max_s: float, rng: random.Random) -> float:
-    """Seconds to wait before reconnect attempt number `attempt` (0 for the first).
-
-    Exponential backoff capped at `max_s`, with full jitter: a uniform draw between
-    `min_s` and the cap, so that many daemons restarting with their broker do not
-    reconnect in lockstep.
-    """
-    cap = min(max_s, min_s * 2.0 ** min(attempt, 60))
-    return rng.uniform(min_s, max(cap, min_s))
-
-
-def _paho(client: aiomqtt.Client) -> paho.Client:
-    # aiomqtt 2.x acknowledges every QoS 1 message on receipt and exposes no manual
-    # acknowledgement; its paho client (`_client`) has one. This function is the only
-    # place that touches aiomqtt's private attribute, to be dropped when aiomqtt
-    # grows manual acks.
-    return client._client
 
 
 class MqttLink:
@@ -238,7 +174,7 @@ class MqttLink:
         self.connected = asyncio.Event()
         """Set while a connection is up, subscribed, and `P/status` online is published."""
         self._closing = asyncio.Event()
-        self._connection: _Connection | None = None
+        self._connection: Connection | None = None
         self._generation = 0
         self._inbox: asyncio.Queue[InboundMessage | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -366,7 +302,7 @@ class MqttLink:
                 generation=self._generation,
             )
             return False
-        rc = _paho(connection.client).ack(message.mid, message.qos)
+        rc = paho_client(connection.client).ack(message.mid, message.qos)
         return rc == paho.MQTT_ERR_SUCCESS
 
     # --- outbound -------------------------------------------------------------------
@@ -394,10 +330,10 @@ class MqttLink:
                 await asyncio.sleep(self._reconnect_min_s)
 
     async def _publish_on(
-        self, connection: _Connection, message: OutboxMessage
+        self, connection: Connection, message: OutboxMessage
     ) -> ReasonCode | None:
         """Publish once on `connection`: the PUBACK's reason code, None if none came."""
-        info = _paho(connection.client).publish(
+        info = paho_client(connection.client).publish(
             message.topic, message.payload, qos=_QOS, retain=message.retain
         )
         if info.rc != paho.MQTT_ERR_SUCCESS:
@@ -415,7 +351,7 @@ class MqttLink:
             self._log.warning("mqtt.publish_failed", topic=message.topic, error="no PUBACK")
             return None
 
-    async def _wait_connection(self) -> _Connection:
+    async def _wait_connection(self) -> Connection:
         while True:
             if self._closing.is_set():
                 raise LinkClosedError("the MQTT link is closed")
@@ -453,10 +389,10 @@ class MqttLink:
         """Run one connection until it is lost or the link closes; True if it came up."""
         client = self._new_client()
         self._generation += 1
-        connection = _Connection(client, self._generation)
+        connection = Connection(client, self._generation)
         connection.watch_pubacks()
         # Before connecting: a resumed session's messages come right after CONNACK.
-        _paho(client).on_message = lambda _client, _userdata, message: self._deliver(
+        paho_client(client).on_message = lambda _client, _userdata, message: self._deliver(
             connection, message
         )
         self._connection = connection
@@ -465,7 +401,7 @@ class MqttLink:
         finally:
             self._connection = None
 
-    async def _run_connection(self, client: aiomqtt.Client, connection: _Connection) -> bool:
+    async def _run_connection(self, client: aiomqtt.Client, connection: Connection) -> bool:
         async with client:
             try:
                 await self._on_connected(connection)
@@ -495,7 +431,7 @@ class MqttLink:
                 self._log.warning("mqtt.offline_status_failed", error=str(exc))
             return True
 
-    async def _on_connected(self, connection: _Connection) -> None:
+    async def _on_connected(self, connection: Connection) -> None:
         client = connection.client
         granted = await client.subscribe(
             [(topic, _QOS) for topic in self._subscriptions], timeout=self._connect_timeout_s
@@ -518,7 +454,7 @@ class MqttLink:
         if self._sync_topic is not None:
             # Queued behind whatever the broker kept for the session while we were away.
             connection.sync_token = secrets.token_hex(8).encode()
-            info = _paho(client).publish(self._sync_topic, connection.sync_token, qos=_QOS)
+            info = paho_client(client).publish(self._sync_topic, connection.sync_token, qos=_QOS)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 self._log.warning("mqtt.sync_failed", error=paho.error_string(info.rc))
         self.connected.set()
@@ -528,7 +464,7 @@ class MqttLink:
         if self.on_connected is not None:
             self.on_connected(connection.generation)
 
-    async def _serve(self, connection: _Connection) -> str | None:
+    async def _serve(self, connection: Connection) -> str | None:
         """Pump messages into the inbox; the reason the connection ended, None if closing."""
         pump = asyncio.ensure_future(self._pump(connection))
         closing = asyncio.ensure_future(self._closing.wait())
@@ -550,13 +486,13 @@ class MqttLink:
         cause = error.__cause__
         return f"{error}: {cause}" if cause is not None else str(error)
 
-    async def _pump(self, connection: _Connection) -> None:
+    async def _pump(self, connection: Connection) -> None:
         # Messages come through `_deliver` (paho's callback); aiomqtt's iterator
         # yields none, and ends with an MqttError when the connection is lost.
         async for _ in connection.client.messages:
             pass
 
-    def _deliver(self, connection: _Connection, message: paho.MQTTMessage) -> None:
+    def _deliver(self, connection: Connection, message: paho.MQTTMessage) -> None:
         """The on_message callback of paho: hand the message on as soon as it is read.
 
         aiomqtt's own path costs a task and an `asyncio.wait` per message and
@@ -564,12 +500,12 @@ class MqttLink:
         that was most of the daemon's time per rejected message.
         """
         topic = message.topic
-        payload = _as_bytes(message.payload)
+        payload = as_bytes(message.payload)
         caught_up = False
         if topic == self._sync_topic:
             if payload != connection.sync_token:
                 # An earlier connection's (or a forged) sync message: it marks nothing.
-                _paho(connection.client).ack(message.mid, message.qos)
+                paho_client(connection.client).ack(message.mid, message.qos)
                 return
             caught_up = True
         inbound = InboundMessage(
@@ -620,16 +556,9 @@ class MqttLink:
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         # Before connecting: a resumed session's messages arrive right after CONNACK.
-        _paho(client).manual_ack_set(True)
+        paho_client(client).manual_ack_set(True)
         # aiomqtt logs a warning on every publish while more than this many are
         # in flight; the service deliberately keeps a whole batch in flight, and
         # the warning (one log line per publish) cost more than the publishing.
         client.pending_calls_threshold = 100_000
         return client
-
-
-def _as_bytes(payload: bytes | bytearray | str | int | float | None) -> bytes:
-    # aiomqtt types Message.payload broadly; paho always delivers bytes.
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    return b"" if payload is None else str(payload).encode("utf-8")

@@ -12,21 +12,22 @@ deadlines through exactly one `loop.call_later`, re-armed after every turn.
 Which stored messages the broker has confirmed (the outbox's watermark) rides
 along with the next turn's transaction, so a turn costs one commit; a daemon
 that goes quiet records it `WATERMARK_FLUSH_S` after the confirmation.
+
+Around this module: `inbox` (the tenants' lanes, acknowledgements in order,
+answers to messages that break the contract), `outbox` (what waits to be
+published, and the watermark) and `decision_log` (the decisions' log lines).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import enum
 import importlib
 import random
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -38,30 +39,18 @@ from ringmaster.contract import (
     ContractError,
     internal_error,
     parse_inbound,
-    parse_tenant,
     render,
-    render_error,
     render_internal_error,
 )
+from ringmaster.decision_log import log_decision
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import (
-    CancelRing,
     Command,
-    Originate,
-    PublishCallAbandoned,
-    PublishCallAnswered,
-    PublishCallbackRequested,
-    PublishCallCompleted,
-    PublishCallOverflowed,
-    PublishCallQueued,
-    PublishCallRejected,
-    RejectInput,
-    Ring,
-    RouteToExtension,
-    RouteToHangup,
 )
 from ringmaster.engine.core import Engine
-from ringmaster.mqtt import InboundMessage, LinkClosedError, MqttLink
+from ringmaster.inbox import Acks, Apply, ErrorReplies, Received, take_batch
+from ringmaster.mqtt import InboundMessage, MqttLink
+from ringmaster.outbox import Outbox
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import OutboxMessage, Store
 
@@ -69,15 +58,6 @@ if TYPE_CHECKING:
     from ringmaster.api.app import ApiServer
 
 _log = structlog.get_logger("ringmaster.service")
-
-#: How many inbound messages one turn takes at most: bounds the latency a
-#: burst adds to the first message of the next turn.
-MAX_BATCH = 512
-
-#: How many of one tenant's messages one turn takes at most, when others wait:
-#: turns take the tenants' messages in turn, so one tenant's flood costs the
-#: others at most this many of its messages per turn, not its whole backlog.
-MAX_PER_TENANT = 64
 
 #: How many outbound messages are published and awaiting PUBACK at once: one
 #: publisher coroutine each, so a burst of thousands costs no task per message.
@@ -94,170 +74,6 @@ WATERMARK_FLUSH_S = 0.005
 #: our sync message (say, an ACL refuses `P/sync`); in the inbox, counted from
 #: the deadline, when one tenant's messages keep coming faster than turns take them.
 BACKLOG_HOLD_MAX_S = 2.0
-
-#: Rejected messages answered one by one on a tenant's error topic per second,
-#: and in a burst; beyond that they are counted and reported in one summary.
-ERROR_RATE_PER_S = 50.0
-ERROR_BURST = 100
-#: How long after the first unreported rejection its summary is published.
-ERROR_SUMMARY_S = 1.0
-
-
-@dataclass(slots=True)
-class _Received:
-    """An inbound message as the service took it from the link."""
-
-    message: InboundMessage
-    #: The service's clock when taken: deadlines due after it wait for it.
-    at: float
-    event: ev.PbxEvent | None = None
-    #: Its effect is stored (or it had none): it may be acknowledged.
-    done: bool = False
-
-
-class _Acks:
-    """Acknowledges inbound messages in the order they came, each once it is done.
-
-    MQTT 5 section 4.6: PUBACKs go in the order the PUBLISHes came, while the
-    service finishes them out of order (tenants take turns, rejections need no
-    turn). A message done early waits for the older ones.
-    """
-
-    def __init__(self, link: MqttLink, caught_up: Callable[[int], None]) -> None:
-        self._link = link
-        self._caught_up = caught_up
-        self._order: deque[_Received] = deque()
-
-    def expect(self, received: _Received) -> None:
-        """`received` came from the link: it is acknowledged after every older one."""
-        self._order.append(received)
-
-    def done(self, received: _Received) -> None:
-        """`received` is handled: acknowledge it, once every older one is too."""
-        received.done = True
-        order = self._order
-        while order and order[0].done:
-            message = order.popleft().message
-            self._link.ack(message)
-            if message.caught_up:
-                # Every message the broker had queued before our sync message is stored.
-                self._caught_up(message.generation)
-
-
-@dataclass(slots=True)
-class _ErrorBudget:
-    """One tenant's allowance of error messages (a token bucket), and what it withheld."""
-
-    tokens: float = float(ERROR_BURST)
-    refilled_at: float = 0.0
-    withheld: int = 0
-    last: ContractError | None = None
-
-    def take(self, now: float) -> bool:
-        """Whether one more error may be published now."""
-        self.tokens = min(
-            float(ERROR_BURST), self.tokens + (now - self.refilled_at) * ERROR_RATE_PER_S
-        )
-        self.refilled_at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-@dataclass
-class _Apply:
-    """Configuration changes (already stored) for the engine, from the admin API."""
-
-    events: list[ev.ConfigEvent]
-    done: asyncio.Future[None]
-
-
-@dataclass
-class _Outbox:
-    """Stored messages waiting to be published: each tenant's in order, tenants in turn.
-
-    One tenant's flood of decisions (thousands of queued calls' events) waits
-    behind nobody else's ring: publishers take the tenants' oldest messages in
-    turn. The watermark still counts in stored (seq) order: a message counts
-    as unconfirmed from the moment it is put here.
-    """
-
-    prefix: str = ""
-    #: Waiting for a publisher, by tenant (None: topics of no tenant), oldest first.
-    lanes: dict[int | None, deque[tuple[int, OutboxMessage]]] = field(default_factory=dict)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Put here and not yet published (confirmed or given up): `join` waits for 0.
-    unfinished: int = 0
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Put here and not yet confirmed, in seq order.
-    in_flight: deque[int] = field(default_factory=deque)
-    #: Confirmed while an older message was still in flight (after a reconnect,
-    #: PUBACKs may come out of order).
-    confirmed_early: set[int] = field(default_factory=set)
-    #: Every message with a seq up to this one is confirmed by the broker.
-    delivered_up_to: int | None = None
-    #: The watermark as last committed: those rows are gone from the store.
-    recorded_up_to: int | None = None
-
-    def take(self, seq: int) -> None:
-        """Message `seq` (the newest yet) awaits the broker's confirmation."""
-        self.in_flight.append(seq)
-
-    def put(self, seq: int, message: OutboxMessage) -> None:
-        """Queue a stored message for publishing (in seq order)."""
-        self.take(seq)
-        tenant_id = parse_tenant(self.prefix, message.topic)
-        lane = self.lanes.get(tenant_id)
-        if lane is None:
-            lane = self.lanes[tenant_id] = deque()
-        lane.append((seq, message))
-        self.unfinished += 1
-        self.finished.clear()
-        self.ready.set()
-
-    async def get(self) -> tuple[int, OutboxMessage]:
-        """The next message to publish: the oldest of the tenant whose turn it is."""
-        while not self.lanes:
-            self.ready.clear()
-            await self.ready.wait()
-        tenant_id = next(iter(self.lanes))
-        lane = self.lanes.pop(tenant_id)
-        item = lane.popleft()
-        if lane:
-            self.lanes[tenant_id] = lane  # to the back
-        return item
-
-    def done(self) -> None:
-        """A message taken with `get` is published."""
-        self.unfinished -= 1
-        if not self.unfinished:
-            self.finished.set()
-
-    async def join(self) -> None:
-        """Wait until every message put here is published."""
-        if self.unfinished:
-            await self.finished.wait()
-
-    def confirm(self, seq: int) -> bool:
-        """The broker confirmed message `seq`; True if the watermark moved."""
-        in_flight = self.in_flight
-        if in_flight[0] != seq:
-            self.confirmed_early.add(seq)
-            return False
-        in_flight.popleft()
-        early = self.confirmed_early
-        while in_flight and in_flight[0] in early:
-            early.discard(in_flight[0])
-            seq = in_flight.popleft()
-        self.delivered_up_to = seq
-        return True
-
-    def unrecorded(self) -> int | None:
-        """The watermark, if it moved since it was last committed."""
-        if self.delivered_up_to == self.recorded_up_to:
-            return None
-        return self.delivered_up_to
 
 
 class Service:
@@ -277,22 +93,21 @@ class Service:
         self._engine = Engine(rng=random.Random())
         # The inbox: each tenant's parsed messages in order (a lane per tenant,
         # served in turn), the admin API's changes, and a flag for "a turn is due".
-        self._lanes: dict[int, deque[_Received]] = {}
-        self._applies: deque[_Apply] = deque()
+        self._lanes: dict[int, deque[Received]] = {}
+        self._applies: deque[Apply] = deque()
         self._woken = False
         self._work = asyncio.Event()
-        self._outbox = _Outbox(self._prefix)
+        self._outbox = Outbox(self._prefix)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         self._link: MqttLink | None = None
-        self._acks: _Acks | None = None
+        self._acks: Acks | None = None
         #: The connection whose backlog has been taken in, and when the current one came up.
         self._caught_up: int | None = None
         self._backlog_event = asyncio.Event()  # the first backlog is in
         self._connected_at = 0.0
-        self._error_budgets: dict[int | None, _ErrorBudget] = {}
-        self._error_tasks: set[asyncio.Task[None]] = set()
+        self._errors: ErrorReplies | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
         """Set once the store is loaded and the MQTT link subscribed (systemd's READY=1)."""
@@ -310,7 +125,7 @@ class Service:
         once (say, ringing a newly enrolled agent for a waiting call) is stored.
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._applies.append(_Apply(events, done))
+        self._applies.append(Apply(events, done))
         self._wake()
         await done
 
@@ -339,7 +154,8 @@ class Service:
             await self._load(store)
             link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint, sync=True)
             self._link = link
-            self._acks = _Acks(link, self._backlog_taken_in)
+            self._acks = Acks(link, self._backlog_taken_in)
+            self._errors = ErrorReplies(self._prefix, link, self._acks, self._clock)
             link.on_connected = self._link_connected
             link.on_message = self._take_in  # as paho reads it: no hop of the loop between
             link.start()
@@ -425,16 +241,17 @@ class Service:
         for timer in (self._timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
-        for task in self._error_tasks:
-            task.cancel()  # unacknowledged: the broker sends the message again
+        if self._errors is not None:
+            self._errors.cancel()
         # Record what was confirmed, so a restart does not publish it again.
         await store.commit(self._engine.take_changes(), [], self._outbox.delivered_up_to)
 
     def _take_in(self, message: InboundMessage) -> None:
         # Before any turn: parse, so that a message that breaks the contract costs no
         # turn, no commit and no place in a tenant's lane (a flood of them delays nobody).
-        received = _Received(message, self._clock())
+        received = Received(message, self._clock())
         assert self._acks is not None
+        assert self._errors is not None
         self._acks.expect(received)
         if message.caught_up:
             self._acks.done(received)
@@ -442,11 +259,13 @@ class Service:
         try:
             event = parse_inbound(self._prefix, message.topic, message.payload)
         except ContractError as error:
-            self._reject(received, error)
+            self._errors.reject(received, error)
             return
         except Exception:  # a contract bug: this message alone is refused
             _log.exception("contract.bug", topic=message.topic[:200])
-            self._reject(received, internal_error(self._prefix, message.topic, message.payload))
+            self._errors.reject(
+                received, internal_error(self._prefix, message.topic, message.payload)
+            )
             return
         received.event = event
         lane = self._lanes.get(event.tenant_id)
@@ -454,82 +273,6 @@ class Service:
             lane = self._lanes[event.tenant_id] = deque()
         lane.append(received)
         self._work.set()
-
-    def _reject(self, received: _Received, error: ContractError) -> None:
-        """Answer a message that breaks the contract on the error topic, then acknowledge it.
-
-        It changes nothing, so its answer is not stored: it is acknowledged once
-        the broker confirmed the answer (a kill -9 before that repeats both). A
-        tenant past its budget gets one summary per `ERROR_SUMMARY_S` instead of an
-        answer per message: a flood must not flood the error topic too.
-        """
-        assert self._acks is not None
-        now = self._clock()
-        budget = self._error_budgets.get(error.tenant_id)
-        if budget is None:
-            budget = self._error_budgets[error.tenant_id] = _ErrorBudget(refilled_at=now)
-        if not budget.take(now):
-            budget.last = error
-            budget.withheld += 1
-            if budget.withheld == 1:
-                asyncio.get_running_loop().call_later(
-                    ERROR_SUMMARY_S, self._report_withheld, error.tenant_id
-                )
-            self._acks.done(received)
-            return
-        _log.warning("inbound.rejected", topic=error.topic[:200], error=error.error)
-        self._send_error(error, received)
-
-    def _report_withheld(self, tenant_id: int | None) -> None:
-        budget = self._error_budgets[tenant_id]
-        last, count = budget.last, budget.withheld
-        budget.withheld, budget.last = 0, None
-        if last is None or not count:
-            return
-        _log.warning("inbound.rejected_unreported", tenant=tenant_id, count=count)
-        summary = ContractError(
-            tenant_id,
-            last.topic,
-            f"{count} more messages broke the contract and are not answered one by one"
-            f" (more than {ERROR_RATE_PER_S:g} per second); the last: {last.error}",
-            None,
-        )
-        self._send_error(summary, None)
-
-    def _send_error(self, error: ContractError, received: _Received | None) -> None:
-        try:
-            message = render_error(self._prefix, error, now=self._clock())
-        except Exception:  # a contract bug: still acknowledge, never redeliver forever
-            _log.exception("contract.bug", topic=error.topic[:200])
-            if received is not None:
-                assert self._acks is not None
-                self._acks.done(received)
-            return
-        task = asyncio.get_running_loop().create_task(self._publish_error(message, received))
-        self._error_tasks.add(task)
-        task.add_done_callback(self._error_tasks.discard)
-
-    async def _publish_error(self, message: OutboxMessage, received: _Received | None) -> None:
-        assert self._link is not None
-        assert self._acks is not None
-        with contextlib.suppress(LinkClosedError):
-            await self._link.publish(message)
-            if received is not None:
-                self._acks.done(received)
-
-    def _take_batch(self) -> list[_Received]:
-        """Up to `MAX_BATCH` messages: each tenant's oldest in turn, `MAX_PER_TENANT` at most."""
-        batch: list[_Received] = []
-        lanes = self._lanes
-        for tenant_id in list(lanes):
-            lane = lanes.pop(tenant_id)
-            take = min(len(lane), MAX_PER_TENANT, MAX_BATCH - len(batch))
-            batch += [lane.popleft() for _ in range(take)]
-            if lane:
-                lanes[tenant_id] = lane  # to the back: the next turn starts with the others
-            if len(batch) >= MAX_BATCH:
-                break
-        return batch
 
     async def _turns(self, store: Store, link: MqttLink) -> None:
         while not self._stopping.is_set():
@@ -540,10 +283,10 @@ class Service:
             self._woken = False
             applies = list(self._applies)
             self._applies.clear()
-            await self._turn(store, link, self._take_batch(), applies)
+            await self._turn(store, link, take_batch(self._lanes), applies)
 
     async def _turn(
-        self, store: Store, link: MqttLink, batch: list[_Received], applies: list[_Apply]
+        self, store: Store, link: MqttLink, batch: list[Received], applies: list[Apply]
     ) -> None:
         now = self._clock()
         commands: list[Command] = []
@@ -619,7 +362,7 @@ class Service:
             else:
                 self._arm_timer()
 
-    def _take(self, received: _Received, now: float) -> tuple[list[Command], list[OutboxMessage]]:
+    def _take(self, received: Received, now: float) -> tuple[list[Command], list[OutboxMessage]]:
         """One parsed message's commands and the messages to publish for it; never raises.
 
         Whatever goes wrong with one message here (a bug in the engine or in
@@ -663,7 +406,7 @@ class Service:
         for seq, message in zip(seqs, messages, strict=True):
             self._outbox.put(seq, message)
         for command in commands:
-            _log_decision(command)
+            log_decision(command)
 
     def _arm_timer(self) -> None:
         link = self._link
@@ -743,36 +486,3 @@ class Service:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
-
-
-#: The decisions worth a log line, by the name they are logged under. Agent
-#: states and snapshots are visible on MQTT and too chatty for the log.
-_LOGGED: dict[type, str] = {
-    Ring: "ring",
-    CancelRing: "cancel_ring",
-    RouteToExtension: "route",
-    RouteToHangup: "route_hangup",
-    PublishCallQueued: "call.queued",
-    PublishCallAnswered: "call.answered",
-    PublishCallAbandoned: "call.abandoned",
-    PublishCallCompleted: "call.completed",
-    PublishCallRejected: "call.rejected",
-    PublishCallOverflowed: "call.overflowed",
-    PublishCallbackRequested: "call.callback_requested",
-    Originate: "originate",
-}
-
-
-def _log_decision(command: Command) -> None:
-    if isinstance(command, RejectInput):
-        _log.warning("inbound.refused", tenant=command.event.tenant_id, error=command.error)
-        return
-    name = _LOGGED.get(type(command))
-    if name is not None:
-        # Every field, so each line has the call_id, tenant, queue and extension.
-        fields = {f.name: getattr(command, f.name) for f in dataclasses.fields(command)}
-        fields["tenant"] = fields.pop("tenant_id")
-        fields.pop("at", None)
-        _log.info(
-            name, **{k: v.value if isinstance(v, enum.Enum) else v for k, v in fields.items()}
-        )

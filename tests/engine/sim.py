@@ -34,6 +34,10 @@ T = TenantId(1)
 OTHER = TenantId(2)
 C = TypeVar("C")
 
+#: While a test runs, every `Sim` it builds (tests/engine/conftest.py keeps
+#: their command streams as a golden record of the scenario tests).
+BUILT: list[Sim] | None = None
+
 
 def of_type(commands: Iterable[Any], kind: type[C]) -> list[C]:
     return [c for c in commands if isinstance(c, kind)]
@@ -108,6 +112,8 @@ class Sim:
         rng: RandomSource | None = None,
         **options: Any,
     ) -> None:
+        if BUILT is not None:
+            BUILT.append(self)
         self.rng = rng
         self.engine = Engine(rng=rng)
         self.now = 1_000.0

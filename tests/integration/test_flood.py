@@ -16,7 +16,7 @@ from .pbx import WAIT_S, daemon_in_process, pbx_on, provisioned, write_config
 
 pytestmark = pytest.mark.integration
 
-#: Well past the daemon's budget of answers (`service.ERROR_BURST`, refilled per second).
+#: Well past the daemon's budget of answers (`inbox.ERROR_BURST`, refilled per second).
 FLOOD = 300
 _WITHHELD = re.compile(r"^(\d+) more messages broke the contract")
 

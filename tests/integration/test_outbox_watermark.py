@@ -13,7 +13,7 @@ import pytest
 from ringmaster import service
 from ringmaster.broker import MosquittoProcess
 from ringmaster.engine.records import StateChanges
-from ringmaster.service import _Outbox
+from ringmaster.outbox import Outbox
 from ringmaster.store import OutboxMessage, Store
 
 from .pbx import WAIT_S, daemon_in_process, pbx_on, provisioned, write_config
@@ -43,7 +43,7 @@ def commits(monkeypatch: pytest.MonkeyPatch) -> Commits:
 
 
 def test_the_watermark_waits_for_the_oldest_message_in_flight() -> None:
-    outbox = _Outbox()
+    outbox = Outbox()
     for seq in (7, 8, 9):
         outbox.take(seq)
     # After a reconnect PUBACKs may come out of order: 8 alone says nothing of 7.

@@ -1,0 +1,46 @@
+"""The log lines of the engine's decisions, as the daemon writes them once stored."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+import structlog
+
+from ringmaster.engine import commands as cmd
+
+# The daemon's log, whichever of its modules writes a line.
+_log = structlog.get_logger("ringmaster.service")
+
+#: The decisions worth a log line, by the name they are logged under. Agent
+#: states and snapshots are visible on MQTT and too chatty for the log.
+LOGGED: dict[type, str] = {
+    cmd.Ring: "ring",
+    cmd.CancelRing: "cancel_ring",
+    cmd.RouteToExtension: "route",
+    cmd.RouteToHangup: "route_hangup",
+    cmd.PublishCallQueued: "call.queued",
+    cmd.PublishCallAnswered: "call.answered",
+    cmd.PublishCallAbandoned: "call.abandoned",
+    cmd.PublishCallCompleted: "call.completed",
+    cmd.PublishCallRejected: "call.rejected",
+    cmd.PublishCallOverflowed: "call.overflowed",
+    cmd.PublishCallbackRequested: "call.callback_requested",
+    cmd.Originate: "originate",
+}
+
+
+def log_decision(command: cmd.Command) -> None:
+    """Log one of the engine's decisions, with every field, if it is worth a line."""
+    if isinstance(command, cmd.RejectInput):
+        _log.warning("inbound.refused", tenant=command.event.tenant_id, error=command.error)
+        return
+    name = LOGGED.get(type(command))
+    if name is not None:
+        # Every field, so each line has the call_id, tenant, queue and extension.
+        fields = {f.name: getattr(command, f.name) for f in dataclasses.fields(command)}
+        fields["tenant"] = fields.pop("tenant_id")
+        fields.pop("at", None)
+        _log.info(
+            name, **{k: v.value if isinstance(v, enum.Enum) else v for k, v in fields.items()}
+        )

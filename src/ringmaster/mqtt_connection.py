@@ -1,0 +1,94 @@
+"""What the MQTT link needs below aiomqtt: paho's PUBACKs per connection, and backoff.
+
+aiomqtt 2.x has no manual acknowledgement and resolves PUBACKs for its own
+`publish` only; `MqttLink` (in `ringmaster.mqtt`) reaches the paho client under
+it, here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import cast
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+
+@dataclass(slots=True)
+class Connection:
+    """One connection of the link: its aiomqtt client, and its PUBACKs awaited."""
+
+    client: aiomqtt.Client
+    generation: int
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The payload of this connection's sync message, once published.
+    sync_token: bytes | None = None
+    #: `publish`'s messages awaiting PUBACK, by packet identifier: resolved with
+    #: the PUBACK's reason code, or with None when the connection is lost first.
+    pubacks: dict[int, asyncio.Future[ReasonCode | None]] = field(default_factory=dict)
+
+    def watch_pubacks(self) -> None:
+        """Route paho's PUBACK callback to `pubacks`, before the connection is used.
+
+        aiomqtt keeps the callback for its own `publish` (the status messages),
+        so a packet identifier that is not ours is passed on to it.
+        """
+        client = paho_client(self.client)
+        # aiomqtt creates its paho client with callback API version 2.
+        aiomqtt_on_publish = cast("paho.CallbackOnPublish_v2 | None", client.on_publish)
+        pubacks = self.pubacks
+
+        def on_publish(
+            client: paho.Client,
+            userdata: object,
+            mid: int,
+            reason_code: ReasonCode,
+            properties: Properties,
+        ) -> None:
+            ack = pubacks.pop(mid, None)
+            if ack is None:
+                if aiomqtt_on_publish is not None:
+                    aiomqtt_on_publish(client, userdata, mid, reason_code, properties)
+            elif not ack.done():
+                ack.set_result(reason_code)
+
+        client.on_publish = on_publish
+
+    def drop_pubacks(self) -> None:
+        """The connection is gone: wake every `publish` still waiting, to send again."""
+        for ack in self.pubacks.values():
+            if not ack.done():
+                ack.set_result(None)
+        self.pubacks.clear()
+
+
+def backoff_delay(attempt: int, min_s: float, max_s: float, rng: random.Random) -> float:
+    """Seconds to wait before reconnect attempt number `attempt` (0 for the first).
+
+    Exponential backoff capped at `max_s`, with full jitter: a uniform draw between
+    `min_s` and the cap, so that many daemons restarting with their broker do not
+    reconnect in lockstep.
+    """
+    cap = min(max_s, min_s * 2.0 ** min(attempt, 60))
+    return rng.uniform(min_s, max(cap, min_s))
+
+
+def paho_client(client: aiomqtt.Client) -> paho.Client:
+    """The paho client under an aiomqtt client."""
+    # aiomqtt 2.x acknowledges every QoS 1 message on receipt and exposes no manual
+    # acknowledgement; its paho client (`_client`) has one. This function is the only
+    # place that touches aiomqtt's private attribute, to be dropped when aiomqtt
+    # grows manual acks.
+    return client._client
+
+
+def as_bytes(payload: bytes | bytearray | str | int | float | None) -> bytes:
+    """A received payload as bytes."""
+    # aiomqtt types Message.payload broadly; paho always delivers bytes.
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode("utf-8")
