@@ -123,7 +123,8 @@ def scenario_from_spec(spec: ProvisionFile, staff: Mapping[str, int] | None = No
     enrolled: set[ExtensionId] = set()
     for index, q in enumerate(spec.queue, start=1):
         queue_id = QueueId(index)
-        config.append(ev.QueueSaved(q.config(queue_id, _overflow(q, queue_ids, extension))))
+        queue = q.config(queue_id, _overflow(q, queue_ids, extension))
+        config.append(ev.QueueSaved(queue))
         count = staff.pop(q.queue_number, None)
         if count is not None:
             agents = [AgentEntry(extension=f"s{q.queue_number}.{i}") for i in range(1, count + 1)]
@@ -152,7 +153,7 @@ def scenario_from_spec(spec: ProvisionFile, staff: Mapping[str, int] | None = No
                 queue_id,
                 did,
                 len(numbers),
-                q.wrapup_time,
+                queue.wrapup_time,
             )
         )
     if staff:
