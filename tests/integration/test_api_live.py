@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,13 +14,9 @@ from ringmaster.service import Service
 from ringmaster.settings import SettingsError, load_settings
 
 from ..api.helpers import QUEUE, QUEUE_OPTION_DEFAULTS, agent_out
-from .pbx import Pbx, daemon_in_process, pbx_on, provisioned, write_config
+from .pbx import Pbx, daemon_in_process, new_prefix, new_store, pbx_on, provisioned
 
 pytestmark = pytest.mark.integration
-
-
-def new_prefix() -> str:
-    return f"rm{uuid.uuid4().hex[:10]}"
 
 
 @asynccontextmanager
@@ -42,8 +37,7 @@ async def live(
     mosquitto: MosquittoProcess, tmp_path: Path, agents: int
 ) -> AsyncIterator[tuple[Pbx, httpx.AsyncClient]]:
     """A PBX, and the daemon with its API: queue 1 (ringall, DID +100) of `agents` agents."""
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=agents))
+    prefix, db = await new_store(tmp_path, "ringall", agents=agents)
     async with pbx_on(mosquitto, prefix) as pbx, daemon_api(mosquitto, prefix, db) as api:
         yield pbx, api
 
@@ -204,8 +198,7 @@ async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_pat
 async def test_a_change_is_in_the_audit_trail_after_a_restart(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=1))
+    prefix, db = await new_store(tmp_path, "ringall", agents=1)
     async with daemon_api(mosquitto, prefix, db) as api:
         patched = await api.patch("/api/queues/1", json={"timeout": 30})
         assert patched.status_code == 200, patched.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import pytest
 
 from ringmaster.broker import MosquittoProcess
 
-from .pbx import DaemonProcess, daemon_env, daemon_in_process, pbx_on, provisioned, write_config
+from .pbx import pbx_and_daemon, pbx_and_daemon_process
 
 pytestmark = pytest.mark.integration
 
@@ -22,17 +21,11 @@ def for_call(call_id: str) -> Callable[[dict[str, Any]], bool]:
     return lambda payload: payload["call_id"] == call_id
 
 
-def new_prefix() -> str:
-    return f"rm{uuid.uuid4().hex[:10]}"
-
-
 @pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_a_call_from_arrival_to_completion(
     mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy))
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
+    async with pbx_and_daemon(mosquitto, tmp_path, strategy) as pbx:
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.expect("event/agent/state", lambda p: p["extension"] == "101")
         await pbx.send("call/arrived", call_id="c1", did="+100", caller_id="5551234")
@@ -60,9 +53,7 @@ async def test_a_call_from_arrival_to_completion(
 async def test_a_ring_timeout_moves_on(
     mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy, timeout=1, retry=0))
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
+    async with pbx_and_daemon(mosquitto, tmp_path, strategy, timeout=1, retry=0) as pbx:
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("agent/state", extension="102", state="available")
         await pbx.expect("event/agent/state", lambda p: p["extension"] == "102")
@@ -84,9 +75,7 @@ async def test_a_ring_timeout_moves_on(
 async def test_an_abandoned_call_cancels_its_rings(
     mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy))
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
+    async with pbx_and_daemon(mosquitto, tmp_path, strategy) as pbx:
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("call/arrived", call_id="c1", did="+100")
         await pbx.expect("cmd/ring")
@@ -101,12 +90,10 @@ async def test_an_abandoned_call_cancels_its_rings(
 async def test_a_malformed_payload_is_answered_on_the_error_topic_and_changes_nothing(
     mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy))
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
+    async with pbx_and_daemon(mosquitto, tmp_path, strategy) as pbx:
         await pbx.send_raw("call/arrived", b"{not json")
         error = await pbx.expect("error")
-        assert error["topic"] == f"{prefix}/1/pbx/call/arrived"
+        assert error["topic"] == f"{pbx.prefix}/1/pbx/call/arrived"
         await pbx.send("call/arrived", call_id="c1", did="+100", priority=10)
         error = await pbx.expect("error", lambda p: "priority" in p["error"])
         assert error["payload"]["call_id"] == "c1"
@@ -123,12 +110,7 @@ async def test_a_malformed_payload_is_answered_on_the_error_topic_and_changes_no
 async def test_kill_9_in_the_middle_of_calls_loses_nothing_and_rings_nobody_twice(
     mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy, timeout=60))
-    daemon = DaemonProcess(daemon_env(mosquitto, prefix, db), tmp_path / "daemon.log")
-    async with pbx_on(mosquitto, prefix) as pbx, daemon:
-        daemon.start()
-        await pbx.expect("status", lambda p: p["state"] == "online" and "at" in p)
+    async with pbx_and_daemon_process(mosquitto, tmp_path, strategy, timeout=60) as (pbx, daemon):
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("agent/state", extension="102", state="available")
         await pbx.send("call/arrived", call_id="c1", did="+100")

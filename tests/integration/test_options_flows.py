@@ -9,7 +9,6 @@ test is about timing.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from ringmaster.broker import MosquittoProcess
 from ringmaster.engine.events import QueueSaved
 from ringmaster.store import Store
 
-from .pbx import Pbx, daemon_in_process, pbx_on, provisioned
+from .pbx import Pbx, daemon_in_process, new_prefix, pbx_on, provisioned
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +55,6 @@ def did_route(did: str, queue_number: str) -> str:
 
 def for_call(call_id: str) -> Callable[[dict[str, Any]], bool]:
     return lambda payload: payload.get("call_id") == call_id
-
-
-def new_prefix() -> str:
-    return f"rm{uuid.uuid4().hex[:10]}"
 
 
 @dataclass(frozen=True)
