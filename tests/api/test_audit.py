@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,18 +36,6 @@ from .helpers import (
 
 #: What the seed file provisions, one record each (agents: one per enrolment).
 SEEDED = {"tenant": 2, "extension": 3, "queue": 2, "agent": 2, "did_route": 2}
-
-
-@pytest.fixture
-async def admin(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app_for(stub, store, token_settings()), ADMIN_TOKEN) as client:
-        yield client
-
-
-@pytest.fixture
-async def tenant1(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app_for(stub, store, token_settings()), T1_TOKEN) as client:
-        yield client
 
 
 async def audit(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:

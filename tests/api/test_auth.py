@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +29,6 @@ from .helpers import (
     app_for,
     token_settings,
 )
-
-
-@pytest.fixture
-async def tenant1(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app_for(stub, store, token_settings()), T1_TOKEN) as client:
-        yield client
-
-
-@pytest.fixture
-async def admin(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app_for(stub, store, token_settings()), ADMIN_TOKEN) as client:
-        yield client
 
 
 @pytest.mark.parametrize("token", [None, "wrong", ADMIN_TOKEN + "x"])
