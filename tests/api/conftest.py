@@ -14,7 +14,7 @@ from .helpers import (
     app_for,
     seeded_store,
     stub_for,
-    token_settings,
+    token_client,
 )
 
 
@@ -42,12 +42,12 @@ async def client(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncCli
 @pytest.fixture
 async def admin(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
     """A client with an admin token (tokens configured, as beyond loopback)."""
-    async with api_client(app_for(stub, store, token_settings()), ADMIN_TOKEN) as client:
+    async with token_client(stub, store, ADMIN_TOKEN) as client:
         yield client
 
 
 @pytest.fixture
 async def tenant1(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
     """A client with tenant 1's token."""
-    async with api_client(app_for(stub, store, token_settings()), T1_TOKEN) as client:
+    async with token_client(stub, store, T1_TOKEN) as client:
         yield client
