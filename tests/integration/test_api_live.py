@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,6 +43,13 @@ async def live(
         yield pbx, api
 
 
+async def patched(api: httpx.AsyncClient, path: str, change: dict[str, Any]) -> None:
+    """PATCH `change`: answered 200, the resource reads with it."""
+    response = await api.patch(path, json=change)
+    assert response.status_code == 200, response.text
+    assert {key: response.json()[key] for key in change} == change
+
+
 async def test_an_agent_enrolled_through_the_api_is_rung(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
@@ -72,8 +80,7 @@ async def test_an_agent_enrolled_through_the_api_is_rung(
         assert cancel["reason"] == "agent_unavailable"
 
         # Made inactive live: the waiting call stays, a new one is rejected.
-        inactive = await api.patch("/api/queues/1", json={"status": "inactive"})
-        assert inactive.json()["status"] == "inactive"
+        await patched(api, "/api/queues/1", {"status": "inactive"})
         await pbx.send("call/arrived", call_id="c2", did="+100")
         rejected = await pbx.expect("event/call/rejected")
         assert (rejected["call_id"], rejected["reason"]) == ("c2", "queue_inactive")
@@ -85,9 +92,7 @@ async def test_a_queue_option_changed_through_the_api_takes_effect_live(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
     async with live(mosquitto, tmp_path, agents=2) as (pbx, api):
-        patched = await api.patch("/api/queues/1", json={"max_len": 1})
-        assert patched.status_code == 200, patched.text
-        assert patched.json()["max_len"] == 1
+        await patched(api, "/api/queues/1", {"max_len": 1})
 
         # Nobody is logged in: the first call waits, the second finds the line full.
         await pbx.send("call/arrived", call_id="c1", did="+100")
@@ -97,9 +102,7 @@ async def test_a_queue_option_changed_through_the_api_takes_effect_live(
         assert route["target"] == {"type": "hangup", "reason": "queue_full"}
 
         # Overflow to an extension instead, given by its number: the next call goes there.
-        overflow = {"type": "extension", "extension": "102"}
-        patched = await api.patch("/api/queues/1", json={"overflow": overflow})
-        assert patched.json()["overflow"] == overflow
+        await patched(api, "/api/queues/1", {"overflow": {"type": "extension", "extension": "102"}})
         await pbx.send("call/arrived", call_id="c3", did="+100")
         route = await pbx.expect("cmd/route", lambda p: p["call_id"] == "c3")
         assert route["target"] == {"type": "extension", "extension": "102"}
@@ -111,9 +114,7 @@ async def test_an_agent_option_changed_through_the_api_takes_effect_live(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
     async with live(mosquitto, tmp_path, agents=1) as (pbx, api):
-        patched = await api.patch("/api/queues/1/agents/1", json={"max_no_answer": 1})
-        assert patched.status_code == 200, patched.text
-        assert patched.json()["max_no_answer"] == 1
+        await patched(api, "/api/queues/1/agents/1", {"max_no_answer": 1})
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.expect("event/agent/state", lambda p: p["state"] == "available")
 
