@@ -516,12 +516,17 @@ def test_time_format() -> None:
     assert format_time(NOW + 0.0009) == AT  # truncated to the millisecond
 
 
+#: The queue the snapshots are of.
+SALES: dict[str, Any] = {
+    "queue_id": Q,
+    "name": "Sales",
+    "queue_number": "600",
+    "strategy": "ringall",
+    "status": "active",
+}
+
 SNAPSHOT = cmd.QueueSnapshot(
-    queue_id=Q,
-    name="Sales",
-    queue_number="600",
-    strategy="ringall",
-    status="active",
+    **SALES,
     waiting=2,
     longest_wait_s=12.34567,
     agents={"available": 1, "busy": 2},
@@ -754,11 +759,7 @@ def test_every_command_class_is_rendered() -> None:
 
 def test_snapshot_before_the_first_answer_has_no_service_level() -> None:
     fresh = cmd.QueueSnapshot(
-        queue_id=Q,
-        name="Sales",
-        queue_number="600",
-        strategy="ringall",
-        status="active",
+        **SALES,
         waiting=0,
         longest_wait_s=0.0,
         agents={},

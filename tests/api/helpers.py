@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +179,13 @@ async def api_client(app: FastAPI, token: str | None = None) -> AsyncIterator[ht
         yield client
 
 
+def token_client(
+    stub: EngineStub, store: Store, token: str | None
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """A client sending `token`, of an API with the test tokens configured."""
+    return api_client(app_for(stub, store, token_settings()), token)
+
+
 def app_for(stub: EngineStub, store: Store, settings: ApiSettings | None = None) -> FastAPI:
     return create_app(stub, store, settings or ApiSettings(), clock=lambda: stub.now)
 
@@ -194,3 +201,9 @@ async def created(client: httpx.AsyncClient, path: str, body: dict[str, Any]) ->
 def error_fields(body: dict[str, Any]) -> list[tuple[str, ...]]:
     """The locations of a 422 body's errors."""
     return [tuple(str(p) for p in e["loc"]) for e in body["detail"]]
+
+
+def invalid_fields(response: httpx.Response) -> list[tuple[str, ...]]:
+    """The locations of the errors of `response`, which must be a 422."""
+    assert response.status_code == 422, response.text
+    return error_fields(response.json())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,23 +31,11 @@ from .helpers import (
     app_for,
     seeded_store,
     stub_for,
-    token_settings,
+    token_client,
 )
 
 #: What the seed file provisions, one record each (agents: one per enrolment).
 SEEDED = {"tenant": 2, "extension": 3, "queue": 2, "agent": 2, "did_route": 2}
-
-
-@pytest.fixture
-async def admin(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app_for(stub, store, token_settings()), ADMIN_TOKEN) as client:
-        yield client
-
-
-@pytest.fixture
-async def tenant1(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app_for(stub, store, token_settings()), T1_TOKEN) as client:
-        yield client
 
 
 async def audit(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
@@ -234,7 +222,7 @@ async def test_a_refused_change_records_nothing(
     status: int,
 ) -> None:
     before = await audit(admin)
-    async with api_client(app_for(stub, store, token_settings()), token) as client:
+    async with token_client(stub, store, token) as client:
         response = await client.request(method, path, json=body)
     assert response.status_code == status, response.text
     assert await audit(admin) == before
@@ -269,7 +257,7 @@ async def test_a_tenant_token_reads_its_own_tenants_records_only(
         "limit": 1000,
         "offset": 0,
     }
-    async with api_client(app_for(stub, store, token_settings()), T2_TOKEN) as tenant2:
+    async with token_client(stub, store, T2_TOKEN) as tenant2:
         assert (await audit(tenant2))["items"] == [
             r for r in everything["items"] if r["tenant_id"] == 2
         ]

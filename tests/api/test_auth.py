@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +27,16 @@ from .helpers import (
     EngineStub,
     api_client,
     app_for,
+    token_client,
     token_settings,
 )
-
-
-@pytest.fixture
-async def tenant1(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app_for(stub, store, token_settings()), T1_TOKEN) as client:
-        yield client
-
-
-@pytest.fixture
-async def admin(stub: EngineStub, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app_for(stub, store, token_settings()), ADMIN_TOKEN) as client:
-        yield client
 
 
 @pytest.mark.parametrize("token", [None, "wrong", ADMIN_TOKEN + "x"])
 async def test_a_missing_or_unknown_token_is_401(
     stub: EngineStub, store: Store, token: str | None
 ) -> None:
-    async with api_client(app_for(stub, store, token_settings()), token) as client:
+    async with token_client(stub, store, token) as client:
         response = await client.get("/api/queues")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -56,7 +44,7 @@ async def test_a_missing_or_unknown_token_is_401(
 
 
 async def test_the_schema_and_docs_need_no_token(stub: EngineStub, store: Store) -> None:
-    async with api_client(app_for(stub, store, token_settings())) as client:
+    async with token_client(stub, store, None) as client:
         assert (await client.get("/openapi.json")).status_code == 200
         assert (await client.get("/docs")).status_code == 200
 

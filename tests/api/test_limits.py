@@ -167,6 +167,20 @@ async def chunks(body: bytes, size: int = 300) -> AsyncIterator[bytes]:
         yield body[start : start + size]
 
 
+@asynccontextmanager
+async def served(
+    stub: EngineStub, store: Store, settings: ApiSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API behind a real uvicorn server on `settings.port`, and a client of it."""
+    server = ApiServer(create_app(stub, store, settings), settings)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            yield client
+    finally:
+        await server.stop()
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_a_body_past_the_limit_is_413_and_changes_nothing(
     stub: EngineStub, store: Store, streamed: bool
@@ -227,21 +241,16 @@ async def test_a_real_server_answers_an_oversized_body_413(
     # Through uvicorn's HTTP/1.1: the client, still sending, must get the 413, not a
     # reset, and the server go on serving.
     settings = ApiSettings(port=free_port(), max_body_bytes=1024)
-    server = ApiServer(create_app(stub, store, settings), settings)
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
-            body = body_of(256 * 1024)
-            response = await client.post(
-                "/api/tenants",
-                content=chunks(body) if streamed else body,
-                headers={"Content-Type": "application/json"},
-            )
-            assert response.status_code == 413
-            again = await client.get("/api/tenants")
-            assert again.json()["total"] == 2
-    finally:
-        await server.stop()
+    async with served(stub, store, settings) as client:
+        body = body_of(256 * 1024)
+        response = await client.post(
+            "/api/tenants",
+            content=chunks(body) if streamed else body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 413
+        again = await client.get("/api/tenants")
+        assert again.json()["total"] == 2
 
 
 async def test_a_forwarded_for_header_does_not_choose_the_address_counted(
@@ -250,16 +259,11 @@ async def test_a_forwarded_for_header_does_not_choose_the_address_counted(
     # Anyone on the host reaches the API from 127.0.0.1, where uvicorn would by
     # default believe X-Forwarded-For: each guess could then claim a new address.
     settings = limited_settings(port=free_port(), auth_failures_per_minute=1)
-    server = ApiServer(create_app(stub, store, settings), settings)
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
-            statuses = [
-                (
-                    await client.get("/api/queues", headers={"X-Forwarded-For": f"192.0.2.{n}"})
-                ).status_code
-                for n in range(1, 4)
-            ]
-    finally:
-        await server.stop()
+    async with served(stub, store, settings) as client:
+        statuses = [
+            (
+                await client.get("/api/queues", headers={"X-Forwarded-For": f"192.0.2.{n}"})
+            ).status_code
+            for n in range(1, 4)
+        ]
     assert statuses == [401, 429, 429]

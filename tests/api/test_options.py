@@ -51,6 +51,7 @@ from .helpers import (
     agent_out,
     created,
     error_fields,
+    invalid_fields,
 )
 
 T1 = TenantId(1)
@@ -74,8 +75,7 @@ async def stored_enrolment(store: Store, queue_id: int, extension_id: int) -> En
 
 def assert_refused(response: httpx.Response, field: str) -> None:
     """A 422 whose every error lies in `field` of the body."""
-    assert response.status_code == 422, response.text
-    locations = error_fields(response.json())
+    locations = invalid_fields(response)
     assert locations, response.text
     assert all(loc[:2] == ("body", field) for loc in locations), locations
 
@@ -113,6 +113,15 @@ QUEUE_OPTIONS: list[tuple[str, Any, Any]] = [
 ]
 
 
+async def assert_stored_and_applied(store: Store, stub: EngineStub, expected: QueueConfig) -> None:
+    """Queue 3 is `expected` in the store, in what the engine was given, and in the engine."""
+    assert await stored_queue(store, 3) == expected
+    assert stub.applied == [QueueSaved(expected)]
+    live = stub.engine.queue(QueueId(3))
+    assert live is not None
+    assert live.config == expected
+
+
 @pytest.mark.parametrize("option", QUEUE_OPTIONS, ids=lambda o: f"{o[0]}={o[1]}")
 async def test_a_queue_option_is_accepted_stored_applied_and_returned(
     client: httpx.AsyncClient, stub: EngineStub, store: Store, option: tuple[str, Any, Any]
@@ -120,12 +129,7 @@ async def test_a_queue_option_is_accepted_stored_applied_and_returned(
     field, value, engine_value = option
     made = await created(client, "/api/queues", {**QUEUE, field: value})
     assert made == {"id": 3, **QUEUE, **QUEUE_OPTION_DEFAULTS, field: value, "agents": []}
-    expected = replace(NEW_QUEUE, **{field: engine_value})
-    assert await stored_queue(store, 3) == expected
-    assert stub.applied == [QueueSaved(expected)]
-    live = stub.engine.queue(QueueId(3))
-    assert live is not None
-    assert live.config == expected
+    await assert_stored_and_applied(store, stub, replace(NEW_QUEUE, **{field: engine_value}))
     assert (await client.get("/api/queues/3")).json() == made
 
 
@@ -139,12 +143,7 @@ async def test_a_queue_option_changes_live(
     patched = await client.patch("/api/queues/3", json={field: value})
     assert patched.status_code == 200, patched.text
     assert patched.json()[field] == value
-    expected = replace(NEW_QUEUE, **{field: engine_value})
-    assert await stored_queue(store, 3) == expected
-    assert stub.applied == [QueueSaved(expected)]
-    live = stub.engine.queue(QueueId(3))
-    assert live is not None
-    assert live.config == expected
+    await assert_stored_and_applied(store, stub, replace(NEW_QUEUE, **{field: engine_value}))
 
 
 async def test_a_new_queue_gets_the_engines_defaults(

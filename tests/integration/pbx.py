@@ -10,11 +10,11 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiomqtt
 
@@ -44,7 +44,7 @@ class Pbx:
         self.seen: list[Seen] = []
         self._changed = asyncio.Condition()
 
-    async def _collect(self) -> None:
+    async def collect(self) -> None:
         async for message in self.client.messages:
             topic = str(message.topic)
             assert isinstance(message.payload, bytes)
@@ -86,22 +86,49 @@ class Pbx:
         return len(self.seen)
 
 
+class Listener(Protocol):
+    """Records what it hears on its client, for as long as `collect` runs."""
+
+    def collect(self) -> Coroutine[Any, Any, None]:
+        """Record every message, until cancelled."""
+        ...
+
+
+ListenerT = TypeVar("ListenerT", bound=Listener)
+
+
 @asynccontextmanager
-async def pbx_on(broker: MosquittoProcess, prefix: str) -> AsyncIterator[Pbx]:
+async def listening(
+    broker: MosquittoProcess,
+    listener: Callable[[aiomqtt.Client], ListenerT],
+    topics: Iterable[str],
+    **client_options: Any,
+) -> AsyncIterator[ListenerT]:
+    """A client of the broker subscribed to `topics` (QoS 1), its `listener` recording."""
     async with aiomqtt.Client(
-        broker.host,
-        broker.port,
-        identifier=f"pbx-{uuid.uuid4().hex[:8]}",
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        broker.host, broker.port, identifier=f"pbx-{uuid.uuid4().hex[:8]}", **client_options
     ) as client:
-        pbx = Pbx(client, prefix)
-        for pattern in ("+/cmd/#", "+/event/#", "+/error", "+/state/#", "status", "error"):
-            await client.subscribe(f"{prefix}/{pattern}", qos=1)
-        task = asyncio.create_task(pbx._collect())
+        heard = listener(client)
+        for topic in topics:
+            await client.subscribe(topic, qos=1)
+        task = asyncio.create_task(heard.collect())
         try:
-            yield pbx
+            yield heard
         finally:
             task.cancel()
+
+
+def pbx_on(broker: MosquittoProcess, prefix: str) -> AbstractAsyncContextManager[Pbx]:
+    """A PBX on the broker, under `prefix`."""
+    return listening(
+        broker,
+        lambda client: Pbx(client, prefix),
+        (
+            f"{prefix}/{pattern}"
+            for pattern in ("+/cmd/#", "+/event/#", "+/error", "+/state/#", "status", "error")
+        ),
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
 
 
 DEMO = """
@@ -149,6 +176,44 @@ def write_config(
 async def provisioned(db: Path, config: Path) -> None:
     async with await Store.open(db) as store:
         await provision(config, store)
+
+
+def new_prefix() -> str:
+    """A topic prefix of a test's own: tests share the broker."""
+    return f"rm{uuid.uuid4().hex[:10]}"
+
+
+async def new_store(tmp_path: Path, strategy: str, **queue: int) -> tuple[str, Path]:
+    """A prefix of its own, and a database provisioned with `write_config(strategy, **queue)`."""
+    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
+    await provisioned(db, write_config(tmp_path / "c.toml", strategy, **queue))
+    return prefix, db
+
+
+@asynccontextmanager
+async def pbx_and_daemon(
+    broker: MosquittoProcess, tmp_path: Path, strategy: str, **queue: int
+) -> AsyncIterator[Pbx]:
+    """A PBX, and the daemon in this process on a new store (see `new_store`)."""
+    prefix, db = await new_store(tmp_path, strategy, **queue)
+    async with pbx_on(broker, prefix) as pbx, daemon_in_process(broker, prefix, db):
+        yield pbx
+
+
+@asynccontextmanager
+async def pbx_and_daemon_process(
+    broker: MosquittoProcess, tmp_path: Path, strategy: str, **queue: int
+) -> AsyncIterator[tuple[Pbx, DaemonProcess]]:
+    """A PBX, and the daemon as a child process on a new store, started and online.
+
+    The daemon logs to ``daemon.log`` in `tmp_path`; it is killed on the way out.
+    """
+    prefix, db = await new_store(tmp_path, strategy, **queue)
+    daemon = DaemonProcess(daemon_env(broker, prefix, db), tmp_path / "daemon.log")
+    async with pbx_on(broker, prefix) as pbx, daemon:
+        daemon.start()
+        await pbx.expect("status", lambda p: p["state"] == "online" and "at" in p)
+        yield pbx, daemon
 
 
 def daemon_env(broker: MosquittoProcess, prefix: str, db: Path) -> dict[str, str]:

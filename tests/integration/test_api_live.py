@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,25 +14,46 @@ from ringmaster.broker import MosquittoProcess, free_port
 from ringmaster.service import Service
 from ringmaster.settings import SettingsError, load_settings
 
-from .pbx import daemon_in_process, pbx_on, provisioned, write_config
+from ..api.helpers import QUEUE, QUEUE_OPTION_DEFAULTS, agent_out
+from .pbx import Pbx, daemon_in_process, new_prefix, new_store, pbx_on, provisioned
 
 pytestmark = pytest.mark.integration
 
 
-def new_prefix() -> str:
-    return f"rm{uuid.uuid4().hex[:10]}"
+@asynccontextmanager
+async def daemon_api(
+    mosquitto: MosquittoProcess, prefix: str, db: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The daemon on the store `db`, in this process, and a client of its admin API."""
+    port = free_port()
+    async with (
+        daemon_in_process(mosquitto, prefix, db, api_port=port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
+    ):
+        yield api
+
+
+@asynccontextmanager
+async def live(
+    mosquitto: MosquittoProcess, tmp_path: Path, agents: int
+) -> AsyncIterator[tuple[Pbx, httpx.AsyncClient]]:
+    """A PBX, and the daemon with its API: queue 1 (ringall, DID +100) of `agents` agents."""
+    prefix, db = await new_store(tmp_path, "ringall", agents=agents)
+    async with pbx_on(mosquitto, prefix) as pbx, daemon_api(mosquitto, prefix, db) as api:
+        yield pbx, api
+
+
+async def patched(api: httpx.AsyncClient, path: str, change: dict[str, Any]) -> None:
+    """PATCH `change`: answered 200, the resource reads with it."""
+    response = await api.patch(path, json=change)
+    assert response.status_code == 200, response.text
+    assert {key: response.json()[key] for key in change} == change
 
 
 async def test_an_agent_enrolled_through_the_api_is_rung(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=1))
-    async with (
-        pbx_on(mosquitto, prefix) as pbx,
-        daemon_in_process(mosquitto, prefix, db, api_port=port),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-    ):
+    async with live(mosquitto, tmp_path, agents=1) as (pbx, api):
         # A new extension, enrolled live: no restart, no provisioning.
         made = await api.post("/api/extensions", json={"tenant_id": 1, "number": "150"})
         assert made.status_code == 201, made.text
@@ -57,8 +80,7 @@ async def test_an_agent_enrolled_through_the_api_is_rung(
         assert cancel["reason"] == "agent_unavailable"
 
         # Made inactive live: the waiting call stays, a new one is rejected.
-        inactive = await api.patch("/api/queues/1", json={"status": "inactive"})
-        assert inactive.json()["status"] == "inactive"
+        await patched(api, "/api/queues/1", {"status": "inactive"})
         await pbx.send("call/arrived", call_id="c2", did="+100")
         rejected = await pbx.expect("event/call/rejected")
         assert (rejected["call_id"], rejected["reason"]) == ("c2", "queue_inactive")
@@ -69,16 +91,8 @@ async def test_an_agent_enrolled_through_the_api_is_rung(
 async def test_a_queue_option_changed_through_the_api_takes_effect_live(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=2))
-    async with (
-        pbx_on(mosquitto, prefix) as pbx,
-        daemon_in_process(mosquitto, prefix, db, api_port=port),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-    ):
-        patched = await api.patch("/api/queues/1", json={"max_len": 1})
-        assert patched.status_code == 200, patched.text
-        assert patched.json()["max_len"] == 1
+    async with live(mosquitto, tmp_path, agents=2) as (pbx, api):
+        await patched(api, "/api/queues/1", {"max_len": 1})
 
         # Nobody is logged in: the first call waits, the second finds the line full.
         await pbx.send("call/arrived", call_id="c1", did="+100")
@@ -88,9 +102,7 @@ async def test_a_queue_option_changed_through_the_api_takes_effect_live(
         assert route["target"] == {"type": "hangup", "reason": "queue_full"}
 
         # Overflow to an extension instead, given by its number: the next call goes there.
-        overflow = {"type": "extension", "extension": "102"}
-        patched = await api.patch("/api/queues/1", json={"overflow": overflow})
-        assert patched.json()["overflow"] == overflow
+        await patched(api, "/api/queues/1", {"overflow": {"type": "extension", "extension": "102"}})
         await pbx.send("call/arrived", call_id="c3", did="+100")
         route = await pbx.expect("cmd/route", lambda p: p["call_id"] == "c3")
         assert route["target"] == {"type": "extension", "extension": "102"}
@@ -101,16 +113,8 @@ async def test_a_queue_option_changed_through_the_api_takes_effect_live(
 async def test_an_agent_option_changed_through_the_api_takes_effect_live(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=1))
-    async with (
-        pbx_on(mosquitto, prefix) as pbx,
-        daemon_in_process(mosquitto, prefix, db, api_port=port),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-    ):
-        patched = await api.patch("/api/queues/1/agents/1", json={"max_no_answer": 1})
-        assert patched.status_code == 200, patched.text
-        assert patched.json()["max_no_answer"] == 1
+    async with live(mosquitto, tmp_path, agents=1) as (pbx, api):
+        await patched(api, "/api/queues/1/agents/1", {"max_no_answer": 1})
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.expect("event/agent/state", lambda p: p["state"] == "available")
 
@@ -127,12 +131,9 @@ async def test_an_agent_option_changed_through_the_api_takes_effect_live(
 
 
 async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_path: Path) -> None:
-    prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
+    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
     await provisioned(db, Path(__file__).parents[2] / "config" / "demo.toml")
-    async with (
-        daemon_in_process(mosquitto, prefix, db, api_port=port),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-    ):
+    async with daemon_api(mosquitto, prefix, db) as api:
         body = (
             '{"tenant_id": 1, "name": "Support", "queue_number": "700",'
             ' "strategy": "ringall", "timeout": 20, "status": "active"}'
@@ -141,29 +142,7 @@ async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_pat
             "/api/queues", content=body, headers={"Content-Type": "application/json"}
         )
         assert made.status_code == 201, made.text
-        assert made.json() == {
-            "id": 4,
-            "tenant_id": 1,
-            "name": "Support",
-            "queue_number": "700",
-            "strategy": "ringall",
-            "timeout": 20,
-            "status": "active",
-            "retry": 5,
-            "wrapup_time": 0,
-            "max_len": 0,
-            "max_wait": 0,
-            "overflow": {"type": "hangup"},
-            "join_empty": [],
-            "leave_when_empty": [],
-            "weight": 0,
-            "service_level": 20,
-            "announce_frequency": 0,
-            "ring_progressive_delay": 10,
-            "penalty_rules": [],
-            "skill_rules": [],
-            "agents": [],
-        }
+        assert made.json() == {"id": 4, **QUEUE, **QUEUE_OPTION_DEFAULTS, "agents": []}
         queue = (await api.get("/api/queues/1")).json()
         assert [a["id"] for a in queue["agents"]] == [1, 2, 3]
 
@@ -194,16 +173,7 @@ async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_pat
             "/api/queues/4/agents", json={"extension_id": 7, "penalty": 2, "wrapup_time": 10}
         )
         assert enrolled.json() == {
-            "id": 7,
-            "number": "107",
-            "name": "Grace",
-            "penalty": 2,
-            "position": 0,
-            "wrapup_time": 10,
-            "max_no_answer": 0,
-            "busy_delay": 0,
-            "reject_delay": 0,
-            "no_answer_delay": 0,
+            **agent_out(7, "107", "Grace", 0, penalty=2, wrapup_time=10),
             "status": "logged_out",
         }
         promoted = await api.patch(
@@ -229,18 +199,11 @@ async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_pat
 async def test_a_change_is_in_the_audit_trail_after_a_restart(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    prefix, db, port = new_prefix(), tmp_path / "rm.sqlite3", free_port()
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall", agents=1))
-    async with (
-        daemon_in_process(mosquitto, prefix, db, api_port=port),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-    ):
+    prefix, db = await new_store(tmp_path, "ringall", agents=1)
+    async with daemon_api(mosquitto, prefix, db) as api:
         patched = await api.patch("/api/queues/1", json={"timeout": 30})
         assert patched.status_code == 200, patched.text
-    async with (
-        daemon_in_process(mosquitto, prefix, db, api_port=port),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-    ):
+    async with daemon_api(mosquitto, prefix, db) as api:
         page = await api.get("/api/audit", params={"resource": "queue", "resource_id": "1"})
     created, changed = page.json()["items"]
     assert (created["actor"], created["action"], created["after"]["timeout"]) == (

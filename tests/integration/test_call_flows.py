@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,58 +10,55 @@ import pytest
 
 from ringmaster.broker import MosquittoProcess
 
-from .pbx import DaemonProcess, daemon_env, daemon_in_process, pbx_on, provisioned, write_config
+from .pbx import Pbx, pbx_and_daemon, pbx_and_daemon_process
 
 pytestmark = pytest.mark.integration
 
 STRATEGIES = ["ringall", "leastrecent", "roundrobin"]
 
 
+@pytest.fixture(params=STRATEGIES)
+async def pbx(
+    request: pytest.FixtureRequest, mosquitto: MosquittoProcess, tmp_path: Path
+) -> AsyncIterator[Pbx]:
+    """A PBX, and the daemon in this process: queue 600 of each strategy, agents 101 and 102."""
+    async with pbx_and_daemon(mosquitto, tmp_path, request.param) as pbx:
+        yield pbx
+
+
 def for_call(call_id: str) -> Callable[[dict[str, Any]], bool]:
     return lambda payload: payload["call_id"] == call_id
 
 
-def new_prefix() -> str:
-    return f"rm{uuid.uuid4().hex[:10]}"
-
-
-@pytest.mark.parametrize("strategy", STRATEGIES)
-async def test_a_call_from_arrival_to_completion(
-    mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
-) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy))
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
-        await pbx.send("agent/state", extension="101", state="available")
-        await pbx.expect("event/agent/state", lambda p: p["extension"] == "101")
-        await pbx.send("call/arrived", call_id="c1", did="+100", caller_id="5551234")
-        queued = await pbx.expect("event/call/queued")
-        assert (queued["call_id"], queued["position"], queued["did"]) == ("c1", 1, "+100")
-        ring = await pbx.expect("cmd/ring")
-        assert {k: ring[k] for k in ("call_id", "extension", "timeout", "caller_id")} == {
-            "call_id": "c1",
-            "extension": "101",
-            "timeout": 15,
-            "caller_id": "5551234",
-        }
-        await pbx.send("call/answered", call_id="c1", extension="101")
-        answered = await pbx.expect("event/call/answered")
-        assert answered["extension"] == "101"
-        await pbx.send("call/hangup", call_id="c1")
-        completed = await pbx.expect("event/call/completed")
-        assert (completed["call_id"], completed["extension"]) == ("c1", "101")
-        snapshot = await pbx.expect("state/queue/1", lambda p: p.get("completed") == 1)
-        assert snapshot["answered"] == 1
-        assert snapshot["agents"]["available"] == 1
+async def test_a_call_from_arrival_to_completion(pbx: Pbx) -> None:
+    await pbx.send("agent/state", extension="101", state="available")
+    await pbx.expect("event/agent/state", lambda p: p["extension"] == "101")
+    await pbx.send("call/arrived", call_id="c1", did="+100", caller_id="5551234")
+    queued = await pbx.expect("event/call/queued")
+    assert (queued["call_id"], queued["position"], queued["did"]) == ("c1", 1, "+100")
+    ring = await pbx.expect("cmd/ring")
+    assert {k: ring[k] for k in ("call_id", "extension", "timeout", "caller_id")} == {
+        "call_id": "c1",
+        "extension": "101",
+        "timeout": 15,
+        "caller_id": "5551234",
+    }
+    await pbx.send("call/answered", call_id="c1", extension="101")
+    answered = await pbx.expect("event/call/answered")
+    assert answered["extension"] == "101"
+    await pbx.send("call/hangup", call_id="c1")
+    completed = await pbx.expect("event/call/completed")
+    assert (completed["call_id"], completed["extension"]) == ("c1", "101")
+    snapshot = await pbx.expect("state/queue/1", lambda p: p.get("completed") == 1)
+    assert snapshot["answered"] == 1
+    assert snapshot["agents"]["available"] == 1
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_a_ring_timeout_moves_on(
     mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy, timeout=1, retry=0))
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
+    async with pbx_and_daemon(mosquitto, tmp_path, strategy, timeout=1, retry=0) as pbx:
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("agent/state", extension="102", state="available")
         await pbx.expect("event/agent/state", lambda p: p["extension"] == "102")
@@ -80,55 +76,40 @@ async def test_a_ring_timeout_moves_on(
             assert nxt["extension"] != first["extension"]
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-async def test_an_abandoned_call_cancels_its_rings(
-    mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
-) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy))
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
-        await pbx.send("agent/state", extension="101", state="available")
-        await pbx.send("call/arrived", call_id="c1", did="+100")
-        await pbx.expect("cmd/ring")
-        await pbx.send("call/hangup", call_id="c1", cause="caller")
-        cancel = await pbx.expect("cmd/cancel_ring")
-        assert (cancel["extension"], cancel["reason"]) == ("101", "caller_hangup")
-        abandoned = await pbx.expect("event/call/abandoned")
-        assert abandoned["call_id"] == "c1"
+async def test_an_abandoned_call_cancels_its_rings(pbx: Pbx) -> None:
+    await pbx.send("agent/state", extension="101", state="available")
+    await pbx.send("call/arrived", call_id="c1", did="+100")
+    await pbx.expect("cmd/ring")
+    await pbx.send("call/hangup", call_id="c1", cause="caller")
+    cancel = await pbx.expect("cmd/cancel_ring")
+    assert (cancel["extension"], cancel["reason"]) == ("101", "caller_hangup")
+    abandoned = await pbx.expect("event/call/abandoned")
+    assert abandoned["call_id"] == "c1"
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_a_malformed_payload_is_answered_on_the_error_topic_and_changes_nothing(
-    mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
+    pbx: Pbx,
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy))
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
-        await pbx.send_raw("call/arrived", b"{not json")
-        error = await pbx.expect("error")
-        assert error["topic"] == f"{prefix}/1/pbx/call/arrived"
-        await pbx.send("call/arrived", call_id="c1", did="+100", priority=10)
-        error = await pbx.expect("error", lambda p: "priority" in p["error"])
-        assert error["payload"]["call_id"] == "c1"
-        await pbx.send("call/answered", call_id="nope", extension="101")
-        await pbx.expect("error", lambda p: "unknown call" in p["error"])
-        # the daemon is alive and nothing was queued by the bad arrival
-        await pbx.send("call/arrived", call_id="c1", did="+100")
-        queued = await pbx.expect("event/call/queued")
-        assert queued["position"] == 1
-        assert pbx.count("event/call/queued") == 1
+    await pbx.send_raw("call/arrived", b"{not json")
+    error = await pbx.expect("error")
+    assert error["topic"] == f"{pbx.prefix}/1/pbx/call/arrived"
+    await pbx.send("call/arrived", call_id="c1", did="+100", priority=10)
+    error = await pbx.expect("error", lambda p: "priority" in p["error"])
+    assert error["payload"]["call_id"] == "c1"
+    await pbx.send("call/answered", call_id="nope", extension="101")
+    await pbx.expect("error", lambda p: "unknown call" in p["error"])
+    # the daemon is alive and nothing was queued by the bad arrival
+    await pbx.send("call/arrived", call_id="c1", did="+100")
+    queued = await pbx.expect("event/call/queued")
+    assert queued["position"] == 1
+    assert pbx.count("event/call/queued") == 1
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_kill_9_in_the_middle_of_calls_loses_nothing_and_rings_nobody_twice(
     mosquitto: MosquittoProcess, tmp_path: Path, strategy: str
 ) -> None:
-    prefix, db = new_prefix(), tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", strategy, timeout=60))
-    daemon = DaemonProcess(daemon_env(mosquitto, prefix, db), tmp_path / "daemon.log")
-    async with pbx_on(mosquitto, prefix) as pbx, daemon:
-        daemon.start()
-        await pbx.expect("status", lambda p: p["state"] == "online" and "at" in p)
+    async with pbx_and_daemon_process(mosquitto, tmp_path, strategy, timeout=60) as (pbx, daemon):
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("agent/state", extension="102", state="available")
         await pbx.send("call/arrived", call_id="c1", did="+100")

@@ -9,7 +9,6 @@ test is about timing.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from ringmaster.broker import MosquittoProcess
 from ringmaster.engine.events import QueueSaved
 from ringmaster.store import Store
 
-from .pbx import Pbx, daemon_in_process, pbx_on, provisioned
+from .pbx import Pbx, daemon_in_process, new_prefix, pbx_on, provisioned
 
 pytestmark = pytest.mark.integration
 
@@ -58,10 +57,6 @@ def for_call(call_id: str) -> Callable[[dict[str, Any]], bool]:
     return lambda payload: payload.get("call_id") == call_id
 
 
-def new_prefix() -> str:
-    return f"rm{uuid.uuid4().hex[:10]}"
-
-
 @dataclass(frozen=True)
 class Provisioned:
     prefix: str
@@ -78,6 +73,13 @@ async def start(tmp_path: Path, *entries: str) -> Provisioned:
     async with await Store.open(db) as store:
         saved = [e.queue for e in await store.load_config() if isinstance(e, QueueSaved)]
     return Provisioned(new_prefix(), db, {q.queue_number: q.queue_id for q in saved})
+
+
+async def start_one_queue(tmp_path: Path, options: str = "") -> Provisioned:
+    """`start` with one queue, 600 (DID +100, these options), of one agent, 101."""
+    return await start(
+        tmp_path, extension("101"), queue("600", '"101"', options), did_route("+100", "600")
+    )
 
 
 @asynccontextmanager
@@ -113,7 +115,7 @@ def sent(pbx: Pbx, topic: str, call_id: str, field: str) -> list[Any]:
 async def test_a_callback_keeps_its_place_and_is_originated_by_the_agent_who_answers(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    setup = await start(tmp_path, extension("101"), queue("600", '"101"'), did_route("+100", "600"))
+    setup = await start_one_queue(tmp_path)
     number = "+4930111222"
     async with running(mosquitto, setup) as pbx:
         # Nobody is logged in: the call waits.
@@ -170,9 +172,7 @@ async def test_a_callback_keeps_its_place_and_is_originated_by_the_agent_who_ans
 async def test_a_callback_is_not_moved_on_by_max_wait(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    setup = await start(
-        tmp_path, extension("101"), queue("600", '"101"', "max_wait = 1"), did_route("+100", "600")
-    )
+    setup = await start_one_queue(tmp_path, "max_wait = 1")
     number = "+4930111222"
     async with running(mosquitto, setup) as pbx:
         await pbx.send("call/arrived", call_id="c1", did="+100")
@@ -199,12 +199,7 @@ async def test_callers_are_announced_their_place_on_joining_and_when_it_changes(
     mosquitto: MosquittoProcess, tmp_path: Path, first_call_leaves_by: str
 ) -> None:
     # A long period, so that every announcement this test sees is a change of place.
-    setup = await start(
-        tmp_path,
-        extension("101"),
-        queue("600", '"101"', "announce_frequency = 600"),
-        did_route("+100", "600"),
-    )
+    setup = await start_one_queue(tmp_path, "announce_frequency = 600")
     async with running(mosquitto, setup) as pbx:
         queue_id = setup.queue_ids["600"]
         if first_call_leaves_by == "answer":
@@ -234,12 +229,7 @@ async def test_callers_are_announced_their_place_on_joining_and_when_it_changes(
 async def test_a_waiting_caller_is_announced_again_every_announce_frequency(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    setup = await start(
-        tmp_path,
-        extension("101"),
-        queue("600", '"101"', "announce_frequency = 1"),
-        did_route("+100", "600"),
-    )
+    setup = await start_one_queue(tmp_path, "announce_frequency = 1")
     async with running(mosquitto, setup) as pbx:
         await pbx.send("call/arrived", call_id="c1", did="+100")
         joined = await pbx.expect("cmd/announce", for_call("c1"))
@@ -329,7 +319,7 @@ async def test_a_call_requiring_a_skill_rings_only_the_agent_who_has_it(
 async def test_a_malformed_callback_request_is_reported_and_changes_nothing(
     mosquitto: MosquittoProcess, tmp_path: Path, payload: dict[str, Any], field: str
 ) -> None:
-    setup = await start(tmp_path, extension("101"), queue("600", '"101"'), did_route("+100", "600"))
+    setup = await start_one_queue(tmp_path)
     async with running(mosquitto, setup) as pbx:
         await pbx.send("call/arrived", call_id="c1", did="+100")
         queued = await pbx.expect("event/call/queued", for_call("c1"))

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,8 @@ from .pbx import (
     DaemonProcess,
     daemon_env,
     daemon_in_process,
-    provisioned,
-    write_config,
+    listening,
+    new_store,
 )
 
 pytestmark = pytest.mark.integration
@@ -194,25 +192,15 @@ class Wire:
         return len(self.seen)
 
 
-@asynccontextmanager
-async def wire_on(broker: MosquittoProcess, prefix: str) -> AsyncIterator[Wire]:
-    async with aiomqtt.Client(
-        broker.host, broker.port, identifier=f"pbx-{uuid.uuid4().hex[:8]}"
-    ) as client:
-        wire = Wire(client, prefix)
-        await client.subscribe(f"{prefix}/#", qos=1)
-        task = asyncio.create_task(wire.collect())
-        try:
-            yield wire
-        finally:
-            task.cancel()
+def wire_on(broker: MosquittoProcess, prefix: str) -> AbstractAsyncContextManager[Wire]:
+    """Everything the broker carries under `prefix`, raw."""
+    return listening(broker, lambda client: Wire(client, prefix), [f"{prefix}/#"])
 
 
 async def test_poison_messages_are_answered_acknowledged_and_never_stop_the_daemon(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    prefix, db = f"rm{uuid.uuid4().hex[:10]}", tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall"))
+    prefix, db = await new_store(tmp_path, "ringall")
     log = tmp_path / "daemon.log"
     daemon = DaemonProcess(daemon_env(mosquitto, prefix, db), log)
     cases = poisons()
@@ -303,8 +291,7 @@ async def test_a_failure_inside_the_daemon_costs_one_message_only(
 
         monkeypatch.setattr(service_module, "render", render)
 
-    prefix, db = f"rm{uuid.uuid4().hex[:10]}", tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall"))
+    prefix, db = await new_store(tmp_path, "ringall")
 
     async with wire_on(mosquitto, prefix) as wire:
         async with daemon_in_process(mosquitto, prefix, db):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ringmaster import service
 from ringmaster.broker import MosquittoProcess
 from ringmaster.mqtt import MqttLink
 
-from .pbx import DaemonProcess, daemon_env, daemon_in_process, pbx_on, provisioned, write_config
+from .pbx import pbx_and_daemon, pbx_and_daemon_process
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +31,9 @@ RING_TIMEOUT_S = 3
 async def test_an_answer_kept_by_the_broker_beats_a_ring_timeout_that_passed_while_down(
     mosquitto: MosquittoProcess, tmp_path: Path
 ) -> None:
-    prefix, db = f"rm{uuid.uuid4().hex[:10]}", tmp_path / "rm.sqlite3"
-    await provisioned(
-        db, write_config(tmp_path / "c.toml", "ringall", agents=1, timeout=RING_TIMEOUT_S)
-    )
-    daemon = DaemonProcess(daemon_env(mosquitto, prefix, db), tmp_path / "daemon.log")
-    async with pbx_on(mosquitto, prefix) as pbx, daemon:
-        daemon.start()
-        await pbx.expect("status", lambda p: p["state"] == "online" and "at" in p)
+    async with pbx_and_daemon_process(
+        mosquitto, tmp_path, "ringall", agents=1, timeout=RING_TIMEOUT_S
+    ) as (pbx, daemon):
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("call/arrived", call_id="c1", did="+100")
         ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "c1")
@@ -84,11 +78,9 @@ async def test_without_the_sync_message_deadlines_wait_a_bounded_time_and_no_tur
         await real_turn(self, *args)
 
     monkeypatch.setattr(service.Service, "_turn", counted)
-    prefix, db = f"rm{uuid.uuid4().hex[:10]}", tmp_path / "rm.sqlite3"
-    await provisioned(
-        db, write_config(tmp_path / "c.toml", "ringall", agents=1, timeout=RING_TIMEOUT_S)
-    )
-    async with pbx_on(mosquitto, prefix) as pbx, daemon_in_process(mosquitto, prefix, db):
+    async with pbx_and_daemon(
+        mosquitto, tmp_path, "ringall", agents=1, timeout=RING_TIMEOUT_S
+    ) as pbx:
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("call/arrived", call_id="c1", did="+100")
         await pbx.expect("cmd/ring", lambda p: p["call_id"] == "c1")

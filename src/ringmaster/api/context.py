@@ -13,18 +13,25 @@ written in the change's own transaction, then logged once committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, NoReturn, Protocol
+from typing import Annotated, NoReturn, Protocol, TypeVar
 
 import structlog
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from ringmaster.api.auth import Principal
-from ringmaster.api.schemas import AuditResource
+from ringmaster.api.auth import Caller, Principal
+from ringmaster.api.schemas import (
+    DEFAULT_PAGE,
+    AuditResource,
+    Limit,
+    Offset,
+    Page,
+    TenantFilter,
+)
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import ConfigEvent
 from ringmaster.engine.model import (
@@ -32,10 +39,12 @@ from ringmaster.engine.model import (
     ExtensionId,
     QueueConfig,
     QueueId,
+    RouteTarget,
     Tenant,
     TenantId,
 )
 from ringmaster.store import AuditRecord, ConfigTransaction, Store
+from ringmaster.store import Page as StorePage
 
 _log = structlog.get_logger("ringmaster.audit")
 
@@ -173,6 +182,65 @@ def get_context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(get_context)]
 
 
+ItemT = TypeVar("ItemT")
+OutT = TypeVar("OutT")
+
+
+class Fetch(Protocol[ItemT]):
+    """A page of one kind of resource from the store, as `ConfigTransaction.tenants` reads it."""
+
+    def __call__(
+        self, tx: ConfigTransaction, tenant_id: TenantId | None, /, *, limit: int, offset: int
+    ) -> Awaitable[StorePage[ItemT]]:
+        """Read the page."""
+        ...
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list request: who asks, the tenant it filters on, and the page it wants."""
+
+    context: ApiContext
+    caller: Principal
+    tenant_id: int | None
+    limit: int
+    offset: int
+
+    async def page(self, fetch: Fetch[ItemT], out: Callable[[ItemT], OutT]) -> Page[OutT]:
+        """The page of the resources the caller sees, by id, each as the API reads it.
+
+        Args:
+            fetch: Reads a page of the resource (an unbound `ConfigTransaction` method).
+            out: The resource as the API reads it.
+        """
+        if hidden_list(self.caller, self.tenant_id):
+            return Page(items=[], total=0, limit=self.limit, offset=self.offset)
+        async with self.context.read() as tx:
+            page = await fetch(
+                tx, list_filter(self.caller, self.tenant_id), limit=self.limit, offset=self.offset
+            )
+        return Page(
+            items=[out(item) for item in page.items],
+            total=page.total,
+            limit=self.limit,
+            offset=self.offset,
+        )
+
+
+def get_listing(
+    context: Context,
+    caller: Caller,
+    tenant_id: TenantFilter = None,
+    limit: Limit = DEFAULT_PAGE,
+    offset: Offset = 0,
+) -> Listing:
+    """FastAPI dependency: a list request's `Listing`, from its query parameters."""
+    return Listing(context, caller, tenant_id, limit, offset)
+
+
+ListQuery = Annotated[Listing, Depends(get_listing)]
+
+
 # --- errors: one shape per kind -------------------------------------------------------------
 
 
@@ -255,6 +323,26 @@ def list_filter(caller: Principal, tenant_id: int | None) -> TenantId | None:
 def hidden_list(caller: Principal, tenant_id: int | None) -> bool:
     """True when a tenant token filters on another tenant: the list is empty."""
     return tenant_id is not None and not caller.sees(tenant_id)
+
+
+async def refuse_if_a_target(tx: ConfigTransaction, target: RouteTarget, named: str) -> None:
+    """Answer 409 while a DID route or a queue's overflow still points at `target`.
+
+    Args:
+        tx: The transaction to read in.
+        target: The queue or extension about to be deleted.
+        named: It, for the messages (``queue 3``).
+    """
+    routes = await tx.routes_to(target)
+    if routes:
+        listed = names([f"{r.id} ({r.route.did})" for r in routes])
+        conflict(f"{named} is the target of DID routes {listed}")
+    overflowing = await tx.queues_overflowing_to(target)
+    if overflowing:
+        conflict(
+            f"{named} is the overflow target of {queues_named(overflowing)};"
+            " change their overflow first"
+        )
 
 
 def names(items: list[str]) -> str:

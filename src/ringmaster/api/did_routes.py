@@ -17,23 +17,18 @@ from pydantic import MISSING
 from ringmaster.api.auth import Caller, Principal
 from ringmaster.api.context import (
     Context,
+    ListQuery,
     conflict,
-    hidden_list,
     invalid,
-    list_filter,
     not_found,
     tenant_for,
 )
 from ringmaster.api.schemas import (
-    DEFAULT_PAGE,
     DidRouteCreate,
     DidRouteOut,
     DidRouteUpdate,
-    Limit,
-    Offset,
     Page,
     PathId,
-    TenantFilter,
 )
 from ringmaster.engine.events import ConfigEvent, DidRouteRemoved, DidRouteSaved
 from ringmaster.engine.model import (
@@ -109,21 +104,9 @@ async def _check_did_free(tx: ConfigTransaction, route: DidRoute, route_id: int 
 
 
 @router.get("", summary="List DID routes")
-async def list_routes(
-    context: Context,
-    caller: Caller,
-    tenant_id: TenantFilter = None,
-    limit: Limit = DEFAULT_PAGE,
-    offset: Offset = 0,
-) -> Page[DidRouteOut]:
+async def list_routes(listing: ListQuery) -> Page[DidRouteOut]:
     """The DID routes the caller sees, by id."""
-    if hidden_list(caller, tenant_id):
-        return Page(items=[], total=0, limit=limit, offset=offset)
-    async with context.read() as tx:
-        page = await tx.routes(list_filter(caller, tenant_id), limit=limit, offset=offset)
-    return Page(
-        items=[route_out(r) for r in page.items], total=page.total, limit=limit, offset=offset
-    )
+    return await listing.page(ConfigTransaction.routes, route_out)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a DID route")

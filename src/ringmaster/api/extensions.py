@@ -10,27 +10,23 @@ from pydantic import MISSING
 from ringmaster.api.auth import Caller
 from ringmaster.api.context import (
     Context,
+    ListQuery,
     conflict,
     extension_for,
-    hidden_list,
-    list_filter,
-    names,
     queues_named,
+    refuse_if_a_target,
     tenant_for,
 )
 from ringmaster.api.schemas import (
-    DEFAULT_PAGE,
     ExtensionCreate,
     ExtensionOut,
     ExtensionUpdate,
-    Limit,
-    Offset,
     Page,
     PathId,
-    TenantFilter,
 )
 from ringmaster.engine.events import ExtensionRemoved, ExtensionSaved
 from ringmaster.engine.model import Extension, ExtensionTarget
+from ringmaster.store import ConfigTransaction
 
 router = APIRouter(prefix="/api/extensions", tags=["extensions"])
 
@@ -47,21 +43,9 @@ def extension_out(extension: Extension) -> ExtensionOut:
 
 
 @router.get("", summary="List extensions")
-async def list_extensions(
-    context: Context,
-    caller: Caller,
-    tenant_id: TenantFilter = None,
-    limit: Limit = DEFAULT_PAGE,
-    offset: Offset = 0,
-) -> Page[ExtensionOut]:
+async def list_extensions(listing: ListQuery) -> Page[ExtensionOut]:
     """The extensions the caller sees, by id."""
-    if hidden_list(caller, tenant_id):
-        return Page(items=[], total=0, limit=limit, offset=offset)
-    async with context.read() as tx:
-        page = await tx.extensions(list_filter(caller, tenant_id), limit=limit, offset=offset)
-    return Page(
-        items=[extension_out(e) for e in page.items], total=page.total, limit=limit, offset=offset
-    )
+    return await listing.page(ConfigTransaction.extensions, extension_out)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an extension")
@@ -138,16 +122,9 @@ async def delete_extension(extension_id: PathId, context: Context, caller: Calle
                 f"extension {extension_id} is enrolled in {queues_named(queues)};"
                 f" unenrol it first (DELETE /api/queues/{{id}}/agents/{extension_id})"
             )
-        routes = await write.tx.routes_to(ExtensionTarget(extension.extension_id))
-        if routes:
-            listed = names([f"{r.id} ({r.route.did})" for r in routes])
-            conflict(f"extension {extension_id} is the target of DID routes {listed}")
-        overflowing = await write.tx.queues_overflowing_to(ExtensionTarget(extension.extension_id))
-        if overflowing:
-            conflict(
-                f"extension {extension_id} is the overflow target of {queues_named(overflowing)};"
-                " change their overflow first"
-            )
+        await refuse_if_a_target(
+            write.tx, ExtensionTarget(extension.extension_id), f"extension {extension_id}"
+        )
         await write.tx.delete_extension(extension.extension_id)
         write.events.append(ExtensionRemoved(extension.extension_id))
         write.changed(

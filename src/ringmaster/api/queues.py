@@ -8,22 +8,19 @@ from typing import Any
 from fastapi import APIRouter, status
 from pydantic import MISSING
 
-from ringmaster.api.auth import Caller
+from ringmaster.api.auth import Caller, Principal
 from ringmaster.api.context import (
     ApiContext,
     Context,
+    ListQuery,
     conflict,
-    hidden_list,
     invalid,
-    list_filter,
-    names,
     not_found,
     queue_for,
-    queues_named,
+    refuse_if_a_target,
     tenant_for,
 )
 from ringmaster.api.schemas import (
-    DEFAULT_PAGE,
     AgentOut,
     EnrolmentCreate,
     EnrolmentUpdate,
@@ -31,9 +28,7 @@ from ringmaster.api.schemas import (
     ExtensionOverflowOut,
     HangupOverflow,
     HangupOverflowOut,
-    Limit,
     LiveAgentOut,
-    Offset,
     Overflow,
     OverflowOut,
     Page,
@@ -43,7 +38,6 @@ from ringmaster.api.schemas import (
     QueueOverflow,
     QueueOverflowOut,
     QueueUpdate,
-    TenantFilter,
     WaitingCallOut,
 )
 from ringmaster.engine.events import AgentEnrolled, AgentUnenrolled, QueueRemoved, QueueSaved
@@ -64,6 +58,7 @@ from ringmaster.engine.model import (
 )
 from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, engine_values, plain_values
 from ringmaster.store import ConfigTransaction
+from ringmaster.store import Page as StorePage
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
@@ -183,20 +178,17 @@ async def _check_number_free(tx: ConfigTransaction, queue: QueueConfig) -> None:
 
 
 @router.get("", summary="List queues")
-async def list_queues(
-    context: Context,
-    caller: Caller,
-    tenant_id: TenantFilter = None,
-    limit: Limit = DEFAULT_PAGE,
-    offset: Offset = 0,
-) -> Page[QueueOut]:
+async def list_queues(listing: ListQuery) -> Page[QueueOut]:
     """The queues the caller sees, by id, each with its options and agents."""
-    if hidden_list(caller, tenant_id):
-        return Page(items=[], total=0, limit=limit, offset=offset)
-    async with context.read() as tx:
-        page = await tx.queues(list_filter(caller, tenant_id), limit=limit, offset=offset)
-        items = [await queue_out(tx, q) for q in page.items]
-    return Page(items=items, total=page.total, limit=limit, offset=offset)
+    return await listing.page(_queues_out, lambda queue: queue)
+
+
+async def _queues_out(
+    tx: ConfigTransaction, tenant_id: TenantId | None, /, *, limit: int, offset: int
+) -> StorePage[QueueOut]:
+    # Read as the API reads them in the page's own transaction: agents and overflow too.
+    page = await tx.queues(tenant_id, limit=limit, offset=offset)
+    return StorePage([await queue_out(tx, queue) for queue in page.items], page.total)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a queue")
@@ -290,16 +282,7 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
                 f"queue {queue_id} has {waiting} waiting call{'s' if waiting > 1 else ''};"
                 " set its status to inactive and delete it once they are served"
             )
-        routes = await write.tx.routes_to(QueueTarget(queue.queue_id))
-        if routes:
-            listed = names([f"{r.id} ({r.route.did})" for r in routes])
-            conflict(f"queue {queue_id} is the target of DID routes {listed}")
-        overflowing = await write.tx.queues_overflowing_to(QueueTarget(queue.queue_id))
-        if overflowing:
-            conflict(
-                f"queue {queue_id} is the overflow target of {queues_named(overflowing)};"
-                " change their overflow first"
-            )
+        await refuse_if_a_target(write.tx, QueueTarget(queue.queue_id), f"queue {queue_id}")
         before = await queue_out(write.tx, queue)
         await write.tx.delete_queue(queue.queue_id)
         write.events.append(QueueRemoved(queue.queue_id))
@@ -307,6 +290,21 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
 
 
 # --- agents ----------------------------------------------------------------------------------
+
+
+async def _enrolled(
+    tx: ConfigTransaction, caller: Principal, queue_id: int, extension_id: int
+) -> tuple[QueueConfig, Extension, EnrolmentOptions]:
+    """The queue, the extension and its enrolment options, if the agent is in the queue.
+
+    Else a 404, which names both ids; so is a queue the caller does not see.
+    """
+    queue = await queue_for(tx, caller, queue_id)
+    options = await tx.enrolment(queue.queue_id, ExtensionId(extension_id))
+    extension = await tx.extension(ExtensionId(extension_id))
+    if options is None or extension is None:
+        not_found(f"extension {extension_id} is not in queue {queue_id}")
+    return queue, extension, options
 
 
 async def _stored_options(
@@ -403,12 +401,8 @@ async def update_agent(
     Only the fields given change; ``"wrapup_time": null`` goes back to the queue's.
     """
     async with context.write(caller) as write:
-        queue = await queue_for(write.tx, caller, queue_id)
-        agent_id = ExtensionId(extension_id)
-        old = await write.tx.enrolment(queue.queue_id, agent_id)
-        extension = await write.tx.extension(agent_id)
-        if old is None or extension is None:
-            not_found(f"extension {extension_id} is not in queue {queue_id}")
+        queue, extension, old = await _enrolled(write.tx, caller, queue_id, extension_id)
+        agent_id = extension.extension_id
         new = replace(
             old,
             **{
@@ -449,12 +443,8 @@ async def unenrol_agent(
 ) -> None:
     """Take an extension out of the queue; a ring of it for this queue is cancelled."""
     async with context.write(caller) as write:
-        queue = await queue_for(write.tx, caller, queue_id)
-        agent_id = ExtensionId(extension_id)
-        options = await write.tx.enrolment(queue.queue_id, agent_id)
-        extension = await write.tx.extension(agent_id)
-        if options is None or extension is None:
-            not_found(f"extension {extension_id} is not in queue {queue_id}")
+        queue, extension, options = await _enrolled(write.tx, caller, queue_id, extension_id)
+        agent_id = extension.extension_id
         removed = await write.tx.unenrol(queue.queue_id, agent_id)
         assert removed, "enrolled: read in this transaction"
         write.events.append(AgentUnenrolled(queue.queue_id, agent_id))

@@ -8,25 +8,21 @@ from pydantic import MISSING
 from ringmaster.api.auth import Caller, Principal
 from ringmaster.api.context import (
     Context,
+    ListQuery,
     conflict,
-    hidden_list,
-    list_filter,
     names,
     tenant_for,
 )
 from ringmaster.api.schemas import (
-    DEFAULT_PAGE,
-    Limit,
-    Offset,
     Page,
     PathId,
     TenantCreate,
-    TenantFilter,
     TenantOut,
     TenantUpdate,
 )
 from ringmaster.engine.events import TenantRemoved, TenantSaved
 from ringmaster.engine.model import Tenant, TenantId
+from ringmaster.store import ConfigTransaction
 
 router = APIRouter(prefix="/api/tenants", tags=["tenants"])
 
@@ -44,21 +40,9 @@ def _admin_only(caller: Principal) -> None:
 
 
 @router.get("", summary="List tenants")
-async def list_tenants(
-    context: Context,
-    caller: Caller,
-    tenant_id: TenantFilter = None,
-    limit: Limit = DEFAULT_PAGE,
-    offset: Offset = 0,
-) -> Page[TenantOut]:
+async def list_tenants(listing: ListQuery) -> Page[TenantOut]:
     """The tenants the caller sees, by id."""
-    if hidden_list(caller, tenant_id):
-        return Page(items=[], total=0, limit=limit, offset=offset)
-    async with context.read() as tx:
-        page = await tx.tenants(list_filter(caller, tenant_id), limit=limit, offset=offset)
-    return Page(
-        items=[tenant_out(t) for t in page.items], total=page.total, limit=limit, offset=offset
-    )
+    return await listing.page(ConfigTransaction.tenants, tenant_out)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a tenant")
