@@ -35,7 +35,7 @@ from ringmaster.engine.model import (
     QueueConfig,
     SkillRule,
 )
-from ringmaster.engine.options import Option, declared
+from ringmaster.engine.options import MAX_RULES, Option, declared
 from ringmaster.fields import (
     ConditionName,
     ConditionSet,
@@ -50,7 +50,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True)
 class _Kind:
-    """How one engine type is asked for, answered with and stored."""
+    """How one engine type is asked for, answered with, stored and documented."""
 
     #: The request's type, before the declared bounds (`Annotated[int, Field(...)]`).
     request: Callable[[Option], Any]
@@ -60,6 +60,8 @@ class _Kind:
     to_engine: Callable[[Any], Any]
     #: The engine's value -> plain JSON (the response's and the store's form).
     to_plain: Callable[[Any], Any]
+    #: The values the API and provisioning take, for the docs' table.
+    values: Callable[[Option], str]
 
 
 def _same(value: Any) -> Any:
@@ -75,7 +77,12 @@ def _conditions_plain(value: frozenset[AgentCondition]) -> list[str]:
     return [c.value for c in AgentCondition if c in value]
 
 
+def _range(option: Option) -> str:
+    return f"{option.minimum}..{option.maximum}"
+
+
 def _rules_kind(rule: type[Any], field_type: Any, model: type[BaseModel]) -> _Kind:
+    fields = ", ".join(f'"{f.name}"' for f in dataclasses.fields(rule))
     return _Kind(
         request=lambda _: field_type,
         response=list[model],  # type: ignore[valid-type]
@@ -83,18 +90,26 @@ def _rules_kind(rule: type[Any], field_type: Any, model: type[BaseModel]) -> _Ki
             rule(**(r.model_dump() if isinstance(r, BaseModel) else r)) for r in value
         ),
         to_plain=lambda value: [dataclasses.asdict(r) for r in value],
+        values=lambda _: f"up to {MAX_RULES} `{{{fields}}}`, `after` increasing",
     )
 
 
 _KINDS: dict[Any, _Kind] = {
-    int: _Kind(_bounded_int, int, _same, _same),
-    bool: _Kind(lambda _: bool, bool, _same, _same),
-    int | None: _Kind(lambda o: _bounded_int(o) | None, int | None, _same, _same),
+    int: _Kind(_bounded_int, int, _same, _same, _range),
+    bool: _Kind(lambda _: bool, bool, _same, _same, lambda _: "`true`, `false`"),
+    int | None: _Kind(
+        lambda o: _bounded_int(o) | None,
+        int | None,
+        _same,
+        _same,
+        lambda o: f"{_range(o)}, `null`",
+    ),
     frozenset[AgentCondition]: _Kind(
         lambda _: ConditionSet,
         list[ConditionName],
         lambda value: frozenset(AgentCondition(c) for c in value),
         _conditions_plain,
+        lambda _: "a list of conditions, each once",
     ),
     tuple[PenaltyRule, ...]: _rules_kind(PenaltyRule, PenaltyRules, PenaltyRuleField),
     tuple[SkillRule, ...]: _rules_kind(SkillRule, SkillRules, SkillRuleField),
@@ -240,7 +255,10 @@ def from_plain(options: tuple[Declared, ...], data: Mapping[str, Any]) -> dict[s
 
 # --- docs/options.md ---------------------------------------------------------------------------
 
-_TABLE_HEAD = "| option | default | what it does | Asterisk | FreeSWITCH |\n|---|---|---|---|---|\n"
+_TABLE_HEAD = (
+    "| option | values | default | what it does | Asterisk | FreeSWITCH |\n"
+    "|---|---|---|---|---|---|\n"
+)
 #: Each generated table sits between these two lines in docs/options.md.
 _MARKS = {
     QueueConfig: ("<!-- queue options: generated from QueueConfig -->", "<!-- end -->"),
@@ -263,11 +281,17 @@ def _counterpart(text: str) -> str:
     return none if not text else f"{none} {text}" if text.startswith("(") else text
 
 
+def _values_doc(cls: type[Any], field: dataclasses.Field[Any], option: Option) -> str:
+    if option.values_doc:
+        return option.values_doc
+    return _KINDS[typing.get_type_hints(cls)[field.name]].values(option)
+
+
 def options_table(cls: type[Any]) -> str:
     """The markdown table of a dataclass's declared options, `by_hand` ones included."""
     rows = [
-        f"| `{f.name}` | {_default_doc(f, o)} | {o.doc} | {_counterpart(o.asterisk)}"
-        f" | {_counterpart(o.freeswitch)} |\n"
+        f"| `{f.name}` | {_values_doc(cls, f, o)} | {_default_doc(f, o)} | {o.doc}"
+        f" | {_counterpart(o.asterisk)} | {_counterpart(o.freeswitch)} |\n"
         for f, o in declared(cls)
     ]
     return _TABLE_HEAD + "".join(rows)

@@ -269,6 +269,7 @@ class QueueConfig:
         ' "extension": "101"}`, `{"type": "queue", "queue_id": 7}` (a queue of the same'
         ' tenant) or `{"type": "hangup"}`',
         default_doc='`{"type": "hangup"}`',
+        values_doc="an object with a `type`: `hangup`, `extension` or `queue`",
         asterisk="dialplan after `Queue()` returns",
         freeswitch="`max-wait-time` transfer in dialplan",
         by_hand=True,
@@ -370,6 +371,7 @@ class EnrolmentOptions:
         minimum=0,
         maximum=MAX_COUNT,
         default_doc="after the last",
+        values_doc=f"0..{MAX_COUNT}",
         asterisk="member order in queues.conf",
         freeswitch="tier `position`",
         by_hand=True,

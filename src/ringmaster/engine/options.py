@@ -43,6 +43,8 @@ class Option:
         maximum: The greatest value of an integer option.
         default_doc: How the docs show the default, when the value alone does not
             say it ("0 (never)"); empty: the value itself.
+        values_doc: How the docs show the values the API takes, when the type and
+            bounds do not say it (a reference); empty: derived from them.
         asterisk: Asterisk's counterpart, for the docs' table. Empty: it has none; a
             remark alone in parentheses: none, with the remark ("(dialplan)").
         freeswitch: FreeSWITCH's (mod_callcenter) counterpart, written the same way.
@@ -55,6 +57,7 @@ class Option:
     minimum: int | None = None
     maximum: int | None = None
     default_doc: str = ""
+    values_doc: str = ""
     asterisk: str = ""
     freeswitch: str = ""
     by_hand: bool = False
@@ -67,6 +70,7 @@ def option(
     minimum: int | None = None,
     maximum: int | None = None,
     default_doc: str = "",
+    values_doc: str = "",
     asterisk: str = "",
     freeswitch: str = "",
     by_hand: bool = False,
@@ -77,7 +81,7 @@ def option(
         The `dataclasses.field`, typed `Any` as `field()` is, so that it can stand as
         the default of a field of any type.
     """
-    meta = Option(doc, minimum, maximum, default_doc, asterisk, freeswitch, by_hand)
+    meta = Option(doc, minimum, maximum, default_doc, values_doc, asterisk, freeswitch, by_hand)
     return dataclasses.field(default=default, metadata={OPTION_KEY: meta})
 
 
