@@ -216,6 +216,7 @@ weight = 7
 service_level = 30
 announce_frequency = 45
 ring_progressive_delay = 4
+ring_in_use = true
 penalty_rules = [{after = 30, max_penalty = 2}, {after = 60, max_penalty = 5}]
 skill_rules = [{after = 20, lower_by = 1}]
 agents = [
@@ -287,6 +288,7 @@ async def test_every_option_is_provisioned_and_a_second_run_changes_nothing(
         service_level=30,
         announce_frequency=45,
         ring_progressive_delay=4,
+        ring_in_use=True,
         penalty_rules=(PenaltyRule(30, 2), PenaltyRule(60, 5)),
         skill_rules=(SkillRule(20, 1),),
     )

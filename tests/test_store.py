@@ -340,6 +340,7 @@ async def test_every_queue_option_round_trips(tmp_path: Path) -> None:
             "service_level": 30,
             "announce_frequency": 45,
             "ring_progressive_delay": 4,
+            "ring_in_use": True,
             "penalty_rules": (PenaltyRule(30, 2), PenaltyRule(60, 5)),
             "skill_rules": (SkillRule(20, 1), SkillRule(90, 10)),
         }
@@ -377,7 +378,7 @@ async def test_every_queue_option_round_trips(tmp_path: Path) -> None:
         '"leave_when_empty":["paused","unavailable","logged_out","busy","wrapup"],'
         '"max_len":40,"max_wait":300,'
         '"penalty_rules":[{"after":30,"max_penalty":2},{"after":60,"max_penalty":5}],'
-        '"retry":3,"ring_progressive_delay":4,"service_level":30,'
+        '"retry":3,"ring_in_use":true,"ring_progressive_delay":4,"service_level":30,'
         '"skill_rules":[{"after":20,"lower_by":1},{"after":90,"lower_by":10}],'
         '"weight":7,"wrapup_time":12}',
     )

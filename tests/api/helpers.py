@@ -99,6 +99,7 @@ QUEUE_OPTION_DEFAULTS: dict[str, Any] = {
     "ring_progressive_delay": 10,
     "penalty_rules": [],
     "skill_rules": [],
+    "ring_in_use": False,
 }
 #: And an enrolment's (its position aside).
 AGENT_OPTION_DEFAULTS: dict[str, Any] = {

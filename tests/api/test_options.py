@@ -110,6 +110,7 @@ QUEUE_OPTIONS: list[tuple[str, Any, Any]] = [
         (PenaltyRule(30, 2), PenaltyRule(60, 5)),
     ),
     ("skill_rules", [{"after": 20, "lower_by": 3}], (SkillRule(20, 3),)),
+    ("ring_in_use", True, True),
 ]
 
 
@@ -207,6 +208,9 @@ async def test_conditions_read_back_in_a_fixed_order(client: httpx.AsyncClient) 
         ("service_level", 86_401),
         ("announce_frequency", -1),
         ("ring_progressive_delay", 0),
+        ("ring_in_use", 1),
+        ("ring_in_use", "yes"),
+        ("ring_in_use", None),
         ("join_empty", ["paused", "paused"]),
         ("join_empty", ["sleeping"]),
         ("join_empty", "paused"),

@@ -69,6 +69,9 @@ SCRIPTS = 300
 BUSY_SCRIPTS = 110
 #: Busy scripts whose clock moves a second at a time, numbered after the others.
 TICK_SCRIPTS = 40
+#: Busy scripts whose queues may have `ring_in_use` (added with that option, after
+#: the engine's split: the scripts before them are unchanged).
+RING_IN_USE_SCRIPTS = 40
 BUSY_STEPS = (1.0, 2.5, 5.0, 10.0, 20.0)
 TICK_STEPS = (1.0,)
 SEED = 20261202
@@ -163,6 +166,7 @@ BUSY_QUEUE_OPTIONS: dict[str, list[Any]] = {
 #: A `retry` longer than the ring `timeout` (10 s): a ring started during a pause
 #: may time out just as the pause ends.
 TICK_QUEUE_OPTIONS = {**BUSY_QUEUE_OPTIONS, "retry": [0, 5, 12]}
+RING_IN_USE_QUEUE_OPTIONS = {**BUSY_QUEUE_OPTIONS, "ring_in_use": [False, True]}
 BUSY_ENROLMENT_OPTIONS: dict[str, list[Any]] = {
     "penalty": [0, 1, 2],
     "position": [None, 0, 3],
@@ -498,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
             *(
                 busy_script(n, steps=TICK_STEPS, queue_options=TICK_QUEUE_OPTIONS)
                 for n in range(BUSY_SCRIPTS, BUSY_SCRIPTS + TICK_SCRIPTS)
+            ),
+            *(
+                busy_script(n, queue_options=RING_IN_USE_QUEUE_OPTIONS)
+                for n in range(
+                    BUSY_SCRIPTS + TICK_SCRIPTS, BUSY_SCRIPTS + TICK_SCRIPTS + RING_IN_USE_SCRIPTS
+                )
             ),
         ]
     else:

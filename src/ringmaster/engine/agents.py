@@ -55,13 +55,17 @@ class AgentsMixin(EngineBase):
             self._cancel_ring_of(agent, now)
         self._refresh_agent(agent, now)
 
-    def _is_free(self, agent: AgentState, now: float) -> bool:
+    def _is_free(self, agent: AgentState, now: float, *, in_use: bool = False) -> bool:
         # Contract: rung only while available by presence, not in use by
         # device state, not ringing for or connected to another call, and not
         # in wrap-up. A phone that is ringing or unregistered is not rung either.
+        # `in_use`: as a queue with `ring_in_use` sees it, a phone on a call
+        # that is not ours (ours set `connected_to`) may be rung too.
         return (
             agent.presence is Presence.AVAILABLE
-            and agent.device is DeviceState.IDLE
+            and (
+                agent.device is DeviceState.IDLE or (in_use and agent.device is DeviceState.IN_USE)
+            )
             and agent.ringing_for is None
             and agent.connected_to is None
             and (agent.wrapup_until is None or agent.wrapup_until <= now)
@@ -88,15 +92,13 @@ class AgentsMixin(EngineBase):
     def _refresh_agent(self, agent: AgentState, now: float) -> None:
         """Bring the queues' free sets and the published status up to date."""
         free = self._is_free(agent, now)
-        if free != agent.free:
-            agent.free = free
+        free_in_use = free or self._is_free(agent, now, in_use=True)
+        if free != agent.free or free_in_use != agent.free_in_use:
+            agent.free, agent.free_in_use = free, free_in_use
             for queue_id in self._queues_of.get(agent.extension_id, ()):
                 queue = self._queues.get(queue_id)
-                if queue is None:
-                    continue
-                self._set_free(queue, agent.extension_id, free)
-                if free:
-                    self._to_distribute.add(queue_id)
+                if queue is not None:
+                    self._refresh_free_in(queue, agent)
         status, reason = self._status_of(agent, now)
         condition = condition_of(status, reason)
         if status is not agent.status or condition is not agent.condition:
@@ -107,6 +109,14 @@ class AgentsMixin(EngineBase):
                 self._out.append(
                     PublishAgentState(agent.tenant_id, agent.number, status, now, reason)
                 )
+
+    def _refresh_free_in(self, queue: QueueState, agent: AgentState) -> None:
+        """Put the agent in the queue's free agents, or take it out, as the queue sees it."""
+        free = agent.free or (agent.free_in_use and queue.config.ring_in_use)
+        if (agent.extension_id in queue.free) != free:
+            self._set_free(queue, agent.extension_id, free)
+            if free:
+                self._to_distribute.add(queue.queue_id)
 
     def _set_free(self, queue: QueueState, extension_id: ExtensionId, free: bool) -> None:
         """Add an agent to the queue's free agents (ranked, if it ranks) or take it out."""

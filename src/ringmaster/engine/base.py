@@ -236,6 +236,10 @@ class EngineBase(ABC):
         """`agents`: bring the queues' free sets and the published status up to date."""
 
     @abstractmethod
+    def _refresh_free_in(self, queue: QueueState, agent: AgentState) -> None:
+        """`agents`: put the agent in the queue's free agents or take it out, as it sees it."""
+
+    @abstractmethod
     def _set_free(self, queue: QueueState, extension_id: ExtensionId, free: bool) -> None:
         """`agents`: add an agent to the queue's free agents or take it out."""
 

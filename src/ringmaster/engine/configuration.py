@@ -76,6 +76,10 @@ class ConfigurationMixin(EngineBase):
         old, queue.config = queue.config, config
         if queue.ranked is None or old.strategy != config.strategy:
             self._rank_free_agents(queue)
+        if old.ring_in_use != config.ring_in_use:
+            for extension_id in list(queue.position):
+                if (agent := self._agents.get(extension_id)) is not None:
+                    self._refresh_free_in(queue, agent)
         self._queue_changed(queue)
         self._empty_check.add(config.queue_id)
         if old is not config and queue.line:
@@ -117,8 +121,7 @@ class ConfigurationMixin(EngineBase):
         agent = self._agents.get(event.extension_id)
         if agent is not None:
             self._count_in(queue, agent, +1)
-            if agent.free:
-                self._set_free(queue, event.extension_id, True)
+            self._refresh_free_in(queue, agent)
 
     def _agent_unenrolled(self, event: ev.AgentUnenrolled, now: float) -> None:
         queue = self._queues.get(event.queue_id)

@@ -343,6 +343,16 @@ class QueueConfig:
         " requirement lowered to 0 is dropped)",
         default_doc="`[]`",
     )
+    ring_in_use: bool = option(
+        False,
+        doc="also ring agents whose phone is `in_use` on a call that is not one of ours"
+        " (a direct or outbound call; the PBX decides what the agent hears); an agent on a"
+        " queue call, ringing, paused, in wrap-up or unregistered is still not rung, and"
+        " `join_empty`'s `busy` still counts them. Off, as the contract's rule is"
+        " (Asterisk's `ringinuse` defaults to on)",
+        asterisk="`ringinuse`",
+        freeswitch="(an agent's `status` and `state` only)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

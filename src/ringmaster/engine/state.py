@@ -217,8 +217,9 @@ class AgentState:
     ringing_for: CallKey | None = None
     connected_to: CallKey | None = None
     #: Cached `Engine._is_free`, so that the queues' free sets change only
-    #: when it does.
+    #: when it does; `free_in_use` as queues with `ring_in_use` see it.
     free: bool = False
+    free_in_use: bool = False
 
     def to_record(self) -> AgentRecord:
         return AgentRecord(
