@@ -30,7 +30,7 @@ from bench.common import (
     write_config,
 )
 from bench.report import render
-from ringmaster.broker import free_port, start_mosquitto
+from ringmaster.daemon.broker import free_port, start_mosquitto
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -2,7 +2,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from ringmaster.broker import BrokerError, MosquittoProcess, resolve_mosquitto, start_mosquitto
+from ringmaster.daemon.broker import (
+    BrokerError,
+    MosquittoProcess,
+    resolve_mosquitto,
+    start_mosquitto,
+)
 
 
 @pytest.fixture(scope="session")

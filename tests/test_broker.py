@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ringmaster.broker import (
+from ringmaster.daemon.broker import (
     BrokerError,
     EmbeddedBroker,
     MosquittoProcess,

@@ -11,6 +11,7 @@ import pytest
 from ringmaster.contract import (
     INTERNAL_ERROR,
     ContractError,
+    OutboxMessage,
     format_time,
     inbound_filters,
     parse_inbound,
@@ -32,7 +33,6 @@ from ringmaster.engine.model import (
     RingFailure,
     TenantId,
 )
-from ringmaster.store import OutboxMessage
 
 P = "rm"
 T = TenantId(7)

@@ -17,11 +17,18 @@ from typing import Any
 
 import pytest
 
-from ringmaster.contract import INBOUND, ContractError, parse_inbound, render, render_error
+from ringmaster.contract import (
+    INBOUND,
+    ContractError,
+    OutboxMessage,
+    parse_inbound,
+    render,
+    render_error,
+)
 from ringmaster.engine.commands import Ring
 from ringmaster.engine.core import Engine
 from ringmaster.provision import provision
-from ringmaster.store import OutboxMessage, Store
+from ringmaster.store import Store
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ringmaster.sdnotify import notify, watchdog_period
+from ringmaster.daemon.sdnotify import notify, watchdog_period
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from typing import NamedTuple
 import pytest
 
 from ringmaster.cli import main
-from ringmaster.erlang import average_speed_of_answer, erlang_b, erlang_c, service_level
-from ringmaster.provision import ProvisionError, check_file
-from ringmaster.simulate import (
+from ringmaster.planning.erlang import average_speed_of_answer, erlang_b, erlang_c, service_level
+from ringmaster.planning.simulate import (
     HandleDistribution,
     SimulationError,
     Workload,
@@ -23,6 +22,7 @@ from ringmaster.simulate import (
     single_queue,
     staff_for,
 )
+from ringmaster.provision import ProvisionError, check_file
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ringmaster.contract import OutboxMessage
 from ringmaster.engine.events import (
     AgentEnrolled,
     DidRouteSaved,
@@ -55,7 +56,6 @@ from ringmaster.engine.records import (
 from ringmaster.store import (
     Change,
     ConfigTransaction,
-    OutboxMessage,
     Saved,
     Store,
     StoredRoute,

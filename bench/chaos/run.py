@@ -21,7 +21,7 @@ from bench.chaos.link import Link, probe_session
 from bench.chaos.pbx import Pbx
 from bench.chaos.plan import Fault, Plan, arrivals, faults, provisioning
 from bench.common import PYTHON, ROOT, daemon_env, provision, reap
-from ringmaster.broker import MosquittoProcess, start_mosquitto
+from ringmaster.daemon.broker import MosquittoProcess, start_mosquitto
 from ringmaster.engine.core import DEFAULT_ENDED_CALL_TTL
 
 #: Upper bound on any single wait for a child process (never a measured figure).

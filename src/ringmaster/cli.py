@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser(lean=lean)
     args = parser.parse_args(argv)
     if args.command == "simulate":
-        from ringmaster import simulate_cli  # noqa: PLC0415 - see the module's docstring
+        from ringmaster.planning import cli as simulate_cli  # noqa: PLC0415 - see the module's docstring
 
         return simulate_cli.run(args)  # needs no settings: no broker, no database
     try:
@@ -64,14 +64,14 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
             "simulate", help="capacity planning: simulate traffic on the real engine"
         )
     else:
-        from ringmaster import simulate_cli  # noqa: PLC0415 - see the module's docstring
+        from ringmaster.planning import cli as simulate_cli  # noqa: PLC0415 - see the module's docstring
 
         simulate_cli.add_parser(commands)
     return parser
 
 
 def _run(settings: Settings) -> int:
-    from ringmaster.service import Service  # noqa: PLC0415 - see the module's docstring
+    from ringmaster.daemon.service import Service  # noqa: PLC0415 - see the module's docstring
 
     try:
         asyncio.run(Service(settings).run())

@@ -79,12 +79,12 @@ from ringmaster.engine.model import (
     QueueTarget,
     TenantId,
 )
-from ringmaster.fields import (
+from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, engine_values, options_model
+from ringmaster.options.fields import (
     RingTimeout,
     SkillMap,
     StrategyName,
 )
-from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, engine_values, options_model
 from ringmaster.store import Change, ConfigTransaction, Store
 
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from ringmaster.api import ApiServer, create_app
 from ringmaster.api.auth import FailureLimiter, client_key
-from ringmaster.broker import free_port
+from ringmaster.daemon.broker import free_port
 from ringmaster.settings import ApiSettings
 from ringmaster.store import Store
 

@@ -32,8 +32,8 @@ import structlog
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ringmaster.broker import free_port, resolve_mosquitto
-from ringmaster.service import Service
+from ringmaster.daemon.broker import free_port, resolve_mosquitto
+from ringmaster.daemon.service import Service
 from ringmaster.settings import load_settings
 
 from .pbx import WAIT_S, provisioned, running, write_config

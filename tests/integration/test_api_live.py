@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ringmaster.broker import MosquittoProcess, free_port
-from ringmaster.service import Service
+from ringmaster.daemon.broker import MosquittoProcess, free_port
+from ringmaster.daemon.service import Service
 from ringmaster.settings import SettingsError, load_settings
 
 from ..api.helpers import QUEUE, QUEUE_OPTION_DEFAULTS, agent_out

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from ringmaster.broker import free_port, resolve_mosquitto
+from ringmaster.daemon.broker import free_port, resolve_mosquitto
 from ringmaster.settings import load_settings
 
 from .pbx import WAIT_S, running

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ringmaster.broker import MosquittoProcess
+from ringmaster.daemon.broker import MosquittoProcess
 
 from .pbx import Pbx, pbx_and_daemon, pbx_and_daemon_process
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ringmaster.broker import MosquittoProcess
+from ringmaster.daemon.broker import MosquittoProcess
 
 from .pbx import WAIT_S, daemon_in_process, pbx_on, provisioned, write_config
 

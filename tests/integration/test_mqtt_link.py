@@ -19,10 +19,9 @@ import aiomqtt
 import pytest
 import structlog.testing
 
-from ringmaster.broker import MosquittoProcess, free_port, start_mosquitto
-from ringmaster.contract import will_payload
-from ringmaster.mqtt import InboundMessage, LinkClosedError, MqttLink, backoff_delay
-from ringmaster.store import OutboxMessage
+from ringmaster.contract import OutboxMessage, will_payload
+from ringmaster.daemon.broker import MosquittoProcess, free_port, start_mosquitto
+from ringmaster.daemon.mqtt import InboundMessage, LinkClosedError, MqttLink, backoff_delay
 
 pytestmark = pytest.mark.integration
 

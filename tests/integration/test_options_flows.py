@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ringmaster.broker import MosquittoProcess
+from ringmaster.daemon.broker import MosquittoProcess
 from ringmaster.engine.events import QueueSaved
 from ringmaster.store import Store
 

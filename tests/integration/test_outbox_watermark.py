@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ringmaster import service
-from ringmaster.broker import MosquittoProcess
+from ringmaster.contract import OutboxMessage
+from ringmaster.daemon import service
+from ringmaster.daemon.broker import MosquittoProcess
+from ringmaster.daemon.outbox import Outbox
 from ringmaster.engine.records import StateChanges
-from ringmaster.outbox import Outbox
-from ringmaster.store import OutboxMessage, Store
+from ringmaster.store import Store
 
 from .pbx import WAIT_S, daemon_in_process, pbx_on, provisioned, write_config
 

@@ -17,12 +17,12 @@ import aiomqtt
 import pytest
 
 from ringmaster import contract
-from ringmaster import service as service_module
-from ringmaster.broker import MosquittoProcess
+from ringmaster.contract import OutboxMessage
+from ringmaster.daemon import service as service_module
+from ringmaster.daemon.broker import MosquittoProcess
 from ringmaster.engine.commands import Command
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import Event, PbxEvent
-from ringmaster.store import OutboxMessage
 
 from .pbx import (
     WAIT_S,

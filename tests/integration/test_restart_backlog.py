@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from ringmaster import service
-from ringmaster.broker import MosquittoProcess
-from ringmaster.mqtt import MqttLink
+from ringmaster.daemon import service
+from ringmaster.daemon.broker import MosquittoProcess
+from ringmaster.daemon.mqtt import MqttLink
 
 from .pbx import pbx_and_daemon, pbx_and_daemon_process
 

@@ -50,7 +50,7 @@ _log = structlog.get_logger("ringmaster.audit")
 
 
 class EngineHost(Protocol):
-    """What the API needs of `ringmaster.service.Service` (tests may pass a stand-in)."""
+    """What the API needs of `ringmaster.daemon.service.Service` (tests may pass a stand-in)."""
 
     @property
     def engine(self) -> Engine:

@@ -23,8 +23,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ringmaster.engine.model import AgentCondition, AgentStatus
-from ringmaster.fields import ConditionName, Count, RingTimeout, SkillMap, StrategyName
 from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, options_model, response_model
+from ringmaster.options.fields import ConditionName, Count, RingTimeout, SkillMap, StrategyName
 
 #: SQLite's largest integer: a bigger id could never name a row, and binding it fails.
 MAX_ID = 2**63 - 1

@@ -50,6 +50,7 @@ from ringmaster.contract.inbound import (
     parse_tenant,
 )
 from ringmaster.contract.outbound import (
+    OutboxMessage,
     format_time,
     internal_error,
     render,
@@ -64,6 +65,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "MAX_PAYLOAD_BYTES",
     "ContractError",
+    "OutboxMessage",
     "format_time",
     "inbound_filters",
     "internal_error",

@@ -33,7 +33,7 @@ from ringmaster.engine.events import (
     RingFailed,
 )
 from ringmaster.engine.model import CallId, DeviceState, Presence, RingFailure, TenantId
-from ringmaster.fields import SkillMap
+from ringmaster.options.fields import SkillMap
 
 #: Optional display fields (caller name, hangup cause, ...) are cut to this length
 #: rather than rejected: a long caller name must not cost the caller their call.

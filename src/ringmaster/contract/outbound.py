@@ -6,6 +6,7 @@ import dataclasses
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,15 @@ from ringmaster.contract.errors import (
 from ringmaster.contract.inbound import echo, parse_tenant
 from ringmaster.engine import commands as cmd
 from ringmaster.engine import events as ev
-from ringmaster.store import OutboxMessage
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """An MQTT message to publish: it waits in the store's outbox until the broker has it."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
 
 
 def format_time(at: float) -> str:

@@ -11,11 +11,12 @@ from typing import Any, Self
 
 import aiosqlite
 
+from ringmaster.contract import OutboxMessage
 from ringmaster.engine.events import ConfigEvent
 from ringmaster.engine.records import LiveState, StateChanges
 from ringmaster.store import live
 from ringmaster.store.config import ConfigTransaction, load_config
-from ringmaster.store.records import OutboxMessage, Synchronous
+from ringmaster.store.records import Synchronous
 from ringmaster.store.sqlite import connection
 from ringmaster.store.sqlite.schema import user_version
 

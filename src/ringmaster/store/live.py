@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import aiosqlite
 
+from ringmaster.contract import OutboxMessage
 from ringmaster.engine.model import CallId, CallKey, ExtensionId, TenantId
 from ringmaster.engine.records import LiveState, RingRecord, StateChanges
 from ringmaster.store import live_rows
 from ringmaster.store.config_rows import Row
-from ringmaster.store.records import OutboxMessage
 from ringmaster.store.sqlite import statements as sql
 from ringmaster.store.sqlite.connection import Step
 

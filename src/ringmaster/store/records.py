@@ -16,15 +16,6 @@ class StoreError(Exception):
     """The database cannot be used as asked (e.g. it was written by a newer Ringmaster)."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    """An MQTT message waiting in the outbox until its publication is confirmed."""
-
-    topic: str
-    payload: bytes
-    retain: bool = False
-
-
 class Change(enum.Enum):
     """What a configuration write did to the stored row."""
 

@@ -32,27 +32,28 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ringmaster import sdnotify
 from ringmaster.api import check_exposure
-from ringmaster.broker import EmbeddedBroker
 from ringmaster.contract import (
     ContractError,
+    OutboxMessage,
     internal_error,
     parse_inbound,
     render,
     render_internal_error,
 )
-from ringmaster.decision_log import log_decision
+from ringmaster.daemon import sdnotify
+from ringmaster.daemon.broker import EmbeddedBroker
+from ringmaster.daemon.decision_log import log_decision
+from ringmaster.daemon.inbox import Acks, Apply, ErrorReplies, Received, take_batch
+from ringmaster.daemon.mqtt import InboundMessage, MqttLink
+from ringmaster.daemon.outbox import Outbox
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import (
     Command,
 )
 from ringmaster.engine.core import Engine
-from ringmaster.inbox import Acks, Apply, ErrorReplies, Received, take_batch
-from ringmaster.mqtt import InboundMessage, MqttLink
-from ringmaster.outbox import Outbox
 from ringmaster.settings import MqttEndpoint, Settings
-from ringmaster.store import OutboxMessage, Store
+from ringmaster.store import Store
 
 if TYPE_CHECKING:
     from ringmaster.api.app import ApiServer

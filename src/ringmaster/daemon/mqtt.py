@@ -40,11 +40,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ringmaster.contract import inbound_filters, status_message, will_payload
-from ringmaster.mqtt_connection import Connection, as_bytes, backoff_delay, paho_client
+from ringmaster.daemon.mqtt_connection import Connection, as_bytes, backoff_delay, paho_client
 
 if TYPE_CHECKING:
+    from ringmaster.contract import OutboxMessage
     from ringmaster.settings import MqttEndpoint, MqttSettings
-    from ringmaster.store import OutboxMessage
 
 __all__ = ["InboundMessage", "LinkClosedError", "MqttLink", "backoff_delay"]
 

@@ -18,9 +18,9 @@ whatever the staffing, which is what lets `staff_for` compare agent counts with 
 random numbers.
 """
 
-from ringmaster.simulate.results import QueueResult, SimulationResult
-from ringmaster.simulate.run import Progress, simulate
-from ringmaster.simulate.scenario import (
+from ringmaster.planning.simulate.results import QueueResult, SimulationResult
+from ringmaster.planning.simulate.run import Progress, simulate
+from ringmaster.planning.simulate.scenario import (
     HandleDistribution,
     QueuePlan,
     Scenario,
@@ -29,7 +29,7 @@ from ringmaster.simulate.scenario import (
     scenario_from_spec,
     single_queue,
 )
-from ringmaster.simulate.staffing import StaffingAnswer, StaffingStep, staff_for
+from ringmaster.planning.simulate.staffing import StaffingAnswer, StaffingStep, staff_for
 
 __all__ = [
     "HandleDistribution",

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from ringmaster.contract import ContractError, render_error
+from ringmaster.contract import ContractError, OutboxMessage, render_error
+from ringmaster.daemon.mqtt import InboundMessage, LinkClosedError, MqttLink
 from ringmaster.engine import events as ev
-from ringmaster.mqtt import InboundMessage, LinkClosedError, MqttLink
-from ringmaster.store import OutboxMessage
 
 # The daemon's log, whichever of its modules writes a line.
 _log = structlog.get_logger("ringmaster.service")

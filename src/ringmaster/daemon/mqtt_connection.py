@@ -1,7 +1,7 @@
 """What the MQTT link needs below aiomqtt: paho's PUBACKs per connection, and backoff.
 
 aiomqtt 2.x has no manual acknowledgement and resolves PUBACKs for its own
-`publish` only; `MqttLink` (in `ringmaster.mqtt`) reaches the paho client under
+`publish` only; `MqttLink` (in `ringmaster.daemon.mqtt`) reaches the paho client under
 it, here and nowhere else.
 """
 

@@ -1,4 +1,4 @@
-"""`ringmaster simulate`: the command-line face of `ringmaster.simulate`.
+"""`ringmaster simulate`: the command-line face of `ringmaster.planning.simulate`.
 
 Reads the scenario (a provisioning file, or flags for one queue), runs the simulation
 or the staffing search, and prints a table or JSON on stdout; the speed of the run,
@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ringmaster.engine.strategies import strategy_names
-from ringmaster.provision import ProvisionError, check_file
-from ringmaster.simulate import (
+from ringmaster.planning.simulate import (
     HandleDistribution,
     Progress,
     QueueResult,
@@ -32,6 +31,7 @@ from ringmaster.simulate import (
     single_queue,
     staff_for,
 )
+from ringmaster.provision import ProvisionError, check_file
 
 _DURATION = re.compile(r"^(\d+(?:\.\d*)?)\s*([smh]?)$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}

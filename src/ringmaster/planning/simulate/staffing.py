@@ -6,9 +6,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ringmaster.simulate.results import SimulationResult
-from ringmaster.simulate.run import simulate
-from ringmaster.simulate.scenario import Scenario, Workload
+from ringmaster.planning.simulate.results import SimulationResult
+from ringmaster.planning.simulate.run import simulate
+from ringmaster.planning.simulate.scenario import Scenario, Workload
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ringmaster.simulate.scenario import QueuePlan
+from ringmaster.planning.simulate.scenario import QueuePlan
 
 
 @dataclass(slots=True)

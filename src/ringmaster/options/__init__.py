@@ -18,7 +18,6 @@ appear in the docs' tables only: each adapter handles them itself.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from ringmaster.engine.model import (
     SkillRule,
 )
 from ringmaster.engine.options import MAX_RULES, Option, declared
-from ringmaster.fields import (
+from ringmaster.options.fields import (
     ConditionName,
     ConditionSet,
     PenaltyRuleField,
@@ -325,7 +324,3 @@ def main(argv: list[str]) -> int:
     for path in stale:
         print(f"{path}: {'stale' if check else 'rewritten'}")
     return 1 if check and stale else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

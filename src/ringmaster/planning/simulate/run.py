@@ -13,8 +13,13 @@ from ringmaster.engine import events as ev
 from ringmaster.engine.commands import CancelRing, Ring, RouteToExtension, RouteToHangup
 from ringmaster.engine.core import Engine
 from ringmaster.engine.model import CallId
-from ringmaster.simulate.results import QueueResult, SimulationResult, Tally
-from ringmaster.simulate.scenario import HandleDistribution, Scenario, SimulationError, Workload
+from ringmaster.planning.simulate.results import QueueResult, SimulationResult, Tally
+from ringmaster.planning.simulate.scenario import (
+    HandleDistribution,
+    Scenario,
+    SimulationError,
+    Workload,
+)
 
 #: The engine keeps what changed until asked (`take_changes`), for the store; nothing
 #: stores a simulation, so it is asked now and then only to keep memory flat.

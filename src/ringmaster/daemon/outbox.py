@@ -6,8 +6,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
-from ringmaster.contract import parse_tenant
-from ringmaster.store import OutboxMessage
+from ringmaster.contract import OutboxMessage, parse_tenant
 
 
 @dataclass
