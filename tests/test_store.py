@@ -776,6 +776,66 @@ async def test_migration_4_keeps_version_3_rings_and_gives_them_no_ring_id(
         assert (await store.load_live()).calls == (numbered,)
 
 
+async def test_migration_7_keeps_version_6_rings_and_calls_and_gives_them_no_number(
+    tmp_path: Path,
+) -> None:
+    # A version-6 file with a ringing call and a connected one, as the previous Ringmaster
+    # left them: each keeps every value, and the numbers it did not keep read as "".
+    path = tmp_path / "v6.db"
+    with sqlite3.connect(path) as db:
+        for script in schema_module.MIGRATIONS[:6]:
+            db.executescript(script)
+        db.executescript(
+            "INSERT INTO calls (tenant_id, call_id, phase, queue_id, did, caller_id,"
+            " caller_name, priority, arrived_at, seq, tried, rings_started) VALUES"
+            " (1, 'a', 'ringing', 5, '+1', '555', 'C', 2, 1000.5, 4, '[7]', 1);"
+            "INSERT INTO rings VALUES (1, 'a', 7, 0, 1001.0, 1016.0, '4.1');"
+            "INSERT INTO calls (tenant_id, call_id, phase, queue_id, did, caller_id,"
+            " caller_name, priority, arrived_at, seq, tried, agent_id, answered_at) VALUES"
+            " (1, 'b', 'connected', 5, '+1', '556', 'D', 0, 1001.5, 5, '[8]', 8, 1003.0);"
+        )
+        db.execute("PRAGMA user_version = 6")
+    async with await Store.open(path) as store:
+        assert await store.schema_version() == len(schema_module.MIGRATIONS) == 7
+        e7, e8 = ExtensionId(7), ExtensionId(8)
+        ringing = call(
+            "a",
+            4,
+            phase=CallPhase.RINGING,
+            queue_id=QueueId(5),
+            did="+1",
+            caller_id="555",
+            caller_name="C",
+            priority=2,
+            arrived_at=1000.5,
+            rings=(RingRecord(e7, 1001.0, 1016.0, "4.1", number=""),),
+            tried=(e7,),
+            rings_started=1,
+        )
+        connected = call(
+            "b",
+            5,
+            phase=CallPhase.CONNECTED,
+            queue_id=QueueId(5),
+            did="+1",
+            caller_id="556",
+            caller_name="D",
+            arrived_at=1001.5,
+            tried=(e8,),
+            agent_id=e8,
+            answered_at=1003.0,
+            agent_number="",
+        )
+        assert (await store.load_live()).calls == (ringing, connected)
+        # and keeps the numbers from now on
+        numbered = (
+            replace(ringing, rings=(RingRecord(e7, 1001.0, 1016.0, "4.1", "107"),)),
+            replace(connected, agent_number="108"),
+        )
+        await store.commit(StateChanges(LiveState(calls=numbered)), [])
+        assert (await store.load_live()).calls == numbered
+
+
 async def test_load_live_of_10000_calls(tmp_path: Path) -> None:
     # Issue 5: a restart with 10,000 waiting calls must be quick. Its time is measured
     # by bench/ (recovery); here, deterministically, that loading issues as many SQL
@@ -876,7 +936,7 @@ text = st.text(max_size=8)
 maybe_float = st.none() | finite
 
 rings_st = st.lists(
-    st.builds(RingRecord, ext_ids, finite, finite, text),
+    st.builds(RingRecord, ext_ids, finite, finite, text, text),
     max_size=3,
     unique_by=lambda r: r.extension_id,
 ).map(tuple)
@@ -906,6 +966,7 @@ calls_st = st.builds(
     progress_at=maybe_float,
     rings_started=st.integers(0, 2**40),
     ended_rings=st.lists(st.builds(EndedRing, ext_ids, text, text), max_size=3).map(tuple),
+    agent_number=text,
 )
 agents_st = st.builds(
     AgentRecord,
@@ -1179,7 +1240,7 @@ async def test_migration_6_keeps_every_option_value_of_a_version_5_file(tmp_path
         db.execute("PRAGMA user_version = 5")
 
     async with await Store.open(path) as store:
-        assert await store.schema_version() == len(schema_module.MIGRATIONS) == 6
+        assert await store.schema_version() == len(schema_module.MIGRATIONS)
         config = await store.load_config()
     q, e7, e8 = QueueId(5), ExtensionId(7), ExtensionId(8)
     expected_queue = QueueConfig(

@@ -156,10 +156,6 @@ class EngineBase(ABC):
     def _agent_of(self, call: CallState) -> AgentState | None:
         return self._agents.get(call.agent_id) if call.agent_id is not None else None
 
-    def _former_number(self, extension_id: ExtensionId) -> str:
-        extension = self._extensions.get(extension_id)
-        return extension.number if extension is not None else ""
-
     def _known_call(
         self,
         event: ev.RingAnswered | ev.RingFailed | ev.CallHungUp | ev.CallbackRequested,

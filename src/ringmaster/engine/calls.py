@@ -353,7 +353,9 @@ class CallsMixin(EngineBase):
                     self._dirty_agents.add(agent.extension_id)
                     self._add_deadline(agent.wrapup_until, DUE_WRAPUP, None, agent.extension_id)
                 self._refresh_agent(agent, now)
-            number = self._former_number(call.agent_id) if call.agent_id is not None else ""
+            # The agent's extension may be gone (removed during the call): the
+            # number it had when it answered.
+            number = agent.number if agent is not None else call.agent_number
             self._out.append(
                 PublishCallCompleted(
                     call.tenant_id,

@@ -36,6 +36,9 @@ class RingRecord:
     #: "<call's seq>.<ring's number in the call>". The PBX may echo it in
     #: `answered` and `ring_failed`; "" for a ring stored before ring ids.
     ring_id: str = ""
+    #: The extension's number that was rung: the cancel names it even once
+    #: the extension is removed; "" for a ring stored before it was kept.
+    number: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,10 @@ class CallRecord:
     #: The call's latest rings that are over, oldest first, while it waits
     #: (at most `state.MAX_ENDED_RINGS`; none once it is connected or ended).
     ended_rings: tuple[EndedRing, ...] = ()
+    #: The answering agent's extension number: `call/completed` names it even
+    #: once the extension is removed; "" until answered, or for a call stored
+    #: before it was kept.
+    agent_number: str = ""
 
     @property
     def key(self) -> CallKey:

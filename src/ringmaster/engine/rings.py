@@ -37,7 +37,9 @@ class RingsMixin(EngineBase):
         # older ring can be told from one about the ring on now.
         call.rings_started += 1
         ring_id = f"{call.seq}.{call.rings_started}"
-        call.rings[agent.extension_id] = RingRecord(agent.extension_id, now, deadline, ring_id)
+        call.rings[agent.extension_id] = RingRecord(
+            agent.extension_id, now, deadline, ring_id, agent.number
+        )
         call.tried.add(agent.extension_id)
         self._move(call, "ring")
         self._dirty_calls.add(call.key)
@@ -75,7 +77,7 @@ class RingsMixin(EngineBase):
             EndedRing(extension_id, ring.ring_id, how),
         )
         agent = self._agents.get(extension_id)
-        number = agent.number if agent is not None else self._former_number(extension_id)
+        number = agent.number if agent is not None else ""
         if cancel is not None:
             self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel, ring.ring_id))
         if call.phase is CallPhase.RINGING:
@@ -119,6 +121,7 @@ class RingsMixin(EngineBase):
         call.ended_rings = ()  # answers to them are refused from now on
         self._move(call, "answer")
         call.agent_id = extension_id
+        call.agent_number = agent.number
         call.answered_at = now
         call.retry_at = call.progress_at = call.announce_at = call.widen_at = None
         # The answer updates the estimated wait before the callers behind are

@@ -105,6 +105,8 @@ class CallState:
     #: The latest rings that are over, oldest first (see `EndedRing`); a
     #: tuple, shared with the record, as most calls have none.
     ended_rings: tuple[EndedRing, ...] = ()
+    #: The answering agent's extension number (see `CallRecord.agent_number`).
+    agent_number: str = ""
     #: When the call's penalty or skill rules next widen who may take it
     #: (derived from its queue's rules, so not stored).
     widen_at: float | None = None
@@ -163,6 +165,7 @@ class CallState:
             progress_at=self.progress_at,
             rings_started=self.rings_started,
             ended_rings=self.ended_rings,
+            agent_number=self.agent_number,
         )
 
     @classmethod
@@ -192,6 +195,7 @@ class CallState:
             progress_at=record.progress_at,
             rings_started=record.rings_started,
             ended_rings=record.ended_rings,
+            agent_number=record.agent_number,
         )
 
 

@@ -41,7 +41,16 @@ def turn_steps(
     step(
         sql.INSERT_RING,
         [
-            (c.tenant_id, c.call_id, r.extension_id, position, r.started_at, r.deadline, r.ring_id)
+            (
+                c.tenant_id,
+                c.call_id,
+                r.extension_id,
+                position,
+                r.started_at,
+                r.deadline,
+                r.ring_id,
+                r.number,
+            )
             for c in live.calls
             for position, r in enumerate(c.rings)
         ],
@@ -69,9 +78,10 @@ async def load_live(db: aiosqlite.Connection) -> LiveState:
         started_at,
         deadline,
         ring_id,
+        number,
     ) in await db.execute_fetchall(sql.SELECT_RINGS):
         rings.setdefault((TenantId(tenant_id), CallId(call_id)), []).append(
-            RingRecord(ExtensionId(extension_id), started_at, deadline, ring_id)
+            RingRecord(ExtensionId(extension_id), started_at, deadline, ring_id, number)
         )
     calls = tuple(
         live_rows.call_record(tuple(row), tuple(rings.get((row[0], row[1]), ())))

@@ -36,7 +36,7 @@ CALL_COLUMNS: Final = (
     "tenant_id", "call_id", "phase", "queue_id", "did", "caller_id", "caller_name", "priority",
     "arrived_at", "seq", "tried", "retry_at", "agent_id", "answered_at", "ended_at",
     "entered_at", "hops", "callback_number", "skills", "announce_at", "progress_at",
-    "rings_started", "ended_rings",
+    "rings_started", "ended_rings", "agent_number",
 )
 AGENT_COLUMNS: Final = (
     "extension_id", "presence", "presence_reason", "device", "wrapup_until", "status",
@@ -54,7 +54,8 @@ STATS_COLUMNS: Final = (
 CALL_KEY: Final = ("tenant_id", "call_id")
 #: A ring row; `position` is its order within `CallRecord.rings`.
 RING_COLUMNS: Final = (
-    "tenant_id", "call_id", "extension_id", "position", "started_at", "deadline", "ring_id"
+    "tenant_id", "call_id", "extension_id", "position", "started_at", "deadline", "ring_id",
+    "number",
 )  # fmt: skip
 OUTBOX_COLUMNS: Final = ("topic", "payload", "retain")
 
@@ -88,6 +89,7 @@ def call_row(call: CallRecord) -> Row:
         json.dumps([list(e) for e in map(ended_ring_row, call.ended_rings)])
         if call.ended_rings
         else "[]",
+        call.agent_number,
     )
 
 
@@ -122,6 +124,7 @@ def call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
         progress_at,
         rings_started,
         ended_rings,
+        agent_number,
     ) = row
     return CallRecord(
         tenant_id=TenantId(tenant_id),
@@ -150,6 +153,7 @@ def call_record(row: Row, rings: tuple[RingRecord, ...]) -> CallRecord:
         ended_rings=()
         if ended_rings == "[]"
         else tuple(EndedRing(ExtensionId(e), r, how) for e, r, how in json.loads(ended_rings)),
+        agent_number=agent_number,
     )
 
 

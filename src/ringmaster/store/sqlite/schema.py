@@ -312,6 +312,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE queue_agents DROP COLUMN reject_delay;
     ALTER TABLE queue_agents DROP COLUMN no_answer_delay;
     """,
+    # --- 7: the numbers rung and answered, so that a removed extension is still named ----
+    """
+    -- A ring or call stored before keeps '' (the engine then names the extension
+    -- only while it exists, as before).
+    ALTER TABLE rings ADD COLUMN number TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN agent_number TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

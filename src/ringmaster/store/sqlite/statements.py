@@ -73,7 +73,7 @@ INSERT_OUTBOX: Final = _insert("outbox", OUTBOX_COLUMNS)
 LAST_OUTBOX_SEQ: Final = "SELECT last_insert_rowid()"
 
 SELECT_RINGS: Final = (
-    "SELECT tenant_id, call_id, extension_id, started_at, deadline, ring_id"
+    "SELECT tenant_id, call_id, extension_id, started_at, deadline, ring_id, number"
     " FROM rings ORDER BY tenant_id, call_id, position"
 )
 SELECT_CALLS: Final = _select("calls", CALL_COLUMNS, "ORDER BY seq")
