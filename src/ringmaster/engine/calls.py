@@ -463,10 +463,13 @@ class CallsMixin(EngineBase):
             if agent is not None:
                 agent.connected_to = key
             return
+        gone: list[ExtensionId] = []
         for ring in call.rings.values():
             agent = self._agents.get(ring.extension_id)
-            if agent is not None:
-                agent.ringing_for = key
+            if agent is None:
+                gone.append(ring.extension_id)  # its extension was removed while we were down
+                continue
+            agent.ringing_for = key
             self._add_deadline(ring.deadline, DUE_RING, key, ring.extension_id)
         if call.retry_at is not None:
             self._add_deadline(call.retry_at, DUE_RETRY, key, None)
@@ -480,3 +483,7 @@ class CallsMixin(EngineBase):
             if call.is_callback:
                 queue.callbacks += 1
             self._arm_waiting(call, queue, now, announce_from_now=False)
+            # Nobody can answer such a ring: end it now rather than at its
+            # timeout, so that the call rings others at once.
+            for extension_id in gone:
+                self._end_ring(call, extension_id, CancelReason.AGENT_UNAVAILABLE, now)

@@ -77,7 +77,9 @@ class RingsMixin(EngineBase):
             EndedRing(extension_id, ring.ring_id, how),
         )
         agent = self._agents.get(extension_id)
-        number = agent.number if agent is not None else ""
+        # An extension removed while ringmaster was down is gone at restore:
+        # the cancel names the number that was rung.
+        number = agent.number if agent is not None else ring.number
         if cancel is not None:
             self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel, ring.ring_id))
         if call.phase is CallPhase.RINGING:
