@@ -14,8 +14,10 @@ import aiosqlite
 from ringmaster.contract import OutboxMessage
 from ringmaster.engine.events import ConfigEvent
 from ringmaster.engine.records import LiveState, StateChanges
-from ringmaster.store import live
+from ringmaster.history import HistoryWrite
+from ringmaster.store import history, live
 from ringmaster.store.config import ConfigTransaction, load_config
+from ringmaster.store.history import HistoryReader
 from ringmaster.store.records import Synchronous
 from ringmaster.store.sqlite import connection
 from ringmaster.store.sqlite.schema import user_version
@@ -166,6 +168,7 @@ class Store:
         changes: StateChanges,
         outbox: Sequence[OutboxMessage],
         delivered_up_to: int | None = None,
+        history: Sequence[HistoryWrite] = (),
     ) -> list[int]:
         """Store what changed and the messages it implies, in one transaction.
 
@@ -177,6 +180,8 @@ class Store:
             outbox: Messages to publish, in order.
             delivered_up_to: Outbox rows with ``seq <= delivered_up_to`` were confirmed
                 published and are deleted.
+            history: The turn's call and agent history (`ringmaster.history`), written
+                in the same transaction, in order.
 
         Returns:
             The outbox sequence numbers given to `outbox`, in the same order.
@@ -185,7 +190,7 @@ class Store:
         statement already handed to SQLite's thread still runs), though never half
         applied; callers that may be cancelled should `asyncio.shield` it.
         """
-        steps = live.turn_steps(changes, outbox, delivered_up_to)
+        steps = live.turn_steps(changes, outbox, delivered_up_to, history)
         if not steps:
             return []
         async with self._lock:
@@ -195,6 +200,36 @@ class Store:
                 )
                 return done
             return await connection.commit_steps(self._db, steps, len(outbox))
+
+    @asynccontextmanager
+    async def history(self) -> AsyncIterator[HistoryReader]:
+        """A consistent read-only view of the call and agent history (as `snapshot`).
+
+        Yields:
+            The reader to use inside the block.
+        """
+        async with self._reader_lock:
+            if self._reader is None:
+                self._reader = await connection.connect_reader(self.path, self._busy_timeout_ms)
+            reader = self._reader
+            await connection.begin_read(reader)
+            tx = HistoryReader(reader)
+            try:
+                yield tx
+            finally:
+                tx._close()
+                await connection.commit(reader)
+
+    async def prune_history(self, cutoff: float, *, batch: int = 1000) -> int:
+        """Delete one batch of history older than `cutoff` (Unix seconds), in one transaction.
+
+        Ended visits with their rings, and agent activity; open visits are kept.
+
+        Returns:
+            How many rows went: fewer than a whole batch of each means nothing is left.
+        """
+        async with self._lock:
+            return await history.prune(self._db, cutoff, batch)
 
     async def pending_outbox(self) -> list[tuple[int, OutboxMessage]]:
         """Messages committed but not yet confirmed published, oldest first."""

@@ -14,20 +14,25 @@ import aiosqlite
 from ringmaster.contract import OutboxMessage
 from ringmaster.engine.model import CallId, CallKey, ExtensionId, TenantId
 from ringmaster.engine.records import LiveState, RingRecord, StateChanges
+from ringmaster.history import HistoryWrite
 from ringmaster.store import live_rows
 from ringmaster.store.config_rows import Row
+from ringmaster.store.history import history_steps
 from ringmaster.store.sqlite import statements as sql
 from ringmaster.store.sqlite.connection import Step
 
 
 def turn_steps(
-    changes: StateChanges, outbox: Sequence[OutboxMessage], delivered_up_to: int | None
+    changes: StateChanges,
+    outbox: Sequence[OutboxMessage],
+    delivered_up_to: int | None,
+    history: Sequence[HistoryWrite] = (),
 ) -> list[Step]:
     """The statements of one turn's commit, each with its rows; none for a kind without rows.
 
     Upserts come before removals; a changed call's rings are replaced whole, a removed
-    call's go by cascade; the outbox messages are inserted last, so that the last
-    inserted row gives their seqs.
+    call's go by cascade; then the turn's history writes, in order; the outbox messages
+    are inserted last, so that the last inserted row gives their seqs.
     """
     live = changes.live
     steps: list[Step] = []
@@ -62,6 +67,7 @@ def turn_steps(
     step(sql.DELETE_QUEUE_MEMORY, [(q,) for q in changes.queues_removed])
     step(sql.UPSERT_STATS, [live_rows.stats_row(s) for s in live.agent_stats])
     step(sql.DELETE_STATS, list(changes.agent_stats_removed))
+    steps += history_steps(history)
     if delivered_up_to is not None:
         step(sql.DELETE_DELIVERED, [(delivered_up_to,)])
     step(sql.INSERT_OUTBOX, [(m.topic, m.payload, int(m.retain)) for m in outbox])

@@ -319,6 +319,75 @@ MIGRATIONS: list[str] = [
     ALTER TABLE rings ADD COLUMN number TEXT NOT NULL DEFAULT '';
     ALTER TABLE calls ADD COLUMN agent_number TEXT NOT NULL DEFAULT '';
     """,
+    # --- 8: call and agent history (docs/history.md) -------------------------------------
+    """
+    -- One row per visit of a call to a queue, written in the turn that changed it:
+    -- opened when the call is queued, closed (outcome set) when it leaves the queue.
+    -- No foreign keys to the configuration: a queue or an extension may be deleted
+    -- and its history stays, under the number and name it had.
+    CREATE TABLE call_visits (
+        id                 INTEGER PRIMARY KEY,
+        tenant_id          INTEGER NOT NULL,
+        call_id            TEXT NOT NULL,
+        visit              INTEGER NOT NULL,  -- 1, 2, ... in the order of the call's visits
+        queue_id           INTEGER NULL,  -- NULL: a rejected call whose route named no queue
+        queue_number       TEXT NULL,
+        queue_name         TEXT NULL,
+        did                TEXT NOT NULL,
+        caller_id          TEXT NOT NULL,
+        caller_name        TEXT NOT NULL,
+        priority           INTEGER NOT NULL,
+        arrived_at         REAL NOT NULL,  -- the call's arrival, the same in all its visits
+        entered_at         REAL NOT NULL,  -- this queue
+        position           INTEGER NULL,  -- on entry; NULL when never in the line
+        callback_number    TEXT NULL,  -- the visit of a callback: the number called back
+        answered_at        REAL NULL,
+        ended_at           REAL NULL,
+        outcome            TEXT NULL CHECK (outcome IN
+            ('completed', 'abandoned', 'rejected', 'overflowed', 'callback')),  -- NULL: open
+        reason             TEXT NOT NULL DEFAULT '',
+        overflow_queue_id  INTEGER NULL,
+        overflow_extension TEXT NULL,
+        agent_extension_id INTEGER NULL,
+        agent_number       TEXT NULL,
+        wait_s             REAL NULL,  -- entered_at to answered_at, or to ended_at unanswered
+        talk_s             REAL NULL,
+        UNIQUE (tenant_id, call_id, visit)
+    );
+    CREATE INDEX call_visits_ended ON call_visits (tenant_id, ended_at);
+    CREATE INDEX call_visits_entered ON call_visits (tenant_id, queue_id, entered_at);
+    CREATE INDEX call_visits_prune ON call_visits (ended_at);
+    CREATE TABLE call_rings (
+        id            INTEGER PRIMARY KEY,
+        visit_id      INTEGER NOT NULL REFERENCES call_visits ON DELETE CASCADE,
+        tenant_id     INTEGER NOT NULL,
+        call_id       TEXT NOT NULL,
+        ring_id       TEXT NOT NULL,
+        extension     TEXT NOT NULL,  -- the number rung
+        started_at    REAL NOT NULL,
+        ended_at      REAL NULL,
+        outcome       TEXT NULL CHECK (outcome IN ('answered', 'timeout', 'busy', 'rejected',
+            'unreachable', 'no_answer', 'cancelled')),  -- NULL: ringing
+        cancel_reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX call_rings_visit ON call_rings (visit_id);
+    CREATE INDEX call_rings_call ON call_rings (tenant_id, call_id);
+    CREATE TABLE agent_activity (
+        id        INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL,
+        extension TEXT NOT NULL,  -- the agent's number
+        at        REAL NOT NULL,
+        kind      TEXT NOT NULL CHECK (kind IN ('login', 'logout', 'pause', 'unpause',
+            'ring_unanswered', 'wrapup_start', 'wrapup_end', 'enrol', 'unenrol', 'state')),
+        reason    TEXT NOT NULL DEFAULT '',
+        state     TEXT NULL,  -- the published state it left the agent in
+        queue_id  INTEGER NULL,
+        call_id   TEXT NULL
+    );
+    CREATE INDEX agent_activity_at ON agent_activity (tenant_id, at);
+    CREATE INDEX agent_activity_agent ON agent_activity (tenant_id, extension);
+    CREATE INDEX agent_activity_prune ON agent_activity (at);
+    """,
 ]
 
 
