@@ -13,6 +13,7 @@ from pathlib import Path
 
 import structlog
 
+from ringmaster import __version__
 from ringmaster.logs import configure_logging
 from ringmaster.settings import Settings, SettingsError, load_settings
 
@@ -51,6 +52,7 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
         default=None,
         help="settings file (TOML); default: config/ringmaster.toml if it exists",
     )
+    parser.add_argument("--version", action="version", version=f"ringmaster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
