@@ -115,3 +115,26 @@ def test_no_daemon_is_one_clear_line_and_exit_1(capsys: pytest.CaptureFixture[st
     assert err.count("\n") == 1
     assert err.startswith(f"ringmaster status: cannot reach the daemon's API at {url} (")
     assert err.endswith("): is the daemon running?\n")
+
+
+def test_without_api_the_settings_say_where_it_listens(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("RINGMASTER_API__PORT", str(port))
+    assert main(["status"]) == 1
+    _, err = capsys.readouterr()
+    assert err.startswith(
+        f"ringmaster status: cannot reach the daemon's API at http://127.0.0.1:{port} ("
+    )
+
+
+def test_a_bad_setting_is_one_line_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RINGMASTER_API__PORT", "0")
+    assert main(["status"]) == 1
+    _, err = capsys.readouterr()
+    assert err.startswith("ringmaster status: bad setting: ")
+    assert err.endswith(" (or give --api URL)\n")
+    assert err.count("\n") == 1
