@@ -28,8 +28,9 @@ LAYERS: dict[str, int] = {
     "daemon": 6,  # the service and its adapters: MQTT link, private broker, systemd
     "provision": 7,
     "planning": 8,  # simulate and the Erlang formulas
-    "cli": 9,
-    "__main__": 10,
+    "status": 9,  # `ringmaster status`: a client of the API, over HTTP
+    "cli": 10,
+    "__main__": 11,
 }
 
 

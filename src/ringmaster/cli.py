@@ -1,4 +1,4 @@
-"""The `ringmaster` command: `run` the daemon, `provision` a file, `simulate` traffic.
+"""The `ringmaster` command: `run` the daemon, `provision` a file, `simulate` traffic, `status`.
 
 Each command imports what it needs when it runs: a restarted daemon's first
 ring waits for its imports, and the simulator and provisioning are not its.
@@ -13,11 +13,12 @@ from pathlib import Path
 
 import structlog
 
+from ringmaster import __version__
 from ringmaster.logs import configure_logging
 from ringmaster.settings import Settings, SettingsError, load_settings
 
 #: The commands that need no simulator: their parser only names `simulate`.
-_LEAN_COMMANDS = frozenset({"run", "provision"})
+_LEAN_COMMANDS = frozenset({"run", "provision", "status"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         from ringmaster.planning import cli as simulate_cli  # noqa: PLC0415 - see the module's docstring
 
         return simulate_cli.run(args)  # needs no settings: no broker, no database
+    if args.command == "status":
+        from ringmaster import status  # noqa: PLC0415 - see the module's docstring
+
+        return status.run(args)  # a client of the API: settings only for its address
     try:
         settings = load_settings(args.config)
     except SettingsError as error:
@@ -51,6 +56,7 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
         default=None,
         help="settings file (TOML); default: config/ringmaster.toml if it exists",
     )
+    parser.add_argument("--version", action="version", version=f"ringmaster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -59,6 +65,7 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
     )
     prov.add_argument("file", type=Path)
     prov.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    _add_status_parser(commands)
     if lean:
         commands.add_parser(
             "simulate", help="capacity planning: simulate traffic on the real engine"
@@ -68,6 +75,27 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
 
         simulate_cli.add_parser(commands)
     return parser
+
+
+def _add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = commands.add_parser(
+        "status", help="the running daemon's queues, agents and callers (Asterisk's queue show)"
+    )
+    status.add_argument(
+        "--api",
+        metavar="URL",
+        default=None,
+        help="the daemon's admin API; default: from api.host and api.port of the settings",
+    )
+    status.add_argument(
+        "--token",
+        default=None,
+        help="a bearer token for the API; default: $RINGMASTER_API_TOKEN",
+    )
+    status.add_argument(
+        "--tenant", metavar="N", type=int, default=None, help="this tenant's queues only"
+    )
+    status.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _run(settings: Settings) -> int:

@@ -138,6 +138,11 @@ class EngineStub:
         self.engine = Engine()
         self.applied: list[ConfigEvent] = []
         self.now = NOW
+        #: What `/readyz` answers: why the daemon would not be ready.
+        self.reasons: list[str] = []
+
+    def not_ready(self) -> list[str]:
+        return list(self.reasons)
 
     def feed(self, event: Event) -> None:
         self.engine.handle(event, self.now)

@@ -411,7 +411,7 @@ async def test_a_ringing_call_shows_who_rings(client: httpx.AsyncClient, stub: E
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/queues/9", "/api/queues/9/agents", "/api/queues/9/calls"],
+    ["/api/queues/9", "/api/queues/9/agents", "/api/queues/9/calls", "/api/queues/9/snapshot"],
 )
 async def test_live_views_of_a_missing_queue_are_404(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)

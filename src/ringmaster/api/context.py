@@ -61,6 +61,10 @@ class EngineHost(Protocol):
         """Apply stored configuration changes to the engine."""
         ...
 
+    def not_ready(self) -> list[str]:
+        """Why the daemon does not serve calls now (``/readyz``); empty when it does."""
+        ...
+
 
 @dataclass
 class Write:

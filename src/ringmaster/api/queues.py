@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from fastapi import APIRouter, status
@@ -37,6 +37,7 @@ from ringmaster.api.schemas import (
     QueueOut,
     QueueOverflow,
     QueueOverflowOut,
+    QueueSnapshotOut,
     QueueUpdate,
     WaitingCallOut,
 )
@@ -489,3 +490,19 @@ async def list_calls(queue_id: PathId, context: Context, caller: Caller) -> list
             )
         )
     return calls
+
+
+@router.get("/{queue_id}/snapshot", summary="A queue's figures, live")
+async def read_snapshot(queue_id: PathId, context: Context, caller: Caller) -> QueueSnapshotOut:
+    """The queue's running figures now, as its retained MQTT snapshot (``state/queue/Q``).
+
+    Calls waiting and the longest wait, agents by state, and the counters since the
+    queue was created: offered, answered, abandoned, ..., and the service level over
+    them (not today's).
+    """
+    async with context.read() as tx:
+        queue = await queue_for(tx, caller, queue_id)
+    if context.engine.queue(queue.queue_id) is None:  # stored, not yet applied
+        not_found(f"queue {queue_id} not found")
+    snapshot = context.engine.snapshot(queue.queue_id, context.clock())
+    return QueueSnapshotOut.model_validate(asdict(snapshot))

@@ -372,6 +372,35 @@ class WaitingCallOut(_Response):
     ringing: list[str] = Field(description="Extension numbers being rung for it now.")
 
 
+class QueueSnapshotOut(_Response):
+    """A queue's figures now, as its retained ``P/T/state/queue/Q`` snapshot has them.
+
+    The counters run since the queue was created (they survive restarts); they are
+    not today's, nor any interval's.
+    """
+
+    queue_id: int
+    name: str
+    queue_number: str
+    strategy: str
+    status: Literal["active", "inactive"]
+    waiting: int = Field(description="Calls waiting (queued or ringing).")
+    longest_wait_s: float = Field(description="Seconds the longest-waiting call has waited.")
+    agents: dict[str, int] = Field(description="How many enrolled agents are in each state.")
+    offered: int
+    answered: int
+    abandoned: int
+    completed: int
+    overflowed: int
+    service_level_s: int = Field(description="The queue's `service_level` threshold.")
+    answered_within: int = Field(description="Calls answered within `service_level_s`.")
+    abandoned_within: int = Field(description="Calls abandoned within `service_level_s`.")
+    service_level_pct: float | None = Field(
+        description="`answered_within` over `answered`, in %; null before the first answer."
+    )
+    callbacks: int = Field(description="Callbacks among the waiting calls.")
+
+
 class DidRouteOut(_Response):
     """A DID route: exactly one of `queue_id` and `extension_id` is set."""
 

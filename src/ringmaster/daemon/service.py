@@ -110,6 +110,7 @@ class Service:
         self._connected_at = 0.0
         self._errors: ErrorReplies | None = None
         self._stopping = asyncio.Event()
+        self._loaded = False  # configuration and live state restored from the store
         self.ready = asyncio.Event()
         """Set once the store is loaded and the MQTT link subscribed (systemd's READY=1)."""
 
@@ -133,6 +134,29 @@ class Service:
     def stop(self) -> None:
         """Ask the service to stop cleanly (what SIGTERM does)."""
         self._stopping.set()
+
+    def not_ready(self) -> list[str]:
+        """Why the daemon does not serve calls now, for the API's ``/readyz``; empty when it does.
+
+        Ready means: the store loaded (configuration and live state restored), the
+        MQTT link connected and subscribed, and the session's backlog taken in (or
+        `BACKLOG_HOLD_MAX_S` passed since the connection, after which the service
+        goes on without it too), and not stopping.
+        """
+        reasons: list[str] = []
+        if not self._loaded:
+            reasons.append("store: not loaded yet")
+        link = self._link
+        if link is None or not link.connected.is_set():
+            reasons.append("mqtt: not connected")
+        elif (
+            self._caught_up != link.generation
+            and self._clock() - self._connected_at < BACKLOG_HOLD_MAX_S
+        ):
+            reasons.append("mqtt: the session's backlog is not taken in yet")
+        if self._stopping.is_set():
+            reasons.append("stopping")
+        return reasons
 
     async def run(self) -> None:
         """Run until `stop` (or SIGTERM/SIGINT): state is flushed and P/status set offline.
@@ -181,6 +205,7 @@ class Service:
         for seq, message in await store.pending_outbox():
             self._outbox.put(seq, message)
         await self._store_and_send(store, commands, self._render(commands, now), now)
+        self._loaded = True
         _log.info(
             "store.loaded",
             calls=len(live.calls),

@@ -1,0 +1,319 @@
+"""`ringmaster status`: the running daemon's queues, as Asterisk's ``queue show`` lists them.
+
+A client of the daemon's admin API (the standard library's HTTP, nothing of the
+daemon's own imports): for each queue the caller's token sees, its live figures
+(``/api/queues/{id}/snapshot``), its agents' states (``/agents``) and its waiting
+callers (``/calls``), as a terminal table. The service level shown is the queue's
+running figure since it was created, the one the daemon keeps: a day's or an
+hour's figure needs the call history, which the daemon does not keep yet. Nor does
+it know since when an agent is in its state, so the table has no time in state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+#: Where `--token` is read from when not given: a token on the command line is
+#: visible to every user of the host in the process list.
+TOKEN_VARIABLE = "RINGMASTER_API_TOKEN"
+#: The longest any one request may take.
+TIMEOUT_S = 10.0
+_PAGE = 1000
+
+
+class StatusError(Exception):
+    """The daemon's API could not be read; the message is the one line to print."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLine:
+    """An agent of a queue, as the table shows it."""
+
+    number: str
+    name: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLine:
+    """A call waiting in a queue, as the table shows it."""
+
+    position: int
+    call_id: str
+    wait_s: float
+    priority: int
+    state: str
+    caller_id: str
+    caller_name: str
+    ringing: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """A queue's live figures, agents and callers, as the table shows them."""
+
+    queue_id: int
+    tenant_id: int
+    number: str
+    name: str
+    strategy: str
+    status: str
+    waiting: int
+    longest_wait_s: float
+    offered: int
+    answered: int
+    abandoned: int
+    overflowed: int
+    service_level_s: int
+    answered_within: int
+    service_level_pct: float | None
+    agents: list[AgentLine]
+    callers: list[CallerLine]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ringmaster status``; returns the exit status (1 with one line on stderr)."""
+    try:
+        url = args.api if args.api is not None else _settings_url(args.config)
+        token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+        views = fetch(url, token, args.tenant)
+    except StatusError as error:
+        print(f"ringmaster status: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(views))
+    return 0
+
+
+def _settings_url(config: Path | None) -> str:
+    from ringmaster.settings import SettingsError, load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(config)
+    except SettingsError as error:
+        raise StatusError(f"bad setting: {error} (or give --api URL)") from None
+    return api_url(settings.api.host, settings.api.port)
+
+
+def api_url(host: str, port: int) -> str:
+    """The URL to reach an API listening on `host`: a wildcard address is reached on loopback."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{port}"
+    v6 = isinstance(address, ipaddress.IPv6Address)
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if v6 else "127.0.0.1")
+    shown = f"[{address}]" if v6 else str(address)
+    return f"http://{shown}:{port}"
+
+
+# --- reading the API ---------------------------------------------------------------------
+
+
+def fetch(url: str, token: str | None, tenant_id: int | None) -> list[QueueView]:
+    """Every queue the token sees (of `tenant_id` only, if given), read live from the API.
+
+    Raises:
+        StatusError: The API cannot be reached, refuses the token, or answers
+            something else than it should.
+    """
+    api = _Api(url.rstrip("/"), token)
+    views: list[QueueView] = []
+    for queue in api.queues(tenant_id):
+        queue_id = queue["id"]
+        snapshot = api.get(f"/api/queues/{queue_id}/snapshot")
+        agents = api.get(f"/api/queues/{queue_id}/agents")
+        calls = api.get(f"/api/queues/{queue_id}/calls")
+        views.append(_view(queue, snapshot, agents, calls))
+    return views
+
+
+def _view(queue: dict[str, Any], snapshot: dict[str, Any], agents: Any, calls: Any) -> QueueView:
+    try:
+        return QueueView(
+            queue_id=queue["id"],
+            tenant_id=queue["tenant_id"],
+            number=snapshot["queue_number"],
+            name=snapshot["name"],
+            strategy=snapshot["strategy"],
+            status=snapshot["status"],
+            waiting=snapshot["waiting"],
+            longest_wait_s=snapshot["longest_wait_s"],
+            offered=snapshot["offered"],
+            answered=snapshot["answered"],
+            abandoned=snapshot["abandoned"],
+            overflowed=snapshot["overflowed"],
+            service_level_s=snapshot["service_level_s"],
+            answered_within=snapshot["answered_within"],
+            service_level_pct=snapshot["service_level_pct"],
+            agents=[AgentLine(a["number"], a["name"], a["status"]) for a in agents],
+            callers=[
+                CallerLine(
+                    c["position"],
+                    c["call_id"],
+                    c["wait_s"],
+                    c["priority"],
+                    c["state"],
+                    c["caller_id"],
+                    c["caller_name"],
+                    c["ringing"],
+                )
+                for c in calls
+            ],
+        )
+    except (KeyError, TypeError) as error:
+        raise StatusError(
+            f"unexpected answer from the API (missing {error}): is it Ringmaster's?"
+        ) from None
+
+
+class _Api:
+    def __init__(self, url: str, token: str | None) -> None:
+        self._url = url
+        self._headers = {"Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+
+    def queues(self, tenant_id: int | None) -> list[dict[str, Any]]:
+        queues: list[dict[str, Any]] = []
+        while True:
+            query = {"limit": _PAGE, "offset": len(queues)}
+            if tenant_id is not None:
+                query["tenant_id"] = tenant_id
+            page = self.get(f"/api/queues?{urllib.parse.urlencode(query)}")
+            try:
+                queues += page["items"]
+                if not page["items"] or len(queues) >= page["total"]:
+                    return queues
+            except (KeyError, TypeError):
+                raise StatusError(
+                    f"unexpected answer from {self._url}: is it Ringmaster's API?"
+                ) from None
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(self._url + path, headers=self._headers)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                body = response.read()
+        except urllib.error.HTTPError as error:
+            raise StatusError(self._refused(error)) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise StatusError(
+                f"cannot reach the daemon's API at {self._url} ({reason}): is the daemon running?"
+            ) from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise StatusError(
+                f"{self._url}{path} did not answer JSON: is it Ringmaster's API?"
+            ) from None
+
+    def _refused(self, error: urllib.error.HTTPError) -> str:
+        try:
+            detail = json.loads(error.read())["detail"]
+        except (ValueError, KeyError, TypeError):
+            detail = error.reason
+        if error.code == HTTPStatus.UNAUTHORIZED:
+            return (
+                f"{self._url} refused the token (401: {detail});"
+                f" give one with --token or ${TOKEN_VARIABLE}"
+            )
+        return f"{self._url} answered {error.code}: {detail}"
+
+
+# --- the table ---------------------------------------------------------------------------
+
+
+def render(views: Sequence[QueueView]) -> str:
+    """The queues as text, one block each (Asterisk's ``queue show``, in columns)."""
+    if not views:
+        return "no queues\n"
+    return "\n".join(_block(view) for view in views)
+
+
+def _block(view: QueueView) -> str:
+    lines = [
+        f"{view.number} {view.name} (queue {view.queue_id}, tenant {view.tenant_id}):"
+        f" {view.strategy}, {view.status}",
+        (
+            f"  {view.waiting} call{'s' if view.waiting != 1 else ''} waiting,"
+            f" longest wait {duration(view.longest_wait_s)}"
+            if view.waiting
+            else "  no calls waiting"
+        ),
+        f"  SL {_service_level(view)}",
+        f"  offered {view.offered}, answered {view.answered}, abandoned {view.abandoned},"
+        f" overflowed {view.overflowed}",
+    ]
+    if view.agents:
+        lines.append("  Agents:")
+        lines += _table(
+            ("EXT", "NAME", "STATE"), [(a.number, a.name, a.state) for a in view.agents]
+        )
+    else:
+        lines.append("  Agents: none enrolled")
+    if view.callers:
+        lines.append("  Callers:")
+        lines += _table(
+            ("POS", "CALL", "WAIT", "PRIO", "STATE", "CALLER", "RINGING"),
+            [
+                (
+                    str(c.position),
+                    c.call_id,
+                    duration(c.wait_s),
+                    str(c.priority),
+                    c.state,
+                    f"{c.caller_id} ({c.caller_name})" if c.caller_name else c.caller_id,
+                    ", ".join(c.ringing),
+                )
+                for c in view.callers
+            ],
+        )
+    else:
+        lines.append("  Callers: none waiting")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _service_level(view: QueueView) -> str:
+    # The daemon's running figure: since the queue was created, not today's.
+    if view.service_level_pct is None:
+        return (
+            f"-- within {view.service_level_s} s"
+            " (no call answered yet, since the queue was created)"
+        )
+    return (
+        f"{view.service_level_pct:.1f}% within {view.service_level_s} s"
+        f" ({view.answered_within} of {view.answered} answered, since the queue was created)"
+    )
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    return [
+        "    "
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    ]
+
+
+def duration(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on; whole seconds, rounded down."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02}:{secs:02}"
+    return f"{minutes}:{secs:02}"

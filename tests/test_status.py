@@ -1,0 +1,140 @@
+"""`ringmaster status`: its table, and its one-line errors (no daemon needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ringmaster.cli import main
+from ringmaster.daemon.broker import free_port
+from ringmaster.status import AgentLine, CallerLine, QueueView, api_url, duration, render
+
+SALES = QueueView(
+    queue_id=1,
+    tenant_id=1,
+    number="600",
+    name="Sales",
+    strategy="ringall",
+    status="active",
+    waiting=2,
+    longest_wait_s=42.5,
+    offered=12,
+    answered=9,
+    abandoned=1,
+    overflowed=0,
+    service_level_s=20,
+    answered_within=8,
+    service_level_pct=88.9,
+    agents=[
+        AgentLine("101", "Alice", "busy"),
+        AgentLine("102", "Bob Smith", "ringing"),
+        AgentLine("103", "", "logged_out"),
+    ],
+    callers=[
+        CallerLine(1, "c-17", 42.5, 5, "queued", "+4930123", "Anna", []),
+        CallerLine(2, "c-18", 3725.0, 0, "ringing", "+4930999", "", ["102"]),
+    ],
+)
+
+QUIET = QueueView(
+    queue_id=2,
+    tenant_id=1,
+    number="700",
+    name="Support",
+    strategy="leastrecent",
+    status="inactive",
+    waiting=0,
+    longest_wait_s=0.0,
+    offered=0,
+    answered=0,
+    abandoned=0,
+    overflowed=0,
+    service_level_s=30,
+    answered_within=0,
+    service_level_pct=None,
+    agents=[],
+    callers=[],
+)
+
+
+def test_the_table_shows_each_queue_its_agents_and_callers() -> None:
+    assert render([SALES, QUIET]) == (
+        "600 Sales (queue 1, tenant 1): ringall, active\n"
+        "  2 calls waiting, longest wait 0:42\n"
+        "  SL 88.9% within 20 s (8 of 9 answered, since the queue was created)\n"
+        "  offered 12, answered 9, abandoned 1, overflowed 0\n"
+        "  Agents:\n"
+        "    EXT  NAME       STATE\n"
+        "    101  Alice      busy\n"
+        "    102  Bob Smith  ringing\n"
+        "    103             logged_out\n"
+        "  Callers:\n"
+        "    POS  CALL  WAIT     PRIO  STATE    CALLER           RINGING\n"
+        "    1    c-17  0:42     5     queued   +4930123 (Anna)\n"
+        "    2    c-18  1:02:05  0     ringing  +4930999         102\n"
+        "\n"
+        "700 Support (queue 2, tenant 1): leastrecent, inactive\n"
+        "  no calls waiting\n"
+        "  SL -- within 30 s (no call answered yet, since the queue was created)\n"
+        "  offered 0, answered 0, abandoned 0, overflowed 0\n"
+        "  Agents: none enrolled\n"
+        "  Callers: none waiting\n"
+    )
+
+
+def test_no_queue_says_so() -> None:
+    assert render([]) == "no queues\n"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0.0, "0:00"), (0.9, "0:00"), (59.9, "0:59"), (61, "1:01"), (3600, "1:00:00")],
+)
+def test_durations_are_minutes_and_seconds(seconds: float, shown: str) -> None:
+    assert duration(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8080"),
+        ("0.0.0.0", "http://127.0.0.1:8080"),
+        ("::", "http://[::1]:8080"),
+        ("::1", "http://[::1]:8080"),
+        ("localhost", "http://localhost:8080"),
+    ],
+)
+def test_the_default_url_is_the_settings_api_address(host: str, url: str) -> None:
+    assert api_url(host, 8080) == url
+
+
+def test_no_daemon_is_one_clear_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["status", "--api", url]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(f"ringmaster status: cannot reach the daemon's API at {url} (")
+    assert err.endswith("): is the daemon running?\n")
+
+
+def test_without_api_the_settings_say_where_it_listens(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("RINGMASTER_API__PORT", str(port))
+    assert main(["status"]) == 1
+    _, err = capsys.readouterr()
+    assert err.startswith(
+        f"ringmaster status: cannot reach the daemon's API at http://127.0.0.1:{port} ("
+    )
+
+
+def test_a_bad_setting_is_one_line_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RINGMASTER_API__PORT", "0")
+    assert main(["status"]) == 1
+    _, err = capsys.readouterr()
+    assert err.startswith("ringmaster status: bad setting: ")
+    assert err.endswith(" (or give --api URL)\n")
+    assert err.count("\n") == 1
