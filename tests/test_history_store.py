@@ -425,3 +425,33 @@ async def test_an_overflow_to_an_extension_names_it(store: Store) -> None:
         "max_wait",
         "101",
     )
+
+
+async def test_pruning_deletes_ended_history_before_the_cutoff_a_batch_at_a_time(
+    store: Store,
+) -> None:
+    sim = Recorded("ringall", agents=1)
+    await store_config(store, sim)
+    for n in range(5):
+        sim.arrive(f"old{n}")
+        sim.hangup(f"old{n}")
+    sim.advance(100)
+    cutoff = sim.now
+    sim.arrive("waiting")  # open: kept whatever its age
+    sim.advance(100)
+    sim.arrive("new")
+    sim.hangup("new")
+    await play(store, sim.turns)
+    # Before the cutoff: 5 ended visits, and 12 activities of 101 (its enrolment, its
+    # login, and each call's ringing and available again); each batch takes up to 3 of each.
+    batches = [await store.prune_history(cutoff, batch=3) for _ in range(5)]
+    assert batches == [3 + 3, 2 + 3, 3, 3, 0]
+    async with store.history() as reader:
+        left = await reader.visits(VisitFilter(tenant_id=T))
+        activity = await reader.activity(T)
+        rings_left = [await reader.call(T, CallId(c)) for c in ("old0", "waiting")]
+    assert [v.call_id for v in left.items] == ["waiting", "new"]
+    assert min(a.at for a in activity) >= cutoff
+    assert rings_left[0] == []
+    # Rung every 20 s (15 s of ring, 5 of retry) for 100 s: its rings are all kept.
+    assert [r.outcome for r in rings_left[1][0].rings] == [*["timeout"] * 5, None]

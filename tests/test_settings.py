@@ -29,6 +29,13 @@ def test_defaults_without_a_file() -> None:
     assert settings.mqtt.url is None
     assert settings.mqtt.endpoint() is None
     assert settings.broker.port == 1884
+    assert settings.history.retention_days == 90
+
+
+@pytest.mark.parametrize("days", [-1, 36_501, "soon"])
+def test_a_history_retention_out_of_range_is_refused(days: object) -> None:
+    with pytest.raises(SettingsError, match="retention_days"):
+        load_settings(None, history={"retention_days": days})
 
 
 def test_example_file_lists_every_setting_with_its_default(tmp_path: Path) -> None:

@@ -308,6 +308,13 @@ class DatabaseSettings(_Section):
     path: Path = Path("var/ringmaster.sqlite3")
 
 
+class HistorySettings(_Section):
+    """The call and agent history (docs/history.md)."""
+
+    retention_days: int = Field(default=90, ge=0, le=36_500)
+    """Days an ended call's history and agent activity are kept; 0 keeps them forever."""
+
+
 class LogSettings(_Section):
     """Log output."""
 
@@ -501,6 +508,7 @@ class Settings(BaseSettings):
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     log: LogSettings = Field(default_factory=LogSettings)
     broker: EmbeddedBrokerSettings = Field(default_factory=EmbeddedBrokerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

@@ -52,6 +52,8 @@ from ringmaster.engine.commands import (
     Command,
 )
 from ringmaster.engine.core import Engine
+from ringmaster.engine.records import AgentRecord
+from ringmaster.history import HistoryRecorder, HistoryWrite
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import Store
 
@@ -76,6 +78,14 @@ WATERMARK_FLUSH_S = 0.005
 #: the deadline, when one tenant's messages keep coming faster than turns take them.
 BACKLOG_HOLD_MAX_S = 2.0
 
+#: History pruning (`history.retention_days`): how often, and how many rows of each
+#: table one transaction deletes; turns go on between batches.
+HISTORY_PRUNE_PERIOD_S = 300.0
+HISTORY_PRUNE_BATCH = 1000
+
+#: What the engine handled in a turn (None: a timer or the restore) and decided for it.
+Handled = Sequence[tuple[ev.Event | None, Sequence[Command]]]
+
 
 class Service:
     """Ringmaster's daemon: run it with `await Service(settings).run()`.
@@ -92,6 +102,7 @@ class Service:
         self._prefix = settings.mqtt.topic_prefix
         # The `random` strategy's generator: the service owns it, the engine draws.
         self._engine = Engine(rng=random.Random())
+        self._history = HistoryRecorder()
         # The inbox: each tenant's parsed messages in order (a lane per tenant,
         # served in turn), the admin API's changes, and a flag for "a turn is due".
         self._lanes: dict[int, deque[Received]] = {}
@@ -197,6 +208,7 @@ class Service:
             self._engine.handle(event, now)
         self._engine.take_changes()  # configuration is already stored as configuration
         live = await store.load_live()
+        self._seed_history(live.agents)
         # Deadlines that passed while we were down wait for the messages the broker
         # kept for us (see `_deadlines_held`): restore applies none of them.
         commands = self._engine.restore(live, now)
@@ -204,7 +216,9 @@ class Service:
         # in its original order; then what the restart itself decided.
         for seq, message in await store.pending_outbox():
             self._outbox.put(seq, message)
-        await self._store_and_send(store, commands, self._render(commands, now), now)
+        await self._store_and_send(
+            store, commands, self._render(commands, now), now, [(None, commands)]
+        )
         self._loaded = True
         _log.info(
             "store.loaded",
@@ -242,6 +256,7 @@ class Service:
                 for n in range(PUBLISH_WINDOW)
             ]
             watchdog = tasks.create_task(self._watchdog(), name="watchdog")
+            pruning = tasks.create_task(self._prune_history(store), name="history-pruning")
             turns = tasks.create_task(self._turns(store, link), name="engine")
             await link.wait_connected()
             api: ApiServer | None = None
@@ -264,6 +279,7 @@ class Service:
             for publisher in publishers:
                 publisher.cancel()
             watchdog.cancel()
+            pruning.cancel()
         for timer in (self._timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
@@ -318,12 +334,14 @@ class Service:
         commands: list[Command] = []
         # What the commands render to, in the order they were decided.
         messages: list[OutboxMessage] = []
+        handled: list[tuple[ev.Event | None, Sequence[Command]]] = []
         for change in applies:
             try:
                 for config_event in change.events:
                     decided = self._engine.handle(config_event, now)
                     messages += self._render(decided, now)
                     commands += decided
+                    handled.append((config_event, decided))
             except Exception as error:  # an engine bug: the API answers 500
                 _log.exception("engine.bug", events=len(change.events))
                 change.done.set_exception(error)
@@ -331,11 +349,13 @@ class Service:
             decided, rendered = self._take(received, now)
             commands += decided
             messages += rendered
+            handled.append((received.event, decided))
         if not self._deadlines_held(now):
             decided = self._engine.handle_timer(now)
             messages += self._render(decided, now)
             commands += decided
-        await self._store_and_send(store, commands, messages, now)
+            handled.append((None, decided))
+        await self._store_and_send(store, commands, messages, now, handled)
         assert self._acks is not None
         for received in batch:
             self._acks.done(received)
@@ -414,25 +434,71 @@ class Service:
         return [render(self._prefix, command, now=now) for command in commands]
 
     async def _store_and_send(
-        self, store: Store, commands: list[Command], messages: list[OutboxMessage], now: float
+        self,
+        store: Store,
+        commands: list[Command],
+        messages: list[OutboxMessage],
+        now: float,
+        handled: Handled = (),
     ) -> None:
-        """Store the engine's changes with `messages` (`commands` rendered), then publish."""
+        """Store the engine's changes with `messages` (`commands` rendered), then publish.
+
+        `handled`'s history is written in the same transaction.
+        """
         snapshots = self._engine.take_snapshots(now)
         commands = [*commands, *snapshots]
         messages = [*messages, *self._render(snapshots, now)]
         changes = self._engine.take_changes()
         delivered_up_to = self._outbox.unrecorded()
-        if not messages and not changes and delivered_up_to is None:
+        history = self._history_of(handled, now)
+        if not messages and not changes and delivered_up_to is None and not history:
             return
         # Shielded: once SQLite is committing, a cancelled await would leave us
         # unsure whether it landed; let it finish either way.
-        seqs = await asyncio.shield(store.commit(changes, messages, delivered_up_to))
+        seqs = await asyncio.shield(store.commit(changes, messages, delivered_up_to, history))
         if delivered_up_to is not None:
             self._outbox.recorded_up_to = delivered_up_to
         for seq, message in zip(seqs, messages, strict=True):
             self._outbox.put(seq, message)
         for command in commands:
             log_decision(command)
+
+    # --- history ---------------------------------------------------------------------------
+
+    def _seed_history(self, agents: Sequence[AgentRecord]) -> None:
+        """Tell the history each agent's state as last published (a login from an unpause)."""
+        for record in agents:
+            agent = self._engine.agent(record.extension_id)
+            if agent is not None:
+                self._history.seed(agent.tenant_id, agent.number, record.status)
+
+    def _history_of(self, handled: Handled, now: float) -> list[HistoryWrite]:
+        """The turn's call and agent history; a bug here costs history, never the turn."""
+        writes: list[HistoryWrite] = []
+        for event, commands in handled:
+            try:
+                writes += self._history.record(event, commands, now)
+            except Exception:
+                _log.exception("history.bug", event=type(event).__name__)
+        return writes
+
+    async def _prune_history(self, store: Store) -> None:
+        """Delete history older than `history.retention_days`, a batch per transaction."""
+        days = self._settings.history.retention_days
+        if not days:
+            return
+        while True:
+            try:
+                cutoff = self._clock() - days * 86_400
+                deleted = 0
+                while (batch := await store.prune_history(cutoff, batch=HISTORY_PRUNE_BATCH)) > 0:
+                    deleted += batch
+                    await asyncio.sleep(0)  # a turn may go between two batches
+                if deleted:
+                    _log.info("history.pruned", rows=deleted, retention_days=days)
+            except Exception:  # the history is not worth the daemon: try again later
+                _log.exception("history.prune_failed")
+            await asyncio.sleep(HISTORY_PRUNE_PERIOD_S)
 
     def _arm_timer(self) -> None:
         link = self._link
