@@ -439,6 +439,81 @@ class AuditRecordOut(_Response):
     )
 
 
+# --- call history (docs/history.md) ---------------------------------------------------------
+
+VisitOutcomeName = Literal["completed", "abandoned", "rejected", "overflowed", "callback"]
+RingOutcomeName = Literal[
+    "answered", "timeout", "busy", "rejected", "unreachable", "no_answer", "cancelled"
+]
+
+
+class RingOut(_Response):
+    """One ring of a call: the extension rung, when, and how it ended."""
+
+    ring_id: str = Field(description="The ring's id, as `cmd/ring` gave it.")
+    extension: str = Field(description="The number rung.")
+    started_at: datetime
+    ended_at: datetime | None = Field(description="Null while it rings.")
+    outcome: RingOutcomeName | None = Field(description="Null while it rings.")
+    cancel_reason: str = Field(
+        description="Why ringmaster cancelled it (outcome `cancelled`): `answered_elsewhere`,"
+        " `caller_hangup`, `overflow` or `agent_unavailable`; empty otherwise."
+    )
+
+
+class VisitOut(_Response):
+    """One visit of a call to a queue, from entering its line to leaving it (UTC times)."""
+
+    tenant_id: int
+    call_id: str
+    visit: int = Field(description="1 for the call's first queue, 2 after an overflow, ...")
+    queue_id: int | None = Field(
+        description="Null for a rejected call whose DID had no route to a queue."
+    )
+    queue_number: str | None = Field(description="As it was then (the queue may be gone).")
+    queue_name: str | None = Field(description="As it was then.")
+    did: str
+    caller_id: str
+    caller_name: str
+    priority: int
+    arrived_at: datetime = Field(description="When the call arrived (the same on each visit).")
+    entered_at: datetime = Field(description="When it entered this queue.")
+    position: int | None = Field(description="Its place in the line on entry.")
+    callback_number: str | None = Field(
+        description="The number called back, on the visit of a callback."
+    )
+    answered_at: datetime | None
+    ended_at: datetime | None = Field(description="Null while the call is in this queue.")
+    outcome: VisitOutcomeName | None = Field(description="Null while the call is in this queue.")
+    reason: str = Field(
+        description="Why it overflowed (`max_wait`, `queue_full`, `queue_empty`,"
+        " `too_many_hops`, `queue_removed`) or was rejected (`no_route`, `queue_inactive`,"
+        " ...); empty otherwise."
+    )
+    overflow_queue_id: int | None = Field(description="The queue it overflowed to.")
+    overflow_extension: str | None = Field(description="The extension it overflowed to.")
+    agent_extension_id: int | None = Field(description="The extension that answered.")
+    agent_number: str | None = Field(description="Its number, as it was then.")
+    wait_s: float | None = Field(
+        description="Seconds from entering this queue to the answer, or to leaving it unanswered."
+    )
+    talk_s: float | None = Field(description="Seconds from the answer to the hangup.")
+
+
+class VisitWithRings(VisitOut):
+    """A visit with its rings, in the order they started."""
+
+    rings: list[RingOut]
+
+
+class CallHistoryOut(_Response):
+    """A call's history: its visits in order (its overflow path), each with its rings."""
+
+    tenant_id: int
+    call_id: str
+    visits: list[VisitWithRings]
+
+
 # --- path and query parameters -----------------------------------------------------------
 
 PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="The resource's id.")]
