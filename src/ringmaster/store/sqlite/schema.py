@@ -387,6 +387,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX agent_activity_at ON agent_activity (tenant_id, at);
     CREATE INDEX agent_activity_agent ON agent_activity (tenant_id, extension);
     CREATE INDEX agent_activity_prune ON agent_activity (at);
+    -- An enrolment is recorded when it changes the last one, and a removed queue
+    -- unenrols its agents: both look up the last enrolment records, inside a turn.
+    CREATE INDEX agent_activity_enrolment ON agent_activity (queue_id, tenant_id, extension)
+        WHERE kind IN ('enrol', 'unenrol');
     """,
 ]
 
