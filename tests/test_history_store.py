@@ -455,3 +455,23 @@ async def test_pruning_deletes_ended_history_before_the_cutoff_a_batch_at_a_time
     assert rings_left[0] == []
     # Rung every 20 s (15 s of ring, 5 of retry) for 100 s: its rings are all kept.
     assert [r.outcome for r in rings_left[1][0].rings] == [*["timeout"] * 5, None]
+
+
+async def test_enrolments_are_recorded_when_they_change_and_a_removed_queue_unenrols(
+    store: Store,
+) -> None:
+    sim = Recorded("ringall", agents=2, logged_in=False)
+    sim.enrol(1, 1, penalty=2)  # a change of options: no second enrolment
+    sim.configure(ev.AgentUnenrolled(QueueId(1), ExtensionId(2)))
+    sim.configure(ev.AgentUnenrolled(QueueId(1), ExtensionId(2)))  # a duplicate
+    sim.configure(ev.QueueRemoved(QueueId(1)))
+    await store_config(store, sim)
+    await play(store, sim.turns)
+    async with store.history() as reader:
+        activity = await reader.activity(T)
+    assert [(a.extension, a.kind, a.queue_id) for a in activity] == [
+        ("101", "enrol", 1),
+        ("102", "enrol", 1),
+        ("102", "unenrol", 1),
+        ("101", "unenrol", 1),
+    ]
