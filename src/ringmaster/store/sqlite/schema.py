@@ -385,7 +385,6 @@ MIGRATIONS: list[str] = [
         call_id   TEXT NULL
     );
     CREATE INDEX agent_activity_at ON agent_activity (tenant_id, at);
-    CREATE INDEX agent_activity_agent ON agent_activity (tenant_id, extension);
     CREATE INDEX agent_activity_prune ON agent_activity (at);
     -- An enrolment is recorded when it changes the last one, and a removed queue
     -- unenrols its agents: both look up the last enrolment records, inside a turn.
