@@ -15,6 +15,7 @@ from ringmaster.daemon import service
 from ringmaster.daemon.broker import MosquittoProcess
 from ringmaster.daemon.outbox import Outbox
 from ringmaster.engine.records import StateChanges
+from ringmaster.history import HistoryWrite
 from ringmaster.store import Store
 
 from .pbx import WAIT_S, daemon_in_process, pbx_on, provisioned, write_config
@@ -35,9 +36,10 @@ def commits(monkeypatch: pytest.MonkeyPatch) -> Commits:
         changes: StateChanges,
         outbox: Sequence[OutboxMessage],
         delivered_up_to: int | None = None,
+        history: Sequence[HistoryWrite] = (),
     ) -> list[int]:
         seen.append(([m.topic for m in outbox], delivered_up_to))
-        return await real_commit(self, changes, outbox, delivered_up_to)
+        return await real_commit(self, changes, outbox, delivered_up_to, history)
 
     monkeypatch.setattr(Store, "commit", recording_commit)
     return seen
