@@ -475,3 +475,28 @@ async def test_enrolments_are_recorded_when_they_change_and_a_removed_queue_unen
         ("102", "unenrol", 1),
         ("101", "unenrol", 1),
     ]
+
+
+async def test_a_restart_goes_on_with_the_rows_its_predecessor_opened(store: Store) -> None:
+    sim = Recorded("ringall", agents=1, timeout=15)
+    await store_config(store, sim)
+    start = sim.now
+    sim.arrive("c1")
+    sim.arrive("c2")
+    await play(store, sim.turns)
+    sim.turns.clear()
+    # Down for 20 s, during which queue 1 is deleted: c1 and c2 were waiting in it.
+    sim.store.config = [
+        e
+        for e in sim.store.config
+        if not isinstance(e, ev.QueueSaved | ev.AgentEnrolled | ev.DidRouteSaved)
+    ]
+    out = sim.restart(down_for=20)
+    # As the service does: the restore's commands are a turn of their own.
+    await play(store, [(sim.now, None, out)], HistoryRecorder({(T, "101"): AgentStatus.RINGING}))
+    first, second = [await history_of(store, c) for c in ("c1", "c2")]
+    assert [(v.outcome, v.reason, v.ended_at) for v in (*first, *second)] == [
+        ("overflowed", "queue_removed", start + 20),
+        ("overflowed", "queue_removed", start + 20),
+    ]
+    assert ring_brief(first[0]) == [("101", start, start + 20, "cancelled", "overflow")]
