@@ -203,6 +203,9 @@ def test_the_daemons_health() -> None:
     daemon.connected = False
     assert daemon.value("ringmaster_mqtt_connected") == 0
     assert daemon.value("ringmaster_event_loop_lag_seconds") == 0
+    cpu = daemon.value("process_cpu_seconds_total")
+    assert cpu is not None
+    assert cpu > 0
 
 
 def test_labels_never_name_a_call_or_an_extension() -> None:

@@ -23,7 +23,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -195,6 +202,9 @@ class DaemonMetrics:
             registry=registry,
         )
         registry.register(_Collector(engine, clock, mqtt_connected, outbox_depth))
+        # The process's CPU time, memory and open files (Linux only: /proc), under
+        # the names every Prometheus client gives them (`process_...`).
+        ProcessCollector(registry=registry)
         self._queues: dict[tuple[TenantId, QueueId], _QueueSeries] = {}
         #: Arrivals queued without a ring yet, and when they were taken in.
         self._pending: dict[CallKey, float] = {}
