@@ -14,6 +14,7 @@ from ringmaster.contract import (
     OutboxMessage,
     format_time,
     inbound_filters,
+    internal_error,
     parse_inbound,
     render,
     render_error,
@@ -867,3 +868,28 @@ def test_status() -> None:
     assert body(online) == {"state": "online", "at": AT}
     assert body(status_message(P, online=False, now=NOW)) == {"state": "offline", "at": AT}
     assert json.loads(will_payload()) == {"state": "offline"}
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("rm/x/pbx/call/hangup", b'{"call_id": "c-1"}', "topic"),
+        ("rm/7/pbx/call/parked", b'{"call_id": "c-1"}', "topic"),
+        ("rm/7/pbx/call/hangup", b"{" + b" " * 70_000 + b"}", "too_large"),
+        ("rm/7/pbx/call/hangup", b"\xff", "malformed"),
+        ("rm/7/pbx/call/hangup", b"{not json", "malformed"),
+        ("rm/7/pbx/call/hangup", b'{"a": 1, "a": 2}', "malformed"),
+        ("rm/7/pbx/call/hangup", b"[1]", "malformed"),
+        ("rm/7/pbx/call/hangup", b'{"call_id": "\\udfff"}', "malformed"),
+        ("rm/7/pbx/call/hangup", b'{"call_id": ""}', "invalid"),
+    ],
+)
+def test_a_rejection_says_which_kind_it_is(topic: str, payload: bytes, reason: str) -> None:
+    # A bounded word for the metrics (`ringmaster_inbound_rejected_total{reason}`).
+    with pytest.raises(ContractError) as info:
+        parse_inbound(P, topic, payload)
+    assert info.value.reason == reason
+
+
+def test_an_internal_error_says_so() -> None:
+    assert internal_error(P, "rm/7/pbx/call/hangup", b"{}").reason == "internal"

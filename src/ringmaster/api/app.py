@@ -13,12 +13,14 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringmaster import __version__
 from ringmaster.api import audit, calls, did_routes, extensions, health, queues, tenants
 from ringmaster.api.auth import Authenticator
 from ringmaster.api.context import ApiContext, EngineHost
+from ringmaster.api.metrics import router as metrics_router
 from ringmaster.api.schemas import Error
 from ringmaster.settings import ApiSettings
 from ringmaster.store import Store
@@ -54,6 +56,7 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    metrics: CollectorRegistry | None = None,
 ) -> FastAPI:
     """Build the admin API.
 
@@ -63,6 +66,8 @@ def create_app(
         settings: The API settings (tokens, abuse limits).
         clock: Wall-clock time, for the live views' waiting times and the audit trail.
         monotonic: Monotonic time, for the limit on failed authentications.
+        metrics: The daemon's Prometheus registry, served on ``/metrics`` (admin
+            only); None serves no ``/metrics``.
 
     Returns:
         The FastAPI application; OpenAPI at ``/openapi.json``, docs at ``/docs``.
@@ -79,12 +84,19 @@ def create_app(
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
     _include_probes(app)
+    _include_metrics(app, metrics)
     return app
 
 
 def _include_probes(app: FastAPI) -> None:
     """``/healthz`` and ``/readyz``, without a token (see `ringmaster.api.health`)."""
     app.include_router(health.router)
+
+
+def _include_metrics(app: FastAPI, registry: CollectorRegistry | None) -> None:
+    if registry is not None:
+        app.state.metrics = registry
+        app.include_router(metrics_router, responses={code: _ERRORS[code] for code in (401, 429)})
 
 
 #: Requests handled at once; the others wait their turn, idle. A request's steps

@@ -41,6 +41,7 @@ The package's modules: `errors` (the refusal, limits, shared text helpers),
 from ringmaster.contract.errors import (
     INTERNAL_ERROR,
     MAX_PAYLOAD_BYTES,
+    REJECTION_REASONS,
     ContractError,
 )
 from ringmaster.contract.inbound import (
@@ -64,6 +65,7 @@ __all__ = [
     "INBOUND",
     "INTERNAL_ERROR",
     "MAX_PAYLOAD_BYTES",
+    "REJECTION_REASONS",
     "ContractError",
     "OutboxMessage",
     "format_time",

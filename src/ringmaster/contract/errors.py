@@ -25,6 +25,11 @@ CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
 UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 #: The `error` of a message whose handling failed inside ringmaster, not for its content.
 INTERNAL_ERROR: Final = "internal error: see ringmaster's log"
+#: What `ContractError.reason` may be: a topic that is not an inbound one (or has no
+#: valid tenant id), a payload too large to read, one that is not a JSON object in
+#: UTF-8 (or holds text nothing downstream can take), a field the payload model
+#: refuses, and a failure inside ringmaster.
+REJECTION_REASONS: Final = ("topic", "too_large", "malformed", "invalid", "internal")
 
 
 class ContractError(Exception):
@@ -37,14 +42,19 @@ class ContractError(Exception):
             ``priority: Input should be less than or equal to 9``.
         payload: What may safely be echoed of the payload: the JSON value itself when
             it is small, else a truncated string.
+        reason: Which kind of refusal, one of a few words (`REJECTION_REASONS`), for
+            counting without the unbounded text of `error`.
     """
 
-    def __init__(self, tenant_id: int | None, topic: str, error: str, payload: Any) -> None:
+    def __init__(
+        self, tenant_id: int | None, topic: str, error: str, payload: Any, reason: str = "invalid"
+    ) -> None:
         super().__init__(f"{topic}: {error}")
         self.tenant_id = tenant_id
         self.topic = topic
         self.error = error
         self.payload = payload
+        self.reason = reason
 
 
 def visible(text: str) -> str:

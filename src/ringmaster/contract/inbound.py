@@ -248,6 +248,7 @@ def parse_inbound(prefix: str, topic: str, payload: bytes) -> PbxEvent:
             topic,
             f"topic: expected {prefix}/T/pbx/... with T a positive integer tenant id",
             echo(payload),
+            "topic",
         )
     rest = topic[len(prefix) + 1 :].split("/", 2)
     kind = rest[2] if len(rest) == 3 and rest[1] == "pbx" else None  # noqa: PLR2004
@@ -259,6 +260,7 @@ def parse_inbound(prefix: str, topic: str, payload: bytes) -> PbxEvent:
             "topic: unknown inbound topic; expected one of "
             + ", ".join(f"pbx/{name}" for name in INBOUND),
             echo(payload),
+            "topic",
         )
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError(
@@ -266,19 +268,28 @@ def parse_inbound(prefix: str, topic: str, payload: bytes) -> PbxEvent:
             topic,
             f"payload: larger than {MAX_PAYLOAD_BYTES} bytes",
             echo(payload),
+            "too_large",
         )
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        raise ContractError(tenant_id, topic, "payload: not valid UTF-8", echo(payload)) from None
+        raise ContractError(
+            tenant_id, topic, "payload: not valid UTF-8", echo(payload), "malformed"
+        ) from None
     try:
         data = _loads(text)
     except _RefusedJsonError as exc:
-        raise ContractError(tenant_id, topic, f"payload: {exc}", echo(payload)) from None
+        raise ContractError(
+            tenant_id, topic, f"payload: {exc}", echo(payload), "malformed"
+        ) from None
     # RecursionError: deeply nested arrays; ValueError also covers over-long integers.
     except (ValueError, RecursionError) as exc:
         raise ContractError(
-            tenant_id, topic, f"payload: not valid JSON ({_json_reason(exc)})", echo(payload)
+            tenant_id,
+            topic,
+            f"payload: not valid JSON ({_json_reason(exc)})",
+            echo(payload),
+            "malformed",
         ) from None
     if not isinstance(data, dict):
         raise ContractError(
@@ -286,13 +297,14 @@ def parse_inbound(prefix: str, topic: str, payload: bytes) -> PbxEvent:
             topic,
             f"payload: expected a JSON object, got {_json_type(data)}",
             _echo_json(data, text),
+            "malformed",
         )
     # Only a JSON escape can put a lone surrogate in text decoded as strict UTF-8, and
     # every such escape starts so: most payloads skip the walk.
     if "\\ud" in text or "\\uD" in text:
         bad = _not_unicode(data)
         if bad is not None:
-            raise ContractError(tenant_id, topic, bad, _echo_json(data, text))
+            raise ContractError(tenant_id, topic, bad, _echo_json(data, text), "malformed")
     model, convert = converter
     try:
         parsed = model.model_validate(data)

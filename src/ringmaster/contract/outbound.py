@@ -268,7 +268,7 @@ def internal_error(prefix: str, topic: str, payload: bytes) -> ContractError:
         echoed = echo(payload)
     except Exception:  # the answer goes out whatever the echo does
         echoed = "(not echoed)"
-    return ContractError(parse_tenant(prefix, topic), topic, INTERNAL_ERROR, echoed)
+    return ContractError(parse_tenant(prefix, topic), topic, INTERNAL_ERROR, echoed, "internal")
 
 
 def status_message(prefix: str, online: bool, *, now: float | None = None) -> OutboxMessage:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import random
 import signal
@@ -45,6 +46,7 @@ from ringmaster.daemon import sdnotify
 from ringmaster.daemon.broker import EmbeddedBroker
 from ringmaster.daemon.decision_log import log_decision
 from ringmaster.daemon.inbox import Acks, Apply, ErrorReplies, Received, take_batch
+from ringmaster.daemon.metrics import DaemonMetrics
 from ringmaster.daemon.mqtt import InboundMessage, MqttLink
 from ringmaster.daemon.outbox import Outbox
 from ringmaster.engine import events as ev
@@ -124,6 +126,13 @@ class Service:
         self._loaded = False  # configuration and live state restored from the store
         self.ready = asyncio.Event()
         """Set once the store is loaded and the MQTT link subscribed (systemd's READY=1)."""
+        self.metrics = DaemonMetrics(
+            self._engine,
+            clock=clock,
+            mqtt_connected=self._mqtt_connected,
+            outbox_depth=lambda: self._outbox.unfinished,
+        )
+        """The daemon's Prometheus metrics (the admin API's `GET /metrics`)."""
 
     @property
     def engine(self) -> Engine:
@@ -242,7 +251,14 @@ class Service:
                 await self._backlog_event.wait()
         app_module = await asyncio.to_thread(importlib.import_module, "ringmaster.api.app")
         app = await asyncio.to_thread(
-            app_module.create_app, self, store, self._settings.api, clock=self._clock
+            functools.partial(
+                app_module.create_app,
+                self,
+                store,
+                self._settings.api,
+                clock=self._clock,
+                metrics=self.metrics.registry,
+            )
         )
         api: ApiServer = app_module.ApiServer(app, self._settings.api)
         await api.start()
@@ -257,6 +273,7 @@ class Service:
             ]
             watchdog = tasks.create_task(self._watchdog(), name="watchdog")
             pruning = tasks.create_task(self._prune_history(store), name="history-pruning")
+            loop_lag = tasks.create_task(self.metrics.watch_loop_lag(), name="loop-lag")
             turns = tasks.create_task(self._turns(store, link), name="engine")
             await link.wait_connected()
             api: ApiServer | None = None
@@ -280,6 +297,7 @@ class Service:
                 publisher.cancel()
             watchdog.cancel()
             pruning.cancel()
+            loop_lag.cancel()
         for timer in (self._timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
@@ -293,7 +311,6 @@ class Service:
         # turn, no commit and no place in a tenant's lane (a flood of them delays nobody).
         received = Received(message, self._clock())
         assert self._acks is not None
-        assert self._errors is not None
         self._acks.expect(received)
         if message.caught_up:
             self._acks.done(received)
@@ -301,13 +318,11 @@ class Service:
         try:
             event = parse_inbound(self._prefix, message.topic, message.payload)
         except ContractError as error:
-            self._errors.reject(received, error)
+            self._refuse(received, error)
             return
         except Exception:  # a contract bug: this message alone is refused
             _log.exception("contract.bug", topic=message.topic[:200])
-            self._errors.reject(
-                received, internal_error(self._prefix, message.topic, message.payload)
-            )
+            self._refuse(received, internal_error(self._prefix, message.topic, message.payload))
             return
         received.event = event
         lane = self._lanes.get(event.tenant_id)
@@ -315,6 +330,14 @@ class Service:
             lane = self._lanes[event.tenant_id] = deque()
         lane.append(received)
         self._work.set()
+
+    def _refuse(self, received: Received, error: ContractError) -> None:
+        assert self._errors is not None
+        self.metrics.inbound_rejected(error.reason)
+        self._errors.reject(received, error)
+
+    def _mqtt_connected(self) -> bool:
+        return self._link is not None and self._link.connected.is_set()
 
     async def _turns(self, store: Store, link: MqttLink) -> None:
         while not self._stopping.is_set():
@@ -330,6 +353,7 @@ class Service:
     async def _turn(
         self, store: Store, link: MqttLink, batch: list[Received], applies: list[Apply]
     ) -> None:
+        started = time.perf_counter()
         now = self._clock()
         commands: list[Command] = []
         # What the commands render to, in the order they were decided.
@@ -356,6 +380,9 @@ class Service:
             commands += decided
             handled.append((None, decided))
         await self._store_and_send(store, commands, messages, now, handled)
+        self.metrics.observe_turn(
+            batch, commands, seconds=time.perf_counter() - started, finished=self._clock()
+        )
         assert self._acks is not None
         for received in batch:
             self._acks.done(received)
