@@ -1,0 +1,59 @@
+"""The history rows Asterisk's queue_log is rendered from (`ringmaster.queue_log`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ringmaster.engine.model import TenantId
+from ringmaster.store.history import ActivityRow, RingRow, VisitRow
+from ringmaster.store.repository import Repository
+from ringmaster.store.sqlite import queue_log_statements as sql
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLogRows:
+    """What one window of the queue_log is rendered from."""
+
+    visits: list[VisitRow]
+    #: The window's member activity, and every enrolment record kept, in order.
+    activity: list[ActivityRow]
+    #: Today's enrolments: the queue ids of each (tenant, extension number).
+    enrolments: dict[tuple[int, str], list[int]]
+    #: Each queue's number, by id.
+    queue_numbers: dict[int, str]
+
+
+class QueueLogReader(Repository):
+    """Reads of the history for the queue_log, inside a read transaction (`Store.queue_log`)."""
+
+    async def rows(self, tenant_id: TenantId | None, since: float, until: float) -> QueueLogRows:
+        """The rows of the window from `since` (included) to `until` (excluded).
+
+        Args:
+            tenant_id: One tenant's, or None for every tenant's.
+            since: Unix seconds.
+            until: Unix seconds.
+        """
+        self._check_open()
+        window = (tenant_id, since, until)
+        rings: dict[int, list[RingRow]] = {}
+        for row in await self._db.execute_fetchall(sql.RINGS, window):
+            ring = RingRow(*row)
+            rings.setdefault(ring.visit_id, []).append(ring)
+        visits = [
+            replace(VisitRow(*row), rings=tuple(rings.get(row[0], ())))
+            for row in await self._db.execute_fetchall(sql.VISITS, window)
+        ]
+        activity = [
+            ActivityRow(*row) for row in await self._db.execute_fetchall(sql.ACTIVITY, window)
+        ]
+        enrolments: dict[tuple[int, str], list[int]] = {}
+        for tenant, number, queue_id in await self._db.execute_fetchall(
+            sql.ENROLMENTS, (tenant_id,)
+        ):
+            enrolments.setdefault((int(tenant), str(number)), []).append(int(queue_id))
+        numbers = {
+            int(queue_id): str(number)
+            for queue_id, number in await self._db.execute_fetchall(sql.QUEUE_NUMBERS, (tenant_id,))
+        }
+        return QueueLogRows(visits, activity, enrolments, numbers)
