@@ -342,14 +342,3 @@ def render(
         for at, _, _, line in keyed
         if (since is None or at >= since) and (until is None or at < until)
     ]
-
-
-def check_agent_format(value: str) -> str:
-    """`value` if it names an agent with ``{number}`` and nothing else; else ValueError."""
-    try:
-        named = value.format(number="101")
-    except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(f"only {{number}} may be named: {error}") from None
-    if "{number}" not in value or "|" in named:
-        raise ValueError("must contain {number} and no |")
-    return value
