@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ringmaster.engine.model import TenantId
+from ringmaster.queue_log import DEFAULT_AGENT_FORMAT, Line, Membership, render
 from ringmaster.store.history import ActivityRow, RingRow, VisitRow
 from ringmaster.store.repository import Repository
 from ringmaster.store.sqlite import queue_log_statements as sql
@@ -57,3 +58,30 @@ class QueueLogReader(Repository):
             for queue_id, number in await self._db.execute_fetchall(sql.QUEUE_NUMBERS, (tenant_id,))
         }
         return QueueLogRows(visits, activity, enrolments, numbers)
+
+    async def lines(
+        self,
+        tenant_id: TenantId | None,
+        since: float,
+        until: float,
+        *,
+        agent_format: str = DEFAULT_AGENT_FORMAT,
+    ) -> list[Line]:
+        """The queue_log lines of the window from `since` (included) to `until` (excluded).
+
+        Args:
+            tenant_id: One tenant's, or None for every tenant's.
+            since: Unix seconds.
+            until: Unix seconds.
+            agent_format: How an agent is named (``history.queue_log_agent``).
+        """
+        rows = await self.rows(tenant_id, since, until)
+        return render(
+            rows.visits,
+            rows.activity,
+            Membership(rows.activity, rows.enrolments),
+            rows.queue_numbers,
+            since=since,
+            until=until,
+            agent_format=agent_format,
+        )
