@@ -31,8 +31,10 @@ NONE: Final = "NONE"
 #: Ring outcomes that Asterisk logs as RINGNOANSWER: its `rna()` runs on a ring
 #: timeout and on a busy or congested member alike.
 _NOT_ANSWERED: Final = frozenset({"timeout", "busy", "rejected", "unreachable", "no_answer"})
-#: The events of one call at one instant, in the order Asterisk writes them.
-_RANK: Final = {"ENTERQUEUE": 0, "RINGNOANSWER": 1, "CONNECT": 2}
+#: The events of one call at one instant, in the order Asterisk writes them. An
+#: agent's events come first: in one turn, an agent's change is what the call's follow.
+_RANK: Final = {"ENTERQUEUE": 1, "RINGNOANSWER": 2, "CONNECT": 3}
+_AGENT_RANK: Final = 0
 
 
 class Ring(Protocol):
@@ -330,12 +332,12 @@ def render(
     keyed: list[tuple[float, int, int, Line]] = []
     for visit in visits:
         for line in _visit_lines(visit, visits, agent_format):
-            keyed.append((line.at, _RANK.get(line.event, 3), len(keyed), line))
+            keyed.append((line.at, _RANK.get(line.event, 4), len(keyed), line))
     for row in activity:
         if row.kind in ("enrol", "unenrol") and row.queue_id is None:
             continue
         for line in _activity_lines(row, membership, queues, agent_format):
-            keyed.append((line.at, 4, len(keyed), line))
+            keyed.append((line.at, _AGENT_RANK, len(keyed), line))
     keyed.sort(key=lambda k: k[:3])
     return [
         line
