@@ -192,3 +192,23 @@ async def test_an_agents_login_pause_and_enrolments_in_each_queue(store: Store) 
         ["1020", "NONE", "602", "PJSIP/101", "REMOVEMEMBER", ""],
         ["1025", "NONE", "601", "PJSIP/101", "REMOVEMEMBER", ""],
     ]
+
+
+async def test_a_caller_of_higher_priority_goes_ahead_of_those_waiting(store: Store) -> None:
+    sim = Recorded("ringall", agents=1, logged_in=False)
+    sim.arrive("c1")
+    sim.arrive("c2")
+    sim.advance(2)
+    sim.arrive("c3", priority=5)  # first in line
+    sim.advance(3)
+    sim.hangup("c2")  # 1005: behind c3 and c1
+    sim.advance(1)
+    sim.hangup("c3")  # 1006: still first
+    lines = await queue_log(store, sim, events=("ENTERQUEUE", "ABANDON"))
+    assert [line[1] + ":" + "|".join(line[4:]) for line in lines] == [
+        "c1:ENTERQUEUE||5550001|1",
+        "c2:ENTERQUEUE||5550001|2",
+        "c3:ENTERQUEUE||5550001|1",
+        "c2:ABANDON|3|2|5",
+        "c3:ABANDON|1|1|4",
+    ]

@@ -20,6 +20,7 @@ What each line holds, and which ringmaster outcome becomes which event:
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -55,6 +56,8 @@ class Ring(Protocol):
 class Visit(Protocol):
     """A call's visit to a queue, with its rings (`ringmaster.store.history.VisitRow` fits)."""
 
+    @property
+    def id(self) -> int: ...
     @property
     def tenant_id(self) -> int: ...
     @property
@@ -177,28 +180,50 @@ def _seconds(start: float, end: float) -> str:
     return str(int(end) - int(start))
 
 
-def position_at(visit: Visit, at: float, visits: Sequence[Visit]) -> int:
-    """The caller's place in its queue's line at `at` (1 = next), as the engine orders it.
+def _line_key(visit: Visit) -> tuple[int, float, int]:
+    # The engine's order: highest priority, then the call's arrival, then the order
+    # it was queued in (the rows' order).
+    return (-visit.priority, visit.arrived_at, visit.id)
 
-    Highest priority first, then longest waiting (the call's arrival); a call is in
-    the line from its entry until it is answered or leaves.
+
+def _left_line(visit: Visit) -> float | None:
+    """When the call left its queue's line: answered, or gone; None while in it."""
+    return visit.answered_at if visit.answered_at is not None else visit.ended_at
+
+
+def exit_positions(visits: Sequence[Visit]) -> dict[int, int]:
+    """Each unanswered visit's place in its queue's line when it left (1 = next), by id.
+
+    A sweep through the visits' entries and exits in time order, keeping each
+    queue's line sorted: a caller's place is one more than the callers ahead of it
+    that are still in the line at that instant (those that left at the same instant
+    are not). O(n log n) in the visits of the window (plus the line's inserts).
     """
-    mine = (-visit.priority, visit.arrived_at, visit.entered_at)
-    ahead = 0
-    for other in visits:
-        if other is visit or other.position is None:
-            continue
-        if other.tenant_id != visit.tenant_id or other.queue_id != visit.queue_id:
-            continue
-        left = other.answered_at if other.answered_at is not None else other.ended_at
-        if other.entered_at > at or (left is not None and left <= at):
-            continue
-        if (-other.priority, other.arrived_at, other.entered_at) < mine:
-            ahead += 1
-    return ahead + 1
+    moments: dict[float, tuple[list[Visit], list[Visit]]] = {}
+    for visit in visits:
+        if visit.position is None:
+            continue  # never in a line
+        moments.setdefault(visit.entered_at, ([], []))[0].append(visit)
+        left = _left_line(visit)
+        if left is not None:
+            moments.setdefault(left, ([], []))[1].append(visit)
+    lines: dict[tuple[int, int | None], list[tuple[int, float, int]]] = {}
+    positions: dict[int, int] = {}
+    for at in sorted(moments):
+        entering, leaving = moments[at]
+        for visit in entering:
+            insort(lines.setdefault((visit.tenant_id, visit.queue_id), []), _line_key(visit))
+        for visit in leaving:
+            line = lines[(visit.tenant_id, visit.queue_id)]
+            del line[bisect_left(line, _line_key(visit))]
+        for visit in leaving:
+            if visit.answered_at is None:
+                line = lines[(visit.tenant_id, visit.queue_id)]
+                positions[visit.id] = bisect_left(line, _line_key(visit)) + 1
+    return positions
 
 
-def _visit_lines(visit: Visit, visits: Sequence[Visit], agent: str) -> list[Line]:
+def _visit_lines(visit: Visit, positions: Mapping[int, int], agent: str) -> list[Line]:
     queue = visit.queue_number or NONE
     call = visit.call_id
     if visit.position is None:
@@ -256,7 +281,7 @@ def _visit_lines(visit: Visit, visits: Sequence[Visit], agent: str) -> list[Line
         return lines
     # ABANDON / EXITWITHTIMEOUT / EXITEMPTY(position|origposition|waittime)
     data: tuple[str, ...] = (
-        str(position_at(visit, ended, visits)),
+        str(positions.get(visit.id, visit.position)),
         origposition,
         _seconds(visit.entered_at, ended),
     )
@@ -330,8 +355,9 @@ def render(
         The lines in time order, as Asterisk writes them.
     """
     keyed: list[tuple[float, int, int, Line]] = []
+    positions = exit_positions(visits)
     for visit in visits:
-        for line in _visit_lines(visit, visits, agent_format):
+        for line in _visit_lines(visit, positions, agent_format):
             keyed.append((line.at, _RANK.get(line.event, 4), len(keyed), line))
     for row in activity:
         if row.kind in ("enrol", "unenrol") and row.queue_id is None:
