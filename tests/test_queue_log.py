@@ -18,7 +18,7 @@ from ringmaster.engine.commands import Ring
 from ringmaster.engine.model import AgentCondition, ExtensionId, Presence, QueueId, RingFailure
 from ringmaster.queue_log import Line, Membership, render
 from ringmaster.store import Store
-from tests.engine.sim import of_type
+from tests.engine.sim import T, of_type
 from tests.test_history_store import Recorded, play, store_config
 
 
@@ -34,9 +34,14 @@ async def queue_log(
     *,
     events: tuple[str, ...] = (),
     agent_format: str = "Local/{number}",
+    configure: bool = True,
 ) -> list[list[str]]:
-    """The sim's turns through the history into `store`, rendered: each line's fields."""
-    await store_config(store, sim)
+    """The sim's turns through the history into `store`, rendered: each line's fields.
+
+    `configure`: store the sim's configuration first (what is not stored yet).
+    """
+    if configure:
+        await store_config(store, sim)
     await play(store, sim.turns)
     sim.turns.clear()
     async with store.queue_log() as reader:
@@ -44,7 +49,7 @@ async def queue_log(
     lines: list[Line] = render(
         rows.visits,
         rows.activity,
-        Membership(rows.activity, rows.enrolments),
+        Membership(rows.enrolment_records, rows.enrolments),
         rows.queue_numbers,
         agent_format=agent_format,
     )
@@ -212,3 +217,20 @@ async def test_a_caller_of_higher_priority_goes_ahead_of_those_waiting(store: St
         "c2:ABANDON|3|2|5",
         "c3:ABANDON|1|1|4",
     ]
+
+
+async def test_a_removed_queue_is_named_by_the_number_its_calls_kept(store: Store) -> None:
+    sim = Recorded("ringall", agents=1)
+    sim.add_queue(2, "ringall", enrolled=[1])
+    sim.arrive("c1", "+101")  # a call in 602: the history keeps its number
+    sim.advance(5)
+    sim.hangup("c1")
+    await queue_log(store, sim)
+    sim.configure(ev.QueueRemoved(QueueId(2)))
+    async with store.transaction() as tx:
+        for route in (await tx.routes(T)).items:
+            if route.route.did == "+101":
+                await tx.delete_route(route.id)
+        await tx.delete_queue(QueueId(2))
+    lines = await queue_log(store, sim, events=("REMOVEMEMBER",), configure=False)
+    assert lines == [["1005", "NONE", "602", "Local/101", "REMOVEMEMBER", ""]]

@@ -16,8 +16,11 @@ class QueueLogRows:
     """What one window of the queue_log is rendered from."""
 
     visits: list[VisitRow]
-    #: The window's member activity, and every enrolment record kept, in order.
+    #: The window's member activity, in order.
     activity: list[ActivityRow]
+    #: Every enrolment record kept of the agents that logged in, out or paused in the
+    #: window (any time), in order.
+    enrolment_records: list[ActivityRow]
     #: Today's enrolments: the queue ids of each (tenant, extension number).
     enrolments: dict[tuple[int, str], list[int]]
     #: Each queue's number, by id.
@@ -48,6 +51,12 @@ class QueueLogReader(Repository):
         activity = [
             ActivityRow(*row) for row in await self._db.execute_fetchall(sql.ACTIVITY, window)
         ]
+        records: list[ActivityRow] = []
+        for agent in sorted({(a.tenant_id, a.extension) for a in activity if a.queue_id is None}):
+            records += [
+                ActivityRow(*row)
+                for row in await self._db.execute_fetchall(sql.ENROLMENTS_OF_AGENT, agent)
+            ]
         enrolments: dict[tuple[int, str], list[int]] = {}
         for tenant, number, queue_id in await self._db.execute_fetchall(
             sql.ENROLMENTS, (tenant_id,)
@@ -57,7 +66,15 @@ class QueueLogReader(Repository):
             int(queue_id): str(number)
             for queue_id, number in await self._db.execute_fetchall(sql.QUEUE_NUMBERS, (tenant_id,))
         }
-        return QueueLogRows(visits, activity, enrolments, numbers)
+        for change in activity:  # an enrolment in a queue removed since
+            if change.queue_id is not None and change.queue_id not in numbers:
+                found = list(
+                    await self._db.execute_fetchall(
+                        sql.REMOVED_QUEUE_NUMBER, (change.tenant_id, change.queue_id)
+                    )
+                )
+                numbers[change.queue_id] = str(found[0][0]) if found else str(change.queue_id)
+        return QueueLogRows(visits, activity, records, enrolments, numbers)
 
     async def lines(
         self,
@@ -79,7 +96,7 @@ class QueueLogReader(Repository):
         return render(
             rows.visits,
             rows.activity,
-            Membership(rows.activity, rows.enrolments),
+            Membership(rows.enrolment_records, rows.enrolments),
             rows.queue_numbers,
             since=since,
             until=until,

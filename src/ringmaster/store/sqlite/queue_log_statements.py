@@ -1,5 +1,10 @@
 """The reads of Asterisk's queue_log (`ringmaster.store.queue_log` runs them).
 
+The daemon reads a window after each turn that wrote history
+(``history.queue_log_file``), so each read finds its rows by an index: visits by
+``ended_at`` (the open ones, NULL, and those ended since the window's start), rings
+by their visit, activity by ``at``, an agent's enrolments by its number.
+
 ``?1`` the tenant (NULL: every tenant), ``?2`` from (included), ``?3`` until (excluded).
 A window's visits are every visit that was in its queue at some time of the window
 (entered before its end, not ended before its start): those that wrote a line in it,
@@ -27,14 +32,19 @@ RINGS: Final = (
     " ORDER BY r.started_at, r.id"
 )
 
-#: A member's activity in the window, and every enrolment record kept (any time):
-#: which queues an agent was in when it logged in or paused.
+#: A member's activity in the window (by the index on `at`).
 ACTIVITY: Final = """
 SELECT tenant_id, extension, at, kind, reason, state, queue_id, call_id FROM agent_activity
-WHERE (?1 IS NULL OR tenant_id = ?1) AND (
-    kind IN ('enrol', 'unenrol')
-    OR (kind IN ('login', 'logout', 'pause', 'unpause') AND at >= ?2 AND at < ?3)
-)
+WHERE (?1 IS NULL OR tenant_id = ?1) AND at >= ?2 AND at < ?3
+    AND kind IN ('login', 'logout', 'pause', 'unpause', 'enrol', 'unenrol')
+ORDER BY at, id
+"""
+
+#: Every enrolment record kept of one agent (?1 tenant, ?2 extension number), any time:
+#: which queues it was in when it logged in or paused.
+ENROLMENTS_OF_AGENT: Final = """
+SELECT tenant_id, extension, at, kind, reason, state, queue_id, call_id FROM agent_activity
+WHERE tenant_id = ?1 AND extension = ?2 AND kind IN ('enrol', 'unenrol')
 ORDER BY at, id
 """
 
@@ -47,3 +57,8 @@ WHERE ?1 IS NULL OR e.tenant_id = ?1
 
 #: Each queue's number, by id. ?1 the tenant or NULL.
 QUEUE_NUMBERS: Final = "SELECT id, queue_number FROM queues WHERE ?1 IS NULL OR tenant_id = ?1"
+#: A removed queue's number, as its last visit kept it. ?1 tenant, ?2 queue id.
+REMOVED_QUEUE_NUMBER: Final = """
+SELECT queue_number FROM call_visits WHERE tenant_id = ?1 AND queue_id = ?2
+ORDER BY entered_at DESC LIMIT 1
+"""
