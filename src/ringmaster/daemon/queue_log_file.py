@@ -5,8 +5,8 @@ After each turn's commit, the service tells the writer the turn's time
 The writer, a task of its own, reads the lines of the time since its last write
 from the committed history (on the store's reading connection, as the API reads
 them: the file and ``GET /api/queue-log`` hold the same lines) and appends them on
-a worker thread, one ``write`` per batch. Turns that commit while it writes are
-taken together next time.
+a worker thread, one ``write`` per batch, at most once a second
+(`WRITE_INTERVAL_S`): the turns of that second are taken together.
 
 Rotation: the file is reopened when its path no longer names the file open
 (logrotate's move, or a delete); a copy-and-truncate needs nothing, as the file
@@ -16,6 +16,7 @@ is opened for appending (each write lands at its end).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -26,6 +27,11 @@ import structlog
 from ringmaster.store import Store
 
 _log = structlog.get_logger("ringmaster.queue_log")
+
+#: At most one read and write a second: each read pays for the calls waiting (their
+#: places in line), so under load one read for many turns is most of the saving, and
+#: the file's times are whole seconds anyway.
+WRITE_INTERVAL_S = 1.0
 
 
 class Appender:
@@ -78,7 +84,7 @@ class QueueLogFile:
         self._since = since
         self._until = since
         self._due = asyncio.Event()
-        self._stopping = False
+        self._stopping = asyncio.Event()
 
     def committed(self, now: float) -> None:
         """A turn with history writes at `now` is committed: its lines are due."""
@@ -109,9 +115,11 @@ class QueueLogFile:
     async def run(self, store: Store) -> None:
         """Write the lines due as turns commit them, until `stop` (then the last ones)."""
         try:
-            while not self._stopping:
+            while not self._stopping.is_set():
                 await self._due.wait()
                 await self.write_due(store)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), WRITE_INTERVAL_S)
             await self.write_due(store)  # what the last turns committed meanwhile
         finally:
             self._appender.close()
@@ -122,5 +130,5 @@ class QueueLogFile:
 
     def stop(self) -> None:
         """Once the turns are over: write what is due and end `run`."""
-        self._stopping = True
+        self._stopping.set()
         self._due.set()
