@@ -15,7 +15,14 @@ import pytest
 
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import Ring
-from ringmaster.engine.model import AgentCondition, ExtensionId, Presence, QueueId, RingFailure
+from ringmaster.engine.model import (
+    AgentCondition,
+    ExtensionId,
+    Presence,
+    QueueId,
+    QueueTarget,
+    RingFailure,
+)
 from ringmaster.queue_log import Line, Membership, render
 from ringmaster.store import Store
 from tests.engine.sim import T, of_type
@@ -234,3 +241,53 @@ async def test_a_removed_queue_is_named_by_the_number_its_calls_kept(store: Stor
         await tx.delete_queue(QueueId(2))
     lines = await queue_log(store, sim, events=("REMOVEMEMBER",), configure=False)
     assert lines == [["1005", "NONE", "602", "Local/101", "REMOVEMEMBER", ""]]
+
+
+async def test_an_overflow_leaves_one_queue_with_timeout_and_enters_the_next(
+    store: Store,
+) -> None:
+    sim = Recorded("ringall", agents=0, max_wait=30, overflow=QueueTarget(QueueId(2)))
+    sim.add_extension(1)
+    sim.add_queue(2, "ringall", enrolled=[1])
+    sim.login("101")
+    sim.arrive("c1")
+    sim.advance(30)  # max_wait: over to 602, where 101 rings
+    sim.advance(2)
+    sim.answer("c1", "101")
+    sim.advance(10)
+    sim.hangup("c1")
+    (ring,) = of_type(sim.log, Ring)
+    lines = await queue_log(store, sim, events=CALL_EVENTS)
+    assert lines == [
+        ["1000", "c1", "601", "NONE", "ENTERQUEUE", "", "5550001", "1"],
+        # EXITWITHTIMEOUT(position|origposition|waittime); the same callid enters 602.
+        ["1030", "c1", "601", "NONE", "EXITWITHTIMEOUT", "1", "1", "30"],
+        ["1030", "c1", "602", "NONE", "ENTERQUEUE", "", "5550001", "1"],
+        ["1032", "c1", "602", "Local/101", "CONNECT", "2", ring.ring_id, "2"],
+        ["1042", "c1", "602", "Local/101", "COMPLETECALLER", "2", "10", "1"],
+    ]
+
+
+async def test_a_caller_asking_for_a_callback_exits_with_a_key_and_the_callback_enters(
+    store: Store,
+) -> None:
+    sim = Recorded("ringall", agents=1, logged_in=False)
+    sim.arrive("c1")
+    sim.advance(10)
+    sim.callback("c1", "5559999")
+    sim.hangup("c1")  # the caller's leg goes; the callback waits on
+    sim.advance(50)
+    sim.login("101")
+    sim.answer("c1", "101")
+    sim.advance(20)
+    sim.hangup("c1")
+    (ring,) = of_type(sim.log, Ring)
+    lines = await queue_log(store, sim, events=CALL_EVENTS)
+    assert [line[4:] for line in lines] == [
+        ["ENTERQUEUE", "", "5550001", "1"],
+        # EXITWITHKEY(key|position|origposition|waittime): the key is not known.
+        ["EXITWITHKEY", "", "1", "1", "10"],
+        ["ENTERQUEUE", "", "5559999", "1"],  # the number to call back
+        ["CONNECT", "50", ring.ring_id, "0"],
+        ["COMPLETECALLER", "50", "20", "1"],
+    ]

@@ -32,10 +32,6 @@ NONE: Final = "NONE"
 #: Ring outcomes that Asterisk logs as RINGNOANSWER: its `rna()` runs on a ring
 #: timeout and on a busy or congested member alike.
 _NOT_ANSWERED: Final = frozenset({"timeout", "busy", "rejected", "unreachable", "no_answer"})
-#: The events of one call at one instant, in the order Asterisk writes them. An
-#: agent's events come first: in one turn, an agent's change is what the call's follow.
-_RANK: Final = {"ENTERQUEUE": 1, "RINGNOANSWER": 2, "CONNECT": 3}
-_AGENT_RANK: Final = 0
 
 
 class Ring(Protocol):
@@ -354,19 +350,22 @@ def render(
     Returns:
         The lines in time order, as Asterisk writes them.
     """
-    keyed: list[tuple[float, int, int, Line]] = []
+    # At one instant: an agent's lines first (in one turn, an agent's change is what
+    # the calls' follow), then each visit's in the order the visits were opened (a
+    # call leaves a queue before it enters the next), each in the order it happened.
+    keyed: list[tuple[float, int, int, int, Line]] = []
     positions = exit_positions(visits)
     for visit in visits:
         for line in _visit_lines(visit, positions, agent_format):
-            keyed.append((line.at, _RANK.get(line.event, 4), len(keyed), line))
+            keyed.append((line.at, 1, visit.id, len(keyed), line))
     for row in activity:
         if row.kind in ("enrol", "unenrol") and row.queue_id is None:
             continue
         for line in _activity_lines(row, membership, queues, agent_format):
-            keyed.append((line.at, _AGENT_RANK, len(keyed), line))
-    keyed.sort(key=lambda k: k[:3])
+            keyed.append((line.at, 0, 0, len(keyed), line))
+    keyed.sort(key=lambda k: k[:4])
     return [
         line
-        for at, _, _, line in keyed
+        for at, _, _, _, line in keyed
         if (since is None or at >= since) and (until is None or at < until)
     ]
