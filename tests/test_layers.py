@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "options": 2,  # what the adapters derive from the engine's option declarations
     "contract": 3,  # MQTT payloads <-> engine events and commands
     "history": 3,  # engine events and commands -> call and agent history writes
+    "queue_log": 3,  # history rows -> Asterisk's queue_log lines
     "store": 4,
     "api": 5,
     "daemon": 6,  # the service and its adapters: MQTT link, private broker, systemd

@@ -10,7 +10,7 @@ from ringmaster.settings import Settings, SettingsError, env_var_name, load_sett
 REPO = Path(__file__).resolve().parent.parent
 _COMMENTED_SETTING = re.compile(r"^# (\w+ = .*)$", re.MULTILINE)
 #: Settings whose default, None, cannot be written in TOML: the example shows a value.
-_UNSET_BY_DEFAULT = ("url ", "password_file ", "tokens_file ")
+_UNSET_BY_DEFAULT = ("url ", "password_file ", "tokens_file ", "queue_log_file ")
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +30,19 @@ def test_defaults_without_a_file() -> None:
     assert settings.mqtt.endpoint() is None
     assert settings.broker.port == 1884
     assert settings.history.retention_days == 90
+
+
+def test_the_queue_log_is_off_and_names_agents_as_local_channels_by_default() -> None:
+    history = load_settings().history
+    assert history.queue_log_file is None
+    assert history.queue_log_agent == "Local/{number}"
+    assert load_settings(None, history={"queue_log_agent": "PJSIP/{number}"}).history
+
+
+@pytest.mark.parametrize("agent", ["Local/101", "SIP/{name}", "{number}|x", "{0}"])
+def test_a_queue_log_agent_format_must_name_the_number_and_only_it(agent: str) -> None:
+    with pytest.raises(SettingsError, match="queue_log_agent"):
+        load_settings(None, history={"queue_log_agent": agent})
 
 
 @pytest.mark.parametrize("days", [-1, 36_501, "soon"])

@@ -313,6 +313,22 @@ class HistorySettings(_Section):
 
     retention_days: int = Field(default=90, ge=0, le=36_500)
     """Days an ended call's history and agent activity are kept; 0 keeps them forever."""
+    queue_log_file: Path | None = None
+    """Also append Asterisk's queue_log lines to this file as calls go (docs/queue_log.md);
+    off by default. The same lines are at ``GET /api/queue-log``."""
+    queue_log_agent: str = "Local/{number}"
+    """How the queue_log names an agent: ``{number}`` is its extension number."""
+
+    @field_validator("queue_log_agent")
+    @classmethod
+    def _check_queue_log_agent(cls, agent: str) -> str:
+        try:
+            named = agent.format(number="101")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may name {number} and nothing else") from None
+        if "{number}" not in agent or "|" in named:
+            raise ValueError("must contain {number}, and no |")
+        return agent
 
 
 class LogSettings(_Section):

@@ -17,7 +17,16 @@ from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringmaster import __version__
-from ringmaster.api import audit, calls, did_routes, extensions, health, queues, tenants
+from ringmaster.api import (
+    audit,
+    calls,
+    did_routes,
+    extensions,
+    health,
+    queue_log,
+    queues,
+    tenants,
+)
 from ringmaster.api.auth import Authenticator
 from ringmaster.api.context import ApiContext, EngineHost
 from ringmaster.api.metrics import router as metrics_router
@@ -83,6 +92,7 @@ def create_app(
     for module in (extensions, queues, did_routes, calls):
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
+    app.include_router(queue_log.router, responses={code: _ERRORS[code] for code in (401, 429)})
     _include_probes(app)
     _include_metrics(app, metrics)
     return app

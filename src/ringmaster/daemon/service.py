@@ -49,6 +49,7 @@ from ringmaster.daemon.inbox import Acks, Apply, ErrorReplies, Received, take_ba
 from ringmaster.daemon.metrics import DaemonMetrics
 from ringmaster.daemon.mqtt import InboundMessage, MqttLink
 from ringmaster.daemon.outbox import Outbox
+from ringmaster.daemon.queue_log_file import QueueLogFile
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import (
     Command,
@@ -105,6 +106,12 @@ class Service:
         # The `random` strategy's generator: the service owns it, the engine draws.
         self._engine = Engine(rng=random.Random())
         self._history = HistoryRecorder()
+        history = settings.history
+        self._queue_log: QueueLogFile | None = (
+            None
+            if history.queue_log_file is None
+            else QueueLogFile(history.queue_log_file, history.queue_log_agent, clock())
+        )
         # The inbox: each tenant's parsed messages in order (a lane per tenant,
         # served in turn), the admin API's changes, and a flag for "a turn is due".
         self._lanes: dict[int, deque[Received]] = {}
@@ -260,6 +267,7 @@ class Service:
                 metrics=self.metrics.registry,
             )
         )
+        app.state.queue_log_agent = self._settings.history.queue_log_agent
         api: ApiServer = app_module.ApiServer(app, self._settings.api)
         await api.start()
         _log.info("api.started", backlog_taken_in=self._caught_up == link.generation)
@@ -274,6 +282,11 @@ class Service:
             watchdog = tasks.create_task(self._watchdog(), name="watchdog")
             pruning = tasks.create_task(self._prune_history(store), name="history-pruning")
             loop_lag = tasks.create_task(self.metrics.watch_loop_lag(), name="loop-lag")
+            queue_log = (
+                None
+                if self._queue_log is None
+                else tasks.create_task(self._queue_log.run(store), name="queue-log-file")
+            )
             turns = tasks.create_task(self._turns(store, link), name="engine")
             await link.wait_connected()
             api: ApiServer | None = None
@@ -292,6 +305,9 @@ class Service:
             link.on_message = None  # from here on, unhandled: the broker sends it again
             self._wake()  # let the current turn finish and the loop see stop
             await turns
+            if self._queue_log is not None and queue_log is not None:
+                self._queue_log.stop()
+                await queue_log
             await self._drain_outbox()
             for publisher in publishers:
                 publisher.cancel()
@@ -485,6 +501,8 @@ class Service:
         seqs = await asyncio.shield(store.commit(changes, messages, delivered_up_to, history))
         if delivered_up_to is not None:
             self._outbox.recorded_up_to = delivered_up_to
+        if history and self._queue_log is not None:
+            self._queue_log.committed(now)
         for seq, message in zip(seqs, messages, strict=True):
             self._outbox.put(seq, message)
         for command in commands:
