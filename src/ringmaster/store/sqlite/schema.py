@@ -388,6 +388,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX agent_activity_agent ON agent_activity (tenant_id, extension);
     CREATE INDEX agent_activity_prune ON agent_activity (at);
     """,
+    # --- 9: a tenant's time zone, for its reports (docs/reports.md) ----------------------
+    """
+    ALTER TABLE tenants ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
+    """,
 ]
 
 
