@@ -19,6 +19,7 @@ from ringmaster.store import history, live
 from ringmaster.store.config import ConfigTransaction, load_config
 from ringmaster.store.history import HistoryReader
 from ringmaster.store.records import Synchronous
+from ringmaster.store.reports import ReportReader
 from ringmaster.store.sqlite import connection
 from ringmaster.store.sqlite.schema import user_version
 
@@ -214,6 +215,25 @@ class Store:
             reader = self._reader
             await connection.begin_read(reader)
             tx = HistoryReader(reader)
+            try:
+                yield tx
+            finally:
+                tx._close()
+                await connection.commit(reader)
+
+    @asynccontextmanager
+    async def reports(self) -> AsyncIterator[ReportReader]:
+        """A consistent read-only view for the interval reports (as `history`).
+
+        Yields:
+            The reader to use inside the block.
+        """
+        async with self._reader_lock:
+            if self._reader is None:
+                self._reader = await connection.connect_reader(self.path, self._busy_timeout_ms)
+            reader = self._reader
+            await connection.begin_read(reader)
+            tx = ReportReader(reader)
             try:
                 yield tx
             finally:
