@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringmaster import __version__
-from ringmaster.api import audit, did_routes, extensions, health, queues, tenants
+from ringmaster.api import audit, did_routes, extensions, health, queues, reports, tenants
 from ringmaster.api.auth import Authenticator
 from ringmaster.api.context import ApiContext, EngineHost
 from ringmaster.api.schemas import Error
@@ -78,6 +78,8 @@ def create_app(
     for module in (extensions, queues, did_routes):
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
+    app.include_router(reports.router, responses=_ERRORS)
+    app.state.reports = settings.reports
     _include_probes(app)
     return app
 
