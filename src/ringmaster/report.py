@@ -85,7 +85,7 @@ def fetch(
 
 
 def render(hours: dict[str, Any], day: dict[str, Any], queue: str | None = None) -> str:
-    """The report as text: a table per queue, a line per hour, the day's totals last."""
+    """The report as text: a table per queue, a line per hour with calls, the day's totals last."""
     start = datetime.fromisoformat(hours["start"])
     title = f"{start.date().isoformat()} ({hours['timezone']})"
     queues: dict[int, list[dict[str, Any]]] = {}
@@ -103,7 +103,11 @@ def render(hours: dict[str, Any], day: dict[str, Any], queue: str | None = None)
             f"{first['queue_number']} {first['queue_name']} (queue {queue_id}), {title},"
             f" SL threshold: the queue's; short abandon: {day['short_abandon_s']:g} s"
         ]
-        rows = [(_hour(i["start"], len(offsets) > 1), *_cells(i)) for i in items]
+        rows = [
+            (_hour(i["start"], len(offsets) > 1), *_cells(i))
+            for i in items
+            if i["offered"] or i["rejected"]
+        ]
         if queue_id in totals:
             rows.append(("DAY", *_cells(totals[queue_id])))
         lines += _table(("HOUR", *(heading for heading, _ in COLUMNS)), rows)

@@ -51,7 +51,9 @@ async def test_the_table_of_a_day_the_clocks_go_back(
         "600 Sales (queue 1), 2026-11-01 (America/New_York),"
         " SL threshold: the queue's; short abandon: 5 s"
     )
-    assert len(lines) == 2 + 25 + 1  # title, headings, 25 hours, the day
+    # title, headings, the two hours with calls of the day's 25 (one of them the
+    # repeated 01:00, told apart by its offset), the day
+    assert len(lines) == 2 + 2 + 1
     assert lines[1].split() == [
         "HOUR", "OFFERED", "ANSWERED", "ABANDONED", "SHORT", "OVERFLOWED", "REJECTED", "SL%",
         "SL", "ALL%", "ASA", "AHT", "AVG", "WAIT", "MAX", "WAIT", "P90", "WAIT",
@@ -60,9 +62,7 @@ async def test_the_table_of_a_day_the_clocks_go_back(
         "00:00-04:00", "1", "1", "0", "0", "0", "0", "100.0", "100.0", "0:10", "1:40",
         "0:10", "0:10", "0:10",
     ]  # fmt: skip
-    assert lines[3].split()[:3] == ["01:00-04:00", "0", "0"]
-    assert lines[3].split()[-1] == "--"
-    assert lines[4].split() == [
+    assert lines[3].split() == [
         "01:00-05:00", "2", "1", "1", "1", "0", "0", "0.0", "0.0", "0:25", "1:40", "0:13",
         "0:25", "0:25",
     ]  # fmt: skip

@@ -171,6 +171,7 @@ async def test_the_agent_report_json_and_csv(seeded: Store, client: httpx.AsyncC
         "logged_in_s,occupancy_pct"
     )
     assert lines[1].split(",")[3:] == ["1", "100.0", "0", "1800.0", "1800.0", "3600.0", "5.56"]
+    assert lines[5].split(",")[:1] + lines[5].split(",")[6:8] == ["102", "0.0", "0.0"]
 
 
 BAD = [

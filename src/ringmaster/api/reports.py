@@ -301,7 +301,7 @@ async def agent_report(
         rows = []
         for item in items:
             row = item.model_dump(mode="json")
-            row["pause_s"] = round(sum(item.pause_s.values()), 3)
+            row["pause_s"] = round(sum(item.pause_s.values(), 0.0), 3)
             for reason, column in zip(reasons, pause_columns, strict=True):
                 row[column] = item.pause_s.get(reason, 0.0)
             rows.append(row)
