@@ -8,6 +8,7 @@ with ``?format=csv`` (one row per queue or agent and interval).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Sequence
@@ -224,7 +225,7 @@ async def queue_report(
     interval: _IntervalParam = "1h",
     queue_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this queue.")] = None,
     format: _FormatParam = "json",
-) -> QueueReportOut | Response:
+) -> Response:
     """Offered, answered, abandoned, service levels and waits, per queue and interval.
 
     Every queue with a call in the range, with every interval of the range. A visit
@@ -247,7 +248,22 @@ async def queue_report(
             short_abandon_s=settings.short_abandon_s,
             default_service_level=default_level,
         )
-    zone = ZoneInfo(tenant.timezone)
+    head = {
+        "tenant_id": tenant.tenant_id,
+        "timezone": tenant.timezone,
+        "interval": interval,
+        "short_abandon_s": settings.short_abandon_s,
+        "service_level_default_s": default_level,
+    }
+    # Built and serialised on a thread: a month by 15 minutes is thousands of rows,
+    # and the daemon's turns share this event loop.
+    return await asyncio.to_thread(_queue_answer, figures, bounds, head, format)
+
+
+def _queue_answer(
+    figures: list[QueueFigures], bounds: list[float], head: dict[str, Any], format: Format
+) -> Response:
+    zone = ZoneInfo(head["timezone"])
     items = [_queue_out(f, zone) for f in figures]
     if format == "csv":
         return _csv(
@@ -255,16 +271,10 @@ async def queue_report(
             list(QueueIntervalOut.model_fields),
             "queues",
         )
-    return QueueReportOut(
-        tenant_id=tenant.tenant_id,
-        timezone=tenant.timezone,
-        start=_when(bounds[0], zone),
-        end=_when(bounds[-1], zone),
-        interval=interval,
-        short_abandon_s=settings.short_abandon_s,
-        service_level_default_s=default_level,
-        items=items,
+    report = QueueReportOut(
+        start=_when(bounds[0], zone), end=_when(bounds[-1], zone), items=items, **head
     )
+    return Response(report.model_dump_json(), media_type="application/json")
 
 
 @router.get(
@@ -282,7 +292,7 @@ async def agent_report(
     tenant_id: _TenantParam = None,
     interval: _IntervalParam = "1h",
     format: _FormatParam = "json",
-) -> AgentReportOut | Response:
+) -> Response:
     """Calls answered, talk, rings not answered, pauses by reason, logged-in time, occupancy.
 
     Every agent logged in at the range's start, or with activity or an answered call
@@ -292,7 +302,14 @@ async def agent_report(
     bounds = _bounds(tenant, since, to, interval)
     async with context.store.reports() as reader:
         figures = await reader.agents(TenantId(tenant.tenant_id), bounds, now=context.clock())
-    zone = ZoneInfo(tenant.timezone)
+    head = {"tenant_id": tenant.tenant_id, "timezone": tenant.timezone, "interval": interval}
+    return await asyncio.to_thread(_agent_answer, figures, bounds, head, format)
+
+
+def _agent_answer(
+    figures: list[AgentFigures], bounds: list[float], head: dict[str, Any], format: Format
+) -> Response:
+    zone = ZoneInfo(head["timezone"])
     items = [_agent_out(f, zone) for f in figures]
     if format == "csv":
         reasons = sorted({reason for item in items for reason in item.pause_s})
@@ -306,11 +323,7 @@ async def agent_report(
                 row[column] = item.pause_s.get(reason, 0.0)
             rows.append(row)
         return _csv(rows, [*columns[:-2], "pause_s", *pause_columns, *columns[-2:]], "agents")
-    return AgentReportOut(
-        tenant_id=tenant.tenant_id,
-        timezone=tenant.timezone,
-        start=_when(bounds[0], zone),
-        end=_when(bounds[-1], zone),
-        interval=interval,
-        items=items,
+    report = AgentReportOut(
+        start=_when(bounds[0], zone), end=_when(bounds[-1], zone), items=items, **head
     )
+    return Response(report.model_dump_json(), media_type="application/json")

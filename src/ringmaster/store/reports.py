@@ -11,9 +11,10 @@ spring none).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -184,24 +185,7 @@ class ReportReader(Repository):
                 sql.QUEUE_WAIT_PERCENTILE, (*given, WAIT_PERCENTILE)
             )
         }
-        names: dict[int, tuple[str, str]] = {}
-        figures: dict[tuple[int, int], QueueFigures] = {}
-        for row in rows:
-            slot, queue, number, name = int(row[0]), int(row[1]), row[2] or "", row[3] or ""
-            names[queue] = (number, name)
-            figures[(queue, slot)] = self._queue_figures(row, bounds, p90.get((slot, queue)))
-        out: list[QueueFigures] = []
-        for queue in sorted(names):
-            number, name = names[queue]
-            for slot in range(len(bounds) - 1):
-                found = figures.get((queue, slot))
-                out.append(
-                    QueueFigures(QueueId(queue), number, name, bounds[slot], bounds[slot + 1])
-                    if found is None
-                    # the queue's number and name as in its latest interval
-                    else replace(found, queue_number=number, queue_name=name)
-                )
-        return out
+        return await asyncio.to_thread(_queue_rows, list(rows), p90, list(bounds))
 
     @staticmethod
     def _queue_figures(
@@ -238,7 +222,8 @@ class ReportReader(Repository):
 
         Every agent logged in at the range's start or with activity or an answered call
         in it, with every interval. Nothing after `now` is counted (a state still on
-        lasts until `now`).
+        lasts until `now`). The rows are read here; the timelines are clipped on a
+        thread of their own, so that a month of them does not hold the event loop.
 
         Args:
             tenant_id: Whose agents.
@@ -247,93 +232,128 @@ class ReportReader(Repository):
         """
         self._check_open()
         since, until = bounds[0], bounds[-1]
-        end = min(until, now)
-        tallies: dict[str, list[_AgentTally]] = {}
+        before = await self._db.execute_fetchall(sql.AGENT_STATES_BEFORE, (tenant_id, since))
+        activity = await self._db.execute_fetchall(sql.AGENT_ACTIVITY, (tenant_id, since, until))
+        answered = await self._db.execute_fetchall(
+            sql.ANSWERED_CALLS, (tenant_id, since - ANSWER_LOOKBACK_S, until)
+        )
+        return await asyncio.to_thread(
+            _agent_figures, list(bounds), now, list(before), list(activity), list(answered)
+        )
 
-        def tally(extension: str) -> list[_AgentTally]:
-            if extension not in tallies:
-                tallies[extension] = [_AgentTally() for _ in range(len(bounds) - 1)]
-            return tallies[extension]
 
-        # Each agent's state as a timeline: (since, state, pause reason).
-        current: dict[str, tuple[float, str, str]] = {}
-        for extension, state, reason in await self._db.execute_fetchall(
-            sql.AGENT_STATES_BEFORE, (tenant_id, since)
-        ):
-            current[extension] = (since, state, reason or "")
-            if state != "logged_out":
-                tally(extension)
+class _AgentTallies:
+    """Each agent's running figures per interval, and its state as a timeline."""
 
-        def close(extension: str, at: float) -> None:
-            began, state, reason = current[extension]
-            if state == "logged_out":
-                return
-            for slot, seconds in _overlaps(bounds, began, min(at, end)):
-                cell = tally(extension)[slot]
-                cell.logged_in_s += seconds
-                if state == "paused":
-                    cell.pause_s[reason] = cell.pause_s.get(reason, 0.0) + seconds
+    def __init__(self, bounds: Sequence[float], now: float) -> None:
+        self.bounds = bounds
+        self.end = min(bounds[-1], now)
+        self.tallies: dict[str, list[_AgentTally]] = {}
+        #: Each agent's state: (since, state, pause reason).
+        self.current: dict[str, tuple[float, str, str]] = {}
 
-        for extension, at, kind, reason, state in await self._db.execute_fetchall(
-            sql.AGENT_ACTIVITY, (tenant_id, since, until)
-        ):
-            tally(extension)
+    def of(self, extension: str) -> list[_AgentTally]:
+        if extension not in self.tallies:
+            self.tallies[extension] = [_AgentTally() for _ in range(len(self.bounds) - 1)]
+        return self.tallies[extension]
+
+    def close(self, extension: str, at: float) -> None:
+        """The agent's current state ends at `at`: its time goes to the intervals."""
+        began, state, reason = self.current[extension]
+        if state == "logged_out":
+            return
+        for slot, seconds in _overlaps(self.bounds, began, min(at, self.end)):
+            cell = self.of(extension)[slot]
+            cell.logged_in_s += seconds
+            if state == "paused":
+                cell.pause_s[reason] = cell.pause_s.get(reason, 0.0) + seconds
+
+    def activity(self, rows: Sequence[Sequence[Any]]) -> None:
+        since = self.bounds[0]
+        for extension, at, kind, reason, state in rows:
+            self.of(extension)
             if kind == "ring_unanswered":
-                slot = _slot_of(bounds, at)
+                slot = _slot_of(self.bounds, at)
                 if slot is not None:
-                    tally(extension)[slot].rings_unanswered += 1
+                    self.of(extension)[slot].rings_unanswered += 1
             if state is None:
                 continue
-            before = current.get(extension, (since, "logged_out", ""))
-            current[extension] = before
-            close(extension, at)
+            before = self.current.get(extension, (since, "logged_out", ""))
+            self.current[extension] = before
+            self.close(extension, at)
             pause_reason = reason if kind == "pause" else before[2]
-            current[extension] = (at, state, pause_reason)
-        for extension in current:
-            close(extension, end)
+            self.current[extension] = (at, state, pause_reason)
+        for extension in self.current:
+            self.close(extension, self.end)
 
-        await self._talk(tenant_id, bounds, now, tally)
-
-        out: list[AgentFigures] = []
-        for extension in sorted(tallies):
-            for slot, cell in enumerate(tallies[extension]):
-                available = cell.logged_in_s - sum(cell.pause_s.values())
-                out.append(
-                    AgentFigures(
-                        extension=extension,
-                        start=bounds[slot],
-                        end=bounds[slot + 1],
-                        answered=cell.answered,
-                        talk_s=cell.talk_s,
-                        rings_unanswered=cell.rings_unanswered,
-                        pause_s=dict(sorted(cell.pause_s.items())),
-                        logged_in_s=cell.logged_in_s,
-                        occupancy_pct=_ratio(cell.talk_s, available, 100.0)
-                        if available > _INSTANT
-                        else None,
-                    )
-                )
-        return out
-
-    async def _talk(
-        self,
-        tenant_id: TenantId,
-        bounds: Sequence[float],
-        now: float,
-        tally: Callable[[str], list[_AgentTally]],
-    ) -> None:
-        """Add each answered call to its agent's `answered` and its talk to `talk_s`."""
-        since, until = bounds[0], bounds[-1]
-        end = min(until, now)
-        for extension, answered_at, talk_s, ended_at in await self._db.execute_fetchall(
-            sql.ANSWERED_CALLS, (tenant_id, since - ANSWER_LOOKBACK_S, until)
-        ):
-            slot = _slot_of(bounds, answered_at)
+    def talk(self, rows: Sequence[Sequence[Any]], now: float) -> None:
+        """Each answered call to its agent's `answered`, and its talk to `talk_s`."""
+        for extension, answered_at, talk_s, ended_at in rows:
+            slot = _slot_of(self.bounds, answered_at)
             if slot is not None:
-                tally(extension)[slot].answered += 1
+                self.of(extension)[slot].answered += 1
             if talk_s is not None:
                 hung_up = answered_at + talk_s
             else:
                 hung_up = now if ended_at is None else ended_at
-            for slot, seconds in _overlaps(bounds, answered_at, min(hung_up, end)):
-                tally(extension)[slot].talk_s += seconds
+            for slot, seconds in _overlaps(self.bounds, answered_at, min(hung_up, self.end)):
+                self.of(extension)[slot].talk_s += seconds
+
+
+def _agent_figures(
+    bounds: Sequence[float],
+    now: float,
+    before: Sequence[Sequence[Any]],
+    activity: Sequence[Sequence[Any]],
+    answered: Sequence[Sequence[Any]],
+) -> list[AgentFigures]:
+    tallies = _AgentTallies(bounds, now)
+    for extension, state, reason in before:
+        tallies.current[extension] = (bounds[0], state, reason or "")
+        if state != "logged_out":
+            tallies.of(extension)
+    tallies.activity(activity)
+    tallies.talk(answered, now)
+    out: list[AgentFigures] = []
+    for extension in sorted(tallies.tallies):
+        for slot, cell in enumerate(tallies.tallies[extension]):
+            available = cell.logged_in_s - sum(cell.pause_s.values())
+            out.append(
+                AgentFigures(
+                    extension=extension,
+                    start=bounds[slot],
+                    end=bounds[slot + 1],
+                    answered=cell.answered,
+                    talk_s=cell.talk_s,
+                    rings_unanswered=cell.rings_unanswered,
+                    pause_s=dict(sorted(cell.pause_s.items())),
+                    logged_in_s=cell.logged_in_s,
+                    occupancy_pct=_ratio(cell.talk_s, available, 100.0)
+                    if available > _INSTANT
+                    else None,
+                )
+            )
+    return out
+
+
+def _queue_rows(
+    rows: Sequence[Sequence[Any]], p90: dict[tuple[int, int], float], bounds: Sequence[float]
+) -> list[QueueFigures]:
+    names: dict[int, tuple[str, str]] = {}
+    figures: dict[tuple[int, int], QueueFigures] = {}
+    for row in rows:
+        slot, queue, number, name = int(row[0]), int(row[1]), row[2] or "", row[3] or ""
+        names[queue] = (number, name)
+        figures[(queue, slot)] = ReportReader._queue_figures(row, bounds, p90.get((slot, queue)))
+    out: list[QueueFigures] = []
+    for queue in sorted(names):
+        number, name = names[queue]
+        for slot in range(len(bounds) - 1):
+            found = figures.get((queue, slot))
+            out.append(
+                QueueFigures(QueueId(queue), number, name, bounds[slot], bounds[slot + 1])
+                if found is None
+                # the queue's number and name as in its latest interval
+                else replace(found, queue_number=number, queue_name=name)
+            )
+    return out
