@@ -72,6 +72,8 @@ def test_a_range_off_the_grid_is_clipped_and_a_bad_range_refused() -> None:
         interval_bounds(B, B, PARIS, "1h")
     with pytest.raises(StoreError, match="more than"):
         interval_bounds(B, B + 400 * 86400, PARIS, "15m")
+    two_years = interval_bounds(B, B + 730 * 86400, PARIS, "1d")
+    assert len(two_years) - 1 == 731  # the first day clipped, the last too
 
 
 # --- the fixture -----------------------------------------------------------------------------
