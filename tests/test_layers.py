@@ -30,8 +30,9 @@ LAYERS: dict[str, int] = {
     "provision": 7,
     "planning": 8,  # simulate and the Erlang formulas
     "status": 9,  # `ringmaster status`: a client of the API, over HTTP
-    "cli": 10,
-    "__main__": 11,
+    "report": 10,  # `ringmaster report`: another, on status's HTTP client
+    "cli": 11,
+    "__main__": 12,
 }
 
 

@@ -24,6 +24,7 @@ from ringmaster.engine.model import (
     QueueStatus,
     QueueTarget,
     SkillRule,
+    Tenant,
     TenantId,
 )
 from ringmaster.engine.strategies import strategy_names
@@ -157,6 +158,18 @@ async def test_edits_are_updates_and_the_agents_list_replaces_enrolments(
     assert [e for e in await store.load_config() if isinstance(e, AgentEnrolled)] == enrolled
     await provision(write(tmp_path, BASE + queue + "timeout = 20\nagents = []"), store)
     assert not [e for e in await store.load_config() if isinstance(e, AgentEnrolled)]
+
+
+async def test_a_tenant_time_zone_is_provisioned_and_left_out_is_utc(
+    tmp_path: Path, store: Store
+) -> None:
+    zoned = BASE.replace('name = "Acme"', 'name = "Acme"\ntimezone = "America/New_York"')
+    assert (await provision(write(tmp_path, zoned), store)).tenants == Tally(created=1)
+    tenants = [e.tenant for e in await store.load_config() if isinstance(e, TenantSaved)]
+    assert tenants == [Tenant(TenantId(1), "Acme", "America/New_York")]
+    assert (await provision(write(tmp_path, BASE), store)).tenants == Tally(updated=1)
+    tenants = [e.tenant for e in await store.load_config() if isinstance(e, TenantSaved)]
+    assert tenants == [Tenant(TenantId(1), "Acme", "UTC")]
 
 
 async def test_references_may_point_into_the_store(tmp_path: Path, store: Store) -> None:
@@ -405,6 +418,10 @@ agents = ["101"]
 """
 
 BAD_FILES = {
+    "unknown time zone": (
+        '[[tenant]]\nid = 2\nname = "B"\ntimezone = "Europe/Pariss"\n',
+        'tenant[2].timezone: Unknown time zone "Europe/Pariss"',
+    ),
     "timeout below 1": (
         QUEUE_600.replace('"600"', '"601"') + QUEUE_600.replace("timeout = 15", "timeout = 0"),
         "queue[2].timeout: Input should be greater than or equal to 1"

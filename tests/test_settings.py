@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from ringmaster.settings import Settings, SettingsError, env_var_name, load_settings
 
@@ -61,8 +62,14 @@ def test_example_file_lists_every_setting_with_its_default(tmp_path: Path) -> No
     assert load_settings(path) == Settings()
     shown = {m[1].split(" = ")[0] for m in _COMMENTED_SETTING.finditer(text)}
     for section in Settings.model_fields:
-        fields = set(type(getattr(Settings(), section)).model_fields)
-        assert fields <= shown, f"[{section}] misses {fields - shown}"
+        values = getattr(Settings(), section)
+        fields = set(type(values).model_fields)
+        # a table within the section ([api.reports]) lists its own settings
+        tables = {name for name in fields if isinstance(getattr(values, name), BaseModel)}
+        assert fields - tables <= shown, f"[{section}] misses {fields - tables - shown}"
+        for table in tables:
+            inner = set(type(getattr(values, table)).model_fields)
+            assert inner <= shown, f"[{section}.{table}] misses {inner - shown}"
 
 
 def test_precedence_kwargs_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,3 +286,12 @@ def test_abuse_limits_have_sane_defaults_and_bounds() -> None:
         load_settings(api={"auth_failures_per_minute": 0})
     with pytest.raises(SettingsError, match=r"api\.max_body_bytes"):
         load_settings(api={"max_body_bytes": 100})
+
+
+def test_the_short_abandon_threshold_is_an_api_reports_setting(tmp_path: Path) -> None:
+    assert Settings().api.reports.short_abandon_s == 5.0
+    path = tmp_path / "r.toml"
+    path.write_text("[api.reports]\nshort_abandon_s = 8\n")
+    assert load_settings(path).api.reports.short_abandon_s == 8.0
+    with pytest.raises(SettingsError, match="short_abandon_s"):
+        load_settings(None, api={"reports": {"short_abandon_s": -1}})

@@ -1,4 +1,4 @@
-"""The `ringmaster` command: `run` the daemon, `provision` a file, `simulate` traffic, `status`.
+"""The `ringmaster` command: `run`, `provision` a file, `simulate` traffic, `status`, `report`.
 
 Each command imports what it needs when it runs: a restarted daemon's first
 ring waits for its imports, and the simulator and provisioning are not its.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import date
 from pathlib import Path
 
 import structlog
@@ -18,7 +19,7 @@ from ringmaster.logs import configure_logging
 from ringmaster.settings import Settings, SettingsError, load_settings
 
 #: The commands that need no simulator: their parser only names `simulate`.
-_LEAN_COMMANDS = frozenset({"run", "provision", "status"})
+_LEAN_COMMANDS = frozenset({"run", "provision", "status", "report"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from ringmaster import status  # noqa: PLC0415 - see the module's docstring
 
         return status.run(args)  # a client of the API: settings only for its address
+    if args.command == "report":
+        from ringmaster import report  # noqa: PLC0415 - see the module's docstring
+
+        return report.run(args)  # a client of the API too
     try:
         settings = load_settings(args.config)
     except SettingsError as error:
@@ -66,6 +71,7 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
     prov.add_argument("file", type=Path)
     prov.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     _add_status_parser(commands)
+    _add_report_parser(commands)
     if lean:
         commands.add_parser(
             "simulate", help="capacity planning: simulate traffic on the real engine"
@@ -96,6 +102,31 @@ def _add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--tenant", metavar="N", type=int, default=None, help="this tenant's queues only"
     )
     status.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report", help="a day of a tenant's queues, hour by hour, from the running daemon's API"
+    )
+    report.add_argument("--tenant", metavar="N", type=int, required=True, help="the tenant")
+    report.add_argument("--queue", metavar="NUMBER", default=None, help="this queue only")
+    report.add_argument(
+        "--day",
+        metavar="YYYY-MM-DD",
+        type=date.fromisoformat,
+        default=None,
+        help="the tenant's local calendar day; default: today in its time zone",
+    )
+    report.add_argument(
+        "--api",
+        metavar="URL",
+        default=None,
+        help="the daemon's admin API; default: from api.host and api.port of the settings",
+    )
+    report.add_argument(
+        "--token", default=None, help="a bearer token for the API; default: $RINGMASTER_API_TOKEN"
+    )
+    report.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _run(settings: Settings) -> int:

@@ -7,6 +7,7 @@ file changes nothing. The format (see ``docs/provisioning.md`` for the full desc
     [[tenant]]
     id = 1                      # integer >= 1, chosen by you; it appears in MQTT topics
     name = "Acme Support"
+    timezone = "Europe/Paris"   # optional, an IANA name its reports are aligned in; "UTC"
 
     [[extension]]
     tenant_id = 1
@@ -84,6 +85,7 @@ from ringmaster.options.fields import (
     RingTimeout,
     SkillMap,
     StrategyName,
+    TimeZoneName,
 )
 from ringmaster.store import Change, ConfigTransaction, Store
 
@@ -118,6 +120,7 @@ class TenantEntry(_Entry):
 
     id: Id
     name: str = Field(min_length=1)
+    timezone: TimeZoneName = "UTC"
 
 
 class ExtensionEntry(_Entry):
@@ -569,7 +572,7 @@ async def provision(
 async def _apply(tx: ConfigTransaction, spec: ProvisionFile, known: _Known) -> ProvisionReport:
     report = ProvisionReport()
     for t in spec.tenant:
-        report.tenants.add(await tx.upsert_tenant(TenantId(t.id), t.name))
+        report.tenants.add(await tx.upsert_tenant(TenantId(t.id), t.name, t.timezone))
 
     extension_ids = {key: ExtensionId(i) for key, i in known.extensions.items() if i is not None}
     for e in spec.extension:

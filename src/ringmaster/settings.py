@@ -467,6 +467,14 @@ def _token_file(value: object) -> TokenFile:
 TokenFileSetting = Annotated[TokenFile, PlainValidator(_token_file)]
 
 
+class ReportSettings(_Section):
+    """The interval reports of the admin API (docs/reports.md)."""
+
+    short_abandon_s: float = Field(default=5.0, ge=0, le=3600)
+    """A call abandoned after at most this many seconds of waiting is a short abandon:
+    counted apart, and left out of ``service_level_all_pct``."""
+
+
 class ApiSettings(_Section):
     """The HTTP admin API."""
 
@@ -486,6 +494,8 @@ class ApiSettings(_Section):
     refilled evenly); past them its requests get 429 until one is refilled."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """The largest request body accepted; a larger one gets 413."""
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    """``[api.reports]``: the interval reports."""
 
     def all_tokens(self) -> Iterator[tuple[int | None, ApiToken]]:
         """Every token with its tenant id (None for an admin token).

@@ -86,7 +86,7 @@ class QueueView:
 def run(args: argparse.Namespace) -> int:
     """Run ``ringmaster status``; returns the exit status (1 with one line on stderr)."""
     try:
-        url = args.api if args.api is not None else _settings_url(args.config)
+        url = args.api if args.api is not None else settings_url(args.config)
         token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
         views = fetch(url, token, args.tenant)
     except StatusError as error:
@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings_url(config: Path | None) -> str:
+def settings_url(config: Path | None) -> str:
+    """The API's URL from the settings (`config`, or the default file and environment)."""
     from ringmaster.settings import SettingsError, load_settings  # noqa: PLC0415
 
     try:
@@ -129,7 +130,7 @@ def fetch(url: str, token: str | None, tenant_id: int | None) -> list[QueueView]
         StatusError: The API cannot be reached, refuses the token, or answers
             something else than it should.
     """
-    api = _Api(url.rstrip("/"), token)
+    api = ApiClient(url.rstrip("/"), token)
     views: list[QueueView] = []
     for queue in api.queues(tenant_id):
         queue_id = queue["id"]
@@ -179,7 +180,9 @@ def _view(queue: dict[str, Any], snapshot: dict[str, Any], agents: Any, calls: A
         ) from None
 
 
-class _Api:
+class ApiClient:
+    """The daemon's admin API over HTTP: JSON reads, each failure a one-line `StatusError`."""
+
     def __init__(self, url: str, token: str | None) -> None:
         self._url = url
         self._headers = {"Accept": "application/json"}
@@ -187,6 +190,7 @@ class _Api:
             self._headers["Authorization"] = f"Bearer {token}"
 
     def queues(self, tenant_id: int | None) -> list[dict[str, Any]]:
+        """Every queue the token sees (of `tenant_id` only, if given), all pages."""
         queues: list[dict[str, Any]] = []
         while True:
             query = {"limit": _PAGE, "offset": len(queues)}
@@ -203,6 +207,7 @@ class _Api:
                 ) from None
 
     def get(self, path: str) -> Any:
+        """The JSON answer to ``GET path``."""
         request = urllib.request.Request(self._url + path, headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:

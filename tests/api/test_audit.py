@@ -310,7 +310,7 @@ async def test_records_survive_a_restart(tmp_path: Path) -> None:
             assert await audit(client) == written
     finally:
         await store.close()
-    assert written["items"][-1]["after"] == {"id": 1, "name": "Uno"}
+    assert written["items"][-1]["after"] == {"id": 1, "name": "Uno", "timezone": "UTC"}
 
 
 async def test_provisioning_records_what_it_changed_as_provision(

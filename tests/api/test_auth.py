@@ -109,7 +109,7 @@ async def test_a_tenant_token_cannot_create_or_delete_tenants(tenant1: httpx.Asy
     assert (await tenant1.post("/api/tenants", json={"name": "Mine"})).status_code == 403
     assert (await tenant1.delete("/api/tenants/1")).status_code == 403
     renamed = await tenant1.patch("/api/tenants/1", json={"name": "Ours"})
-    assert renamed.json() == {"id": 1, "name": "Ours"}
+    assert renamed.json() == {"id": 1, "name": "Ours", "timezone": "UTC"}
 
 
 async def test_queue_agents_and_calls_of_another_tenant_are_404(

@@ -59,7 +59,10 @@ from .helpers import (
 async def test_tenant_crud(client: httpx.AsyncClient, stub: EngineStub) -> None:
     listed = (await client.get("/api/tenants")).json()
     assert listed == {
-        "items": [{"id": 1, "name": "One"}, {"id": 2, "name": "Two"}],
+        "items": [
+            {"id": 1, "name": "One", "timezone": "UTC"},
+            {"id": 2, "name": "Two", "timezone": "UTC"},
+        ],
         "total": 2,
         "limit": 100,
         "offset": 0,
@@ -67,20 +70,35 @@ async def test_tenant_crud(client: httpx.AsyncClient, stub: EngineStub) -> None:
     assert await created(client, "/api/tenants", {"id": 7, "name": "Seven"}) == {
         "id": 7,
         "name": "Seven",
+        "timezone": "UTC",
     }
-    assigned = await created(client, "/api/tenants", {"name": "Next"})
-    assert assigned == {"id": 8, "name": "Next"}
-    assert (await client.get("/api/tenants/7")).json() == {"id": 7, "name": "Seven"}
+    assigned = await created(client, "/api/tenants", {"name": "Next", "timezone": "Asia/Tokyo"})
+    assert assigned == {"id": 8, "name": "Next", "timezone": "Asia/Tokyo"}
+    seven = {"id": 7, "name": "Seven", "timezone": "UTC"}
+    assert (await client.get("/api/tenants/7")).json() == seven
     patched = await client.patch("/api/tenants/7", json={"name": "Seventh"})
-    assert patched.json() == {"id": 7, "name": "Seventh"}
+    assert patched.json() == {"id": 7, "name": "Seventh", "timezone": "UTC"}
+    moved = await client.patch("/api/tenants/7", json={"timezone": "Europe/Paris"})
+    assert moved.json() == {"id": 7, "name": "Seventh", "timezone": "Europe/Paris"}
     assert (await client.delete("/api/tenants/7")).status_code == 204
     assert (await client.get("/api/tenants/7")).status_code == 404
     assert stub.applied == [
         TenantSaved(Tenant(TenantId(7), "Seven")),
-        TenantSaved(Tenant(TenantId(8), "Next")),
+        TenantSaved(Tenant(TenantId(8), "Next", "Asia/Tokyo")),
         TenantSaved(Tenant(TenantId(7), "Seventh")),
+        TenantSaved(Tenant(TenantId(7), "Seventh", "Europe/Paris")),
         TenantRemoved(TenantId(7)),
     ]
+
+
+async def test_an_unknown_timezone_is_refused(client: httpx.AsyncClient) -> None:
+    for body in ({"name": "x", "timezone": "Mars/Olympus"}, {"name": "x", "timezone": ""}):
+        refused = await client.post("/api/tenants", json=body)
+        assert invalid_fields(refused) == [("body", "timezone")]
+    patched = await client.patch("/api/tenants/1", json={"timezone": "Europe/Pariss"})
+    assert invalid_fields(patched) == [("body", "timezone")]
+    assert "IANA" in patched.text
+    assert (await client.get("/api/tenants/1")).json()["timezone"] == "UTC"
 
 
 async def test_tenant_conflicts(client: httpx.AsyncClient) -> None:

@@ -25,6 +25,7 @@ from ringmaster.api import (
     health,
     queue_log,
     queues,
+    reports,
     tenants,
 )
 from ringmaster.api.auth import Authenticator
@@ -93,6 +94,8 @@ def create_app(
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
     app.include_router(queue_log.router, responses={code: _ERRORS[code] for code in (401, 429)})
+    app.include_router(reports.router, responses=_ERRORS)
+    app.state.reports = settings.reports
     _include_probes(app)
     _include_metrics(app, metrics)
     return app

@@ -24,7 +24,14 @@ from pydantic_core import PydanticCustomError
 
 from ringmaster.engine.model import AgentCondition, AgentStatus
 from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, options_model, response_model
-from ringmaster.options.fields import ConditionName, Count, RingTimeout, SkillMap, StrategyName
+from ringmaster.options.fields import (
+    ConditionName,
+    Count,
+    RingTimeout,
+    SkillMap,
+    StrategyName,
+    TimeZoneName,
+)
 
 #: SQLite's largest integer: a bigger id could never name a row, and binding it fails.
 MAX_ID = 2**63 - 1
@@ -81,12 +88,16 @@ class TenantCreate(_Request):
 
     id: Id | MISSING = MISSING
     name: Name
+    timezone: TimeZoneName = Field(
+        default="UTC", description="IANA time zone its reports are aligned in."
+    )
 
 
 class TenantUpdate(_Request):
     """``PATCH /api/tenants/{id}``."""
 
     name: Name | MISSING = MISSING
+    timezone: TimeZoneName | MISSING = MISSING
 
 
 class ExtensionCreate(_Request):
@@ -267,6 +278,7 @@ class TenantOut(_Response):
 
     id: int
     name: str
+    timezone: str
 
 
 class ExtensionOut(_Response):

@@ -29,7 +29,7 @@ router = APIRouter(prefix="/api/tenants", tags=["tenants"])
 
 def tenant_out(tenant: Tenant) -> TenantOut:
     """A tenant as the API reads it."""
-    return TenantOut(id=tenant.tenant_id, name=tenant.name)
+    return TenantOut(id=tenant.tenant_id, name=tenant.name, timezone=tenant.timezone)
 
 
 def _admin_only(caller: Principal) -> None:
@@ -53,7 +53,7 @@ async def create_tenant(body: TenantCreate, context: Context, caller: Caller) ->
         tenant_id = None if body.id is MISSING else TenantId(body.id)
         if tenant_id is not None and await write.tx.tenant(tenant_id) is not None:
             conflict(f"id: tenant {tenant_id} already exists")
-        tenant = await write.tx.insert_tenant(tenant_id, body.name)
+        tenant = await write.tx.insert_tenant(tenant_id, body.name, body.timezone)
         write.events.append(TenantSaved(tenant))
         write.changed("tenant", tenant.tenant_id, tenant.tenant_id, None, tenant_out(tenant))
     return tenant_out(tenant)
@@ -66,16 +66,20 @@ async def read_tenant(tenant_id: PathId, context: Context, caller: Caller) -> Te
         return tenant_out(await tenant_for(tx, caller, tenant_id, field_name=None))
 
 
-@router.patch("/{tenant_id}", summary="Rename a tenant")
+@router.patch("/{tenant_id}", summary="Rename a tenant or change its time zone")
 async def update_tenant(
     tenant_id: PathId, body: TenantUpdate, context: Context, caller: Caller
 ) -> TenantOut:
-    """Change a tenant's name (its id is fixed: it appears in MQTT topics)."""
+    """Change a tenant's name or time zone (its id is fixed: it appears in MQTT topics)."""
     async with context.write(caller) as write:
         old = tenant = await tenant_for(write.tx, caller, tenant_id, field_name=None)
-        if body.name is not MISSING and body.name != tenant.name:
-            tenant = Tenant(tenant.tenant_id, body.name)
-            await write.tx.upsert_tenant(tenant.tenant_id, tenant.name)
+        tenant = Tenant(
+            tenant.tenant_id,
+            tenant.name if body.name is MISSING else body.name,
+            tenant.timezone if body.timezone is MISSING else body.timezone,
+        )
+        if tenant != old:
+            await write.tx.upsert_tenant(tenant.tenant_id, tenant.name, tenant.timezone)
             write.events.append(TenantSaved(tenant))
             write.changed(
                 "tenant", tenant.tenant_id, tenant.tenant_id, tenant_out(old), tenant_out(tenant)

@@ -156,6 +156,8 @@ class Tenant:
 
     tenant_id: TenantId
     name: str
+    #: The IANA time zone its reports' intervals and days are aligned in.
+    timezone: str = "UTC"
 
 
 #: Skill name -> level (1..10): what an agent has, or what a call requires.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -36,6 +37,24 @@ StrategyName = Annotated[
     AfterValidator(_known_strategy),
     # The names come from the registry, not a Literal, so the schema gets its enum here.
     WithJsonSchema({"type": "string", "enum": sorted(strategy_names())}),
+]
+
+
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "unknown_timezone",
+            'Unknown time zone "{value}"; expected an IANA name such as "Europe/Paris" or "UTC"',
+            {"value": value},
+        ) from None
+    return value
+
+
+#: A tenant's `timezone`: an IANA name that zoneinfo knows ("Europe/Paris", "UTC").
+TimeZoneName = Annotated[
+    str, Field(min_length=1, max_length=64, examples=["UTC"]), AfterValidator(_known_timezone)
 ]
 
 

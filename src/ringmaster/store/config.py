@@ -62,7 +62,7 @@ from ringmaster.store.sqlite.connection import inserted_id
 
 
 def _tenant(row: Row) -> Tenant:
-    return Tenant(TenantId(row[0]), row[1])
+    return Tenant(TenantId(row[0]), row[1], row[2])
 
 
 async def load_config(db: aiosqlite.Connection) -> list[ConfigEvent]:
@@ -98,23 +98,24 @@ class ConfigTransaction(Repository):
 
     # --- natural-key upserts, for provisioning -----------------------------------------
 
-    async def upsert_tenant(self, tenant_id: TenantId, name: str) -> Change:
-        """Create tenant `tenant_id` or rename it.
+    async def upsert_tenant(self, tenant_id: TenantId, name: str, timezone: str = "UTC") -> Change:
+        """Create tenant `tenant_id` or change its name and time zone.
 
         Args:
             tenant_id: The tenant's id, chosen by the operator (it appears in topics).
             name: Its display name.
+            timezone: The IANA time zone of its reports (checked by the caller).
 
         Returns:
             What happened to the row.
         """
         old = await self.tenant(tenant_id)
         if old is None:
-            await self._write(sql.INSERT_TENANT, (tenant_id, name))
+            await self._write(sql.INSERT_TENANT, (tenant_id, name, timezone))
             return Change.CREATED
-        if old.name == name:
+        if (old.name, old.timezone) == (name, timezone):
             return Change.UNCHANGED
-        await self._write(sql.RENAME_TENANT, (name, tenant_id))
+        await self._write(sql.RENAME_TENANT, (name, timezone, tenant_id))
         return Change.UPDATED
 
     async def upsert_extension(
@@ -241,14 +242,16 @@ class ConfigTransaction(Repository):
         """A page of tenants by id; `tenant_id` narrows the list to that one tenant."""
         return await self._page(sql.TENANTS, _tenant, tenant_id, limit, offset)
 
-    async def insert_tenant(self, tenant_id: TenantId | None, name: str) -> Tenant:
+    async def insert_tenant(
+        self, tenant_id: TenantId | None, name: str, timezone: str = "UTC"
+    ) -> Tenant:
         """Create a tenant; with `tenant_id` None, SQLite picks the next free id.
 
-        The caller checks that `tenant_id` is free (`tenant`).
+        The caller checks that `tenant_id` is free (`tenant`) and `timezone` is known.
         """
         self._check_open()
-        new_id = await inserted_id(self._db, sql.INSERT_TENANT, (tenant_id, name))
-        return Tenant(TenantId(new_id), name)
+        new_id = await inserted_id(self._db, sql.INSERT_TENANT, (tenant_id, name, timezone))
+        return Tenant(TenantId(new_id), name, timezone)
 
     async def tenant_contents(self, tenant_id: TenantId) -> dict[str, int]:
         """How many extensions, queues and DID routes the tenant has, by kind."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiosqlite
 
@@ -20,8 +20,12 @@ from ringmaster.store.config import ConfigTransaction, load_config
 from ringmaster.store.history import HistoryReader
 from ringmaster.store.queue_log import QueueLogReader
 from ringmaster.store.records import Synchronous
+from ringmaster.store.reports import ReportReader
+from ringmaster.store.repository import Repository
 from ringmaster.store.sqlite import connection
 from ringmaster.store.sqlite.schema import user_version
+
+ReaderT = TypeVar("ReaderT", bound=Repository)
 
 
 class Store:
@@ -203,42 +207,35 @@ class Store:
             return await connection.commit_steps(self._db, steps, len(outbox))
 
     @asynccontextmanager
-    async def history(self) -> AsyncIterator[HistoryReader]:
-        """A consistent read-only view of the call and agent history (as `snapshot`).
+    async def _reading(self, reader_type: type[ReaderT]) -> AsyncIterator[ReaderT]:
+        """A read transaction on the reading connection, through a reader of `reader_type`.
 
-        Yields:
-            The reader to use inside the block.
+        The history's readers (calls, queue_log, reports) share one connection
+        apart from the turn's, so that a long report never holds a turn up.
         """
         async with self._reader_lock:
             if self._reader is None:
                 self._reader = await connection.connect_reader(self.path, self._busy_timeout_ms)
             reader = self._reader
             await connection.begin_read(reader)
-            tx = HistoryReader(reader)
+            tx = reader_type(reader)
             try:
                 yield tx
             finally:
                 tx._close()
                 await connection.commit(reader)
 
-    @asynccontextmanager
-    async def queue_log(self) -> AsyncIterator[QueueLogReader]:
-        """A consistent read-only view of the history for Asterisk's queue_log (as `history`).
+    def history(self) -> AbstractAsyncContextManager[HistoryReader]:
+        """A consistent read-only view of the call and agent history (as `snapshot`)."""
+        return self._reading(HistoryReader)
 
-        Yields:
-            The reader to use inside the block.
-        """
-        async with self._reader_lock:
-            if self._reader is None:
-                self._reader = await connection.connect_reader(self.path, self._busy_timeout_ms)
-            reader = self._reader
-            await connection.begin_read(reader)
-            tx = QueueLogReader(reader)
-            try:
-                yield tx
-            finally:
-                tx._close()
-                await connection.commit(reader)
+    def queue_log(self) -> AbstractAsyncContextManager[QueueLogReader]:
+        """A consistent read-only view of the history for Asterisk's queue_log."""
+        return self._reading(QueueLogReader)
+
+    def reports(self) -> AbstractAsyncContextManager[ReportReader]:
+        """A consistent read-only view of the history for the interval reports."""
+        return self._reading(ReportReader)
 
     async def prune_history(self, cutoff: float, *, batch: int = 1000) -> int:
         """Delete one batch of history older than `cutoff` (Unix seconds), in one transaction.

@@ -391,6 +391,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX agent_activity_enrolment ON agent_activity (queue_id, tenant_id, extension)
         WHERE kind IN ('enrol', 'unenrol');
     """,
+    # --- 9: a tenant's time zone, for its reports (docs/reports.md) ----------------------
+    """
+    ALTER TABLE tenants ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
+    -- The interval reports put each visit in an interval by entered_at, over all queues.
+    CREATE INDEX call_visits_report ON call_visits (tenant_id, entered_at);
+    """,
 ]
 
 

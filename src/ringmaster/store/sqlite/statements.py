@@ -116,7 +116,7 @@ class Table:
         )
 
 
-TENANTS: Final = Table("tenants", ("id", "name"), tenant_column="id")
+TENANTS: Final = Table("tenants", ("id", "name", "timezone"), tenant_column="id")
 EXTENSIONS: Final = Table("extensions", EXTENSION_COLUMNS)
 QUEUES: Final = Table("queues", QUEUE_COLUMNS)
 ROUTES: Final = Table("did_routes", ROUTE_COLUMNS)
@@ -137,8 +137,8 @@ SELECT_ALL_ENROLMENTS: Final = _select(
 )
 
 TENANT_BY_ID: Final = TENANTS.select("WHERE id = ?")
-INSERT_TENANT: Final = "INSERT INTO tenants (id, name) VALUES (?, ?)"
-RENAME_TENANT: Final = "UPDATE tenants SET name = ? WHERE id = ?"
+INSERT_TENANT: Final = "INSERT INTO tenants (id, name, timezone) VALUES (?, ?, ?)"
+RENAME_TENANT: Final = "UPDATE tenants SET name = ?, timezone = ? WHERE id = ?"
 DELETE_TENANT: Final = "DELETE FROM tenants WHERE id = ?"
 #: What a tenant holds, by table: a tenant is deleted only when they are empty.
 TENANT_CONTENTS: Final = {
