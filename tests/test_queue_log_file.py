@@ -127,3 +127,27 @@ async def test_the_writer_task_writes_as_turns_commit_and_the_rest_at_stop(
         "ENTERQUEUE",
         "ABANDON",
     ]
+
+
+async def test_lines_of_one_instant_committed_in_two_turns_are_all_written_once(
+    store: Store, tmp_path: Path
+) -> None:
+    # The writer may read between two turns of the same instant (a virtual clock here;
+    # a coarse one in a daemon): the second turn's lines must not fall before its window.
+    sim = Recorded("linear", agents=1)
+    await store_config(store, sim)
+    recorder = HistoryRecorder()
+    path = tmp_path / "queue_log"
+    writer = QueueLogFile(path, "Local/{number}", since=sim.now)
+    await committed(store, sim, writer, recorder)
+    await writer.write_due(store)
+    sim.arrive("c1")  # at the same instant as the enrolment and the login
+    await committed(store, sim, writer, recorder)
+    await writer.write_due(store)
+    await writer.write_due(store)
+    writer.close()
+    assert [line.split("|")[4] for line in path.read_text().splitlines()] == [
+        "ADDMEMBER",
+        "ADDMEMBER",
+        "ENTERQUEUE",
+    ]

@@ -19,11 +19,13 @@ import asyncio
 import contextlib
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import IO
 
 import structlog
 
+from ringmaster.queue_log import Line
 from ringmaster.store import Store
 
 _log = structlog.get_logger("ringmaster.queue_log")
@@ -81,7 +83,11 @@ class QueueLogFile:
     def __init__(self, path: Path, agent_format: str, since: float) -> None:
         self._appender = Appender(path)
         self._agent_format = agent_format
+        #: The window's start, included: the instant of the last line written, so
+        #: that a later turn's lines of that same instant are still read.
         self._since = since
+        #: The lines already written at exactly `_since` (read again, not written again).
+        self._written_at_since: Counter[str] = Counter()
         self._until = since
         self._due = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -103,14 +109,30 @@ class QueueLogFile:
                 lines = await reader.lines(
                     None, self._since, until, agent_format=self._agent_format
                 )
-            if lines:
-                text = "".join(f"{line.text}\n" for line in lines)
+            fresh = self._not_yet_written(lines)
+            if fresh:
+                text = "".join(f"{line.text}\n" for line in fresh)
                 await asyncio.to_thread(self._appender.append, text)
         except Exception:  # the file is not worth the daemon: the history has it all
             _log.exception("queue_log.write_failed", path=str(self._appender.path))
             return 0
-        self._since = until
-        return len(lines)
+        if lines:
+            last = lines[-1].at
+            if last != self._since:
+                self._since, self._written_at_since = last, Counter()
+            self._written_at_since.update(line.text for line in fresh if line.at == last)
+        return len(fresh)
+
+    def _not_yet_written(self, lines: list[Line]) -> list[Line]:
+        """The window's lines but those of `_since` written by an earlier window."""
+        written = self._written_at_since.copy()
+        fresh = []
+        for line in lines:
+            if line.at == self._since and written[line.text] > 0:
+                written[line.text] -= 1
+            else:
+                fresh.append(line)
+        return fresh
 
     async def run(self, store: Store) -> None:
         """Write the lines due as turns commit them, until `stop` (then the last ones)."""
