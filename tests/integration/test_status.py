@@ -103,12 +103,18 @@ async def test_a_refused_token_is_one_clear_line_and_exit_1(
         None,
         mqtt={"url": mosquitto.url, "topic_prefix": prefix, "client_id": f"ringmaster-{prefix}"},
         database={"path": db},
-        api={"enabled": True, "port": port, "admin_tokens": ["s3cret"]},
+        api={
+            "enabled": True,
+            "port": port,
+            "admin_tokens": ["s3cret"],
+            "tenant_tokens": {1: ["t1-s3cret"]},
+        },
     )
     url = f"http://127.0.0.1:{port}"
     async with running(settings):
         refused = await status("--api", url, "--token", "wrong")
         allowed = await status("--api", url, "--token", "s3cret")
+        tenant = await status("--api", url, "--token", "t1-s3cret")
     code, out, err = refused
     assert (code, out) == (1, "")
     assert err == (
@@ -118,3 +124,6 @@ async def test_a_refused_token_is_one_clear_line_and_exit_1(
     assert "wrong" not in err
     assert allowed[0] == 0
     assert allowed[1].startswith("600 Q (queue 1, tenant 1): ringall, active\n")
+    # A tenant's token reads its own tenant's time zone and today's report.
+    assert tenant[0] == 0
+    assert tenant[1].splitlines()[2].startswith("  SL today -- within 20 s (no call answered yet; ")
