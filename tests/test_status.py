@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
+
 import pytest
 
 from ringmaster.cli import main
 from ringmaster.daemon.broker import free_port
-from ringmaster.status import AgentLine, CallerLine, QueueView, api_url, duration, render
+from ringmaster.status import (
+    AgentLine,
+    CallerLine,
+    QueueView,
+    Today,
+    api_url,
+    duration,
+    render,
+)
+
+#: The instant the tables are drawn at, and an agent's state change 42 s, then 1 h 5 min 10 s,
+#: before it.
+NOW = 1_796_000_000.0
 
 SALES = QueueView(
     queue_id=1,
@@ -25,14 +40,15 @@ SALES = QueueView(
     answered_within=8,
     service_level_pct=88.9,
     agents=[
-        AgentLine("101", "Alice", "busy"),
-        AgentLine("102", "Bob Smith", "ringing"),
-        AgentLine("103", "", "logged_out"),
+        AgentLine("101", "Alice", "busy", NOW - 42.7),
+        AgentLine("102", "Bob Smith", "ringing", NOW - 3910),
+        AgentLine("103", "", "logged_out", None),
     ],
     callers=[
         CallerLine(1, "c-17", 42.5, 5, "queued", "+4930123", "Anna", []),
         CallerLine(2, "c-18", 3725.0, 0, "ringing", "+4930999", "", ["102"]),
     ],
+    today=Today(date(2026, 12, 2), "Europe/Berlin", 5, 4, 1, 3, 75.0),
 )
 
 QUIET = QueueView(
@@ -53,19 +69,21 @@ QUIET = QueueView(
     service_level_pct=None,
     agents=[],
     callers=[],
+    today=Today(date(2026, 12, 2), "UTC"),
 )
 
 
 def test_the_table_shows_each_queue_its_agents_and_callers() -> None:
-    assert render([SALES, QUIET]) == (
+    assert render([SALES, QUIET], NOW) == (
         "600 Sales (queue 1, tenant 1): ringall, active\n"
         "  2 calls waiting, longest wait 0:42\n"
-        "  SL 88.9% within 20 s (8 of 9 answered, since the queue was created)\n"
-        "  offered 12, answered 9, abandoned 1, overflowed 0\n"
+        "  SL today 75.0% within 20 s (3 of 4 answered; 2026-12-02, Europe/Berlin)\n"
+        "  today: offered 5, answered 4, abandoned 1\n"
+        "  since created: offered 12, answered 9, abandoned 1, overflowed 0; SL 88.9%\n"
         "  Agents:\n"
-        "    EXT  NAME       STATE\n"
-        "    101  Alice      busy\n"
-        "    102  Bob Smith  ringing\n"
+        "    EXT  NAME       STATE       IN STATE\n"
+        "    101  Alice      busy        0:42\n"
+        "    102  Bob Smith  ringing     1:05:10\n"
         "    103             logged_out\n"
         "  Callers:\n"
         "    POS  CALL  WAIT     PRIO  STATE    CALLER           RINGING\n"
@@ -74,15 +92,21 @@ def test_the_table_shows_each_queue_its_agents_and_callers() -> None:
         "\n"
         "700 Support (queue 2, tenant 1): leastrecent, inactive\n"
         "  no calls waiting\n"
-        "  SL -- within 30 s (no call answered yet, since the queue was created)\n"
-        "  offered 0, answered 0, abandoned 0, overflowed 0\n"
+        "  SL today -- within 30 s (no call answered yet; 2026-12-02, UTC)\n"
+        "  today: offered 0, answered 0, abandoned 0\n"
+        "  since created: offered 0, answered 0, abandoned 0, overflowed 0; SL --\n"
         "  Agents: none enrolled\n"
         "  Callers: none waiting\n"
     )
 
 
 def test_no_queue_says_so() -> None:
-    assert render([]) == "no queues\n"
+    assert render([], NOW) == "no queues\n"
+
+
+def test_a_time_in_state_ahead_of_this_clock_shows_as_zero() -> None:
+    agent = AgentLine("101", "Alice", "available", NOW + 2)
+    assert "    101  Alice  available  0:00\n" in render([replace(SALES, agents=[agent])], NOW)
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,14 @@
 
 A client of the daemon's admin API (the standard library's HTTP, nothing of the
 daemon's own imports): for each queue the caller's token sees, its live figures
-(``/api/queues/{id}/snapshot``), its agents' states (``/agents``) and its waiting
-callers (``/calls``), as a terminal table. The service level shown is the queue's
-running figure since it was created, the one the daemon keeps: a day's or an
-hour's figure needs the call history, which the daemon does not keep yet. Nor does
-it know since when an agent is in its state, so the table has no time in state.
+(``/api/queues/{id}/snapshot``), its agents' states and since when they are in
+them (``/agents``, ``state_since``: blank when the agent history does not say) and
+its waiting callers (``/calls``), as a terminal table. Today's figures come from
+the interval report (``/api/reports/queues``, ``interval=1d``) for the tenant's
+local day, in the tenant's ``timezone`` (``/api/tenants/{id}``): midnight to the
+next, so a call the daemon took a moment after this clock's "now" counts too. The
+running figures since the queue was created, the daemon's own, follow on a line
+of their own.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ import ipaddress
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: Where `--token` is read from when not given: a token on the command line is
 #: visible to every user of the host in the process list.
@@ -44,6 +50,21 @@ class AgentLine:
     number: str
     name: str
     state: str
+    #: Since when it is in `state` (Unix seconds); None when the history does not say.
+    since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Today:
+    """A queue's figures of the tenant's local day, from the interval report."""
+
+    day: date
+    timezone: str
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_within: int = 0
+    service_level_pct: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +102,7 @@ class QueueView:
     service_level_pct: float | None
     agents: list[AgentLine]
     callers: list[CallerLine]
+    today: Today
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,11 +110,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         url = args.api if args.api is not None else settings_url(args.config)
         token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
-        views = fetch(url, token, args.tenant)
+        now = time.time()
+        views = fetch(url, token, args.tenant, now)
     except StatusError as error:
         print(f"ringmaster status: {error}", file=sys.stderr)
         return 1
-    sys.stdout.write(render(views))
+    sys.stdout.write(render(views, now))
     return 0
 
 
@@ -123,8 +146,14 @@ def api_url(host: str, port: int) -> str:
 # --- reading the API ---------------------------------------------------------------------
 
 
-def fetch(url: str, token: str | None, tenant_id: int | None) -> list[QueueView]:
+def fetch(url: str, token: str | None, tenant_id: int | None, now: float) -> list[QueueView]:
     """Every queue the token sees (of `tenant_id` only, if given), read live from the API.
+
+    Args:
+        url: The API's base URL.
+        token: The bearer token, if any.
+        tenant_id: Only this tenant's queues.
+        now: Unix seconds: "today" is the local day, in each tenant's time zone, of it.
 
     Raises:
         StatusError: The API cannot be reached, refuses the token, or answers
@@ -132,16 +161,79 @@ def fetch(url: str, token: str | None, tenant_id: int | None) -> list[QueueView]
     """
     api = ApiClient(url.rstrip("/"), token)
     views: list[QueueView] = []
+    days: dict[int, tuple[Today, dict[int, Today]]] = {}
     for queue in api.queues(tenant_id):
         queue_id = queue["id"]
         snapshot = api.get(f"/api/queues/{queue_id}/snapshot")
         agents = api.get(f"/api/queues/{queue_id}/agents")
         calls = api.get(f"/api/queues/{queue_id}/calls")
-        views.append(_view(queue, snapshot, agents, calls))
+        tenant = _field(queue, "tenant_id")
+        if tenant not in days:
+            days[tenant] = _today(api, tenant, now)
+        # A queue without a call today is not in the report: its day is all zeros.
+        quiet, by_queue = days[tenant]
+        today = by_queue.get(queue_id, quiet)
+        views.append(_view(queue, snapshot, agents, calls, today))
     return views
 
 
-def _view(queue: dict[str, Any], snapshot: dict[str, Any], agents: Any, calls: Any) -> QueueView:
+def _field(answer: Any, name: str) -> Any:
+    try:
+        return answer[name]
+    except (KeyError, TypeError):
+        raise StatusError(
+            f"unexpected answer from the API (missing {name!r}): is it Ringmaster's?"
+        ) from None
+
+
+def _today(api: ApiClient, tenant_id: int, now: float) -> tuple[Today, dict[int, Today]]:
+    """The tenant's local day without calls, and its queues' figures of it by queue id."""
+    timezone = _field(api.get(f"/api/tenants/{tenant_id}"), "timezone")
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise StatusError(
+            f"tenant {tenant_id}'s time zone {timezone!r} is unknown on this host"
+        ) from None
+    day = datetime.fromtimestamp(now, zone).date()
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    after = day + timedelta(days=1)
+    end = datetime(after.year, after.month, after.day, tzinfo=zone)
+    query = urllib.parse.urlencode(
+        {
+            "tenant_id": tenant_id,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "interval": "1d",
+        }
+    )
+    report = api.get(f"/api/reports/queues?{query}")
+    figures: dict[int, Today] = {}
+    try:
+        for item in report["items"]:
+            figures[item["queue_id"]] = Today(
+                day,
+                timezone,
+                item["offered"],
+                item["answered"],
+                item["abandoned"],
+                item["answered_within"],
+                item["service_level_pct"],
+            )
+    except (KeyError, TypeError) as error:
+        raise StatusError(
+            f"unexpected answer from the API (missing {error}): is it Ringmaster's?"
+        ) from None
+    return Today(day, timezone), figures
+
+
+def _since(value: str | None) -> float | None:
+    return None if value is None else datetime.fromisoformat(value).timestamp()
+
+
+def _view(
+    queue: dict[str, Any], snapshot: dict[str, Any], agents: Any, calls: Any, today: Today
+) -> QueueView:
     try:
         return QueueView(
             queue_id=queue["id"],
@@ -159,7 +251,10 @@ def _view(queue: dict[str, Any], snapshot: dict[str, Any], agents: Any, calls: A
             service_level_s=snapshot["service_level_s"],
             answered_within=snapshot["answered_within"],
             service_level_pct=snapshot["service_level_pct"],
-            agents=[AgentLine(a["number"], a["name"], a["status"]) for a in agents],
+            agents=[
+                AgentLine(a["number"], a["name"], a["status"], _since(a.get("state_since")))
+                for a in agents
+            ],
             callers=[
                 CallerLine(
                     c["position"],
@@ -173,8 +268,9 @@ def _view(queue: dict[str, Any], snapshot: dict[str, Any], agents: Any, calls: A
                 )
                 for c in calls
             ],
+            today=today,
         )
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise StatusError(
             f"unexpected answer from the API (missing {error}): is it Ringmaster's?"
         ) from None
@@ -242,14 +338,19 @@ class ApiClient:
 # --- the table ---------------------------------------------------------------------------
 
 
-def render(views: Sequence[QueueView]) -> str:
-    """The queues as text, one block each (Asterisk's ``queue show``, in columns)."""
+def render(views: Sequence[QueueView], now: float) -> str:
+    """The queues as text, one block each (Asterisk's ``queue show``, in columns).
+
+    Args:
+        views: The queues.
+        now: Unix seconds, the instant each agent's time in state runs to.
+    """
     if not views:
         return "no queues\n"
-    return "\n".join(_block(view) for view in views)
+    return "\n".join(_block(view, now) for view in views)
 
 
-def _block(view: QueueView) -> str:
+def _block(view: QueueView, now: float) -> str:
     lines = [
         f"{view.number} {view.name} (queue {view.queue_id}, tenant {view.tenant_id}):"
         f" {view.strategy}, {view.status}",
@@ -259,14 +360,18 @@ def _block(view: QueueView) -> str:
             if view.waiting
             else "  no calls waiting"
         ),
-        f"  SL {_service_level(view)}",
-        f"  offered {view.offered}, answered {view.answered}, abandoned {view.abandoned},"
-        f" overflowed {view.overflowed}",
+        f"  SL today {_today_level(view)}",
+        f"  today: offered {view.today.offered}, answered {view.today.answered},"
+        f" abandoned {view.today.abandoned}",
+        f"  since created: offered {view.offered}, answered {view.answered},"
+        f" abandoned {view.abandoned}, overflowed {view.overflowed}; SL "
+        + ("--" if view.service_level_pct is None else f"{view.service_level_pct:.1f}%"),
     ]
     if view.agents:
         lines.append("  Agents:")
         lines += _table(
-            ("EXT", "NAME", "STATE"), [(a.number, a.name, a.state) for a in view.agents]
+            ("EXT", "NAME", "STATE", "IN STATE"),
+            [(a.number, a.name, a.state, _in_state(a, now)) for a in view.agents],
         )
     else:
         lines.append("  Agents: none enrolled")
@@ -292,17 +397,20 @@ def _block(view: QueueView) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def _service_level(view: QueueView) -> str:
-    # The daemon's running figure: since the queue was created, not today's.
-    if view.service_level_pct is None:
-        return (
-            f"-- within {view.service_level_s} s"
-            " (no call answered yet, since the queue was created)"
-        )
+def _today_level(view: QueueView) -> str:
+    today = view.today
+    day = f"{today.day.isoformat()}, {today.timezone}"
+    if today.service_level_pct is None:
+        return f"-- within {view.service_level_s} s (no call answered yet; {day})"
     return (
-        f"{view.service_level_pct:.1f}% within {view.service_level_s} s"
-        f" ({view.answered_within} of {view.answered} answered, since the queue was created)"
+        f"{today.service_level_pct:.1f}% within {view.service_level_s} s"
+        f" ({today.answered_within} of {today.answered} answered; {day})"
     )
+
+
+def _in_state(agent: AgentLine, now: float) -> str:
+    # Blank when unknown; never negative when this host's clock is behind the daemon's.
+    return "" if agent.since is None else duration(max(now - agent.since, 0.0))
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:

@@ -368,7 +368,7 @@ async def test_an_enrolment_option_is_accepted_stored_applied_and_returned(
     path = f"/api/queues/{T1_QUEUE}/agents"
     enrolled = await created(client, path, {"extension_id": T1_EXT_102, field: value})
     bob = agent_out(T1_EXT_102, "102", "Bob", 1, **{field: value})
-    assert enrolled == {**bob, "status": "logged_out"}
+    assert enrolled == {**bob, "status": "logged_out", "state_since": None}
     expected = EnrolmentOptions(position=1, **{field: value})
     assert await stored_enrolment(store, T1_QUEUE, T1_EXT_102) == expected
     assert stub.applied == [AgentEnrolled(QueueId(T1_QUEUE), ExtensionId(T1_EXT_102), expected)]
@@ -376,7 +376,11 @@ async def test_an_enrolment_option_is_accepted_stored_applied_and_returned(
         agent_out(T1_EXT_101, "101", "Alice", 0),
         bob,
     ]
-    assert (await client.get(path)).json()[1] == {**bob, "status": "logged_out"}
+    assert (await client.get(path)).json()[1] == {
+        **bob,
+        "status": "logged_out",
+        "state_since": None,
+    }
 
 
 @pytest.mark.parametrize(("field", "value"), ENROLMENT_OPTIONS)
@@ -387,7 +391,7 @@ async def test_an_enrolment_option_changes_live(
     patched = await client.patch(path, json={field: value})
     assert patched.status_code == 200, patched.text
     alice = agent_out(T1_EXT_101, "101", "Alice", 0, **{field: value})
-    assert patched.json() == {**alice, "status": "logged_out"}
+    assert patched.json() == {**alice, "status": "logged_out", "state_since": None}
     expected = EnrolmentOptions(position=0, **{field: value})
     assert await stored_enrolment(store, T1_QUEUE, T1_EXT_101) == expected
     assert stub.applied == [AgentEnrolled(QueueId(T1_QUEUE), ExtensionId(T1_EXT_101), expected)]
@@ -410,7 +414,11 @@ async def test_an_empty_agent_patch_changes_nothing(
     client: httpx.AsyncClient, stub: EngineStub
 ) -> None:
     patched = await client.patch(f"/api/queues/{T1_QUEUE}/agents/{T1_EXT_101}", json={})
-    assert patched.json() == {**agent_out(T1_EXT_101, "101", "Alice", 0), "status": "logged_out"}
+    assert patched.json() == {
+        **agent_out(T1_EXT_101, "101", "Alice", 0),
+        "status": "logged_out",
+        "state_since": None,
+    }
     assert stub.applied == []
 
 

@@ -354,7 +354,11 @@ async def test_inactive_queue_rejects_new_calls_and_serves_waiting(
 
 async def test_enrol_list_and_unenrol(client: httpx.AsyncClient, stub: EngineStub) -> None:
     enrolled = await created(client, f"/api/queues/{T1_QUEUE}/agents", {"extension_id": 2})
-    assert enrolled == {**agent_out(2, "102", "Bob", 1), "status": "logged_out"}
+    assert enrolled == {
+        **agent_out(2, "102", "Bob", 1),
+        "status": "logged_out",
+        "state_since": None,
+    }
     stub.feed(AgentPresenceChanged(TenantId(1), "102", Presence.AVAILABLE))
     agents = (await client.get(f"/api/queues/{T1_QUEUE}/agents")).json()
     assert [(a["number"], a["status"]) for a in agents] == [

@@ -175,6 +175,7 @@ async def test_the_documented_curl_examples(mosquitto: MosquittoProcess, tmp_pat
         assert enrolled.json() == {
             **agent_out(7, "107", "Grace", 0, penalty=2, wrapup_time=10),
             "status": "logged_out",
+            "state_since": None,
         }
         promoted = await api.patch(
             "/api/queues/4/agents/7", json={"penalty": 0, "max_no_answer": 3, "wrapup_time": None}

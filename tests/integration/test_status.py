@@ -58,26 +58,30 @@ async def test_status_shows_the_queue_its_agents_and_callers(
 
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[:4] == [
+    assert lines[:5] == [
         "600 Q (queue 1, tenant 1): ringall, active",
         lines[1],
-        "  SL 100.0% within 20 s (1 of 1 answered, since the queue was created)",
-        "  offered 2, answered 1, abandoned 0, overflowed 0",
+        lines[2],
+        "  today: offered 2, answered 1, abandoned 0",
+        "  since created: offered 2, answered 1, abandoned 0, overflowed 0; SL 100.0%",
     ]
     assert re.fullmatch(r"  1 call waiting, longest wait \d+:\d\d", lines[1])
-    assert lines[4:9] == [
-        "  Agents:",
-        "    EXT  NAME       STATE",
-        "    101  Agent 101  busy",
-        "    102  Agent 102  ringing",
-        "    103  Agent 103  logged_out",
-    ]
-    assert lines[9] == "  Callers:"
-    assert re.split(r"\s\s+", lines[10].strip()) == [
+    # Today is the tenant's day (its time zone is UTC), from the call history's report.
+    assert re.fullmatch(
+        r"  SL today 100\.0% within 20 s \(1 of 1 answered; \d{4}-\d\d-\d\d, UTC\)", lines[2]
+    )
+    assert lines[5:7] == ["  Agents:", "    EXT  NAME       STATE       IN STATE"]
+    # Since when, from the agent history: 101 since it answered, 102 since it was rung;
+    # 103 never changed state, so the history does not say.
+    assert re.fullmatch(r"    101  Agent 101  busy        \d+:\d\d", lines[7])
+    assert re.fullmatch(r"    102  Agent 102  ringing     \d+:\d\d", lines[8])
+    assert lines[9] == "    103  Agent 103  logged_out"
+    assert lines[10] == "  Callers:"
+    assert re.split(r"\s\s+", lines[11].strip()) == [
         "POS", "CALL", "WAIT", "PRIO", "STATE", "CALLER", "RINGING",
     ]  # fmt: skip
-    assert re.fullmatch(r"    1    c2    \d+:\d\d  0     ringing  5559876 \(Anna\)  102", lines[11])
-    assert len(lines) == 12
+    assert re.fullmatch(r"    1    c2    \d+:\d\d  0     ringing  5559876 \(Anna\)  102", lines[12])
+    assert len(lines) == 13
 
 
 async def test_status_of_another_tenant_lists_no_queue(
@@ -99,12 +103,18 @@ async def test_a_refused_token_is_one_clear_line_and_exit_1(
         None,
         mqtt={"url": mosquitto.url, "topic_prefix": prefix, "client_id": f"ringmaster-{prefix}"},
         database={"path": db},
-        api={"enabled": True, "port": port, "admin_tokens": ["s3cret"]},
+        api={
+            "enabled": True,
+            "port": port,
+            "admin_tokens": ["s3cret"],
+            "tenant_tokens": {1: ["t1-s3cret"]},
+        },
     )
     url = f"http://127.0.0.1:{port}"
     async with running(settings):
         refused = await status("--api", url, "--token", "wrong")
         allowed = await status("--api", url, "--token", "s3cret")
+        tenant = await status("--api", url, "--token", "t1-s3cret")
     code, out, err = refused
     assert (code, out) == (1, "")
     assert err == (
@@ -114,3 +124,6 @@ async def test_a_refused_token_is_one_clear_line_and_exit_1(
     assert "wrong" not in err
     assert allowed[0] == 0
     assert allowed[1].startswith("600 Q (queue 1, tenant 1): ringall, active\n")
+    # A tenant's token reads its own tenant's time zone and today's report.
+    assert tenant[0] == 0
+    assert tenant[1].splitlines()[2].startswith("  SL today -- within 20 s (no call answered yet; ")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, status
@@ -145,12 +147,31 @@ def agent_key(queue_id: QueueId, extension_id: ExtensionId) -> str:
     return f"{queue_id}/{extension_id}"
 
 
-def _live_agent(
-    context: ApiContext, extension: Extension, options: EnrolmentOptions
-) -> LiveAgentOut:
-    agent = context.engine.agent(extension.extension_id)
-    state = AgentStatus.LOGGED_OUT if agent is None else agent.status
-    return LiveAgentOut(**_agent_fields(extension, options), status=state.value)
+async def _live_agents(
+    context: ApiContext, enrolments: Sequence[tuple[Extension, EnrolmentOptions]]
+) -> list[LiveAgentOut]:
+    """The agents with their live state and, from the history, since when they are in it."""
+    if not enrolments:
+        return []
+    tenant_id = enrolments[0][0].tenant_id
+    async with context.store.history() as reader:
+        latest = await reader.latest_states(tenant_id, [e.number for e, _ in enrolments])
+    agents: list[LiveAgentOut] = []
+    for extension, options in enrolments:
+        agent = context.engine.agent(extension.extension_id)
+        state = AgentStatus.LOGGED_OUT if agent is None else agent.status
+        recorded = latest.get(extension.number)
+        # The history's last state is the live one unless rows were pruned or the
+        # daemon's view moved on without a record: then "since when" is unknown.
+        since = (
+            datetime.fromtimestamp(recorded[1], UTC)
+            if recorded is not None and recorded[0] == state.value
+            else None
+        )
+        agents.append(
+            LiveAgentOut(**_agent_fields(extension, options), status=state.value, state_since=since)
+        )
+    return agents
 
 
 async def queue_out(tx: ConfigTransaction, queue: QueueConfig) -> QueueOut:
@@ -347,7 +368,7 @@ async def list_agents(queue_id: PathId, context: Context, caller: Caller) -> lis
     async with context.read() as tx:
         queue = await queue_for(tx, caller, queue_id)
         enrolments = await tx.enrolments(queue.queue_id)
-    return [_live_agent(context, e, o) for e, o in enrolments]
+    return await _live_agents(context, enrolments)
 
 
 @router.post("/{queue_id}/agents", status_code=status.HTTP_201_CREATED, summary="Enrol an agent")
@@ -390,7 +411,8 @@ async def enrol_agent(
             None,
             agent_out(extension, stored),
         )
-    return _live_agent(context, extension, stored)
+    (agent,) = await _live_agents(context, [(extension, stored)])
+    return agent
 
 
 @router.patch("/{queue_id}/agents/{extension_id}", summary="Change an agent's options")
@@ -431,7 +453,8 @@ async def update_agent(
                 agent_out(extension, old),
                 agent_out(extension, new),
             )
-    return _live_agent(context, extension, new)
+    (agent,) = await _live_agents(context, [(extension, new)])
+    return agent
 
 
 @router.delete(

@@ -317,6 +317,11 @@ class _LiveAgentOutFields(_AgentOutFields):
     status: AgentStatusName = Field(
         description="Ringmaster's view of the agent, as on `event/agent/state`."
     )
+    state_since: datetime | None = Field(
+        default=None,
+        description="Since when the agent is in `status` (UTC), from the agent history;"
+        " null when the history does not say (no change recorded, or pruned).",
+    )
 
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ decided (a ring is opened before it is ended). The reads are the admin API's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -253,6 +254,19 @@ class HistoryReader(Repository):
             (tenant_id, -1.0 if since is None else since, until if until is not None else 1e18),
         )
         return [ActivityRow(*row) for row in rows]
+
+    async def latest_states(
+        self, tenant_id: TenantId, extensions: Sequence[str]
+    ) -> dict[str, tuple[str, float]]:
+        """Each agent's last recorded state and since when, by its number.
+
+        An agent with no state recorded (none yet, or all pruned) is left out.
+        """
+        self._check_open()
+        rows = await self._db.execute_fetchall(
+            sql.LATEST_STATES, (tenant_id, json.dumps(list(extensions)))
+        )
+        return {extension: (state, at) for extension, state, at in rows}
 
 
 async def prune(db: aiosqlite.Connection, cutoff: float, batch: int) -> int:

@@ -191,6 +191,17 @@ ACTIVITY_OF_TENANT: Final = (
     " FROM agent_activity WHERE tenant_id = ? AND at >= ? AND at < ? ORDER BY at, id"
 )
 
+#: Each named agent's latest activity that left it in a state: its number, state, time.
+#: One look-up per agent on ``agent_activity_latest``, backwards from its newest row.
+LATEST_STATES: Final = """
+SELECT a.extension, a.state, a.at FROM agent_activity AS a WHERE a.id IN (
+    SELECT (SELECT b.id FROM agent_activity AS b
+            WHERE b.tenant_id = ?1 AND b.extension = j.value AND b.state IS NOT NULL
+            ORDER BY b.at DESC, b.id DESC LIMIT 1)
+    FROM json_each(?2) AS j
+)
+"""
+
 #: The tests `visits_page` may combine, by the filter's field.
 VISIT_TESTS: Final = {
     "tenant_id": "tenant_id = ?",

@@ -397,6 +397,10 @@ MIGRATIONS: list[str] = [
     -- The interval reports put each visit in an interval by entered_at, over all queues.
     CREATE INDEX call_visits_report ON call_visits (tenant_id, entered_at);
     """,
+    # --- 10: since when an agent is in its state (the live agents list) -----------------
+    """
+    CREATE INDEX agent_activity_latest ON agent_activity (tenant_id, extension, at);
+    """,
 ]
 
 
