@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,19 @@ T2 = TenantId(2)
 NO_ID = QueueId(0)  # what a queue to insert carries: the store ignores it
 
 
+@contextmanager
+def file_at_version(path: Path, version: int) -> Iterator[sqlite3.Connection]:
+    """A store file made by hand at an older schema `version`, as that Ringmaster left it.
+
+    The block fills it; the file then says it is at `version`.
+    """
+    with sqlite3.connect(path) as db:
+        for script in schema_module.MIGRATIONS[:version]:
+            db.executescript(script)
+        yield db
+        db.execute(f"PRAGMA user_version = {version}")
+
+
 def queue_config(
     tenant_id: TenantId,
     queue_number: str,
@@ -126,10 +141,8 @@ async def test_older_file_is_brought_up_to_date(
 ) -> None:
     # A file at version 1, made by hand (not by Store), with data in it.
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(schema_module.MIGRATIONS[0])
+    with file_at_version(path, 1) as db:
         db.execute("INSERT INTO tenants (id, name) VALUES (1, 'Acme')")
-        db.execute("PRAGMA user_version = 1")
     # This Ringmaster knows one migration more than the real ones.
     extra = "CREATE TABLE future (id INTEGER PRIMARY KEY, what TEXT NOT NULL);"
     monkeypatch.setattr(schema_module, "MIGRATIONS", [*schema_module.MIGRATIONS, extra])
@@ -734,16 +747,13 @@ async def test_migration_4_keeps_version_3_rings_and_gives_them_no_ring_id(
 ) -> None:
     # A version-3 file with a ringing call, as the previous Ringmaster left it.
     path = tmp_path / "v3.db"
-    with sqlite3.connect(path) as db:
-        for script in schema_module.MIGRATIONS[:3]:
-            db.executescript(script)
+    with file_at_version(path, 3) as db:
         db.executescript(
             "INSERT INTO calls (tenant_id, call_id, phase, queue_id, did, caller_id,"
             " caller_name, priority, arrived_at, seq, tried, hops) VALUES"
             " (1, 'a', 'ringing', 5, '+1', '555', 'C', 2, 1000.5, 4, '[7]', 1);"
             "INSERT INTO rings VALUES (1, 'a', 7, 0, 1001.0, 1016.0);"
         )
-        db.execute("PRAGMA user_version = 3")
     async with await Store.open(path) as store:
         assert await store.schema_version() == len(schema_module.MIGRATIONS)
         e = ExtensionId(7)
@@ -782,9 +792,7 @@ async def test_migration_7_keeps_version_6_rings_and_calls_and_gives_them_no_num
     # A version-6 file with a ringing call and a connected one, as the previous Ringmaster
     # left them: each keeps every value, and the numbers it did not keep read as "".
     path = tmp_path / "v6.db"
-    with sqlite3.connect(path) as db:
-        for script in schema_module.MIGRATIONS[:6]:
-            db.executescript(script)
+    with file_at_version(path, 6) as db:
         db.executescript(
             "INSERT INTO calls (tenant_id, call_id, phase, queue_id, did, caller_id,"
             " caller_name, priority, arrived_at, seq, tried, rings_started) VALUES"
@@ -794,7 +802,6 @@ async def test_migration_7_keeps_version_6_rings_and_calls_and_gives_them_no_num
             " caller_name, priority, arrived_at, seq, tried, agent_id, answered_at) VALUES"
             " (1, 'b', 'connected', 5, '+1', '556', 'D', 0, 1001.5, 5, '[8]', 8, 1003.0);"
         )
-        db.execute("PRAGMA user_version = 6")
     async with await Store.open(path) as store:
         assert await store.schema_version() == len(schema_module.MIGRATIONS)
         e7, e8 = ExtensionId(7), ExtensionId(8)
@@ -1058,8 +1065,7 @@ async def test_live_state_round_trip_property(tmp_path: Path, batches: list[Stat
 async def test_migration_2_gives_existing_did_routes_ids(tmp_path: Path) -> None:
     # A version-1 file with routes, as an earlier Ringmaster left it.
     path = tmp_path / "v1.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(schema_module.MIGRATIONS[0])
+    with file_at_version(path, 1) as db:
         db.executescript(
             "INSERT INTO tenants (id, name) VALUES (1, 'Acme');"
             "INSERT INTO queues (id, tenant_id, name, queue_number, strategy, timeout, status)"
@@ -1067,7 +1073,6 @@ async def test_migration_2_gives_existing_did_routes_ids(tmp_path: Path) -> None
             "INSERT INTO extensions (id, tenant_id, number) VALUES (7, 1, '101');"
             "INSERT INTO did_routes VALUES (1, '+2', NULL, 7), (1, '+1', 5, NULL);"
         )
-        db.execute("PRAGMA user_version = 1")
     async with await Store.open(path) as store, store.transaction() as tx:
         page = await tx.routes()
         assert [(r.id, r.route) for r in page.items] == [
@@ -1082,9 +1087,7 @@ async def test_migration_2_gives_existing_did_routes_ids(tmp_path: Path) -> None
 async def test_migration_3_keeps_version_2_data_and_gives_defaults(tmp_path: Path) -> None:
     # A version-2 file with a row in every table, as the previous Ringmaster left it.
     path = tmp_path / "v2.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(schema_module.MIGRATIONS[0])
-        db.executescript(schema_module.MIGRATIONS[1])
+    with file_at_version(path, 2) as db:
         db.executescript(
             "INSERT INTO tenants (id, name) VALUES (1, 'Acme');"
             "INSERT INTO extensions (id, tenant_id, number, name) VALUES (7, 1, '101', 'Al');"
@@ -1101,7 +1104,6 @@ async def test_migration_3_keeps_version_2_data_and_gives_defaults(tmp_path: Pat
             "INSERT INTO agent_queue_stats VALUES (5, 7, 990.0, 1, 60.0);"
             "INSERT INTO outbox (topic, payload, retain) VALUES ('t', x'7b7d', 0);"
         )
-        db.execute("PRAGMA user_version = 2")
 
     async with await Store.open(path) as store:
         assert await store.schema_version() == len(schema_module.MIGRATIONS)
@@ -1202,9 +1204,7 @@ def insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
 
 async def test_migration_6_keeps_every_option_value_of_a_version_5_file(tmp_path: Path) -> None:
     path = tmp_path / "v5.db"
-    with sqlite3.connect(path) as db:
-        for script in schema_module.MIGRATIONS[:5]:
-            db.executescript(script)
+    with file_at_version(path, 5) as db:
         db.executescript(
             "INSERT INTO tenants (id, name) VALUES (1, 'Acme');"
             "INSERT INTO extensions (id, tenant_id, number) VALUES (7, 1, '101'), (8, 1, '102');"
@@ -1237,7 +1237,6 @@ async def test_migration_6_keeps_every_option_value_of_a_version_5_file(tmp_path
             insert(db, table, row)
         # An agent whose wrap-up is the queue's (NULL) keeps it.
         insert(db, "queue_agents", {"queue_id": 5, "extension_id": 8, "position": 4})
-        db.execute("PRAGMA user_version = 5")
 
     async with await Store.open(path) as store:
         assert await store.schema_version() == len(schema_module.MIGRATIONS)
