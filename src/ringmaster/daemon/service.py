@@ -621,5 +621,7 @@ class Service:
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
+            # Not on every loop or thread (Windows' loops, a loop outside the main
+            # thread in tests): there the default handlers stay, and stop() still works.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
