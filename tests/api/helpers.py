@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from ringmaster.api import create_app
+from ringmaster.api.feed import LiveFeed
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import ConfigEvent, Event
 from ringmaster.provision import provision
@@ -140,18 +141,25 @@ class EngineStub:
         self.now = NOW
         #: What `/readyz` answers: why the daemon would not be ready.
         self.reasons: list[str] = []
+        self.live = LiveFeed()
 
     def not_ready(self) -> list[str]:
         return list(self.reasons)
 
     def feed(self, event: Event) -> None:
-        self.engine.handle(event, self.now)
+        commands = self.engine.handle(event, self.now)
         self.engine.take_changes()
+        tenant_id = getattr(event, "tenant_id", None)
+        self.live.changed(
+            {t for c in commands if (t := getattr(c, "tenant_id", None)) is not None}
+            | ({tenant_id} if tenant_id is not None else set())
+        )
 
     async def apply(self, events: list[ConfigEvent]) -> None:
         for event in events:
             self.feed(event)
         self.applied += events
+        self.live.changed_all()
 
 
 async def seeded_store(tmp_path: Path, seed: str = SEED) -> Store:
