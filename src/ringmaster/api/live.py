@@ -85,6 +85,23 @@ class TodayFigures:
         self._days: dict[int, _Day] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
+    def refresh_at(self, tenant_id: int, asked: float) -> float | None:
+        """When to read the board again for today's figures, if they may miss a change.
+
+        Args:
+            tenant_id: The tenant.
+            asked: When (monotonic) the board was asked for: figures read before it
+                may not count the change that asked for it.
+
+        Returns:
+            When the figures kept are due for a new read (monotonic), or None if they
+            were read since `asked`.
+        """
+        cached = self._days.get(tenant_id)
+        if cached is None or cached.fetched >= asked:
+            return None
+        return cached.fetched + TODAY_TTL_S
+
     async def of(
         self, context: ApiContext, tenant: Tenant, now: float
     ) -> tuple[date, dict[QueueId, QueueFigures]]:
@@ -111,7 +128,7 @@ class TodayFigures:
                     short_abandon_s=self._settings.short_abandon_s,
                     default_service_level=DEFAULT_SERVICE_LEVEL,
                 )
-            by_queue = {f.queue_id: f for f in figures}
+            by_queue = {f.queue_id: f for f in figures}  # a queue without a call is not there
             self._days[tenant.tenant_id] = _Day(time.monotonic(), day, by_queue)
             return day, by_queue
 
@@ -240,9 +257,10 @@ async def stream(
     today = _today_figures(request)
     feed = context.host.live
     seen = feed.version(tenant_id)
+    asked = time.monotonic()
     first = await read_board(context, caller, tenant_id, today)  # a 404 before streaming
     return StreamingResponse(
-        _events(context, caller, tenant_id, today, first=first, seen=seen),
+        _events(context, caller, tenant_id, today, first=first, seen=seen, asked=asked),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -260,21 +278,26 @@ async def _events(
     *,
     first: BoardOut,
     seen: int,
+    asked: float,
 ) -> AsyncIterator[str]:
     feed = context.host.live
     yield _event(first)
     sent = time.monotonic()
+    refresh_at = today.refresh_at(tenant_id, asked)
     while True:
+        wait_s = KEEPALIVE_S if refresh_at is None else max(0.0, refresh_at - time.monotonic())
         try:
-            async with asyncio.timeout(KEEPALIVE_S):
+            async with asyncio.timeout(wait_s):
                 seen = await feed.wait(tenant_id, seen)
         except TimeoutError:
-            yield ": keepalive\n\n"
-            continue
+            if refresh_at is None:
+                yield ": keepalive\n\n"
+                continue
         if feed.closed:  # the daemon stops
             return
+        asked = time.monotonic()
         # Changes close together go in one board, none of them held longer than this.
-        await asyncio.sleep(max(0.0, sent + MIN_INTERVAL_S - time.monotonic()))
+        await asyncio.sleep(max(0.0, sent + MIN_INTERVAL_S - asked))
         seen = feed.version(tenant_id)
         try:
             board = await read_board(context, caller, tenant_id, today)
@@ -282,6 +305,7 @@ async def _events(
             return
         yield _event(board)
         sent = time.monotonic()
+        refresh_at = today.refresh_at(tenant_id, asked)
 
 
 # --- the page ----------------------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""Debian's chromium, driven by Playwright, kept off every host but the daemon's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from playwright.async_api import Browser, Page, Route, async_playwright
+
+#: Debian's package: Playwright never downloads a browser here.
+CHROMIUM = "/usr/bin/chromium"
+_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+_LOCAL = {"127.0.0.1", "localhost", "::1"}
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """A headless chromium, closed on the way out."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+class Offline:
+    """Every request of a page to a host other than this machine's: refused and recorded."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+
+    async def route(self, route: Route) -> None:
+        """Let a request to loopback through; abort any other, and remember it."""
+        url = route.request.url
+        host = urlsplit(url).hostname or ""
+        if url.startswith(("data:", "blob:")) or host in _LOCAL:
+            await route.continue_()
+        else:
+            self.refused.append(url)
+            await route.abort()
+
+
+@asynccontextmanager
+async def page_of(
+    browser: Browser, *, width: int = 1600, height: int = 1000
+) -> AsyncIterator[tuple[Page, Offline]]:
+    """A page in a fresh context (no stored token), and its record of outside requests."""
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    offline = Offline()
+    await context.route("**/*", offline.route)
+    try:
+        yield await context.new_page(), offline
+    finally:
+        await context.close()
