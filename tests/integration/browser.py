@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, Page, Route, async_playwright
+import pytest
+from playwright.async_api import Browser, Locator, Page, Route, async_playwright
+
+from ringmaster.daemon.broker import MosquittoProcess
+from ringmaster.daemon.service import Service
+from ringmaster.settings import load_settings
+
+from .pbx import running
 
 #: Debian's package: Playwright never downloads a browser here.
 CHROMIUM = "/usr/bin/chromium"
@@ -63,3 +72,41 @@ async def page_of(
         yield await context.new_page(), offline
     finally:
         await context.close()
+
+
+SEEN_MS = 10_000  # an upper bound on any wait, never a measured duration
+ADMIN_TOKEN = "wallboard-admin-secret"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A headless chromium for one test."""
+    async with chromium() as browser:
+        yield browser
+
+
+def daemon(
+    mosquitto: MosquittoProcess, prefix: str, db: Path, port: int, **api: Any
+) -> AbstractAsyncContextManager[Service]:
+    """The daemon in this event loop, its admin API (and the wallboard) on `port`."""
+    settings = load_settings(
+        None,
+        mqtt={"url": mosquitto.url, "topic_prefix": prefix, "client_id": f"ringmaster-{prefix}"},
+        database={"path": db},
+        api={"enabled": True, "port": port, **api},
+    )
+    return running(settings)
+
+
+@asynccontextmanager
+async def wallboard(browser: Browser, port: int) -> AsyncIterator[Page]:
+    """The wallboard open on the daemon at `port`; no request may leave this machine."""
+    async with page_of(browser) as (page, offline):
+        await page.goto(f"http://127.0.0.1:{port}/wallboard")
+        yield page
+        assert offline.refused == []
+
+
+def agent_state(page: Page, number: str) -> Locator:
+    """Where the wallboard shows the agent's state."""
+    return page.locator(f'[data-agent="{number}"] .agent-state')

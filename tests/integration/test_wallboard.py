@@ -7,57 +7,19 @@ generous timeout): no sleeps.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from ringmaster.daemon.broker import MosquittoProcess, free_port
-from ringmaster.daemon.service import Service
-from ringmaster.settings import load_settings
 
-from .browser import chromium, page_of
-from .pbx import new_store, pbx_on, running
+from .browser import ADMIN_TOKEN, SEEN_MS, agent_state, browser, daemon, page_of, wallboard
+from .pbx import new_store, pbx_on
+
+__all__ = ["browser"]  # a fixture
 
 pytestmark = pytest.mark.integration
-
-SEEN_MS = 10_000  # an upper bound on any wait, never a measured duration
-ADMIN_TOKEN = "wallboard-admin-secret"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as browser:
-        yield browser
-
-
-def daemon(
-    mosquitto: MosquittoProcess, prefix: str, db: Path, port: int, **api: Any
-) -> AbstractAsyncContextManager[Service]:
-    """The daemon in this event loop, its admin API (and the wallboard) on `port`."""
-    settings = load_settings(
-        None,
-        mqtt={"url": mosquitto.url, "topic_prefix": prefix, "client_id": f"ringmaster-{prefix}"},
-        database={"path": db},
-        api={"enabled": True, "port": port, **api},
-    )
-    return running(settings)
-
-
-@asynccontextmanager
-async def wallboard(browser: Browser, port: int) -> AsyncIterator[Page]:
-    """The wallboard open on the daemon at `port`; no request may leave this machine."""
-    async with page_of(browser) as (page, offline):
-        await page.goto(f"http://127.0.0.1:{port}/wallboard")
-        yield page
-        assert offline.refused == []
-
-
-def agent_state(page: Page, number: str) -> Any:
-    return page.locator(f'[data-agent="{number}"] .agent-state')
 
 
 async def test_a_call_waits_rings_and_is_answered_on_the_wallboard(
