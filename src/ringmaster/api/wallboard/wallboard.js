@@ -361,11 +361,8 @@
         el("td", { class: "priority", text: call.priority }),
         el("td", { class: "actions" },
           el("button", { type: "button", onclick: () => moveCall(queue, call) }, "Move"),
-          " ",
           el("button", { type: "button", onclick: () => prioritise(call) }, "Priority"),
-          " ",
           el("button", { type: "button", onclick: () => sendCall(call) }, "Send"),
-          " ",
           el("button", { type: "button", class: "danger", onclick: () => hangUp(call) }, "Hang up")),
       ))),
     );
