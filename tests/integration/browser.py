@@ -76,6 +76,7 @@ async def page_of(
 
 SEEN_MS = 10_000  # an upper bound on any wait, never a measured duration
 ADMIN_TOKEN = "wallboard-admin-secret"
+TENANT_TOKEN = "wallboard-tenant-1-secret"
 
 
 @pytest.fixture

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
 from ringmaster.daemon.broker import MosquittoProcess, free_port
 
-from .browser import ADMIN_TOKEN, SEEN_MS, agent_state, browser, daemon, page_of, wallboard
+from .browser import (
+    ADMIN_TOKEN,
+    SEEN_MS,
+    TENANT_TOKEN,
+    agent_state,
+    browser,
+    daemon,
+    page_of,
+    wallboard,
+)
 from .pbx import new_store, pbx_on
 
 __all__ = ["browser"]  # a fixture
@@ -61,29 +71,48 @@ async def test_the_wallboard_signs_in_with_a_token(
 ) -> None:
     prefix, db = await new_store(tmp_path, "ringall", agents=1)
     port = free_port()
+    tokens = {"admin_tokens": [ADMIN_TOKEN], "tenant_tokens": {1: [TENANT_TOKEN]}}
     async with (
-        daemon(mosquitto, prefix, db, port, admin_tokens=[ADMIN_TOKEN]),
+        daemon(mosquitto, prefix, db, port, **tokens),
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as api,
         wallboard(browser, port) as page,
     ):
+        made = await api.post("/api/tenants", json={"id": 2, "name": "Second"})
+        assert made.status_code == 201, made.text
         # Without a token the API refuses: the page asks for one.
         await expect(page.locator("#sign-in")).to_be_visible(timeout=SEEN_MS)
         await page.fill("#token", "not-the-token")
         await page.click("#sign-in button[type=submit]")
         await expect(page.locator("#sign-in-error")).to_contain_text("refused", timeout=SEEN_MS)
 
+        # An admin picks the tenant.
         await page.fill("#token", ADMIN_TOKEN)
         await page.click("#sign-in button[type=submit]")
         await expect(page.locator("#connection")).to_have_text("live", timeout=SEEN_MS)
         await expect(page.locator('[data-queue="1"] .q-waiting')).to_have_text("0")
         await expect(page.locator("#tenant-name")).to_have_text("Test")
+        await expect(page.locator("#tenant-select option")).to_have_count(2)
+        await page.select_option("#tenant-select", "2")
+        await expect(page.locator("#tenant-name")).to_have_text("Second", timeout=SEEN_MS)
+        await expect(page.locator('[data-queue="1"]')).to_have_count(0)
 
         # Kept for the next visit, until signed out.
         await page.reload()
-        await expect(page.locator("#connection")).to_have_text("live", timeout=SEEN_MS)
+        await expect(page.locator("#tenant-name")).to_have_text("Second", timeout=SEEN_MS)
         await page.click("#sign-out")
         await expect(page.locator("#sign-in")).to_be_visible()
         await page.reload()
         await expect(page.locator("#sign-in")).to_be_visible(timeout=SEEN_MS)
+
+        # A tenant's token shows its own tenant, and no picker.
+        await page.fill("#token", TENANT_TOKEN)
+        await page.click("#sign-in button[type=submit]")
+        await expect(page.locator("#tenant-name")).to_have_text("Test", timeout=SEEN_MS)
+        await expect(page.locator('[data-queue="1"] .q-waiting')).to_have_text("0")
+        await expect(page.locator("#tenant-picker")).to_be_hidden()
 
 
 async def test_the_wallboard_comes_back_live_after_a_daemon_restart(
