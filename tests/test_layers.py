@@ -26,9 +26,9 @@ LAYERS: dict[str, int] = {
     "history": 3,  # engine events and commands -> call and agent history writes
     "queue_log": 3,  # history rows -> Asterisk's queue_log lines
     "store": 4,
-    "api": 5,
-    "daemon": 6,  # the service and its adapters: MQTT link, private broker, systemd
-    "provision": 7,
+    "provision": 5,  # the provisioning file: its format, checks and writes
+    "api": 6,  # with provisioning's transaction, audit records and engine events
+    "daemon": 7,  # the service and its adapters: MQTT link, private broker, systemd
     "planning": 8,  # simulate and the Erlang formulas
     "status": 9,  # `ringmaster status`: a client of the API, over HTTP (client)
     "report": 10,  # `ringmaster report`: another

@@ -23,6 +23,7 @@ from ringmaster.api import (
     did_routes,
     extensions,
     health,
+    provisioning,
     queue_log,
     queues,
     reports,
@@ -95,6 +96,9 @@ def create_app(
     app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
     app.include_router(queue_log.router, responses={code: _ERRORS[code] for code in (401, 429)})
     app.include_router(reports.router, responses=_ERRORS)
+    app.include_router(
+        provisioning.router, responses={code: _ERRORS[code] for code in (401, 413, 429)}
+    )
     app.state.reports = settings.reports
     _include_probes(app)
     _include_metrics(app, metrics)
