@@ -13,6 +13,9 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -83,7 +86,13 @@ def create_app(
     Returns:
         The FastAPI application; OpenAPI at ``/openapi.json``, docs at ``/docs``.
     """
-    app = FastAPI(title="Ringmaster admin API", version=__version__, description=_DESCRIPTION)
+    app = FastAPI(
+        title="Ringmaster admin API",
+        version=__version__,
+        description=_DESCRIPTION,
+        docs_url=None,  # FastAPI's own pages load their scripts from a CDN: see _include_docs
+        redoc_url=None,
+    )
     app.state.context = ApiContext(host=host, store=store, clock=clock)
     app.state.authenticator = Authenticator(settings, clock=monotonic)
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
@@ -102,7 +111,50 @@ def create_app(
     app.state.reports = settings.reports
     _include_probes(app)
     _include_metrics(app, metrics)
+    _include_docs(app)
     return app
+
+
+#: Where Swagger UI's and ReDoc's files are served from, out of the package
+#: (``api/static/docs``, see its README: which versions, and how to refresh them).
+DOCS_ASSETS = "/static/docs"
+
+
+def _include_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc``, whose files the daemon serves itself.
+
+    As FastAPI's own pages, without a token (the schema at ``/openapi.json`` needs
+    none either), but nothing is fetched from another host: the API's documentation
+    reads the same on a machine without internet.
+    """
+    app.mount(
+        DOCS_ASSETS,
+        StaticFiles(packages=[("ringmaster.api", "static/docs")]),
+        name="docs-assets",
+    )
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/swagger-ui/favicon-32x32.png",
+            # Swagger UI would send the schema to validator.swagger.io for its badge.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/swagger-ui/favicon-32x32.png",
+            with_google_fonts=False,
+        )
 
 
 def _include_probes(app: FastAPI) -> None:
