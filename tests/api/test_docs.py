@@ -46,6 +46,10 @@ async def test_a_docs_page_loads_only_the_daemons_own_files(
         response = await client.get(page)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/html")
+        # And the browser may fetch nothing from another host, whatever the scripts ask.
+        policy = response.headers["content-security-policy"]
+        assert policy.startswith("default-src 'self';")
+        assert "http" not in policy
         html = response.text
         urls = _references(html)
         assert len(urls) >= 2  # a script and the icon at least
