@@ -21,6 +21,8 @@ from ringmaster import __version__
 from ringmaster.logs import configure_logging
 from ringmaster.settings import Settings, SettingsError, load_settings
 
+#: How long the daemon may take to check and apply a file: a large one is many writes.
+PROVISION_TIMEOUT_S = 300.0
 #: The commands that need no simulator: their parser only names `simulate`.
 _LEAN_COMMANDS = frozenset({"run", "provision", "status", "report"})
 
@@ -182,7 +184,7 @@ def _provision(settings: Settings, args: argparse.Namespace) -> int:
     except ProvisionError as error:
         print(*error.errors, sep="\n", file=sys.stderr)
         return 1
-    api = ApiClient(url, token)
+    api = ApiClient(url, token, timeout=PROVISION_TIMEOUT_S)
     query = urllib.parse.urlencode({"name": str(args.file)})
     try:
         answer = api.post_text(f"/api/provision?{query}", text, "application/toml")
