@@ -71,7 +71,9 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     prov = commands.add_parser(
-        "provision", help="load tenants, extensions, queues and DID routes from a TOML file"
+        "provision",
+        help="load tenants, extensions, queues and DID routes from a TOML file (through the"
+        " running daemon, in effect at once; else into the database file)",
     )
     prov.add_argument("file", type=Path)
     prov.add_argument(
