@@ -107,7 +107,7 @@ def provision(db: Path, config: Path, log: Path) -> float:
     started = time.perf_counter()
     with log.open("ab") as out:
         subprocess.run(
-            [PYTHON, "-m", "ringmaster", "provision", str(config)],
+            [PYTHON, "-m", "ringmaster", "provision", "--offline", str(config)],
             env={
                 **os.environ,
                 "RINGMASTER_DATABASE__PATH": str(db),

@@ -8,8 +8,8 @@ from pathlib import Path
 from bench.chaos.fuzz import corpus
 from bench.chaos.plan import Plan, arrivals, faults, provisioning, queues, reaction
 
+from ringmaster.api.provisioning import provision
 from ringmaster.engine.strategies import strategy_names
-from ringmaster.provision import provision
 from ringmaster.store import Store
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ringmaster.api.provisioning import provision
 from ringmaster.contract import (
     INBOUND,
     ContractError,
@@ -27,7 +28,6 @@ from ringmaster.contract import (
 )
 from ringmaster.engine.commands import Ring
 from ringmaster.engine.core import Engine
-from ringmaster.provision import provision
 from ringmaster.store import Store
 
 pytestmark = pytest.mark.integration

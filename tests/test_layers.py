@@ -20,17 +20,18 @@ LAYERS: dict[str, int] = {
     "engine": 0,  # the sans-I/O core
     "settings": 1,
     "logs": 1,
+    "client": 2,  # the admin API over HTTP, for the commands: neither daemon nor api
     "options": 2,  # what the adapters derive from the engine's option declarations
     "contract": 3,  # MQTT payloads <-> engine events and commands
     "history": 3,  # engine events and commands -> call and agent history writes
     "queue_log": 3,  # history rows -> Asterisk's queue_log lines
     "store": 4,
-    "api": 5,
-    "daemon": 6,  # the service and its adapters: MQTT link, private broker, systemd
-    "provision": 7,
+    "provision": 5,  # the provisioning file: its format, checks and writes
+    "api": 6,  # with provisioning's transaction, audit records and engine events
+    "daemon": 7,  # the service and its adapters: MQTT link, private broker, systemd
     "planning": 8,  # simulate and the Erlang formulas
-    "status": 9,  # `ringmaster status`: a client of the API, over HTTP
-    "report": 10,  # `ringmaster report`: another, on status's HTTP client
+    "status": 9,  # `ringmaster status`: a client of the API, over HTTP (client)
+    "report": 10,  # `ringmaster report`: another
     "cli": 11,
     "__main__": 12,
 }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ringmaster.api.provisioning import provision
 from ringmaster.engine.events import (
     AgentEnrolled,
     DidRouteSaved,
@@ -28,7 +29,7 @@ from ringmaster.engine.model import (
     TenantId,
 )
 from ringmaster.engine.strategies import strategy_names
-from ringmaster.provision import ProvisionError, ProvisionReport, Tally, check_file, provision
+from ringmaster.provision import ProvisionError, ProvisionReport, Tally, check_file
 from ringmaster.store import Store
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"

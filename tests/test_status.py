@@ -8,13 +8,13 @@ from datetime import date
 import pytest
 
 from ringmaster.cli import main
+from ringmaster.client import api_url
 from ringmaster.daemon.broker import free_port
 from ringmaster.status import (
     AgentLine,
     CallerLine,
     QueueView,
     Today,
-    api_url,
     duration,
     render,
 )
@@ -137,8 +137,10 @@ def test_no_daemon_is_one_clear_line_and_exit_1(capsys: pytest.CaptureFixture[st
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1
-    assert err.startswith(f"ringmaster status: cannot reach the daemon's API at {url} (")
-    assert err.endswith("): is the daemon running?\n")
+    assert err == (
+        f"ringmaster status: no daemon answered at {url} (connection refused):"
+        " is the daemon running?\n"
+    )
 
 
 def test_without_api_the_settings_say_where_it_listens(
@@ -148,9 +150,7 @@ def test_without_api_the_settings_say_where_it_listens(
     monkeypatch.setenv("RINGMASTER_API__PORT", str(port))
     assert main(["status"]) == 1
     _, err = capsys.readouterr()
-    assert err.startswith(
-        f"ringmaster status: cannot reach the daemon's API at http://127.0.0.1:{port} ("
-    )
+    assert err.startswith(f"ringmaster status: no daemon answered at http://127.0.0.1:{port} (")
 
 
 def test_a_bad_setting_is_one_line_too(

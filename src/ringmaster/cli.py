@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import urllib.parse
 from datetime import date
+from http import HTTPStatus
 from pathlib import Path
 
 import structlog
@@ -18,6 +21,8 @@ from ringmaster import __version__
 from ringmaster.logs import configure_logging
 from ringmaster.settings import Settings, SettingsError, load_settings
 
+#: How long the daemon may take to check and apply a file: a large one is many writes.
+PROVISION_TIMEOUT_S = 300.0
 #: The commands that need no simulator: their parser only names `simulate`.
 _LEAN_COMMANDS = frozenset({"run", "provision", "status", "report"})
 
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log.format, settings.log.level)
     if args.command == "run":
         return _run(settings)
-    return asyncio.run(_provision(settings, args.file))
+    return _provision(settings, args)
 
 
 def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
@@ -66,9 +71,25 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     prov = commands.add_parser(
-        "provision", help="load tenants, extensions, queues and DID routes from a TOML file"
+        "provision",
+        help="load tenants, extensions, queues and DID routes from a TOML file (through the"
+        " running daemon, in effect at once; else into the database file)",
     )
     prov.add_argument("file", type=Path)
+    prov.add_argument(
+        "--offline",
+        action="store_true",
+        help="write the database file directly, without asking a running daemon",
+    )
+    prov.add_argument(
+        "--api",
+        metavar="URL",
+        default=None,
+        help="the daemon's admin API; default: from api.host and api.port of the settings",
+    )
+    prov.add_argument(
+        "--token", default=None, help="a bearer token for the API; default: $RINGMASTER_API_TOKEN"
+    )
     prov.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     _add_status_parser(commands)
     _add_report_parser(commands)
@@ -145,8 +166,60 @@ def _run(settings: Settings) -> int:
     return 0
 
 
-async def _provision(settings: Settings, file: Path) -> int:
-    from ringmaster.provision import ProvisionError, provision  # noqa: PLC0415
+def _provision(settings: Settings, args: argparse.Namespace) -> int:
+    """Through the running daemon (in effect at once); on the database file if none answers."""
+    from ringmaster.client import (  # noqa: PLC0415 - see the module's docstring
+        TOKEN_VARIABLE,
+        ApiClient,
+        ApiError,
+        NoDaemonError,
+        api_url,
+    )
+    from ringmaster.provision import ProvisionError, ProvisionReport, read_file  # noqa: PLC0415
+
+    if args.offline:
+        return asyncio.run(_provision_file(settings, args.file))
+    url = args.api if args.api is not None else api_url(settings.api.host, settings.api.port)
+    token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+    try:
+        text = read_file(args.file)
+    except ProvisionError as error:
+        print(*error.errors, sep="\n", file=sys.stderr)
+        return 1
+    api = ApiClient(url, token, timeout=PROVISION_TIMEOUT_S)
+    query = urllib.parse.urlencode({"name": str(args.file)})
+    try:
+        answer = api.post_text(f"/api/provision?{query}", text, "application/toml")
+    except NoDaemonError:
+        code = asyncio.run(_provision_file(settings, args.file))
+        if code == 0:
+            print(
+                f"no daemon answered at {api.url}: applied to the database file"
+                f" {settings.database.path}; it takes effect when the daemon starts"
+            )
+        return code
+    except ApiError as error:
+        if error.status == HTTPStatus.UNPROCESSABLE_ENTITY and error.errors:
+            print(*error.errors, sep="\n", file=sys.stderr)  # the file's problems, as offline
+        else:
+            print(f"ringmaster provision: {error}", file=sys.stderr)
+        return 1
+    try:
+        report = ProvisionReport.from_json(answer)
+    except (KeyError, TypeError, ValueError):
+        print(
+            f"ringmaster provision: unexpected answer from {api.url}: is it Ringmaster's API?",
+            file=sys.stderr,
+        )
+        return 1
+    print(report)
+    print(f"applied by the running daemon at {api.url}: in effect now")
+    return 0
+
+
+async def _provision_file(settings: Settings, file: Path) -> int:
+    from ringmaster.api.provisioning import provision  # noqa: PLC0415
+    from ringmaster.provision import ProvisionError  # noqa: PLC0415
     from ringmaster.store import Store  # noqa: PLC0415
 
     async with await Store.open(settings.database.path) as store:

@@ -2,7 +2,10 @@
 
 ``ringmaster provision FILE.toml`` checks the whole file, then writes it to the store in
 one transaction: either every entry is applied or none is. Running it again with the same
-file changes nothing. The format (see ``docs/provisioning.md`` for the full description)::
+file changes nothing. This module checks and writes; `ringmaster.api.provisioning` runs
+it in a transaction with its audit records, through a running daemon (``POST
+/api/provision``, in effect at once) or on the database file itself. The format (see
+``docs/provisioning.md`` for the full description)::
 
     [[tenant]]
     id = 1                      # integer >= 1, chosen by you; it appears in MQTT topics
@@ -49,9 +52,8 @@ Errors name the file, the entry (counted from 1 in file order) and the field::
 
 from __future__ import annotations
 
-import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -87,7 +89,7 @@ from ringmaster.options.fields import (
     StrategyName,
     TimeZoneName,
 )
-from ringmaster.store import Change, ConfigTransaction, Store
+from ringmaster.store import Change, ConfigTransaction
 
 
 class ProvisionError(Exception):
@@ -306,6 +308,21 @@ class ProvisionReport:
             "did_routes": self.did_routes,
         }
 
+    @classmethod
+    def from_json(cls, answer: Any) -> ProvisionReport:
+        """The report as ``POST /api/provision`` answers it.
+
+        Raises:
+            KeyError, TypeError, ValueError: The answer is not such a report.
+        """
+        report = cls()
+        for kind, tally in report.tallies().items():
+            counts = answer[kind]
+            tally.created, tally.updated, tally.unchanged = (
+                int(counts[key]) for key in ("created", "updated", "unchanged")
+            )
+        return report
+
     @property
     def changed(self) -> bool:
         """Whether anything was created or updated."""
@@ -348,12 +365,12 @@ def _where(kind: str, index: int, rest: Iterable[str | int] = ()) -> str:
     return place
 
 
-def _line(file: Path, where: str, message: str, identity: str = "") -> str:
+def _line(file: str, where: str, message: str, identity: str = "") -> str:
     suffix = f" (entry: {identity})" if identity else ""
     return f"{file}: {where}: {message}{suffix}"
 
 
-def _pydantic_errors(file: Path, raw: Mapping[str, Any], exc: ValidationError) -> list[str]:
+def _pydantic_errors(file: str, raw: Mapping[str, Any], exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
         loc = error["loc"]
@@ -402,7 +419,7 @@ class _Problem:
     entry: BaseModel
 
 
-def _cross_check(file: Path, spec: ProvisionFile, known: _Known) -> list[str]:
+def _cross_check(file: str, spec: ProvisionFile, known: _Known) -> list[str]:
     """References and uniqueness across entries; `known` gains the file's entries."""
     problems = _duplicates(spec)
     known.tenants.update(t.id for t in spec.tenant)
@@ -487,22 +504,47 @@ def _dangling_references(spec: ProvisionFile, known: _Known) -> list[_Problem]:
     return problems
 
 
+def load_text(text: str, name: str) -> ProvisionFile:
+    """Check one provisioning file's text on its own (no cross-references to the store).
+
+    Args:
+        text: The file's TOML.
+        name: What the error lines call the file (its path, or ``<request>``).
+
+    Raises:
+        ProvisionError: The text is not TOML, or breaks the format.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProvisionError([f"{name}: not valid TOML: {exc}"]) from exc
+    try:
+        return ProvisionFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ProvisionError(_pydantic_errors(name, raw, exc)) from exc
+
+
+def read_file(path: Path) -> str:
+    """The text of the provisioning file at `path`.
+
+    Raises:
+        ProvisionError: The file cannot be read, or is not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProvisionError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ProvisionError([f"{path}: not valid TOML: {exc}"]) from exc
+
+
 def load_file(path: Path) -> ProvisionFile:
     """Read and check one provisioning file on its own (no cross-references to the store).
 
     Raises:
         ProvisionError: The file cannot be read, is not TOML, or breaks the format.
     """
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProvisionError([f"{path}: cannot read: {exc.strerror}"]) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ProvisionError([f"{path}: not valid TOML: {exc}"]) from exc
-    try:
-        return ProvisionFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ProvisionError(_pydantic_errors(path, raw, exc)) from exc
+    return load_text(read_file(path), str(path))
 
 
 def check_file(path: Path) -> ProvisionFile:
@@ -515,7 +557,7 @@ def check_file(path: Path) -> ProvisionFile:
         ProvisionError: The file is invalid; one line per problem.
     """
     spec = load_file(path)
-    errors = _cross_check(path, spec, _Known())
+    errors = _cross_check(str(path), spec, _Known())
     if errors:
         raise ProvisionError(errors)
     return spec
@@ -524,49 +566,38 @@ def check_file(path: Path) -> ProvisionFile:
 # --- applying ------------------------------------------------------------------------------
 
 
-async def provision(
-    path: Path, store: Store, *, clock: Callable[[], float] = time.time
-) -> ProvisionReport:
-    """Check the provisioning file at `path` against itself and the store, then apply it.
+def tenants_of(spec: ProvisionFile) -> set[TenantId]:
+    """Every tenant an entry of the file names: all the resources the file can change are theirs."""
+    tenants = {TenantId(t.id) for t in spec.tenant}
+    tenants |= {TenantId(e.tenant_id) for e in spec.extension}
+    tenants |= {TenantId(q.tenant_id) for q in spec.queue}
+    tenants |= {TenantId(r.tenant_id) for r in spec.did_route}
+    return tenants
 
-    Everything is checked before anything is written, and the writes are one transaction,
-    with an audit record (actor ``provision``) for each resource created or changed.
+
+async def apply(tx: ConfigTransaction, spec: ProvisionFile, name: str) -> ProvisionReport:
+    """Check a loaded file against itself and the store, then write it in `tx`.
+
+    Everything is checked before anything is written; the caller's transaction makes
+    the writes all or nothing (and holds their audit records: see
+    `ringmaster.api.provisioning`).
 
     Args:
-        path: The TOML file.
-        store: The open store to provision.
-        clock: Wall-clock time, for the audit records.
+        tx: The open transaction.
+        spec: The file, as `load_text` or `load_file` checked it on its own.
+        name: What the error lines call the file.
 
     Returns:
         What was created, updated or already up to date.
 
     Raises:
-        ProvisionError: The file is invalid; the message has one line per problem and
-            the store is unchanged.
+        ProvisionError: The file is invalid; one line per problem; nothing was written.
     """
-    # Imported here: the simulator checks files with this module and needs no admin API.
-    from ringmaster.api.audit import changes, snapshot  # noqa: PLC0415
-    from ringmaster.api.context import log_change  # noqa: PLC0415
-
-    spec = load_file(path)
-    async with store.transaction() as tx:
-        known = _Known.from_store(await tx.load_config())
-        errors = _cross_check(path, spec, known)
-        if errors:
-            raise ProvisionError(errors)
-        # Every entry names its tenant: these are all the resources the file can change.
-        tenants = {TenantId(t.id) for t in spec.tenant}
-        tenants |= {TenantId(e.tenant_id) for e in spec.extension}
-        tenants |= {TenantId(q.tenant_id) for q in spec.queue}
-        tenants |= {TenantId(r.tenant_id) for r in spec.did_route}
-        before = await snapshot(tx, tenants)
-        report = await _apply(tx, spec, known)
-        records = changes(before, await snapshot(tx, tenants), actor="provision", at=clock())
-        # In the same transaction as the changes: both are written, or neither.
-        ids = [await tx.insert_audit(record) for record in records]
-    for record, record_id in zip(records, ids, strict=True):
-        log_change(record, record_id)
-    return report
+    known = _Known.from_store(await tx.load_config())
+    errors = _cross_check(name, spec, known)
+    if errors:
+        raise ProvisionError(errors)
+    return await _apply(tx, spec, known)
 
 
 async def _apply(tx: ConfigTransaction, spec: ProvisionFile, known: _Known) -> ProvisionReport:

@@ -18,7 +18,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ringmaster.status import TOKEN_VARIABLE, ApiClient, StatusError, duration, settings_url
+from ringmaster.client import TOKEN_VARIABLE, ApiClient, ApiError, settings_url
+from ringmaster.status import duration
 
 #: The table's columns: heading, and the figure shown under it.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -43,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         url = args.api if args.api is not None else settings_url(args.config)
         token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
-        api = ApiClient(url.rstrip("/"), token)
+        api = ApiClient(url, token)
         hours, day = fetch(api, args.tenant, args.queue, args.day)
-    except StatusError as error:
+    except ApiError as error:
         print(f"ringmaster report: {error}", file=sys.stderr)
         return 1
     sys.stdout.write(render(hours, day, args.queue))
@@ -66,18 +67,18 @@ def fetch(
     """The queue report of the tenant's local `day` (today if None), by hour and whole.
 
     Raises:
-        StatusError: The API cannot be read, or refuses.
+        ApiError: The API cannot be read, or refuses.
     """
-    tenant = api.get(f"/api/tenants/{tenant_id}")
+    tenant = api.get_json(f"/api/tenants/{tenant_id}")
     try:
         zone = ZoneInfo(tenant["timezone"])
     except (KeyError, TypeError, ValueError, ZoneInfoNotFoundError):
-        raise StatusError("unexpected answer from the API: is it Ringmaster's?") from None
+        raise ApiError("unexpected answer from the API: is it Ringmaster's?") from None
     since, until = day_range(day or datetime.now(zone).date(), zone)
     reports = []
     for interval in ("1h", "1d"):
         query = {"tenant_id": tenant_id, "from": since, "to": until, "interval": interval}
-        reports.append(api.get(f"/api/reports/queues?{urllib.parse.urlencode(query)}"))
+        reports.append(api.get_json(f"/api/reports/queues?{urllib.parse.urlencode(query)}"))
     hours, whole = reports
     if queue is not None and not any(i["queue_number"] == queue for i in hours["items"]):
         hours["items"], whole["items"] = [], []

@@ -15,32 +15,19 @@ of their own.
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-#: Where `--token` is read from when not given: a token on the command line is
-#: visible to every user of the host in the process list.
-TOKEN_VARIABLE = "RINGMASTER_API_TOKEN"
-#: The longest any one request may take.
-TIMEOUT_S = 10.0
+from ringmaster.client import TOKEN_VARIABLE, ApiClient, ApiError, settings_url
+
 _PAGE = 1000
-
-
-class StatusError(Exception):
-    """The daemon's API could not be read; the message is the one line to print."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,35 +99,11 @@ def run(args: argparse.Namespace) -> int:
         token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
         now = time.time()
         views = fetch(url, token, args.tenant, now)
-    except StatusError as error:
+    except ApiError as error:
         print(f"ringmaster status: {error}", file=sys.stderr)
         return 1
     sys.stdout.write(render(views, now))
     return 0
-
-
-def settings_url(config: Path | None) -> str:
-    """The API's URL from the settings (`config`, or the default file and environment)."""
-    from ringmaster.settings import SettingsError, load_settings  # noqa: PLC0415
-
-    try:
-        settings = load_settings(config)
-    except SettingsError as error:
-        raise StatusError(f"bad setting: {error} (or give --api URL)") from None
-    return api_url(settings.api.host, settings.api.port)
-
-
-def api_url(host: str, port: int) -> str:
-    """The URL to reach an API listening on `host`: a wildcard address is reached on loopback."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return f"http://{host}:{port}"
-    v6 = isinstance(address, ipaddress.IPv6Address)
-    if address.is_unspecified:
-        address = ipaddress.ip_address("::1" if v6 else "127.0.0.1")
-    shown = f"[{address}]" if v6 else str(address)
-    return f"http://{shown}:{port}"
 
 
 # --- reading the API ---------------------------------------------------------------------
@@ -156,17 +119,17 @@ def fetch(url: str, token: str | None, tenant_id: int | None, now: float) -> lis
         now: Unix seconds: "today" is the local day, in each tenant's time zone, of it.
 
     Raises:
-        StatusError: The API cannot be reached, refuses the token, or answers
+        ApiError: The API cannot be reached, refuses the token, or answers
             something else than it should.
     """
-    api = ApiClient(url.rstrip("/"), token)
+    api = _Queues(url, token)
     views: list[QueueView] = []
     days: dict[int, tuple[Today, dict[int, Today]]] = {}
     for queue in api.queues(tenant_id):
         queue_id = queue["id"]
-        snapshot = api.get(f"/api/queues/{queue_id}/snapshot")
-        agents = api.get(f"/api/queues/{queue_id}/agents")
-        calls = api.get(f"/api/queues/{queue_id}/calls")
+        snapshot = api.get_json(f"/api/queues/{queue_id}/snapshot")
+        agents = api.get_json(f"/api/queues/{queue_id}/agents")
+        calls = api.get_json(f"/api/queues/{queue_id}/calls")
         tenant = _field(queue, "tenant_id")
         if tenant not in days:
             days[tenant] = _today(api, tenant, now)
@@ -181,18 +144,18 @@ def _field(answer: Any, name: str) -> Any:
     try:
         return answer[name]
     except (KeyError, TypeError):
-        raise StatusError(
+        raise ApiError(
             f"unexpected answer from the API (missing {name!r}): is it Ringmaster's?"
         ) from None
 
 
-def _today(api: ApiClient, tenant_id: int, now: float) -> tuple[Today, dict[int, Today]]:
+def _today(api: _Queues, tenant_id: int, now: float) -> tuple[Today, dict[int, Today]]:
     """The tenant's local day without calls, and its queues' figures of it by queue id."""
-    timezone = _field(api.get(f"/api/tenants/{tenant_id}"), "timezone")
+    timezone = _field(api.get_json(f"/api/tenants/{tenant_id}"), "timezone")
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise StatusError(
+        raise ApiError(
             f"tenant {tenant_id}'s time zone {timezone!r} is unknown on this host"
         ) from None
     day = datetime.fromtimestamp(now, zone).date()
@@ -207,7 +170,7 @@ def _today(api: ApiClient, tenant_id: int, now: float) -> tuple[Today, dict[int,
             "interval": "1d",
         }
     )
-    report = api.get(f"/api/reports/queues?{query}")
+    report = api.get_json(f"/api/reports/queues?{query}")
     figures: dict[int, Today] = {}
     try:
         for item in report["items"]:
@@ -221,7 +184,7 @@ def _today(api: ApiClient, tenant_id: int, now: float) -> tuple[Today, dict[int,
                 item["service_level_pct"],
             )
     except (KeyError, TypeError) as error:
-        raise StatusError(
+        raise ApiError(
             f"unexpected answer from the API (missing {error}): is it Ringmaster's?"
         ) from None
     return Today(day, timezone), figures
@@ -271,19 +234,13 @@ def _view(
             today=today,
         )
     except (KeyError, TypeError, ValueError) as error:
-        raise StatusError(
+        raise ApiError(
             f"unexpected answer from the API (missing {error}): is it Ringmaster's?"
         ) from None
 
 
-class ApiClient:
-    """The daemon's admin API over HTTP: JSON reads, each failure a one-line `StatusError`."""
-
-    def __init__(self, url: str, token: str | None) -> None:
-        self._url = url
-        self._headers = {"Accept": "application/json"}
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+class _Queues(ApiClient):
+    """The API client, with the queue list read across its pages."""
 
     def queues(self, tenant_id: int | None) -> list[dict[str, Any]]:
         """Every queue the token sees (of `tenant_id` only, if given), all pages."""
@@ -292,47 +249,15 @@ class ApiClient:
             query = {"limit": _PAGE, "offset": len(queues)}
             if tenant_id is not None:
                 query["tenant_id"] = tenant_id
-            page = self.get(f"/api/queues?{urllib.parse.urlencode(query)}")
+            page = self.get_json(f"/api/queues?{urllib.parse.urlencode(query)}")
             try:
                 queues += page["items"]
                 if not page["items"] or len(queues) >= page["total"]:
                     return queues
             except (KeyError, TypeError):
-                raise StatusError(
-                    f"unexpected answer from {self._url}: is it Ringmaster's API?"
+                raise ApiError(
+                    f"unexpected answer from {self.url}: is it Ringmaster's API?"
                 ) from None
-
-    def get(self, path: str) -> Any:
-        """The JSON answer to ``GET path``."""
-        request = urllib.request.Request(self._url + path, headers=self._headers)
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                body = response.read()
-        except urllib.error.HTTPError as error:
-            raise StatusError(self._refused(error)) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise StatusError(
-                f"cannot reach the daemon's API at {self._url} ({reason}): is the daemon running?"
-            ) from None
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise StatusError(
-                f"{self._url}{path} did not answer JSON: is it Ringmaster's API?"
-            ) from None
-
-    def _refused(self, error: urllib.error.HTTPError) -> str:
-        try:
-            detail = json.loads(error.read())["detail"]
-        except (ValueError, KeyError, TypeError):
-            detail = error.reason
-        if error.code == HTTPStatus.UNAUTHORIZED:
-            return (
-                f"{self._url} refused the token (401: {detail});"
-                f" give one with --token or ${TOKEN_VARIABLE}"
-            )
-        return f"{self._url} answered {error.code}: {detail}"
 
 
 # --- the table ---------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from fastapi import FastAPI
 
 from ringmaster.api import create_app
 from ringmaster.api.feed import LiveFeed
+from ringmaster.api.provisioning import provision
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import ConfigEvent, Event
-from ringmaster.provision import provision
 from ringmaster.settings import ApiSettings
 from ringmaster.store import Store
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import structlog
 
-from ringmaster.provision import provision
+from ringmaster.api.provisioning import provision
 from ringmaster.store import ConfigTransaction, Store
 
 from .helpers import (

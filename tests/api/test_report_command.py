@@ -84,7 +84,7 @@ def test_no_daemon_is_one_clear_line_and_exit_1(capsys: pytest.CaptureFixture[st
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1
-    assert err.startswith(f"ringmaster report: cannot reach the daemon's API at {url} (")
+    assert err.startswith(f"ringmaster report: no daemon answered at {url} (connection refused)")
 
 
 def test_a_bad_day_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,9 +18,9 @@ from typing import Any, Protocol, TypeVar
 
 import aiomqtt
 
+from ringmaster.api.provisioning import provision
 from ringmaster.daemon.broker import MosquittoProcess
 from ringmaster.daemon.service import Service
-from ringmaster.provision import provision
 from ringmaster.settings import Settings, load_settings
 from ringmaster.store import Store
 

@@ -13,6 +13,9 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +27,7 @@ from ringmaster.api import (
     extensions,
     health,
     live,
+    provisioning,
     queue_log,
     queues,
     reports,
@@ -83,7 +87,13 @@ def create_app(
     Returns:
         The FastAPI application; OpenAPI at ``/openapi.json``, docs at ``/docs``.
     """
-    app = FastAPI(title="Ringmaster admin API", version=__version__, description=_DESCRIPTION)
+    app = FastAPI(
+        title="Ringmaster admin API",
+        version=__version__,
+        description=_DESCRIPTION,
+        docs_url=None,  # FastAPI's own pages load their scripts from a CDN: see _include_docs
+        redoc_url=None,
+    )
     app.state.context = ApiContext(host=host, store=store, clock=clock)
     app.state.authenticator = Authenticator(settings, clock=monotonic)
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
@@ -96,13 +106,71 @@ def create_app(
     app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
     app.include_router(queue_log.router, responses={code: _ERRORS[code] for code in (401, 429)})
     app.include_router(reports.router, responses=_ERRORS)
+    app.include_router(
+        provisioning.router, responses={code: _ERRORS[code] for code in (401, 413, 429)}
+    )
     app.state.reports = settings.reports
     app.include_router(live.router, responses=_ERRORS)
     app.include_router(live.page_router)
     app.state.today = live.TodayFigures(settings.reports)
     _include_probes(app)
     _include_metrics(app, metrics)
+    _include_docs(app)
     return app
+
+
+#: Where Swagger UI's and ReDoc's files are served from, out of the package
+#: (``api/static/docs``, see its README: which versions, and how to refresh them).
+DOCS_ASSETS = "/static/docs"
+#: The pages may load nothing from another host. ReDoc's side menu draws Redocly's
+#: logo from their CDN whatever its options say: refused here, the image hides itself.
+#: Inline script and style: Swagger UI's start-up script and both pages' styles.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline';"
+    " img-src 'self' data:; font-src 'self' data:; connect-src 'self';"
+    " worker-src 'self' blob:; frame-ancestors 'self'"
+)
+
+
+def _include_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc``, whose files the daemon serves itself.
+
+    As FastAPI's own pages, without a token (the schema at ``/openapi.json`` needs
+    none either), but nothing is fetched from another host: the API's documentation
+    reads the same on a machine without internet.
+    """
+    app.mount(
+        DOCS_ASSETS,
+        StaticFiles(packages=[("ringmaster.api", "static/docs")]),
+        name="docs-assets",
+    )
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/swagger-ui/favicon-32x32.png",
+            # Swagger UI would send the schema to validator.swagger.io for its badge.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/swagger-ui/favicon-32x32.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
 
 
 def _include_probes(app: FastAPI) -> None:

@@ -489,6 +489,33 @@ class DidRouteOut(_Response):
     skills: dict[str, int]
 
 
+class TallyOut(_Response):
+    """How many entries of one kind a provisioning created, updated or found as the file says."""
+
+    created: int
+    updated: int
+    unchanged: int
+
+
+class ProvisionOut(_Response):
+    """What a provisioning file did, per kind of entry (a queue's agents count once per queue)."""
+
+    tenants: TallyOut
+    extensions: TallyOut
+    queues: TallyOut
+    enrolments: TallyOut
+    did_routes: TallyOut
+    changed: bool = Field(description="Whether anything was created or updated.")
+
+
+class ProvisionErrors(_Response):
+    """An invalid provisioning file: nothing changed."""
+
+    detail: list[str] = Field(
+        description="One line per problem, naming the file, the entry and the field."
+    )
+
+
 #: What the audit trail records changes of; an agent is an extension's enrolment in a queue.
 AuditResource = Literal["tenant", "extension", "queue", "agent", "did_route"]
 
@@ -500,7 +527,8 @@ class AuditRecordOut(_Response):
     at: datetime = Field(description="When the change was made (UTC).")
     actor: str = Field(
         description="The token's name (`admin#1`, `tenant-7#2`; never the token), `local`"
-        " on an API without tokens, or `provision` for `ringmaster provision`."
+        " on an API without tokens, or `provision` for `ringmaster provision` on the database"
+        " file (through the daemon, the token's name)."
     )
     tenant_id: int = Field(description="The resource's tenant (a tenant's own id).")
     action: Literal["create", "update", "delete"]
