@@ -404,7 +404,9 @@ class Service:
             commands += decided
             handled.append((None, decided))
         await self._store_and_send(store, commands, messages, now, handled)
-        self._tell_live(commands, batch, applies)
+        self._tell_live(
+            commands, batch, configured=any(isinstance(change, Apply) for change in applies)
+        )
         self.metrics.observe_turn(
             batch, commands, seconds=time.perf_counter() - started, finished=self._clock()
         )
@@ -417,10 +419,10 @@ class Service:
         self._arm_timer()
 
     def _tell_live(
-        self, commands: Sequence[Command], batch: Sequence[Received], applies: Sequence[Apply]
+        self, commands: Sequence[Command], batch: Sequence[Received], *, configured: bool
     ) -> None:
         """Tell the live streams which tenants this turn changed (once it is stored)."""
-        if applies:
+        if configured:
             # Configuration events do not all name their tenant; they are rare.
             self._live.changed_all()
         tenants = {t for c in commands if (t := getattr(c, "tenant_id", None)) is not None}
