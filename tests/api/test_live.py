@@ -18,7 +18,7 @@ from ringmaster.engine.model import CallId, Presence, TenantId
 from ringmaster.settings import ApiSettings
 from ringmaster.store import Store
 
-from .helpers import NOW, T1_QUEUE, T1_TOKEN, T2_TOKEN, EngineStub
+from .helpers import NOW, T1_QUEUE, T1_TOKEN, T2_TOKEN, EngineStub, token_client
 
 WAIT_S = 10.0  # an upper bound on any wait, never a measured duration
 
@@ -188,3 +188,21 @@ async def test_streams_end_cleanly_when_the_server_stops(stub: EngineStub, store
         # Ended by the server, not cut when its graceful shutdown gives up on it.
         assert [line for line in await events.rest() if line] == []
         await stopping
+
+
+async def test_the_wallboard_page_needs_no_token_and_loads_from_the_daemon_only(
+    stub: EngineStub, store: Store
+) -> None:
+    async with token_client(stub, store, None) as anonymous:
+        assert (await anonymous.get("/api/live/1")).status_code == 401
+        page = await anonymous.get("/wallboard")
+        assert page.status_code == 200
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+        for asset, kind in (("wallboard.js", "text/javascript"), ("wallboard.css", "text/css")):
+            answer = await anonymous.get(f"/wallboard/{asset}")
+            assert answer.status_code == 200
+            assert answer.headers["content-type"].startswith(kind)
+            assert f"/wallboard/{asset}" in page.text
+        assert (await anonymous.get("/wallboard/index.html")).status_code == 404
+        assert (await anonymous.get("/wallboard/..%2Fapp.py")).status_code == 404
