@@ -504,8 +504,8 @@ class VisitOut(_Response):
     outcome: VisitOutcomeName | None = Field(description="Null while the call is in this queue.")
     reason: str = Field(
         description="Why it overflowed (`max_wait`, `queue_full`, `queue_empty`,"
-        " `too_many_hops`, `queue_removed`) or was rejected (`no_route`, `queue_inactive`,"
-        " ...); empty otherwise."
+        " `too_many_hops`, `queue_removed`, `supervisor`) or was rejected (`no_route`,"
+        " `queue_inactive`, ...); empty otherwise."
     )
     overflow_queue_id: int | None = Field(description="The queue it overflowed to.")
     overflow_extension: str | None = Field(description="The extension it overflowed to.")
