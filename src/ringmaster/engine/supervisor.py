@@ -70,6 +70,8 @@ class SupervisorMixin(EngineBase):
         if call.priority == event.priority:
             return
         old = bisect_left(queue.line, call.line_entry)
+        if old == len(queue.line) or queue.line[old] != call.line_entry:
+            return  # not in its line: a bug elsewhere, but no reason to fail the request
         del queue.line[old]
         call.priority = event.priority
         entry = call.line_entry
