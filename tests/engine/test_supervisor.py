@@ -268,3 +268,16 @@ def test_an_agent_state_request_for_an_unknown_extension_changes_nothing() -> No
     assert sim.send(ev.RequestAgentState(T, "199", Presence.PAUSED)) == []
     assert sim.send(ev.RequestAgentState(T, "105", Presence.LOGGED_OUT)) == []
     assert cancels(sim.log) == []
+
+
+def test_an_agent_state_request_is_idempotent_and_so_is_its_confirmation() -> None:
+    sim = Sim("ringall", agents=1)
+    request = ev.RequestAgentState(T, "101", Presence.PAUSED, "lunch")
+    assert (
+        sim.send(request)
+        == sim.send(request)
+        == [SetAgentState(T, "101", Presence.PAUSED, "lunch")]
+    )
+    assert of_type(sim.presence(Presence.PAUSED, "101", reason="lunch"), PublishAgentState) != []
+    assert sim.presence(Presence.PAUSED, "101", reason="lunch") == []  # confirmed twice
+    assert status(sim, 1) is AgentStatus.PAUSED
