@@ -594,6 +594,18 @@ RENDERED: list[tuple[cmd.Command, str, dict[str, Any], bool]] = [
         False,
     ),
     (
+        cmd.SetAgentState(T, "101", Presence.PAUSED, "lunch"),
+        "rm/7/cmd/agent_state",
+        {"extension": "101", "state": "paused", "reason": "lunch", "at": AT},
+        False,
+    ),
+    (
+        cmd.SetAgentState(T, "101", Presence.AVAILABLE),
+        "rm/7/cmd/agent_state",
+        {"extension": "101", "state": "available", "reason": "", "at": AT},
+        False,
+    ),
+    (
         cmd.PublishCallQueued(T, C, Q, "+4930", "+4917", 2, NOW),
         "rm/7/event/call/queued",
         {

@@ -44,6 +44,7 @@ from ringmaster.history import (
     VisitOpened,
     activity_kinds,
 )
+from tests.engine.sim import Sim
 
 T = TenantId(1)
 C = CallId("c1")
@@ -266,4 +267,19 @@ def test_agent_states_are_told_apart_by_the_one_before() -> None:
         AgentActivity(T, "101", NOW, "pause", "lunch", AgentStatus.PAUSED),
         AgentActivity(T, "101", NOW + 60, "unpause", "", AgentStatus.AVAILABLE),
         AgentActivity(T, "102", NOW, "login", "", AgentStatus.AVAILABLE),
+    ]
+
+
+def test_a_supervisors_move_ends_the_visit_overflowed_and_opens_the_next() -> None:
+    # The engine's own commands for a move of a ringing call (tests/engine/test_supervisor.py).
+    sim = Sim("ringall", agents=1)
+    sim.add_queue(2, "ringall")
+    sim.arrive("c1")
+    move = ev.MoveCall(T, C, Q2)
+    commands = [c for c in sim.send(move) if not isinstance(c, PublishAgentState)]
+    writes = HistoryRecorder().record(move, commands, sim.now)
+    assert writes == [
+        RingEnded(T, C, "1.1", "101", sim.now, "cancelled", "overflow"),
+        VisitEnded(T, C, "overflowed", sim.now, "supervisor", queue_id=Q1, overflow_queue_id=Q2),
+        VisitOpened(T, C, Q2, sim.now, 1, "+100", "5550001", None),
     ]

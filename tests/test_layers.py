@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "planning": 8,  # simulate and the Erlang formulas
     "status": 9,  # `ringmaster status`: a client of the API, over HTTP (client)
     "report": 10,  # `ringmaster report`: another
+    "supervise": 10,  # `ringmaster agent` and `call`: a supervisor's controls, another
     "cli": 11,
     "__main__": 12,
 }

@@ -17,6 +17,7 @@ from ringmaster.engine import events as ev
 from ringmaster.engine.commands import Ring
 from ringmaster.engine.model import (
     AgentCondition,
+    CallId,
     ExtensionId,
     Presence,
     QueueId,
@@ -73,6 +74,7 @@ CALL_EVENTS = (
     "EXITWITHTIMEOUT",
     "EXITEMPTY",
     "EXITWITHKEY",
+    "WITHDRAW",
     "FULL",
     "JOINEMPTY",
 )
@@ -157,6 +159,25 @@ async def test_callers_left_alone_exit_empty(store: Store) -> None:
     assert lines[2:] == [
         ["1010", "c0", "601", "NONE", "EXITEMPTY", "1", "1", "10"],
         ["1010", "c1", "601", "NONE", "EXITEMPTY", "1", "2", "6"],
+    ]
+
+
+async def test_a_caller_a_supervisor_takes_out_is_withdrawn(store: Store) -> None:
+    sim = Recorded("ringall", agents=0)
+    sim.add_queue(2, "ringall")
+    sim.arrive("c0")
+    sim.arrive("c1")
+    sim.advance(7)
+    sim.send(ev.MoveCall(T, CallId("c1"), QueueId(2)))
+    sim.advance(3)
+    sim.send(ev.HangUpCall(T, CallId("c0")))
+    lines = await queue_log(store, sim, events=CALL_EVENTS)
+    # WITHDRAW(position|origposition|waittime|info): Asterisk's caller withdrawn from
+    # the queue (AMI `QueueWithdrawCaller`), the nearest to a supervisor's action.
+    assert lines[2:] == [
+        ["1007", "c1", "601", "NONE", "WITHDRAW", "2", "2", "7", "supervisor"],
+        ["1007", "c1", "602", "NONE", "ENTERQUEUE", "", "5550001", "1"],
+        ["1010", "c0", "601", "NONE", "WITHDRAW", "1", "1", "10", "supervisor"],
     ]
 
 

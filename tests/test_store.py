@@ -56,6 +56,8 @@ from ringmaster.engine.records import (
     StateChanges,
 )
 from ringmaster.store import (
+    AuditFilter,
+    AuditRecord,
     Change,
     ConfigTransaction,
     Saved,
@@ -1339,3 +1341,39 @@ async def test_the_schema_refuses_options_that_are_not_a_json_object(tmp_path: P
         for bad in ("[1]", "{oops", "3"):
             with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
                 db.execute("UPDATE queues SET options = ?", (bad,))
+
+
+# --- a supervisor's actions in the audit trail (migration 11) --------------------------------
+
+
+async def test_migration_11_keeps_version_10_audit_records_and_takes_supervisor_actions(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v10.db"
+    with file_at_version(path, 10) as db:
+        db.execute(
+            "INSERT INTO audit (at, actor, tenant_id, action, resource, resource_id, before,"
+            " after) VALUES (1000.5, 'admin#1', 1, 'update', 'queue', '3', '{\"a\": 1}',"
+            " '{\"a\": 2}')"
+        )
+    async with await Store.open(path) as store:
+        assert await store.schema_version() == len(schema_module.MIGRATIONS)
+        moved = AuditRecord(
+            1001.0, "tenant-1#1", TenantId(1), "move", "call", "c-7", {"queue_id": 1}, None
+        )
+        async with store.transaction() as tx:
+            await tx.insert_audit(moved)
+            page = await tx.audit(AuditFilter(tenant_id=TenantId(1)))
+    assert [r.record for r in page.items] == [
+        AuditRecord(1000.5, "admin#1", TenantId(1), "update", "queue", "3", {"a": 1}, {"a": 2}),
+        moved,
+    ]
+    assert [r.id for r in page.items] == [1, 2]
+
+
+async def test_an_audit_action_beyond_the_known_ones_is_refused(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "s.db") as store:
+        record = AuditRecord(1.0, "x", TenantId(1), "explode", "call", "c", None, None)  # type: ignore[arg-type]
+        with pytest.raises(sqlite3.IntegrityError):
+            async with store.transaction() as tx:
+                await tx.insert_audit(record)

@@ -1,4 +1,4 @@
-"""The `ringmaster` command: `run`, `provision` a file, `simulate` traffic, `status`, `report`.
+"""The `ringmaster` command: `run`, `provision`, `simulate`, `status`, `report`, `agent`, `call`.
 
 Each command imports what it needs when it runs: a restarted daemon's first
 ring waits for its imports, and the simulator and provisioning are not its.
@@ -17,14 +17,16 @@ from pathlib import Path
 
 import structlog
 
-from ringmaster import __version__
+from ringmaster import __version__, supervise
 from ringmaster.logs import configure_logging
 from ringmaster.settings import Settings, SettingsError, load_settings
 
 #: How long the daemon may take to check and apply a file: a large one is many writes.
 PROVISION_TIMEOUT_S = 300.0
+#: The commands that are clients of the running daemon's API (settings only for its address).
+_API_CLIENTS = frozenset({"status", "report", "agent", "call"})
 #: The commands that need no simulator: their parser only names `simulate`.
-_LEAN_COMMANDS = frozenset({"run", "provision", "status", "report"})
+_LEAN_COMMANDS = frozenset({"run", "provision"}) | _API_CLIENTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,14 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         from ringmaster.planning import cli as simulate_cli  # noqa: PLC0415 - see the module's docstring
 
         return simulate_cli.run(args)  # needs no settings: no broker, no database
-    if args.command == "status":
-        from ringmaster import status  # noqa: PLC0415 - see the module's docstring
-
-        return status.run(args)  # a client of the API: settings only for its address
-    if args.command == "report":
-        from ringmaster import report  # noqa: PLC0415 - see the module's docstring
-
-        return report.run(args)  # a client of the API too
+    if args.command in _API_CLIENTS:
+        return _run_api_client(args)
     try:
         settings = load_settings(args.config)
     except SettingsError as error:
@@ -54,6 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(settings)
     return _provision(settings, args)
+
+
+def _run_api_client(args: argparse.Namespace) -> int:
+    if args.command == "status":
+        from ringmaster import status  # noqa: PLC0415 - see the module's docstring
+
+        return status.run(args)
+    if args.command == "report":
+        from ringmaster import report  # noqa: PLC0415 - see the module's docstring
+
+        return report.run(args)
+    return supervise.run(args)
 
 
 def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
@@ -81,18 +89,10 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
         action="store_true",
         help="write the database file directly, without asking a running daemon",
     )
-    prov.add_argument(
-        "--api",
-        metavar="URL",
-        default=None,
-        help="the daemon's admin API; default: from api.host and api.port of the settings",
-    )
-    prov.add_argument(
-        "--token", default=None, help="a bearer token for the API; default: $RINGMASTER_API_TOKEN"
-    )
-    prov.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    _api_arguments(prov)
     _add_status_parser(commands)
     _add_report_parser(commands)
+    _add_supervisor_parsers(commands)
     if lean:
         commands.add_parser(
             "simulate", help="capacity planning: simulate traffic on the real engine"
@@ -108,21 +108,10 @@ def _add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     status = commands.add_parser(
         "status", help="the running daemon's queues, agents and callers (Asterisk's queue show)"
     )
-    status.add_argument(
-        "--api",
-        metavar="URL",
-        default=None,
-        help="the daemon's admin API; default: from api.host and api.port of the settings",
-    )
-    status.add_argument(
-        "--token",
-        default=None,
-        help="a bearer token for the API; default: $RINGMASTER_API_TOKEN",
-    )
+    _api_arguments(status)
     status.add_argument(
         "--tenant", metavar="N", type=int, default=None, help="this tenant's queues only"
     )
-    status.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -138,16 +127,45 @@ def _add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         default=None,
         help="the tenant's local calendar day; default: today in its time zone",
     )
-    report.add_argument(
+    _api_arguments(report)
+
+
+def _add_supervisor_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    agent = commands.add_parser(
+        "agent", help="pause, unpause or log out an agent (the PBX applies it, then confirms)"
+    )
+    agent.add_argument("action", choices=sorted(supervise.PRESENCE))
+    agent.add_argument("extension", help="the agent's extension number, e.g. 101")
+    agent.add_argument("--tenant", metavar="N", type=int, required=True, help="its tenant")
+    agent.add_argument("--reason", default=None, help="a pause's reason, e.g. lunch")
+    _api_arguments(agent)
+    call = commands.add_parser("call", help="move, reprioritise, send or hang up a waiting call")
+    call.add_argument("action", choices=sorted(supervise.CALL_ACTIONS))
+    call.add_argument("call_id", help="the call, as the PBX named it")
+    call.add_argument(
+        "value",
+        nargs="?",
+        default=None,
+        help="move: the queue's number; priority: 0 to 9; send: the extension number",
+    )
+    call.add_argument("--tenant", metavar="N", type=int, required=True, help="its tenant")
+    _api_arguments(call)
+
+
+def _api_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a command of the daemon's API reaches it: ``--api`` and ``--token``."""
+    parser.add_argument(
         "--api",
         metavar="URL",
         default=None,
         help="the daemon's admin API; default: from api.host and api.port of the settings",
     )
-    report.add_argument(
+    parser.add_argument(
         "--token", default=None, help="a bearer token for the API; default: $RINGMASTER_API_TOKEN"
     )
-    report.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _run(settings: Settings) -> int:

@@ -275,7 +275,7 @@ def _visit_lines(visit: Visit, positions: Mapping[int, int], agent: str) -> list
     exit_event = _exit_event(visit)
     if exit_event is None:
         return lines
-    # ABANDON / EXITWITHTIMEOUT / EXITEMPTY(position|origposition|waittime)
+    # ABANDON / EXITWITHTIMEOUT / EXITEMPTY / WITHDRAW(position|origposition|waittime)
     data: tuple[str, ...] = (
         str(positions.get(visit.id, visit.position)),
         origposition,
@@ -283,8 +283,16 @@ def _visit_lines(visit: Visit, positions: Mapping[int, int], agent: str) -> list
     )
     if exit_event == "EXITWITHKEY":
         data = ("", *data)  # EXITWITHKEY(key|position|origposition|waittime): no key known
+    elif exit_event == "WITHDRAW":
+        data = (*data, visit.reason)  # WITHDRAW(position|origposition|waittime|info)
     lines.append(Line(ended, call, queue, NONE, exit_event, data))
     return lines
+
+
+#: An overflow's exit by its reason; any other (`queue_empty`, a queue removed) is
+#: EXITEMPTY. A supervisor's move, send or hangup is Asterisk's WITHDRAW (a caller
+#: taken out of the queue by AMI's `QueueWithdrawCaller`), the nearest it has.
+_OVERFLOW_EXITS = {"max_wait": "EXITWITHTIMEOUT", "supervisor": "WITHDRAW"}
 
 
 def _exit_event(visit: Visit) -> str | None:
@@ -293,7 +301,7 @@ def _exit_event(visit: Visit) -> str | None:
     if visit.outcome == "callback":
         return "EXITWITHKEY"
     if visit.outcome == "overflowed":
-        return "EXITWITHTIMEOUT" if visit.reason == "max_wait" else "EXITEMPTY"
+        return _OVERFLOW_EXITS.get(visit.reason, "EXITEMPTY")
     return None
 
 

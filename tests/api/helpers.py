@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from ringmaster.api import create_app
 from ringmaster.api.feed import LiveFeed
 from ringmaster.api.provisioning import provision
+from ringmaster.engine.commands import Command
 from ringmaster.engine.core import Engine
-from ringmaster.engine.events import ConfigEvent, Event
+from ringmaster.engine.events import ConfigEvent, Event, SupervisorEvent
 from ringmaster.settings import ApiSettings
 from ringmaster.store import Store
 
@@ -142,6 +143,10 @@ class EngineStub:
         #: What `/readyz` answers: why the daemon would not be ready.
         self.reasons: list[str] = []
         self.live = LiveFeed()
+        #: Supervisors' requests and the engine's commands for each.
+        self.acted: list[tuple[SupervisorEvent, list[Command]]] = []
+        #: Events the engine takes before the next request (a race with the PBX).
+        self.before_act: list[Event] = []
 
     def not_ready(self) -> list[str]:
         return list(self.reasons)
@@ -160,6 +165,17 @@ class EngineStub:
             self.feed(event)
         self.applied += events
         self.live.changed_all()
+
+    async def act(self, event: SupervisorEvent) -> list[Command]:
+        # What the PBX said while the request waited for its turn, first.
+        for meanwhile in self.before_act:
+            self.feed(meanwhile)
+        self.before_act.clear()
+        commands = self.engine.handle(event, self.now)
+        self.engine.take_changes()
+        self.acted.append((event, commands))
+        self.live.changed([event.tenant_id])
+        return commands
 
 
 async def seeded_store(tmp_path: Path, seed: str = SEED) -> Store:

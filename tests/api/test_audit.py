@@ -293,7 +293,7 @@ async def test_the_trail_filters_by_resource_and_time_and_pages(
     one = await audit(admin, resource="tenant", resource_id="1", limit=1, offset=1)
     assert one["total"] == 3  # provisioned, then renamed twice
     assert [r["after"]["name"] for r in one["items"]] == ["Uno"]
-    assert (await admin.get("/api/audit", params={"resource": "call"})).status_code == 422
+    assert (await admin.get("/api/audit", params={"resource": "widget"})).status_code == 422
 
 
 async def test_records_survive_a_restart(tmp_path: Path) -> None:

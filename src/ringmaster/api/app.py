@@ -31,6 +31,7 @@ from ringmaster.api import (
     queue_log,
     queues,
     reports,
+    supervisor,
     tenants,
 )
 from ringmaster.api.auth import Authenticator
@@ -101,7 +102,7 @@ def create_app(
         tenants.router,
         responses={**_ERRORS, 403: {"model": Error, "description": "Needs an admin token"}},
     )
-    for module in (extensions, queues, did_routes, calls):
+    for module in (extensions, queues, did_routes, calls, supervisor):
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
     app.include_router(queue_log.router, responses={code: _ERRORS[code] for code in (401, 429)})

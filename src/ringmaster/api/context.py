@@ -33,8 +33,9 @@ from ringmaster.api.schemas import (
     Page,
     TenantFilter,
 )
+from ringmaster.engine.commands import Command
 from ringmaster.engine.core import Engine
-from ringmaster.engine.events import ConfigEvent
+from ringmaster.engine.events import ConfigEvent, SupervisorEvent
 from ringmaster.engine.model import (
     Extension,
     ExtensionId,
@@ -60,6 +61,10 @@ class EngineHost(Protocol):
 
     async def apply(self, events: list[ConfigEvent]) -> None:
         """Apply stored configuration changes to the engine."""
+        ...
+
+    async def act(self, event: SupervisorEvent) -> list[Command]:
+        """Hand a supervisor's request to the engine; its commands, once stored."""
         ...
 
     def not_ready(self) -> list[str]:

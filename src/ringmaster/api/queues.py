@@ -43,6 +43,7 @@ from ringmaster.api.schemas import (
     QueueUpdate,
     WaitingCallOut,
 )
+from ringmaster.engine.core import Engine
 from ringmaster.engine.events import AgentEnrolled, AgentUnenrolled, QueueRemoved, QueueSaved
 from ringmaster.engine.model import (
     AgentStatus,
@@ -59,6 +60,7 @@ from ringmaster.engine.model import (
     QueueTarget,
     TenantId,
 )
+from ringmaster.engine.state import CallState
 from ringmaster.options import ENROLMENT_OPTIONS, QUEUE_OPTIONS, engine_values, plain_values
 from ringmaster.store import ConfigTransaction
 from ringmaster.store import Page as StorePage
@@ -513,21 +515,25 @@ def waiting_calls(context: ApiContext, queue_id: QueueId, now: float) -> list[Wa
         call = engine.call(tenant_id, call_id)
         if call is None:  # cannot happen: a call in a line is live
             continue
-        ringing = [a.number for e in call.rings if (a := engine.agent(e)) is not None]
-        calls.append(
-            WaitingCallOut(
-                call_id=call.call_id,
-                position=position,
-                priority=call.priority,
-                wait_s=round(max(0.0, now - call.arrived_at), 3),
-                state="ringing" if call.phase is CallPhase.RINGING else "queued",
-                did=call.did,
-                caller_id=call.caller_id,
-                caller_name=call.caller_name,
-                ringing=ringing,
-            )
-        )
+        calls.append(WaitingCallOut(**waiting_call_fields(engine, call, position, now)))
     return calls
+
+
+def waiting_call_fields(
+    engine: Engine, call: CallState, position: int, now: float
+) -> dict[str, Any]:
+    """A waiting call's fields as the live calls show it, at its `position` (1 is next)."""
+    return {
+        "call_id": call.call_id,
+        "position": position,
+        "priority": call.priority,
+        "wait_s": round(max(0.0, now - call.arrived_at), 3),
+        "state": "ringing" if call.phase is CallPhase.RINGING else "queued",
+        "did": call.did,
+        "caller_id": call.caller_id,
+        "caller_name": call.caller_name,
+        "ringing": [a.number for e in call.rings if (a := engine.agent(e)) is not None],
+    }
 
 
 @router.get("/{queue_id}/snapshot", summary="A queue's figures, live")

@@ -253,6 +253,44 @@ class DidRouteUpdate(_Request):
         return self
 
 
+# --- a supervisor's requests (docs/api.md, "Supervisor actions") -------------------------------
+
+PresenceName = Literal["available", "paused", "logged_out"]
+#: A pause's reason, as the PBX's `pbx/agent/state` carries it.
+PresenceReason = Annotated[str, Field(max_length=256), AfterValidator(_storable)]
+
+
+class PresenceRequest(_Request):
+    """``POST /api/agents/{tenant_id}/{extension}/presence``: ask the PBX for a presence."""
+
+    state: PresenceName
+    reason: PresenceReason = Field(
+        "", description="A pause's reason; ignored (sent empty) with another state."
+    )
+
+
+class MoveCallRequest(_Request):
+    """``POST /api/calls/{tenant_id}/{call_id}/move``: to another active queue of the tenant."""
+
+    queue_id: Id
+
+
+class CallPriorityRequest(_Request):
+    """``POST /api/calls/{tenant_id}/{call_id}/priority``: higher is answered first."""
+
+    priority: Annotated[int, Field(ge=0, le=9)]
+
+
+class SendCallRequest(_Request):
+    """``POST /api/calls/{tenant_id}/{call_id}/send``: to an extension of the tenant, by number."""
+
+    extension: Number
+
+
+class HangUpCallRequest(_Request):
+    """``POST /api/calls/{tenant_id}/{call_id}/hangup``: no fields."""
+
+
 # --- responses -----------------------------------------------------------------------------
 
 ItemT = TypeVar("ItemT")
@@ -389,6 +427,42 @@ class WaitingCallOut(_Response):
     ringing: list[str] = Field(description="Extension numbers being rung for it now.")
 
 
+class PresenceRequestOut(_Response):
+    """A presence request passed on to the PBX; `state` changes once the PBX confirms."""
+
+    tenant_id: int
+    extension: str
+    requested: PresenceName
+    reason: str
+    state: str = Field(
+        description="Ringmaster's view of the agent now (`available`, `ringing`, `busy`,"
+        " `wrapup`, `paused`, `logged_out`): the request has not changed it yet."
+    )
+
+
+class LiveCallOut(WaitingCallOut):
+    """A waiting call after a supervisor's action, as the queue's live calls show it."""
+
+    tenant_id: int
+    queue_id: int = Field(description="The queue it waits in now.")
+
+
+class RoutedOut(_Response):
+    """Where a call was sent when it left Ringmaster's hands."""
+
+    type: Literal["extension", "hangup"]
+    extension: str | None = Field(None, description="The extension, for `extension`.")
+    reason: str | None = Field(None, description="The hangup's reason, for `hangup`.")
+
+
+class RoutedCallOut(_Response):
+    """A call that left Ringmaster's hands: sent to an extension or hung up."""
+
+    tenant_id: int
+    call_id: str
+    routed: RoutedOut
+
+
 class QueueSnapshotOut(_Response):
     """A queue's figures now, as its retained ``P/T/state/queue/Q`` snapshot has them.
 
@@ -517,7 +591,11 @@ class ProvisionErrors(_Response):
 
 
 #: What the audit trail records changes of; an agent is an extension's enrolment in a queue.
-AuditResource = Literal["tenant", "extension", "queue", "agent", "did_route"]
+AuditResource = Literal["tenant", "extension", "queue", "agent", "did_route", "call"]
+#: A configuration change, or a supervisor's action (on a call; `presence`: on an extension).
+AuditActionName = Literal[
+    "create", "update", "delete", "move", "priority", "send", "hangup", "presence"
+]
 
 
 class AuditRecordOut(_Response):
@@ -531,7 +609,7 @@ class AuditRecordOut(_Response):
         " file (through the daemon, the token's name)."
     )
     tenant_id: int = Field(description="The resource's tenant (a tenant's own id).")
-    action: Literal["create", "update", "delete"]
+    action: AuditActionName
     resource: AuditResource
     resource_id: str = Field(
         description="The resource's id; an agent's is `queue_id/extension_id`."
@@ -592,8 +670,8 @@ class VisitOut(_Response):
     outcome: VisitOutcomeName | None = Field(description="Null while the call is in this queue.")
     reason: str = Field(
         description="Why it overflowed (`max_wait`, `queue_full`, `queue_empty`,"
-        " `too_many_hops`, `queue_removed`) or was rejected (`no_route`, `queue_inactive`,"
-        " ...); empty otherwise."
+        " `too_many_hops`, `queue_removed`, `supervisor`) or was rejected (`no_route`,"
+        " `queue_inactive`, ...); empty otherwise."
     )
     overflow_queue_id: int | None = Field(description="The queue it overflowed to.")
     overflow_extension: str | None = Field(description="The extension it overflowed to.")

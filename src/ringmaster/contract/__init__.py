@@ -29,9 +29,10 @@ Additions to the contract (it may be extended by adding, never by changing):
   broker sends it at a time ringmaster cannot know when it registers it.
 - `pbx/call/arrived` takes optional `skills` the call requires; the PBX may
   publish `pbx/call/callback_requested`.
-- Commands `cmd/announce` and `cmd/originate`; events `event/call/overflowed`
-  and `event/call/callback_requested`; the queue snapshot's service-level,
-  overflow and callback figures.
+- Commands `cmd/announce`, `cmd/originate` and `cmd/agent_state` (a
+  supervisor's presence request); events `event/call/overflowed` and
+  `event/call/callback_requested`; the queue snapshot's service-level,
+  overflow and callback figures; the overflow and hangup reason `supervisor`.
 
 The package's modules: `errors` (the refusal, limits, shared text helpers),
 `inbound` (the PBX's payload models and `parse_inbound`) and `outbound`

@@ -97,7 +97,7 @@ def _ring_id(ring_id: str | None) -> dict[str, str]:
 # One case per command class, read as a table: the topic, then the payload's fields
 # in the contract's order (a field named as the command's attribute is copied from it).
 # mypy checks the match is exhaustive (a class without a case is a "missing return").
-def render(  # noqa: PLR0911, PLR0912
+def render(  # noqa: PLR0911, PLR0912, PLR0915
     prefix: str, command: cmd.Command, *, now: float | None = None
 ) -> OutboxMessage:
     """Render an engine command as the message the contract prescribes.
@@ -106,8 +106,8 @@ def render(  # noqa: PLR0911, PLR0912
         prefix: The topic prefix `P`.
         command: Any engine command.
         now: The time for the `at` of commands that carry none of their own (the PBX
-            commands `Ring`, `CancelRing`, `RouteTo*`, `Announce`, `Originate`); None
-            reads the wall clock.
+            commands `Ring`, `CancelRing`, `RouteTo*`, `Announce`, `Originate`,
+            `SetAgentState`); None reads the wall clock.
             Monitoring events use their own `at`.
 
     Returns:
@@ -133,6 +133,9 @@ def render(  # noqa: PLR0911, PLR0912
         case cmd.Originate():
             fields = _copy(command, "call_id", "extension", "number")
             return _command(tenant, "originate", now, fields)
+        case cmd.SetAgentState():
+            fields = {"extension": command.extension, "state": command.state.value}
+            return _command(tenant, "agent_state", now, fields | {"reason": command.reason})
         case cmd.PublishCallQueued():
             fields = _copy(command, "call_id", "queue_id", "did", "caller_id", "position")
             return _event(tenant, "call/queued", command.at, fields)

@@ -27,6 +27,7 @@ LOGGED: dict[type, str] = {
     cmd.PublishCallOverflowed: "call.overflowed",
     cmd.PublishCallbackRequested: "call.callback_requested",
     cmd.Originate: "originate",
+    cmd.SetAgentState: "agent_state",
 }
 
 

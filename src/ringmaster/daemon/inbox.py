@@ -1,7 +1,8 @@
 """The daemon's inbox: inbound messages as taken from the link, in each tenant's lane.
 
 Messages are acknowledged in the order they came, each once it is done; the
-admin API's configuration changes wait here for their turn too; and messages
+admin API's configuration changes and supervisors' requests wait here for their
+turn too; and messages
 that break the contract are answered on the error topics, within a budget per
 tenant, without taking a turn.
 """
@@ -19,6 +20,7 @@ import structlog
 from ringmaster.contract import ContractError, OutboxMessage, render_error
 from ringmaster.daemon.mqtt import InboundMessage, LinkClosedError, MqttLink
 from ringmaster.engine import events as ev
+from ringmaster.engine.commands import Command
 
 # The daemon's log, whichever of its modules writes a line.
 _log = structlog.get_logger("ringmaster.service")
@@ -87,6 +89,14 @@ class Apply:
 
     events: list[ev.ConfigEvent]
     done: asyncio.Future[None]
+
+
+@dataclass
+class Act:
+    """A supervisor's request for the engine, from the admin API; `done` gets its commands."""
+
+    event: ev.SupervisorEvent
+    done: asyncio.Future[list[Command]]
 
 
 def take_batch(lanes: dict[int, deque[Received]]) -> list[Received]:

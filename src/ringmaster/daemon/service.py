@@ -46,7 +46,7 @@ from ringmaster.contract import (
 from ringmaster.daemon import sdnotify
 from ringmaster.daemon.broker import EmbeddedBroker
 from ringmaster.daemon.decision_log import log_decision
-from ringmaster.daemon.inbox import Acks, Apply, ErrorReplies, Received, take_batch
+from ringmaster.daemon.inbox import Acks, Act, Apply, ErrorReplies, Received, take_batch
 from ringmaster.daemon.metrics import DaemonMetrics
 from ringmaster.daemon.mqtt import InboundMessage, MqttLink
 from ringmaster.daemon.outbox import Outbox
@@ -114,9 +114,10 @@ class Service:
             else QueueLogFile(history.queue_log_file, history.queue_log_agent, clock())
         )
         # The inbox: each tenant's parsed messages in order (a lane per tenant,
-        # served in turn), the admin API's changes, and a flag for "a turn is due".
+        # served in turn), the admin API's changes and supervisors' requests (in the
+        # order they came), and a flag for "a turn is due".
         self._lanes: dict[int, deque[Received]] = {}
-        self._applies: deque[Apply] = deque()
+        self._applies: deque[Apply | Act] = deque()
         self._woken = False
         self._work = asyncio.Event()
         self._outbox = Outbox(self._prefix)
@@ -164,6 +165,19 @@ class Service:
         self._applies.append(Apply(events, done))
         self._wake()
         await done
+
+    async def act(self, event: ev.SupervisorEvent) -> list[Command]:
+        """Give a supervisor's request to the engine, in turn with everything else.
+
+        Returns once the engine has handled it and its commands are stored with
+        that turn (they are then published): the commands, from which the caller
+        reads what happened (none: nothing changed, say the call was answered
+        meanwhile).
+        """
+        done: asyncio.Future[list[Command]] = asyncio.get_running_loop().create_future()
+        self._applies.append(Act(event, done))
+        self._wake()
+        return await done
 
     def stop(self) -> None:
         """Ask the service to stop cleanly (what SIGTERM does)."""
@@ -375,7 +389,7 @@ class Service:
             await self._turn(store, link, take_batch(self._lanes), applies)
 
     async def _turn(
-        self, store: Store, link: MqttLink, batch: list[Received], applies: list[Apply]
+        self, store: Store, link: MqttLink, batch: list[Received], applies: list[Apply | Act]
     ) -> None:
         started = time.perf_counter()
         now = self._clock()
@@ -383,7 +397,20 @@ class Service:
         # What the commands render to, in the order they were decided.
         messages: list[OutboxMessage] = []
         handled: list[tuple[ev.Event | None, Sequence[Command]]] = []
+        acted: list[tuple[Act, list[Command]]] = []
         for change in applies:
+            if isinstance(change, Act):
+                try:
+                    decided = self._engine.handle(change.event, now)
+                    messages += self._render(decided, now)
+                except Exception as error:  # an engine bug: the API answers 500
+                    _log.exception("engine.bug", event=type(change.event).__name__)
+                    change.done.set_exception(error)
+                    continue
+                commands += decided
+                handled.append((change.event, decided))
+                acted.append((change, decided))
+                continue
             try:
                 for config_event in change.events:
                     decided = self._engine.handle(config_event, now)
@@ -414,8 +441,11 @@ class Service:
         for received in batch:
             self._acks.done(received)
         for change in applies:
-            if not change.done.done():
+            if isinstance(change, Apply) and not change.done.done():
                 change.done.set_result(None)
+        for act, decided in acted:
+            if not act.done.done():
+                act.done.set_result(decided)
         self._arm_timer()
 
     def _tell_live(

@@ -25,6 +25,7 @@ from ringmaster.engine.model import (
     Extension,
     ExtensionId,
     OverflowReason,
+    OverflowTarget,
     QueueId,
     RingFailure,
     Tenant,
@@ -188,6 +189,21 @@ class EngineBase(ABC):
         self, call: CallState, queue: QueueState, reason: OverflowReason, now: float
     ) -> None:
         """`calls`: the call leaves `queue` (or is refused by it) for its overflow target."""
+
+    @abstractmethod
+    def _overflow_to(
+        self,
+        call: CallState,
+        queue: QueueState,
+        reason: OverflowReason,
+        target: OverflowTarget,
+        now: float,
+    ) -> None:
+        """`calls`: the call leaves `queue` (or is refused by it) for `target`."""
+
+    @abstractmethod
+    def _announce_from(self, queue: QueueState, position: int) -> None:
+        """`calls`: tell each caller from `position` on (1-based) their new place."""
 
     @abstractmethod
     def _leave(self, call: CallState, reason: str, now: float) -> None:

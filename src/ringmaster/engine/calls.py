@@ -44,6 +44,7 @@ from ringmaster.engine.model import (
     ExtensionId,
     ExtensionTarget,
     OverflowReason,
+    OverflowTarget,
     QueueId,
     QueueStatus,
     QueueTarget,
@@ -175,6 +176,21 @@ class CallsMixin(EngineBase):
         self, call: CallState, queue: QueueState, reason: OverflowReason, now: float
     ) -> None:
         """The call leaves `queue` (or is refused by it) for the queue's overflow target."""
+        self._overflow_to(call, queue, reason, queue.config.overflow, now)
+
+    def _overflow_to(
+        self,
+        call: CallState,
+        queue: QueueState,
+        reason: OverflowReason,
+        target: OverflowTarget,
+        now: float,
+    ) -> None:
+        """The call leaves `queue` (or is refused by it) for `target`.
+
+        A supervisor's move is never cut as too many hops (a person chose it,
+        it cannot loop), but it counts as a hop, as an overflow does.
+        """
         waiting = call.queue_id == queue.queue_id
         refused_on_arrival = not waiting and call.queue_id is None and call.hops == 0
         wait_s = round(now - call.entered_at, 3) if waiting else 0.0
@@ -185,10 +201,9 @@ class CallsMixin(EngineBase):
             call.queue_id = None
         queue.overflowed += 1
         self._queue_changed(queue)
-        target = queue.config.overflow
         if isinstance(target, QueueTarget):
             next_queue = self._queues.get(target.queue_id)
-            if call.hops >= MAX_OVERFLOW_HOPS:
+            if call.hops >= MAX_OVERFLOW_HOPS and reason is not OverflowReason.SUPERVISOR:
                 reason = OverflowReason.TOO_MANY_HOPS
             elif (
                 next_queue is not None

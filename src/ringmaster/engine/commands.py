@@ -15,6 +15,7 @@ from ringmaster.engine.model import (
     AgentStatus,
     CallId,
     CancelReason,
+    Presence,
     QueueId,
     TenantId,
 )
@@ -95,7 +96,23 @@ class Originate:
     number: str
 
 
-PbxCommand = Ring | CancelRing | RouteToExtension | RouteToHangup | Announce | Originate
+@dataclass(frozen=True, slots=True)
+class SetAgentState:
+    """cmd/agent_state (addition to v1): a supervisor asks the PBX to change a presence.
+
+    The PBX applies it and confirms with `pbx/agent/state` as usual; until then
+    ringmaster's view of the agent does not change.
+    """
+
+    tenant_id: TenantId
+    extension: str
+    state: Presence
+    reason: str = ""
+
+
+PbxCommand = (
+    Ring | CancelRing | RouteToExtension | RouteToHangup | Announce | Originate | SetAgentState
+)
 
 # --- monitoring events ----------------------------------------------------------
 

@@ -10,7 +10,8 @@ and the only timer; tests own a virtual clock.
 start and every way it ends, races with the PBX included), `distribution`
 (which waiting call rings which free agent, rounds and pauses), `agents`
 (presence, device, free or not, the queues' counts), `configuration` (the
-operator's changes) and `deadlines` (what falls due). They share the state
+operator's changes), `deadlines` (what falls due) and `supervisor` (what a
+supervisor asks of a waiting call or a presence). They share the state
 and the small steps of `base.EngineBase`. This module holds the public
 surface: the dispatch of events, the timer, restoring, and what the service,
 the store and the wallboard read.
@@ -40,6 +41,7 @@ from ringmaster.engine.model import AgentStatus, CallId, ExtensionId, QueueId, T
 from ringmaster.engine.records import LiveState, StateChanges
 from ringmaster.engine.rings import RingsMixin
 from ringmaster.engine.state import AgentState, CallState, QueueState
+from ringmaster.engine.supervisor import SupervisorMixin
 
 __all__ = ["DEFAULT_ENDED_CALL_TTL", "MAX_EARLY_HANGUPS", "Engine"]
 
@@ -51,6 +53,7 @@ class Engine(
     AgentsMixin,
     ConfigurationMixin,
     DeadlinesMixin,
+    SupervisorMixin,
 ):
     """A sans-I/O automatic call distributor for many tenants."""
 
@@ -267,4 +270,9 @@ class Engine(
         ev.AgentUnenrolled: ConfigurationMixin._agent_unenrolled,
         ev.DidRouteSaved: ConfigurationMixin._did_route_saved,
         ev.DidRouteRemoved: ConfigurationMixin._did_route_removed,
+        ev.MoveCall: SupervisorMixin._move_call,
+        ev.SetCallPriority: SupervisorMixin._set_call_priority,
+        ev.SendCallToExtension: SupervisorMixin._send_call_to_extension,
+        ev.HangUpCall: SupervisorMixin._hang_up_call,
+        ev.RequestAgentState: SupervisorMixin._request_agent_state,
     }

@@ -1,7 +1,8 @@
 """What the engine is told: facts, in the past tense.
 
-Two families: what the PBX reports (`CallArrived`, `RingAnswered`, ...) and
-what an operator changed (`QueueSaved`, `AgentEnrolled`, ...). Configuration
+Three families: what the PBX reports (`CallArrived`, `RingAnswered`, ...),
+what an operator changed (`QueueSaved`, `AgentEnrolled`, ...) and what a
+supervisor asked for (`MoveCall`, `RequestAgentState`, ...). Configuration
 changes are events too, so that they take effect on the next call without a
 restart, and so that start-up is just replaying the stored configuration.
 """
@@ -215,4 +216,61 @@ ConfigEvent = (
     | DidRouteRemoved
 )
 
-Event = PbxEvent | ConfigEvent
+# --- a supervisor asked for something ------------------------------------------
+#
+# Requests rather than facts: one for a call that is not waiting (unknown,
+# ended, answered) or with a target that cannot take it changes nothing.
+
+
+@dataclass(frozen=True, slots=True)
+class MoveCall:
+    """A supervisor moves a waiting call to another queue of its tenant."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    queue_id: QueueId
+
+
+@dataclass(frozen=True, slots=True)
+class SetCallPriority:
+    """A supervisor changes a waiting call's priority (0..9, higher first)."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendCallToExtension:
+    """A supervisor sends a waiting call to an extension of its tenant (by number)."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class HangUpCall:
+    """A supervisor hangs a waiting call up."""
+
+    tenant_id: TenantId
+    call_id: CallId
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAgentState:
+    """A supervisor asks the PBX to pause, unpause or log out an agent.
+
+    Presence stays the PBX's: the agent's state changes only when the PBX
+    confirms with `pbx/agent/state` (`AgentPresenceChanged`).
+    """
+
+    tenant_id: TenantId
+    extension: str
+    presence: Presence
+    reason: str = ""
+
+
+SupervisorEvent = MoveCall | SetCallPriority | SendCallToExtension | HangUpCall | RequestAgentState
+
+Event = PbxEvent | ConfigEvent | SupervisorEvent

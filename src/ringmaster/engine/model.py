@@ -126,6 +126,8 @@ class OverflowReason(_Enum):
     QUEUE_EMPTY = "queue_empty"  # `join_empty` on arrival, `leave_when_empty` while waiting
     MAX_WAIT = "max_wait"
     TOO_MANY_HOPS = "too_many_hops"  # overflow chains that loop are cut here
+    #: A supervisor moved, sent or hung up the call (addition to v1).
+    SUPERVISOR = "supervisor"
 
 
 class CallPhase(_Enum):

@@ -54,7 +54,10 @@ class StoredRoute:
     route: DidRoute
 
 
-AuditAction = Literal["create", "update", "delete"]
+#: A configuration change, or a supervisor's action (on a call, or an agent's presence).
+AuditAction = Literal[
+    "create", "update", "delete", "move", "priority", "send", "hangup", "presence"
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -401,6 +401,30 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX agent_activity_latest ON agent_activity (tenant_id, extension, at);
     """,
+    # --- 11: a supervisor's actions in the audit trail (issue 12) -------------------------
+    # A CHECK cannot be changed in place: the table is rebuilt, its rows (and ids) kept.
+    # Nothing refers to it.
+    """
+    CREATE TABLE audit_new (
+        id          INTEGER PRIMARY KEY,
+        at          REAL NOT NULL,     -- Unix time
+        actor       TEXT NOT NULL,     -- the token's name (admin#1), or 'provision'
+        tenant_id   INTEGER NOT NULL,  -- the resource's tenant (a tenant: itself)
+        -- a configuration change, or a supervisor's action on a call or an agent
+        action      TEXT NOT NULL CHECK (action IN ('create', 'update', 'delete',
+            'move', 'priority', 'send', 'hangup', 'presence')),
+        resource    TEXT NOT NULL,     -- tenant, extension, queue, agent, did_route, call
+        resource_id TEXT NOT NULL,     -- an agent: 'queue id/extension id'; a call: its id
+        before      TEXT NULL,         -- JSON, as the admin API reads the resource
+        after       TEXT NULL
+    );
+    INSERT INTO audit_new SELECT id, at, actor, tenant_id, action, resource, resource_id,
+        before, after FROM audit;
+    DROP TABLE audit;
+    ALTER TABLE audit_new RENAME TO audit;
+    CREATE INDEX audit_by_tenant ON audit (tenant_id, id);
+    CREATE INDEX audit_by_time ON audit (at);
+    """,
 ]
 
 
