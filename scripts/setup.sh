@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a development or CI machine (Debian 12, Python 3.11):
-# mosquitto for the integration tests, and the project's .venv.
+# mosquitto for the integration tests, chromium for the wallboard's, and the project's .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,17 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
     echo "setup: installing openssl" >&2
     apt_install openssl
+fi
+
+# The wallboard's tests drive Debian's chromium through Playwright (never a browser
+# Playwright downloads); a font so that the page has text to lay out.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing chromium" >&2
+    apt_install chromium
+fi
+if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+    echo "setup: installing fonts-dejavu-core" >&2
+    apt_install fonts-dejavu-core
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from ringmaster.api import create_app
+from ringmaster.api.feed import LiveFeed
 from ringmaster.api.provisioning import provision
 from ringmaster.engine.commands import Command
 from ringmaster.engine.core import Engine
@@ -141,6 +142,7 @@ class EngineStub:
         self.now = NOW
         #: What `/readyz` answers: why the daemon would not be ready.
         self.reasons: list[str] = []
+        self.live = LiveFeed()
         #: Supervisors' requests and the engine's commands for each.
         self.acted: list[tuple[SupervisorEvent, list[Command]]] = []
         #: Events the engine takes before the next request (a race with the PBX).
@@ -150,13 +152,19 @@ class EngineStub:
         return list(self.reasons)
 
     def feed(self, event: Event) -> None:
-        self.engine.handle(event, self.now)
+        commands = self.engine.handle(event, self.now)
         self.engine.take_changes()
+        tenant_id = getattr(event, "tenant_id", None)
+        self.live.changed(
+            {t for c in commands if (t := getattr(c, "tenant_id", None)) is not None}
+            | ({tenant_id} if tenant_id is not None else set())
+        )
 
     async def apply(self, events: list[ConfigEvent]) -> None:
         for event in events:
             self.feed(event)
         self.applied += events
+        self.live.changed_all()
 
     async def act(self, event: SupervisorEvent) -> list[Command]:
         # What the PBX said while the request waited for its turn, first.
@@ -166,6 +174,7 @@ class EngineStub:
         commands = self.engine.handle(event, self.now)
         self.engine.take_changes()
         self.acted.append((event, commands))
+        self.live.changed([event.tenant_id])
         return commands
 
 

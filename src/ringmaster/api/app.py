@@ -26,6 +26,7 @@ from ringmaster.api import (
     did_routes,
     extensions,
     health,
+    live,
     provisioning,
     queue_log,
     queues,
@@ -110,6 +111,9 @@ def create_app(
         provisioning.router, responses={code: _ERRORS[code] for code in (401, 413, 429)}
     )
     app.state.reports = settings.reports
+    app.include_router(live.router, responses=_ERRORS)
+    app.include_router(live.page_router)
+    app.state.today = live.TodayFigures(settings.reports)
     _include_probes(app)
     _include_metrics(app, metrics)
     _include_docs(app)
@@ -189,14 +193,18 @@ API_CONCURRENCY = 4
 
 
 class _Bounded:
-    """ASGI middleware: at most `limit` HTTP requests inside the app at once."""
+    """ASGI middleware: at most `limit` HTTP requests inside the app at once.
+
+    Live streams are not counted: each lasts as long as its wallboard is open, and
+    spends its time waiting for the next change.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self._app = app
         self._free = asyncio.Semaphore(limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or live.stream_path(scope["path"]):
             await self._app(scope, receive, send)
             return
         async with self._free:
@@ -220,7 +228,10 @@ class _BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self._app(scope, receive, send)
+            try:
+                await self._app(scope, receive, send)
+            finally:
+                print("LEAVE", scope["path"], flush=True)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         # The server has already refused a Content-Length that is not a number.
@@ -287,6 +298,7 @@ class ApiServer:
 
     def __init__(self, app: FastAPI, settings: ApiSettings) -> None:
         self._settings = settings
+        self._app = app
         config = uvicorn.Config(
             _Bounded(app, API_CONCURRENCY),
             log_config=None,  # uvicorn's loggers propagate to the root: structlog's handler
@@ -335,6 +347,9 @@ class ApiServer:
         if self._task is None:
             return
         task, self._task = self._task, None
+        # Live streams end now, rather than hold the graceful shutdown to its timeout.
+        context: ApiContext = self._app.state.context
+        context.host.live.close()
         self._server.should_exit = True
         await task
         if self._socket is not None:

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from ringmaster.api.auth import Caller, Principal
+from ringmaster.api.feed import LiveFeed
 from ringmaster.api.schemas import (
     DEFAULT_PAGE,
     AuditResource,
@@ -68,6 +69,11 @@ class EngineHost(Protocol):
 
     def not_ready(self) -> list[str]:
         """Why the daemon does not serve calls now (``/readyz``); empty when it does."""
+        ...
+
+    @property
+    def live(self) -> LiveFeed:
+        """Which tenants changed, for the live streams (``/api/live/{tenant_id}/stream``)."""
         ...
 
 

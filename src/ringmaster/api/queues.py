@@ -149,10 +149,15 @@ def agent_key(queue_id: QueueId, extension_id: ExtensionId) -> str:
     return f"{queue_id}/{extension_id}"
 
 
-async def _live_agents(
+async def live_agents(
     context: ApiContext, enrolments: Sequence[tuple[Extension, EnrolmentOptions]]
 ) -> list[LiveAgentOut]:
-    """The agents with their live state and, from the history, since when they are in it."""
+    """The agents with their live state and, from the history, since when they are in it.
+
+    Args:
+        context: The API's context.
+        enrolments: Extensions of one tenant with their options (in a queue, or any).
+    """
     if not enrolments:
         return []
     tenant_id = enrolments[0][0].tenant_id
@@ -370,7 +375,7 @@ async def list_agents(queue_id: PathId, context: Context, caller: Caller) -> lis
     async with context.read() as tx:
         queue = await queue_for(tx, caller, queue_id)
         enrolments = await tx.enrolments(queue.queue_id)
-    return await _live_agents(context, enrolments)
+    return await live_agents(context, enrolments)
 
 
 @router.post("/{queue_id}/agents", status_code=status.HTTP_201_CREATED, summary="Enrol an agent")
@@ -413,7 +418,7 @@ async def enrol_agent(
             None,
             agent_out(extension, stored),
         )
-    (agent,) = await _live_agents(context, [(extension, stored)])
+    (agent,) = await live_agents(context, [(extension, stored)])
     return agent
 
 
@@ -455,7 +460,7 @@ async def update_agent(
                 agent_out(extension, old),
                 agent_out(extension, new),
             )
-    (agent,) = await _live_agents(context, [(extension, new)])
+    (agent,) = await live_agents(context, [(extension, new)])
     return agent
 
 
@@ -491,9 +496,19 @@ async def list_calls(queue_id: PathId, context: Context, caller: Caller) -> list
     """The calls waiting in the queue, next to be answered first."""
     async with context.read() as tx:
         queue = await queue_for(tx, caller, queue_id)
+    return waiting_calls(context, queue.queue_id, context.clock())
+
+
+def waiting_calls(context: ApiContext, queue_id: QueueId, now: float) -> list[WaitingCallOut]:
+    """The calls waiting in a queue now, next to be answered first (none if not applied yet).
+
+    Args:
+        context: The API's context.
+        queue_id: The queue.
+        now: Unix seconds, for their waits.
+    """
     engine = context.engine
-    live = engine.queue(queue.queue_id)
-    now = context.clock()
+    live = engine.queue(queue_id)
     calls: list[WaitingCallOut] = []
     # `line` is kept sorted best first: (-priority, arrived_at, seq, call key).
     for position, (_, _, _, (tenant_id, call_id)) in enumerate(live.line if live else [], 1):

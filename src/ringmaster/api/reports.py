@@ -37,7 +37,7 @@ from ringmaster.store.reports import (
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
 #: The service level threshold of a queue deleted since its calls: the option's default.
-_DEFAULT_SERVICE_LEVEL: int = next(o.default for o in QUEUE_OPTIONS if o.name == "service_level")
+DEFAULT_SERVICE_LEVEL: int = next(o.default for o in QUEUE_OPTIONS if o.name == "service_level")
 
 Format = Literal["json", "csv"]
 _TenantParam = Annotated[
@@ -234,7 +234,7 @@ async def queue_report(
     tenant = await _tenant(context, caller, tenant_id)
     bounds = _bounds(tenant, since, to, interval)
     settings: ReportSettings = request.app.state.reports
-    default_level = _DEFAULT_SERVICE_LEVEL
+    default_level = DEFAULT_SERVICE_LEVEL
     if queue_id is not None:
         async with context.read() as tx:
             queue = await tx.queue(QueueId(queue_id))

@@ -8,7 +8,7 @@ from provisioning rather than from this API.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from fastapi import Path, Query
@@ -490,6 +490,66 @@ class QueueSnapshotOut(_Response):
         description="`answered_within` over `answered`, in %; null before the first answer."
     )
     callbacks: int = Field(description="Callbacks among the waiting calls.")
+
+
+class BoardTenantOut(_Response):
+    """The tenant a board is of."""
+
+    id: int
+    name: str
+    timezone: str
+
+
+class BoardTodayOut(_Response):
+    """A queue's figures of the tenant's local day, as the interval report has them."""
+
+    day: date = Field(description="The tenant's local day.")
+    offered: int
+    answered: int
+    abandoned: int
+    answered_within: int
+    service_level_pct: float | None = Field(
+        description="Calls answered within `service_level_s` over calls answered, in %;"
+        " null before the day's first answer."
+    )
+
+
+class BoardQueueOut(_Response):
+    """A queue on the board: its figures now and today's, and its waiting calls."""
+
+    id: int
+    name: str
+    number: str
+    status: Literal["active", "inactive"]
+    waiting: int = Field(description="Calls waiting (queued or ringing).")
+    longest_wait_s: float = Field(description="Seconds the longest-waiting call has waited.")
+    service_level_s: int = Field(description="The queue's `service_level` threshold.")
+    today: BoardTodayOut
+    agents: dict[str, int] = Field(description="How many enrolled agents are in each state.")
+    calls: list[WaitingCallOut] = Field(description="Its waiting calls, next to be answered first.")
+
+
+class BoardAgentOut(_Response):
+    """An agent of the tenant (enrolled in one of its queues) with its live state."""
+
+    extension_id: int
+    number: str
+    name: str
+    state: AgentStatusName = Field(description="Ringmaster's view, as on `event/agent/state`.")
+    reason: str = Field(description="The pause reason the PBX gave; empty unless paused.")
+    state_since: datetime | None = Field(
+        description="Since when the agent is in `state` (UTC); null when the history does not say."
+    )
+    queues: list[int] = Field(description="The queues it is enrolled in, by id.")
+
+
+class BoardOut(_Response):
+    """A tenant's wallboard: every queue and agent, live (``GET /api/live/{tenant_id}``)."""
+
+    tenant: BoardTenantOut
+    at: datetime = Field(description="When the board was read (UTC).")
+    queues: list[BoardQueueOut]
+    agents: list[BoardAgentOut]
 
 
 class DidRouteOut(_Response):

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ringmaster.api import check_exposure
+from ringmaster.api.feed import LiveFeed
 from ringmaster.contract import (
     ContractError,
     OutboxMessage,
@@ -141,11 +142,17 @@ class Service:
             outbox_depth=lambda: self._outbox.unfinished,
         )
         """The daemon's Prometheus metrics (the admin API's `GET /metrics`)."""
+        self._live = LiveFeed()
 
     @property
     def engine(self) -> Engine:
         """The engine, read-only for the admin API and tests."""
         return self._engine
+
+    @property
+    def live(self) -> LiveFeed:
+        """Which tenants changed, turn by turn: the wallboard's live streams wait on it."""
+        return self._live
 
     async def apply(self, events: list[ev.ConfigEvent]) -> None:
         """Give configuration changes to the engine, in turn with everything else.
@@ -250,6 +257,7 @@ class Service:
             store, commands, self._render(commands, now), now, [(None, commands)]
         )
         self._loaded = True
+        self._live.changed_all()
         _log.info(
             "store.loaded",
             calls=len(live.calls),
@@ -423,6 +431,9 @@ class Service:
             commands += decided
             handled.append((None, decided))
         await self._store_and_send(store, commands, messages, now, handled)
+        self._tell_live(
+            commands, batch, configured=any(isinstance(change, Apply) for change in applies)
+        )
         self.metrics.observe_turn(
             batch, commands, seconds=time.perf_counter() - started, finished=self._clock()
         )
@@ -436,6 +447,18 @@ class Service:
             if not act.done.done():
                 act.done.set_result(decided)
         self._arm_timer()
+
+    def _tell_live(
+        self, commands: Sequence[Command], batch: Sequence[Received], *, configured: bool
+    ) -> None:
+        """Tell the live streams which tenants this turn changed (once it is stored)."""
+        if configured:
+            # Configuration events do not all name their tenant; they are rare.
+            self._live.changed_all()
+        tenants = {t for c in commands if (t := getattr(c, "tenant_id", None)) is not None}
+        tenants.update(r.event.tenant_id for r in batch if r.event is not None)
+        if tenants:
+            self._live.changed(tenants)
 
     def _deadlines_held(self, now: float) -> bool:
         """Whether due deadlines wait for messages that may overtake them.
