@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright
 
 from ringmaster.daemon.broker import MosquittoProcess
@@ -77,13 +76,6 @@ async def page_of(
 SEEN_MS = 10_000  # an upper bound on any wait, never a measured duration
 ADMIN_TOKEN = "wallboard-admin-secret"
 TENANT_TOKEN = "wallboard-tenant-1-secret"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """A headless chromium for one test."""
-    async with chromium() as browser:
-        yield browser
 
 
 def daemon(

@@ -20,14 +20,11 @@ from .browser import (
     SEEN_MS,
     TENANT_TOKEN,
     agent_state,
-    browser,
     daemon,
     page_of,
     wallboard,
 )
 from .pbx import new_store, pbx_on
-
-__all__ = ["browser"]  # a fixture
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,10 @@ from playwright.async_api import Browser, expect
 
 from ringmaster.daemon.broker import MosquittoProcess, free_port
 
-from .browser import SEEN_MS, agent_state, browser, daemon, wallboard
+from .browser import SEEN_MS, agent_state, daemon, wallboard
 from .pbx import new_store, pbx_on
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["browser"]  # a fixture
 
 
 async def test_a_pause_from_the_wallboard_reaches_the_pbx_and_shows_once_confirmed(
