@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright
 
-from ringmaster.daemon.broker import MosquittoProcess
+from ringmaster.daemon.broker import MosquittoProcess, free_port
 from ringmaster.daemon.service import Service
 from ringmaster.settings import load_settings
 
-from .pbx import running
+from .pbx import Pbx, new_store, pbx_on, running
 
 #: Debian's package: Playwright never downloads a browser here.
 CHROMIUM = "/usr/bin/chromium"
@@ -98,6 +98,25 @@ async def wallboard(browser: Browser, port: int) -> AsyncIterator[Page]:
         await page.goto(f"http://127.0.0.1:{port}/wallboard")
         yield page
         assert offline.refused == []
+
+
+@asynccontextmanager
+async def pbx_and_wallboard(
+    mosquitto: MosquittoProcess, tmp_path: Path, browser: Browser
+) -> AsyncIterator[tuple[Pbx, Page, int]]:
+    """A PBX, the daemon (queue 1, ringall, DID +100, agent 101) and its wallboard open.
+
+    Yields:
+        The PBX, the page, and the port of the daemon's API.
+    """
+    prefix, db = await new_store(tmp_path, "ringall", agents=1)
+    port = free_port()
+    async with (
+        pbx_on(mosquitto, prefix) as pbx,
+        daemon(mosquitto, prefix, db, port),
+        wallboard(browser, port) as page,
+    ):
+        yield pbx, page, port
 
 
 def agent_state(page: Page, number: str) -> Locator:

@@ -27,6 +27,27 @@ from ringmaster.store import Store
 WAIT_S = 10.0  # an upper bound on any wait, never a measured duration
 
 
+async def ringmaster_command(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run ``ringmaster ARGS`` as a process of its own, as an operator would in a terminal.
+
+    Returns:
+        Its exit status, standard output and standard error.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ringmaster",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    async with asyncio.timeout(WAIT_S):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 @dataclass(frozen=True)
 class Seen:
     topic: str  # without the prefix and tenant, e.g. "cmd/ring"

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from ringmaster.daemon.broker import MosquittoProcess, free_port
 
-from .pbx import DEMO, WAIT_S, daemon_in_process, new_prefix, pbx_on, provisioned
+from .pbx import (
+    DEMO,
+    daemon_in_process,
+    new_prefix,
+    pbx_on,
+    provisioned,
+    ringmaster_command,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +34,9 @@ def config(agents: str) -> str:
 
 async def provision(*args: str, db: Path) -> tuple[int, str, str]:
     """Run ``ringmaster provision`` as a process of its own, as an operator would."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ringmaster",
+    return await ringmaster_command(
         "provision",
         *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
         # Were the daemon not to answer, the file would be written here: the test sees it.
         env={
             **os.environ,
@@ -44,10 +44,6 @@ async def provision(*args: str, db: Path) -> tuple[int, str, str]:
             "RINGMASTER_LOG__LEVEL": "warning",
         },
     )
-    async with asyncio.timeout(WAIT_S):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_provision_enrols_an_agent_who_is_rung_at_once(

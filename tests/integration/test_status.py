@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,26 +10,21 @@ import pytest
 from ringmaster.daemon.broker import MosquittoProcess, free_port
 from ringmaster.settings import load_settings
 
-from .pbx import WAIT_S, daemon_in_process, new_prefix, new_store, pbx_on, running
+from .pbx import (
+    daemon_in_process,
+    new_prefix,
+    new_store,
+    pbx_on,
+    ringmaster_command,
+    running,
+)
 
 pytestmark = pytest.mark.integration
 
 
 async def status(*args: str) -> tuple[int, str, str]:
     """Run ``ringmaster status`` as a process of its own, as an operator would."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ringmaster",
-        "status",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(WAIT_S):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await ringmaster_command("status", *args)
 
 
 async def test_status_shows_the_queue_its_agents_and_callers(

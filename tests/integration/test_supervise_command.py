@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from ringmaster.daemon.broker import MosquittoProcess
 
 from ..api.helpers import QUEUE
+from .pbx import ringmaster_command
 from .test_api_live import live
 
 pytestmark = pytest.mark.integration
@@ -18,20 +17,7 @@ pytestmark = pytest.mark.integration
 
 async def ringmaster(api_url: str, *args: str) -> tuple[int, str, str]:
     """Run ``ringmaster ARGS --api URL`` as a supervisor would in a terminal."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ringmaster",
-        *args,
-        "--api",
-        api_url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await ringmaster_command(*args, "--api", api_url)
 
 
 async def test_agent_pause_asks_the_pbx_and_the_agent_is_paused_once_it_confirms(

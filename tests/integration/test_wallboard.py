@@ -22,6 +22,7 @@ from .browser import (
     agent_state,
     daemon,
     page_of,
+    pbx_and_wallboard,
     wallboard,
 )
 from .pbx import new_store, pbx_on
@@ -32,13 +33,7 @@ pytestmark = pytest.mark.integration
 async def test_a_call_waits_rings_and_is_answered_on_the_wallboard(
     mosquitto: MosquittoProcess, tmp_path: Path, browser: Browser
 ) -> None:
-    prefix, db = await new_store(tmp_path, "ringall", agents=1)
-    port = free_port()
-    async with (
-        pbx_on(mosquitto, prefix) as pbx,
-        daemon(mosquitto, prefix, db, port),
-        wallboard(browser, port) as page,
-    ):
+    async with pbx_and_wallboard(mosquitto, tmp_path, browser) as (pbx, page, _):
         queue = page.locator('[data-queue="1"]')
         await expect(page.locator("#connection")).to_have_text("live", timeout=SEEN_MS)
         await expect(queue.locator(".q-waiting")).to_have_text("0", timeout=SEEN_MS)

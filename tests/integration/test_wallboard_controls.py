@@ -12,10 +12,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from ringmaster.daemon.broker import MosquittoProcess, free_port
+from ringmaster.daemon.broker import MosquittoProcess
 
-from .browser import SEEN_MS, agent_state, daemon, wallboard
-from .pbx import new_store, pbx_on
+from .browser import SEEN_MS, agent_state, pbx_and_wallboard
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +22,7 @@ pytestmark = pytest.mark.integration
 async def test_a_pause_from_the_wallboard_reaches_the_pbx_and_shows_once_confirmed(
     mosquitto: MosquittoProcess, tmp_path: Path, browser: Browser
 ) -> None:
-    prefix, db = await new_store(tmp_path, "ringall", agents=1)
-    port = free_port()
-    async with (
-        pbx_on(mosquitto, prefix) as pbx,
-        daemon(mosquitto, prefix, db, port),
-        wallboard(browser, port) as page,
-    ):
+    async with pbx_and_wallboard(mosquitto, tmp_path, browser) as (pbx, page, _):
         await pbx.send("agent/state", extension="101", state="available")
         await expect(agent_state(page, "101")).to_have_text("available", timeout=SEEN_MS)
         row = page.locator('[data-agent="101"]')
@@ -61,13 +54,9 @@ async def test_a_pause_from_the_wallboard_reaches_the_pbx_and_shows_once_confirm
 async def test_a_waiting_call_is_moved_sent_and_hung_up_from_the_wallboard(
     mosquitto: MosquittoProcess, tmp_path: Path, browser: Browser
 ) -> None:
-    prefix, db = await new_store(tmp_path, "ringall", agents=1)
-    port = free_port()
     async with (
-        pbx_on(mosquitto, prefix) as pbx,
-        daemon(mosquitto, prefix, db, port),
+        pbx_and_wallboard(mosquitto, tmp_path, browser) as (pbx, page, port),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-        wallboard(browser, port) as page,
     ):
         made = await api.post(
             "/api/queues",

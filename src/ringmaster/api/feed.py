@@ -15,17 +15,20 @@ class LiveFeed:
 
     A stream reads the version, builds its board, then waits past that version:
     a change between the two is not lost, and many changes while the stream was
-    busy wake it once.
+    busy wake it once. A change of every tenant (configuration) counts in every
+    tenant's version, named before or not: a stream busy building its board when
+    it comes would otherwise miss it.
     """
 
     def __init__(self) -> None:
+        self._everyone = 0  # changes of every tenant
         self._versions: dict[int, int] = {}
         self._waiters: dict[int, asyncio.Event] = {}
         self._closed = False
 
     def version(self, tenant_id: int) -> int:
         """The tenant's current version (0 before its first change)."""
-        return self._versions.get(tenant_id, 0)
+        return self._everyone + self._versions.get(tenant_id, 0)
 
     def changed(self, tenant_ids: Iterable[int]) -> None:
         """Say that these tenants' live state changed (calls, agents, configuration)."""
@@ -36,8 +39,11 @@ class LiveFeed:
                 waiter.set()
 
     def changed_all(self) -> None:
-        """Every tenant waited on changed (the restore, say)."""
-        self.changed([*self._versions, *self._waiters])
+        """Every tenant changed (the restore, a configuration change)."""
+        self._everyone += 1
+        for waiter in self._waiters.values():
+            waiter.set()
+        self._waiters.clear()
 
     async def wait(self, tenant_id: int, seen: int) -> int:
         """Wait until the tenant's version is past `seen` (or the feed closes).
