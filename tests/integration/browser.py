@@ -92,9 +92,20 @@ def daemon(
 
 
 @asynccontextmanager
-async def wallboard(browser: Browser, port: int) -> AsyncIterator[Page]:
-    """The wallboard open on the daemon at `port`; no request may leave this machine."""
+async def wallboard(
+    browser: Browser, port: int, *, page_clock: bool = False
+) -> AsyncIterator[Page]:
+    """The wallboard open on the daemon at `port`; no request may leave this machine.
+
+    Args:
+        browser: The browser.
+        port: The daemon's API port.
+        page_clock: Give the page Playwright's clock (``page.clock``), which the test
+            moves on; the daemon keeps real time.
+    """
     async with page_of(browser) as (page, offline):
+        if page_clock:
+            await page.clock.install()
         await page.goto(f"http://127.0.0.1:{port}/wallboard")
         yield page
         assert offline.refused == []
@@ -102,9 +113,11 @@ async def wallboard(browser: Browser, port: int) -> AsyncIterator[Page]:
 
 @asynccontextmanager
 async def pbx_and_wallboard(
-    mosquitto: MosquittoProcess, tmp_path: Path, browser: Browser
+    mosquitto: MosquittoProcess, tmp_path: Path, browser: Browser, *, page_clock: bool = False
 ) -> AsyncIterator[tuple[Pbx, Page, int]]:
     """A PBX, the daemon (queue 1, ringall, DID +100, agent 101) and its wallboard open.
+
+    `page_clock` as `wallboard`'s.
 
     Yields:
         The PBX, the page, and the port of the daemon's API.
@@ -114,7 +127,7 @@ async def pbx_and_wallboard(
     async with (
         pbx_on(mosquitto, prefix) as pbx,
         daemon(mosquitto, prefix, db, port),
-        wallboard(browser, port) as page,
+        wallboard(browser, port, page_clock=page_clock) as page,
     ):
         yield pbx, page, port
 

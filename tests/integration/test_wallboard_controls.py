@@ -51,6 +51,34 @@ async def test_a_pause_from_the_wallboard_reaches_the_pbx_and_shows_once_confirm
         await expect(row.locator(".pending")).to_have_count(0)
 
 
+async def test_a_pause_the_pbx_never_confirms_says_so_after_half_a_minute(
+    mosquitto: MosquittoProcess, tmp_path: Path, browser: Browser
+) -> None:
+    async with pbx_and_wallboard(mosquitto, tmp_path, browser, page_clock=True) as (pbx, page, _):
+        await pbx.send("agent/state", extension="101", state="available")
+        await expect(agent_state(page, "101")).to_have_text("available", timeout=SEEN_MS)
+        row = page.locator('[data-agent="101"]')
+        await row.get_by_role("button", name="Pause").click()
+        await page.select_option("#pause-reason", "lunch")
+        await page.click("#action-ok")
+        await expect(row.locator(".pending")).to_have_text("pause requested", timeout=SEEN_MS)
+        await pbx.expect("cmd/agent_state", lambda p: p["state"] == "paused")
+
+        # The PBX says nothing (it does not know the agent, say): the supervisor is told.
+        await page.clock.fast_forward(29_000)
+        await expect(row.locator(".pending")).to_have_text("pause requested")
+        await page.clock.fast_forward(2_000)
+        await expect(row.locator(".pending.unconfirmed")).to_have_text(
+            "pause not confirmed by the PBX", timeout=SEEN_MS
+        )
+        await expect(agent_state(page, "101")).to_have_text("available")
+
+        # A late confirmation still settles it.
+        await pbx.send("agent/state", extension="101", state="paused", reason="lunch")
+        await expect(agent_state(page, "101")).to_have_text("paused", timeout=SEEN_MS)
+        await expect(row.locator(".pending")).to_have_count(0)
+
+
 async def test_a_waiting_call_is_moved_sent_and_hung_up_from_the_wallboard(
     mosquitto: MosquittoProcess, tmp_path: Path, browser: Browser
 ) -> None:

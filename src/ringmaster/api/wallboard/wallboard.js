@@ -8,6 +8,9 @@
   const TOKEN_KEY = "ringmaster.wallboard.token";
   const TENANT_KEY = "ringmaster.wallboard.tenant";
   const RECONNECT_MIN_MS = 500;
+  // A PBX confirms a presence change in milliseconds; after this long it will not,
+  // (it does not know the agent, say) and the supervisor should know.
+  const CONFIRM_WAIT_MS = 30000;
   const RECONNECT_MAX_MS = 10000;
   // The stream sends a comment every 15 s: silence for longer means a dead link.
   const SILENCE_MS = 40000;
@@ -370,6 +373,7 @@
 
   function agentRow(agent) {
     const asked = requested.get(agent.number);
+    const late = asked && Date.now() - asked.at >= CONFIRM_WAIT_MS;
     const label = STATE_NAMES[agent.state] || agent.state;
     const paused = agent.state === "paused";
     const out = agent.state === "logged_out";
@@ -381,7 +385,8 @@
       el("td", {},
         el("span", { class: `state agent-state state-${agent.state}`, text: label }),
         paused && agent.reason ? el("span", { class: "reason", text: agent.reason }) : null,
-        asked ? el("span", { class: "pending", text: asked.label }) : null),
+        asked ? el("span", { class: late ? "pending unconfirmed" : "pending",
+          text: late ? UNCONFIRMED_LABELS[asked.state] : asked.label }) : null),
       el("td", { class: "since", "data-since": agent.state_since || "" }),
       el("td", { class: "in-queues", text: agent.queues.map(queueNumber).join(", ") }),
       el("td", { class: "actions" },
@@ -404,6 +409,13 @@
   function tick() {
     $("clock").textContent = new Date().toLocaleTimeString();
     if (!board) return;
+    for (const asked of requested.values()) {
+      if (!asked.late && Date.now() - asked.at >= CONFIRM_WAIT_MS) {
+        asked.late = true;
+        show(board); // draws the request as not confirmed (and ticks)
+        return;
+      }
+    }
     const since = elapsed();
     const at = Date.parse(board.at) / 1000;
     for (const queue of board.queues) {
@@ -478,6 +490,12 @@
     logged_out: "log-out requested",
   };
 
+  const UNCONFIRMED_LABELS = {
+    paused: "pause not confirmed by the PBX",
+    available: "unpause not confirmed by the PBX",
+    logged_out: "log-out not confirmed by the PBX",
+  };
+
   async function presence(agent, state, reason) {
     const body = { state };
     if (reason) body.reason = reason;
@@ -489,7 +507,7 @@
       throw error;
     }
     // The PBX applies it and confirms; until then the board shows the old state.
-    requested.set(agent.number, { state, label: ASKED_LABELS[state] });
+    requested.set(agent.number, { state, label: ASKED_LABELS[state], at: Date.now() });
     if (board) show(board);
   }
 
