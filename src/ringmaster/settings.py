@@ -494,6 +494,8 @@ class ApiSettings(_Section):
     refilled evenly); past them its requests get 429 until one is refilled."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """The largest request body accepted; a larger one gets 413."""
+    max_streams: int = Field(default=100, ge=1, le=10_000)
+    """Live streams (wallboards) open at once; one more gets 503 with Retry-After."""
     reports: ReportSettings = Field(default_factory=ReportSettings)
     """``[api.reports]``: the interval reports."""
 

@@ -181,6 +181,24 @@ async def test_open_streams_leave_room_for_requests(stub: EngineStub, store: Sto
         assert response.status_code == 200
 
 
+async def test_streams_past_the_limit_are_refused_until_one_closes(
+    stub: EngineStub, store: Store
+) -> None:
+    settings = ApiSettings(port=free_port(), max_streams=2)
+    async with served(stub, store, settings) as (_, client):
+        async with streaming(client, 1) as first, streaming(client, 1) as second:
+            await first.next_board()
+            await second.next_board()
+            refused = await client.get("/api/live/1/stream")
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "5"
+            assert "api.max_streams" in refused.json()["detail"]
+            # Plain requests are not streams: they are served.
+            assert (await client.get("/api/live/1")).status_code == 200
+        async with streaming(client, 1) as again:  # a place is free again
+            await again.next_board()
+
+
 async def test_streams_end_cleanly_when_the_server_stops(stub: EngineStub, store: Store) -> None:
     async with served(stub, store) as (server, client), streaming(client, 1) as events:
         await events.next_board()

@@ -7,7 +7,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -196,19 +196,60 @@ class _Bounded:
     """ASGI middleware: at most `limit` HTTP requests inside the app at once.
 
     Live streams are not counted: each lasts as long as its wallboard is open, and
-    spends its time waiting for the next change.
+    spends its time waiting for the next change. They have a limit of their own,
+    `streams`, past which one more is answered 503: each holds a connection and
+    builds a board on every change of its tenant.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, streams: int) -> None:
         self._app = app
         self._free = asyncio.Semaphore(limit)
+        self._streams = streams
+        self._open_streams = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or live.stream_path(scope["path"]):
+        if scope["type"] != "http":
             await self._app(scope, receive, send)
+        elif live.stream_path(scope["path"]):
+            await self._stream(scope, receive, send)
+        else:
+            async with self._free:
+                await self._app(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._open_streams >= self._streams:
+            await _answer(
+                send,
+                503,
+                f"too many live streams open ({self._streams}): close a wallboard, or raise"
+                " api.max_streams",
+                [(b"retry-after", b"5")],
+            )
             return
-        async with self._free:
+        self._open_streams += 1
+        try:
             await self._app(scope, receive, send)
+        finally:
+            self._open_streams -= 1
+
+
+async def _answer(
+    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer `status` with ``{"detail": detail}``, outside the app (a middleware's refusal)."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class _BodyLimit:
@@ -264,20 +305,7 @@ class _BodyLimit:
         await self._app(scope, counted, guarded)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"the request body is larger than {self._limit} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 413, f"the request body is larger than {self._limit} bytes")
 
 
 class _Server(uvicorn.Server):
@@ -300,7 +328,7 @@ class ApiServer:
         self._settings = settings
         self._app = app
         config = uvicorn.Config(
-            _Bounded(app, API_CONCURRENCY),
+            _Bounded(app, API_CONCURRENCY, settings.max_streams),
             log_config=None,  # uvicorn's loggers propagate to the root: structlog's handler
             lifespan="off",
             timeout_graceful_shutdown=5,
