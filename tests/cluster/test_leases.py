@@ -150,3 +150,15 @@ def test_shutdown_stops_then_releases_every_shard() -> None:
     node, _ = lone()
     assert node.shutdown() == [StopShard(0), Release(0, 1), StopShard(1), Release(1, 1)]
     assert node.held == {}
+
+
+def test_while_statements_are_out_the_timer_waits_for_the_first_lapse() -> None:
+    node, beats = lone()
+    assert node.next_lapse() == TTL - MARGIN
+    node.observe(RENEW, rows("a", 1, TTL), beats)
+    node.outcome(Renew(0, 1), True, RENEW + 0.01)
+    # Shard 0 renewed, shard 1's answer still out: its older lease lapses first.
+    assert node.next_lapse() == TTL - MARGIN
+    node.outcome(Renew(1, 1), True, RENEW + 0.02)
+    assert node.next_lapse() == RENEW + TTL - MARGIN
+    assert NodeLeases("b", 1, TIMING).next_lapse() is None
