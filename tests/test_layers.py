@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "settings": 1,
     "logs": 1,
     "client": 2,  # the admin API over HTTP, for the commands: neither daemon nor api
+    "cluster": 2,  # the sans-I/O shard, placement and lease core (engine and settings only)
     "options": 2,  # what the adapters derive from the engine's option declarations
     "contract": 3,  # MQTT payloads <-> engine events and commands
     "history": 3,  # engine events and commands -> call and agent history writes

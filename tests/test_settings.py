@@ -10,8 +10,9 @@ from ringmaster.settings import Settings, SettingsError, env_var_name, load_sett
 
 REPO = Path(__file__).resolve().parent.parent
 _COMMENTED_SETTING = re.compile(r"^# (\w+ = .*)$", re.MULTILINE)
-#: Settings whose default, None, cannot be written in TOML: the example shows a value.
-_UNSET_BY_DEFAULT = ("url ", "password_file ", "tokens_file ", "queue_log_file ")
+#: Settings whose default (None, or the host name) cannot be written in TOML: the example
+#: shows a value.
+_UNSET_BY_DEFAULT = ("url ", "password_file ", "tokens_file ", "queue_log_file ", "node ")
 
 
 @pytest.fixture(autouse=True)

@@ -308,6 +308,61 @@ class DatabaseSettings(_Section):
     path: Path = Path("var/ringmaster.sqlite3")
 
 
+def _host_name() -> str:
+    return os.uname().nodename or "ringmaster"
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class ClusterSettings(_Section):
+    """Tenant shards held by several daemons (docs/cluster.md); off with ``shards = 0``.
+
+    The timing follows the takeover target (a dead node's shards running elsewhere
+    within 3 s, median): a lease lapses ``lease_ttl_s`` after its last renewal, so
+    takeover waits between ``lease_ttl_s - renew_interval_s`` and ``lease_ttl_s``
+    (1.75 s on average with the defaults), leaving about a second to connect the
+    shard's MQTT session and restore its state.
+    """
+
+    shards: int = Field(default=0, ge=0, le=4096)
+    """The fixed number of tenant shards; 0 runs no cluster (one daemon, every tenant)."""
+    node: str = Field(default_factory=_host_name)
+    """This daemon's name among the cluster's nodes; the host name by default."""
+    lease_ttl_s: float = Field(default=2.0, gt=0, le=600)
+    """How long a shard's lease lasts after its last renewal."""
+    renew_interval_s: float = Field(default=0.5, gt=0, le=200)
+    """How often a holder renews its leases and writes its heartbeat."""
+    heartbeat_ttl_s: float = Field(default=2.0, gt=0, le=600)
+    """How long after its last heartbeat a node still counts as live for placement."""
+    clock_margin_s: float = Field(default=0.1, ge=0, le=60)
+    """How much earlier than the database a holder considers its lease lapsed."""
+
+    @field_validator("node")
+    @classmethod
+    def _check_node(cls, node: str) -> str:
+        if not _NODE_NAME.fullmatch(node):
+            raise ValueError("a node name is 1 to 64 of A-Z a-z 0-9 . _ -")
+        return node
+
+    @_model_validator(mode="after")
+    def _check_timing(self) -> Self:
+        # Three renewals per lease: two lost in a row still leave the lease held.
+        if self.renew_interval_s * 3 > self.lease_ttl_s:
+            raise ValueError("renew_interval_s must be at most a third of lease_ttl_s")
+        if self.renew_interval_s * 3 > self.heartbeat_ttl_s:
+            raise ValueError("renew_interval_s must be at most a third of heartbeat_ttl_s")
+        if self.clock_margin_s >= self.renew_interval_s:
+            raise ValueError("clock_margin_s must be less than renew_interval_s")
+        return self
+
+
+def _is_postgresql(database: DatabaseSettings) -> bool:
+    # One line to change once database.url exists (wt/pgstore): read it directly.
+    url = str(getattr(database, "url", "") or "")
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 class HistorySettings(_Section):
     """The call and agent history (docs/history.md)."""
 
@@ -540,6 +595,20 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     broker: EmbeddedBrokerSettings = Field(default_factory=EmbeddedBrokerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @field_validator("cluster")
+    @classmethod
+    def _check_cluster_database(
+        cls, cluster: ClusterSettings, info: ValidationInfo
+    ) -> ClusterSettings:
+        database = info.data.get("database")
+        if cluster.shards and database is not None and not _is_postgresql(database):
+            raise ValueError(
+                f"shards = {cluster.shards} needs a PostgreSQL database.url"
+                " (postgresql://...): the nodes of a cluster share one database"
+            )
+        return cluster
 
     @classmethod
     def settings_customise_sources(
