@@ -9,6 +9,8 @@ from ringmaster.daemon.broker import (
     start_mosquitto,
 )
 
+from .postgres import PostgresCluster, PostgresError, start_postgres
+
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoProcess]:
@@ -27,3 +29,30 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoPro
         yield broker
     finally:
         broker.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL cluster on a free loopback port for the whole session.
+
+    Started only when a test asks for it (the first costs ~1 s: initdb and start), and
+    stopped at the end of the session, failed or not. fsync and synchronous_commit are
+    off: no test survives an operating-system crash, and a killed server loses nothing
+    either way. A missing PostgreSQL is a failure, not a skip, as for mosquitto.
+    """
+    try:
+        cluster = start_postgres(durable=False)
+    except PostgresError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster) -> Iterator[str]:
+    """The URL of a new empty database in the session's cluster, dropped after the test."""
+    name = postgres.create_database()
+    try:
+        yield postgres.url(name)
+    finally:
+        postgres.drop_database(name)
