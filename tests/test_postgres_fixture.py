@@ -6,14 +6,13 @@ import os
 import pwd
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
-import psycopg
+import asyncpg
 import pytest
 
 from .postgres import SERVICE_USER, PostgresCluster, PostgresError, start_postgres
 
 
-async def test_asyncpg_selects_creates_and_reads_back_over_two_connections(
+async def test_a_table_written_on_one_connection_is_read_on_another(
     postgres_url: str,
 ) -> None:
     first = await asyncpg.connect(postgres_url)
@@ -31,22 +30,6 @@ async def test_asyncpg_selects_creates_and_reads_back_over_two_connections(
     finally:
         await second.close()
     assert [tuple(row) for row in rows] == [("101", "available"), ("102", "paused")]
-
-
-async def test_psycopg_selects_creates_and_reads_back_over_two_connections(
-    postgres_url: str,
-) -> None:
-    async with await psycopg.AsyncConnection.connect(postgres_url) as first:
-        cursor = await first.execute("SELECT 1")
-        assert await cursor.fetchone() == (1,)
-        await first.execute("CREATE TABLE agents (extension text PRIMARY KEY, state text)")
-        async with first.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO agents VALUES (%s, %s)", [("101", "available"), ("102", "paused")]
-            )
-    async with await psycopg.AsyncConnection.connect(postgres_url) as second:
-        cursor = await second.execute("SELECT extension, state FROM agents ORDER BY extension")
-        assert await cursor.fetchall() == [("101", "available"), ("102", "paused")]
 
 
 def test_each_test_gets_a_new_empty_database(postgres: PostgresCluster, postgres_url: str) -> None:
