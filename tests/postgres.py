@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -96,6 +97,7 @@ class PostgresCluster:
         self.durable = durable
         self._bindir = bindir
         self._closed = False
+        self._reaper: subprocess.Popen[bytes] | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -170,6 +172,27 @@ class PostgresCluster:
                 _stop(pid)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            if self._reaper is not None:
+                self._reaper.kill()
+                self._reaper.wait()
+
+    def _watch_over(self) -> None:
+        """Have a reaper process stop the server and delete its folder if we die first.
+
+        ``pg_ctl`` detaches the server into a session of its own, so nothing that ends the
+        caller without running its ``finally`` blocks (SIGKILL, ``timeout``'s SIGTERM)
+        would reach it: without the reaper, every such test run would leave a cluster
+        running. The reaper has a session of its own too, so the signal that kills the
+        caller's process group spares it.
+        """
+        pid = self.postmaster_pid()
+        if pid is None:
+            raise PostgresError("the server is not running")
+        self._reaper = subprocess.Popen(
+            [sys.executable, __file__, "--reap", str(os.getpid()), str(pid), str(self.root)],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -254,7 +277,8 @@ def start_postgres(*, durable: bool = True, bindir: Path | None = None) -> Postg
         bindir: Where initdb, pg_ctl and psql are; :func:`find_bindir` by default.
 
     Returns:
-        The running cluster; the caller must :meth:`~PostgresCluster.close` it.
+        The running cluster; the caller must :meth:`~PostgresCluster.close` it (should
+        the caller be killed first, a reaper process stops it and deletes its folder).
 
     Raises:
         PostgresError: Binaries missing, initdb failed, or the server did not start
@@ -299,10 +323,16 @@ def start_postgres(*, durable: bool = True, bindir: Path | None = None) -> Postg
             settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write("\n# ringmaster's private cluster\n" + "\n".join(settings) + "\n")
-        return _start(root, bindir, prefix, durable=durable)
+        cluster = _start(root, bindir, prefix, durable=durable)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
+    try:
+        cluster._watch_over()
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
 
 
 def _start(root: Path, bindir: Path, prefix: list[str], *, durable: bool) -> PostgresCluster:
@@ -335,3 +365,18 @@ def _start(root: Path, bindir: Path, prefix: list[str], *, durable: bool) -> Pos
             continue
         return cluster
     raise failure
+
+
+def _reap(parent: int, postmaster: int, root: Path) -> None:
+    """The reaper's loop: once `parent` is gone, stop `postmaster` and delete `root`."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    try:
+        if _alive(postmaster):
+            _stop(postmaster)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--reap"]:
+    _reap(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))

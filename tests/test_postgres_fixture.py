@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import pwd
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from .postgres import SERVICE_USER, PostgresCluster, PostgresError, start_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_a_table_written_on_one_connection_is_read_on_another(
@@ -76,3 +81,37 @@ def test_close_stops_the_server_and_removes_its_folder() -> None:
     assert not Path(f"/proc/{pid}").exists()
     assert not cluster.root.exists()
     cluster.close()  # idempotent
+
+
+def test_a_cluster_outlives_no_killed_owner() -> None:
+    # pg_ctl detaches the server, so only the reaper stops it when its owner is
+    # killed without running any cleanup.
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from tests.postgres import start_postgres\n"
+            "cluster = start_postgres(durable=False)\n"
+            "print(cluster.root, cluster.postmaster_pid(), flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdout is not None
+    with owner.stdout:
+        try:
+            root, pid = owner.stdout.readline().split()
+            assert Path(f"/proc/{pid}").exists()
+        finally:
+            owner.kill()
+            owner.wait()
+    # A generous bound on the wait, not a timed assertion: the reaper polls every 0.2 s.
+    deadline = time.monotonic() + 60
+    while (Path(f"/proc/{pid}").exists() or Path(root).exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()
+    assert not Path(root).exists()
