@@ -1,4 +1,5 @@
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from ringmaster.daemon.broker import (
 )
 
 from .postgres import PostgresCluster, PostgresError, start_postgres
+from .store_backends import BACKENDS, Databases
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +58,14 @@ def postgres_url(postgres: PostgresCluster) -> Iterator[str]:
         yield postgres.url(name)
     finally:
         postgres.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
+    """Databases by name on each backend in turn: the store's tests run on both."""
+    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    made = Databases(request.param, tmp_path, cluster)
+    try:
+        yield made
+    finally:
+        made.close()
