@@ -1194,6 +1194,25 @@ async def test_a_snapshot_reads_what_is_committed_while_a_write_holds_the_connec
             assert await view.tenant(T2) == Tenant(T2, "Globex")
 
 
+async def test_a_snapshot_sees_one_committed_state_while_commits_go_on(
+    database: Databases,
+) -> None:
+    # PostgreSQL: REPEATABLE READ on the reading connection; SQLite: a WAL read transaction.
+    async with await Store.open(database("s.db")) as store:
+        async with store.transaction() as tx:
+            await tx.upsert_tenant(T1, "Acme")
+        async with store.snapshot() as view:
+            assert await view.tenant(T1) == Tenant(T1, "Acme")
+            async with store.transaction() as tx:
+                await tx.upsert_tenant(T1, "Renamed")
+                await tx.upsert_tenant(T2, "Globex")
+            await store.commit(StateChanges(LiveState(calls=(call("a", 1),))), [])
+            assert await view.tenant(T1) == Tenant(T1, "Acme")
+            assert await view.tenant(T2) is None
+        async with store.snapshot() as view:
+            assert await view.tenant(T1) == Tenant(T1, "Renamed")
+
+
 # --- options stored as the declaration's JSON (migration 6) ---------------------------------
 
 #: Every option column of a version-5 file, with a value that is not the column's default.
