@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a development or CI machine (Debian 12, Python 3.11):
-# mosquitto for the integration tests, chromium for the wallboard's, and the project's .venv.
+# mosquitto for the integration tests, PostgreSQL for the store's, chromium for the wallboard's,
+# and the project's .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,15 @@ apt_install() {
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     echo "setup: installing mosquitto" >&2
     apt_install mosquitto mosquitto-clients
+fi
+
+# The PostgreSQL store's tests start a private cluster of their own (tests/postgres.py:
+# initdb in a temporary folder, a free loopback port, run as the user "postgres" when
+# root). The Debian package also makes a system cluster on 5432, which systemd starts on
+# a real machine and nothing here relies on. Debian keeps initdb off PATH.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+    echo "setup: installing postgresql" >&2
+    apt_install postgresql
 fi
 
 # The test of the production broker example makes a TLS certificate with openssl.

@@ -1,4 +1,5 @@
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +9,9 @@ from ringmaster.daemon.broker import (
     resolve_mosquitto,
     start_mosquitto,
 )
+
+from .postgres import PostgresCluster, PostgresError, start_postgres
+from .store_backends import BACKENDS, Databases
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +31,41 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoPro
         yield broker
     finally:
         broker.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL cluster on a free loopback port for the whole session.
+
+    Started only when a test asks for it (the first costs ~1 s: initdb and start), and
+    stopped at the end of the session, failed or not. fsync and synchronous_commit are
+    off: no test survives an operating-system crash, and a killed server loses nothing
+    either way. A missing PostgreSQL is a failure, not a skip, as for mosquitto.
+    """
+    try:
+        cluster = start_postgres(durable=False)
+    except PostgresError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster) -> Iterator[str]:
+    """The URL of a new empty database in the session's cluster, dropped after the test."""
+    name = postgres.create_database()
+    try:
+        yield postgres.url(name)
+    finally:
+        postgres.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
+    """Databases by name on each backend in turn: the store's tests run on both."""
+    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    made = Databases(request.param, tmp_path, cluster)
+    try:
+        yield made
+    finally:
+        made.close()

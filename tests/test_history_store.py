@@ -29,6 +29,7 @@ from ringmaster.history import AgentActivity, HistoryRecorder
 from ringmaster.store import Store
 from ringmaster.store.history import VisitFilter, VisitRow
 from tests.engine.sim import Sim, T, rings
+from tests.store_backends import INTEGRITY_ERRORS, Databases
 
 Turn = tuple[float, ev.Event | None, list[Command]]
 
@@ -97,8 +98,8 @@ async def play(store: Store, turns: list[Turn], recorder: HistoryRecorder | None
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Any:
-    async with await Store.open(tmp_path / "history.sqlite3") as opened:
+async def store(database: Databases) -> Any:
+    async with await Store.open(database("history.sqlite3")) as opened:
         yield opened
 
 
@@ -135,6 +136,7 @@ def ring_brief(visit: VisitRow) -> list[tuple[Any, ...]]:
 
 
 async def test_the_migration_makes_the_history_tables(tmp_path: Path) -> None:
+    # SQLite only: reads sqlite_master (test_postgres_store.py compares the two schemas).
     async with await Store.open(tmp_path / "s.sqlite3"):
         pass
     with sqlite3.connect(tmp_path / "s.sqlite3") as db:
@@ -156,7 +158,7 @@ async def test_history_is_written_in_the_turns_own_transaction(store: Store) -> 
     # A history write SQLite refuses (a kind the schema does not know) takes the
     # turn's outbox message down with it: one transaction.
     bad = AgentActivity(T, "101", 1.0, "nonsense", state=AgentStatus.AVAILABLE)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         await store.commit(StateChanges(), [message], None, [bad])
     assert await store.pending_outbox() == []
     now, event, commands = sim.turns[-1]

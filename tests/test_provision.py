@@ -31,6 +31,7 @@ from ringmaster.engine.model import (
 from ringmaster.engine.strategies import strategy_names
 from ringmaster.provision import ProvisionError, ProvisionReport, Tally, check_file
 from ringmaster.store import Store
+from tests.store_backends import Databases
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 
@@ -50,8 +51,8 @@ number = "102"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "ringmaster.db") as store:
+async def store(database: Databases) -> AsyncIterator[Store]:
+    async with await Store.open(database("ringmaster.db")) as store:
         yield store
 
 

@@ -8,7 +8,6 @@ event (docs.asterisk.org, Operation/Logging/Queue-Logs; apps/app_queue.c's
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +26,13 @@ from ringmaster.engine.model import (
 from ringmaster.queue_log import Line, Membership, render
 from ringmaster.store import Store
 from tests.engine.sim import T, of_type
+from tests.store_backends import Databases
 from tests.test_history_store import Recorded, play, store_config
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Any:
-    async with await Store.open(tmp_path / "queue_log.sqlite3") as opened:
+async def store(database: Databases) -> Any:
+    async with await Store.open(database("queue_log.sqlite3")) as opened:
         yield opened
 
 

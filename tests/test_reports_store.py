@@ -4,10 +4,8 @@ every figure worked out by hand below, in a time zone whose clocks go back in th
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +15,7 @@ from ringmaster.engine.model import QueueId, TenantId
 from ringmaster.store import Store
 from ringmaster.store.records import StoreError
 from ringmaster.store.reports import AgentFigures, QueueFigures, interval_bounds
+from tests.store_backends import Databases, raw_sql
 
 PARIS = ZoneInfo("Europe/Paris")
 T1 = TenantId(1)
@@ -161,20 +160,23 @@ ACTIVITIES = [
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    path = tmp_path / "reports.sqlite3"
+async def store(database: Databases) -> AsyncIterator[Store]:
+    path = database("reports.sqlite3")
     async with await Store.open(path) as opened:
-        with sqlite3.connect(path) as db:
-            db.execute("INSERT INTO tenants (id, name, timezone) VALUES (1, 'A', 'Europe/Paris')")
-            db.execute("INSERT INTO tenants (id, name) VALUES (2, 'B')")
-            for queue, number, level in ((1, "600", 20), (2, "700", 30)):
-                db.execute(
-                    "INSERT INTO queues (id, tenant_id, name, queue_number, strategy, timeout,"
-                    " status, options) VALUES (?, 1, 'q', ?, 'ringall', 15, 'active', ?)",
-                    (queue, number, f'{{"service_level": {level}}}'),
-                )
-            db.executemany(VISIT, VISITS)
-            db.executemany(ACTIVITY, ACTIVITIES)
+        await raw_sql(path, "INSERT INTO tenants (id, name, timezone) VALUES (?, ?, ?)", [
+            (1, "A", "Europe/Paris"), (2, "B", "UTC")
+        ])  # fmt: skip
+        await raw_sql(
+            path,
+            "INSERT INTO queues (id, tenant_id, name, queue_number, strategy, timeout,"
+            " status, options) VALUES (?, 1, 'q', ?, 'ringall', 15, 'active', ?)",
+            [
+                (queue, number, f'{{"service_level": {level}}}')
+                for queue, number, level in ((1, "600", 20), (2, "700", 30))
+            ],
+        )
+        await raw_sql(path, VISIT, VISITS)
+        await raw_sql(path, ACTIVITY, ACTIVITIES)
         yield opened
 
 

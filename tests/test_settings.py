@@ -296,3 +296,53 @@ def test_the_short_abandon_threshold_is_an_api_reports_setting(tmp_path: Path) -
     assert load_settings(path).api.reports.short_abandon_s == 8.0
     with pytest.raises(SettingsError, match="short_abandon_s"):
         load_settings(None, api={"reports": {"short_abandon_s": -1}})
+
+
+# --- database.url ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("database", "target"),
+    [
+        ({}, Path("var/ringmaster.sqlite3")),
+        ({"path": "/srv/rm.db"}, Path("/srv/rm.db")),
+        ({"url": "sqlite:///var/x.sqlite3"}, Path("var/x.sqlite3")),
+        ({"url": "sqlite:////srv/x.sqlite3"}, Path("/srv/x.sqlite3")),
+        # the same file both ways is no disagreement
+        ({"url": "sqlite:////srv/x.sqlite3", "path": "/srv/x.sqlite3"}, Path("/srv/x.sqlite3")),
+        ({"url": "postgresql://rm:pw@db:5432/acd"}, "postgresql://rm:pw@db:5432/acd"),
+        ({"url": "postgres://rm@db/acd"}, "postgres://rm@db/acd"),
+    ],
+)
+def test_the_database_is_a_path_or_a_url(database: dict[str, str], target: Path | str) -> None:
+    assert load_settings(database=database).database.target == target
+
+
+@pytest.mark.parametrize(
+    ("database", "message"),
+    [
+        (
+            {"url": "postgresql://rm:s3cr3t-value@db/acd", "path": "x.db"},
+            "database.url and database.path name different databases",
+        ),
+        ({"url": "sqlite:///a.db", "path": "b.db"}, "name different databases"),
+        ({"url": "mysql://rm:s3cr3t-value@db/acd"}, "must start with sqlite:///, postgresql://"),
+        ({"url": "postgresql://rm:s3cr3t-value@db"}, "names no database"),
+        ({"url": "postgresql://rm:s3cr3t-value@db:99999/acd"}, "invalid port"),
+        ({"url": "sqlite://x.db"}, "sqlite:///relative/path"),
+    ],
+)
+def test_a_bad_database_url_is_refused_never_showing_the_password(
+    database: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_settings(database=database)
+    assert "s3cr3t-value" not in str(raised.value)
+
+
+def test_the_database_password_stays_out_of_reprs_and_logs() -> None:
+    settings = load_settings(database={"url": "postgresql://rm:s3cr3t-value@db:5432/acd"})
+    assert "s3cr3t-value" not in repr(settings)
+    assert settings.database.redacted == "postgresql://rm:***@db:5432/acd"
+    sqlite = load_settings(database={"path": "/srv/rm.db"})
+    assert sqlite.database.redacted == "/srv/rm.db"

@@ -213,7 +213,7 @@ def _provision(settings: Settings, args: argparse.Namespace) -> int:
         if code == 0:
             print(
                 f"no daemon answered at {api.url}: applied to the database file"
-                f" {settings.database.path}; it takes effect when the daemon starts"
+                f" {settings.database.redacted}; it takes effect when the daemon starts"
             )
         return code
     except ApiError as error:
@@ -240,7 +240,7 @@ async def _provision_file(settings: Settings, file: Path) -> int:
     from ringmaster.provision import ProvisionError  # noqa: PLC0415
     from ringmaster.store import Store  # noqa: PLC0415
 
-    async with await Store.open(settings.database.path) as store:
+    async with await Store.open(settings.database.target) as store:
         try:
             report = await provision(file, store)
         except ProvisionError as error:

@@ -302,10 +302,85 @@ def _parse_url(url: str) -> MqttEndpoint:
     )
 
 
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+def database_target(url: str) -> Path | str:
+    """What `Store.open` takes for a ``database.url``: a file's path, or a PostgreSQL URL.
+
+    ``sqlite:///var/x.sqlite3`` is the relative path ``var/x.sqlite3``,
+    ``sqlite:////srv/x.sqlite3`` the absolute ``/srv/x.sqlite3`` (as SQLAlchemy spells
+    them); ``postgresql://user:pass@host:port/db`` (or ``postgres://``) is kept whole.
+
+    Raises:
+        ValueError: Not such a URL (the message never repeats the URL: it may hold a password).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in _DATABASE_SCHEMES:
+        raise ValueError("must start with sqlite:///, postgresql:// or postgres://")
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+        return Path(unquote(rest[1:]))
+    parts = urlsplit(url)
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError("has no host")
+    if parts.path in ("", "/"):
+        raise ValueError("names no database (postgresql://user@host:port/DATABASE)")
+    try:
+        parts.port  # noqa: B018 -- urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return url
+
+
+def redact_database_url(url: str) -> str:
+    """A database URL with its password replaced, fit for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{netloc[2]}").geturl()
+
+
 class DatabaseSettings(_Section):
-    """The SQLite state file."""
+    """The database: a SQLite file (the default) or a PostgreSQL server (docs/store.md)."""
 
     path: Path = Path("var/ringmaster.sqlite3")
+    """The SQLite file, when ``url`` is not given."""
+    url: str | None = Field(default=None, repr=False)
+    """``sqlite:///var/ringmaster.sqlite3`` or ``postgresql://user:pass@host:port/db``.
+
+    Kept out of repr because it may carry a password."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            database_target(url)
+        return url
+
+    @_model_validator(mode="after")
+    def _check_one_place(self) -> Self:
+        if self.url is None or "path" not in self.model_fields_set:
+            return self
+        if database_target(self.url) != self.path:
+            raise ValueError(
+                "database.url and database.path name different databases: give only one"
+            )
+        return self
+
+    @property
+    def target(self) -> Path | str:
+        """What `Store.open` opens: the SQLite file's path, or the PostgreSQL URL."""
+        return self.path if self.url is None else database_target(self.url)
+
+    @property
+    def redacted(self) -> str:
+        """The database, fit for logs: the file's path, or the URL without its password."""
+        target = self.target
+        return str(target) if isinstance(target, Path) else redact_database_url(target)
 
 
 def _host_name() -> str:

@@ -28,6 +28,7 @@ def seed_history(store: Store) -> None:
         " VALUES (?1, ?2, 1, ?3, '600', 'Sales', '+100', '', '', 0, ?4, ?4, ?5, ?6, ?7, ?8,"
         " ?9, ?10, ?11)"
     )
+    assert store.path is not None  # the API's tests run on SQLite
     with sqlite3.connect(store.path) as db:
         db.execute("UPDATE tenants SET timezone = 'America/New_York' WHERE id = 1")
         db.executemany(

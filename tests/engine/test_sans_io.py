@@ -10,6 +10,7 @@ import ringmaster.engine
 FORBIDDEN = {
     "aiomqtt",
     "aiosqlite",
+    "asyncpg",
     "asyncio",
     "datetime",
     "fastapi",

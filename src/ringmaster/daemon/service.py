@@ -222,8 +222,9 @@ class Service:
                 await stack.enter_async_context(broker)
                 endpoint = MqttEndpoint(broker.host, broker.port, None, None, tls=False)
                 _log.info("broker.embedded", url=broker.url)
-            store = await Store.open(self._settings.database.path)
+            store = await Store.open(self._settings.database.target)
             stack.push_async_callback(store.close)
+            _log.info("store.opened", database=self._settings.database.redacted)
             await self._load(store)
             link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint, sync=True)
             self._link = link

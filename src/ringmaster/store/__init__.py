@@ -1,7 +1,8 @@
 """Persistence: the configuration, the engine's live state and the transactional outbox.
 
-One SQLite file holds the configuration (tenants, extensions, queues, enrolments, DID
-routes, the audit trail), the engine's live state (calls, rings, agents, strategy
+One database, a SQLite file or a PostgreSQL database (docs/store.md), holds the
+configuration (tenants, extensions, queues, enrolments, DID routes, the audit
+trail), the engine's live state (calls, rings, agents, strategy
 memory), and the *transactional outbox*: MQTT messages the engine decided to publish but
 that are not yet confirmed sent. State and the messages it implies are committed in one
 transaction (`Store.commit`), so a crash between deciding and publishing loses nothing:
@@ -10,7 +11,10 @@ tolerate the duplicate, which the contract already requires).
 
 The package, top down (imports only point down):
 
-- `database`: the `Store` facade: open, close, `transaction`, `snapshot`, `commit`.
+- `database`: the `Store` facade: open (the backend by path or URL), close,
+  `transaction`, `snapshot`, `commit`.
+- `backend`: the seam: the few operations (`Connection`) the repositories and `Store`
+  run statements through, so that they never see a driver.
 - `config`: the configuration repository (`ConfigTransaction`): natural-key upserts for
   provisioning, reads/inserts/updates/deletes by id and pages for the admin API, audit;
   on `repository`'s one helper per access pattern (find one, list, page, write).
@@ -24,20 +28,18 @@ The package, top down (imports only point down):
   `StoreError` naming the queue (and agent) and the option. References and keys stay
   columns (tenant, number, strategy, timeout, status, overflow target, position).
 - `records`: the public types the store returns besides the engine's.
-- `sqlite/`: everything SQLite-specific, and the only SQL text: `schema` (the DDL of
+- `sqlite/`: everything SQLite-specific, and the canonical SQL text: `schema` (the DDL of
   every migration, ``user_version``), `statements` (every other statement, by concern:
   ``?`` parameters, ``ON CONFLICT`` upserts, ``rowid`` as enrolment order), and
   `connection` (PRAGMAs, WAL, ``BEGIN IMMEDIATE``, ``last_insert_rowid`` as the outbox
   seq and new ids, a turn's commit run whole on SQLite's thread).
-
-A second backend (PostgreSQL, for scale-out) adds a sibling of `sqlite/` with modules
-of the same names (its schema, the same statement names in its own dialect, its
-connection); the logic of `config`, `live` and the row converters stays as it is, and
-only the choice of the backend's modules (one import each in `config`, `live` and
-`database`) changes.
+- `postgres/`: everything PostgreSQL-specific (asyncpg): `schema` (a baseline equal to
+  SQLite's version 11, then migrations written for both), `statements` (SQLite's
+  statements renumbered once, and those that differ), `connection` (transactions,
+  a turn's pipelined commit). Imported only when a PostgreSQL URL is opened.
 
 Every public name is importable from `ringmaster.store`; nothing outside this package
-writes SQL.
+writes SQL, and nothing outside `sqlite/` and `postgres/` holds any.
 """
 
 from ringmaster.store.config import ConfigTransaction

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-import aiosqlite
-
 from ringmaster.engine.events import (
     AgentEnrolled,
     ConfigEvent,
@@ -34,6 +32,7 @@ from ringmaster.engine.model import (
     Tenant,
     TenantId,
 )
+from ringmaster.store.backend import Connection
 from ringmaster.store.config_rows import (
     Row,
     audit_values,
@@ -58,27 +57,26 @@ from ringmaster.store.records import (
 )
 from ringmaster.store.repository import Repository
 from ringmaster.store.sqlite import statements as sql
-from ringmaster.store.sqlite.connection import inserted_id
 
 
 def _tenant(row: Row) -> Tenant:
     return Tenant(TenantId(row[0]), row[1], row[2])
 
 
-async def load_config(db: aiosqlite.Connection) -> list[ConfigEvent]:
+async def load_config(db: Connection) -> list[ConfigEvent]:
     """The whole configuration as the events that would build it; see `Store.load_config`."""
     events: list[ConfigEvent] = []
-    for row in await db.execute_fetchall(sql.SELECT_ALL_TENANTS):
+    for row in await db.fetch_all(sql.SELECT_ALL_TENANTS):
         events.append(TenantSaved(_tenant(tuple(row))))
-    for row in await db.execute_fetchall(sql.SELECT_ALL_EXTENSIONS):
+    for row in await db.fetch_all(sql.SELECT_ALL_EXTENSIONS):
         events.append(ExtensionSaved(extension_record(tuple(row))))
     # By id: a queue may overflow to one saved after it, which the engine allows.
-    for row in await db.execute_fetchall(sql.SELECT_ALL_QUEUES):
+    for row in await db.fetch_all(sql.SELECT_ALL_QUEUES):
         events.append(QueueSaved(queue_config(tuple(row))))
-    for row in await db.execute_fetchall(sql.SELECT_ALL_ENROLMENTS):
+    for row in await db.fetch_all(sql.SELECT_ALL_ENROLMENTS):
         options = enrolment_options(tuple(row))
         events.append(AgentEnrolled(QueueId(row[0]), ExtensionId(row[1]), options))
-    for row in await db.execute_fetchall(sql.SELECT_ALL_ROUTES):
+    for row in await db.fetch_all(sql.SELECT_ALL_ROUTES):
         events.append(DidRouteSaved(stored_route(tuple(row)).route))
     return events
 
@@ -190,7 +188,7 @@ class ConfigTransaction(Repository):
         if old == in_stored_order:
             return Change.UNCHANGED
         await self._write(sql.UNENROL_ALL, (queue_id,))
-        await self._db.executemany(
+        await self._db.execute_many(
             sql.INSERT_ENROLMENT,
             [(queue_id, e, o.position, *enrolment_values(o)) for e, o in wanted],
         )
@@ -250,7 +248,7 @@ class ConfigTransaction(Repository):
         The caller checks that `tenant_id` is free (`tenant`) and `timezone` is known.
         """
         self._check_open()
-        new_id = await inserted_id(self._db, sql.INSERT_TENANT, (tenant_id, name, timezone))
+        new_id = await self._db.insert(sql.INSERT_TENANT, (tenant_id, name, timezone))
         return Tenant(TenantId(new_id), name, timezone)
 
     async def tenant_contents(self, tenant_id: TenantId) -> dict[str, int]:
@@ -258,7 +256,7 @@ class ConfigTransaction(Repository):
         self._check_open()
         counts: dict[str, int] = {}
         for table, count_sql in sql.TENANT_CONTENTS.items():
-            ((count,),) = await self._db.execute_fetchall(count_sql, (tenant_id,))
+            ((count,),) = await self._db.fetch_all(count_sql, (tenant_id,))
             counts[table] = int(count)
         return counts
 
@@ -286,8 +284,8 @@ class ConfigTransaction(Repository):
         """Create an extension; the caller checks the number is free in the tenant."""
         self._check_open()
         extension = Extension(ExtensionId(0), tenant_id, number, name, dict(skills or {}))
-        new_id = await inserted_id(
-            self._db, sql.INSERT_EXTENSION, (tenant_id, number, name, skills_text(extension.skills))
+        new_id = await self._db.insert(
+            sql.INSERT_EXTENSION, (tenant_id, number, name, skills_text(extension.skills))
         )
         return replace(extension, extension_id=ExtensionId(new_id))
 
@@ -330,7 +328,7 @@ class ConfigTransaction(Repository):
             The queue as stored, with its new id.
         """
         self._check_open()
-        new_id = await inserted_id(self._db, sql.INSERT_QUEUE, queue_values(config))
+        new_id = await self._db.insert(sql.INSERT_QUEUE, queue_values(config))
         stored = await self.queue(QueueId(new_id))
         assert stored is not None
         return stored
@@ -467,7 +465,7 @@ class ConfigTransaction(Repository):
             The record's id.
         """
         self._check_open()
-        return await inserted_id(self._db, sql.INSERT_AUDIT, audit_values(record))
+        return await self._db.insert(sql.INSERT_AUDIT, audit_values(record))
 
     async def audit(
         self, where: AuditFilter, *, limit: int = 100, offset: int = 0
@@ -481,6 +479,6 @@ class ConfigTransaction(Repository):
         ]
         count, page = sql.audit_page([test for test, _ in given])
         params = tuple(value for _, value in given)
-        ((total,),) = await self._db.execute_fetchall(count, params)
-        rows = await self._db.execute_fetchall(page, (*params, limit, offset))
+        ((total,),) = await self._db.fetch_all(count, params)
+        rows = await self._db.fetch_all(page, (*params, limit, offset))
         return Page([stored_audit(tuple(row)) for row in rows], int(total))

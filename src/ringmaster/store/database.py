@@ -1,21 +1,25 @@
-"""The `Store` facade: opening the database, and serialising every use of its connection."""
+"""The `Store` facade: opening the database, and serialising every use of its connection.
+
+The backend (SQLite or PostgreSQL) is chosen by what `Store.open` is given; everything
+past the opening goes through `backend.Connection`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
-
-import aiosqlite
+from typing import Self, TypeVar
 
 from ringmaster.contract import OutboxMessage
 from ringmaster.engine.events import ConfigEvent
 from ringmaster.engine.records import LiveState, StateChanges
 from ringmaster.history import HistoryWrite
+from ringmaster.settings import database_target
 from ringmaster.store import history, live
+from ringmaster.store.backend import Connection
 from ringmaster.store.config import ConfigTransaction, load_config
 from ringmaster.store.history import HistoryReader
 from ringmaster.store.queue_log import QueueLogReader
@@ -23,65 +27,83 @@ from ringmaster.store.records import Synchronous
 from ringmaster.store.reports import ReportReader
 from ringmaster.store.repository import Repository
 from ringmaster.store.sqlite import connection
-from ringmaster.store.sqlite.schema import user_version
 
 ReaderT = TypeVar("ReaderT", bound=Repository)
 
 
 class Store:
-    """Ringmaster's SQLite database. Open with `Store.open`; use as an async context manager.
+    """Ringmaster's database, SQLite or PostgreSQL. Open with `Store.open`; use as a context.
 
     All methods are serialised on one connection by a lock, so a configuration
     transaction and the service's `commit` never interleave their statements.
     """
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        db: Connection,
+        path: Path | None,
+        open_reader: Callable[[], Awaitable[Connection]],
+    ) -> None:
         # Use Store.open(), which configures and migrates the connection.
         self._db = db
         self._lock = asyncio.Lock()
+        #: The SQLite file, or None on PostgreSQL.
         self.path = path
-        # A second connection for `snapshot`, opened on first use.
-        self._reader: aiosqlite.Connection | None = None
+        # A second connection for `snapshot` and the history's readers, opened on first use.
+        self._open_reader = open_reader
+        self._reader: Connection | None = None
         self._reader_lock = asyncio.Lock()
-        self._busy_timeout_ms = 5000
-        # Runs a function on SQLite's thread: one hand-off for a whole commit
-        # rather than one per statement (about ten a turn, ~55 us of loop time
-        # each). aiosqlite has no public hook for it; without its private one,
-        # `commit` sends the statements one by one.
-        self._run_on_thread: Any = getattr(db, "_execute", None)
 
     @classmethod
     async def open(
         cls,
-        path: Path,
+        where: Path | str,
         *,
         synchronous: Synchronous = "NORMAL",
         busy_timeout_s: float = 5.0,
     ) -> Self:
-        """Open (creating it and its folder if needed) and migrate the database at `path`.
+        """Open (creating it if needed) and migrate the database `where` says.
 
         Each missing migration is applied in its own transaction, together with the new
-        ``user_version``, so an interrupted upgrade leaves the file at the last complete
-        version.
+        schema version, so an interrupted upgrade leaves the database at the last
+        complete version.
 
         Args:
-            path: The database file.
+            where: A SQLite file's path; or a URL, ``sqlite:///relative/path`` or
+                ``postgresql://user:pass@host:port/db`` (see `settings.database_target`).
             synchronous: SQLite's ``synchronous`` setting. ``NORMAL`` (WAL mode) survives a
                 killed process but may lose the last transactions on power loss; ``FULL``
-                survives power loss too, at one fsync per commit.
-            busy_timeout_s: How long to wait for another connection's write lock.
+                survives power loss too, at one fsync per commit. Not used by PostgreSQL.
+            busy_timeout_s: How long to wait for another connection's write lock (SQLite).
 
         Returns:
             The open store.
 
         Raises:
-            StoreError: The file's schema is newer than this Ringmaster knows.
-            ValueError: `synchronous` is not a setting SQLite knows.
+            StoreError: The database's schema is newer than this Ringmaster knows.
+            ValueError: `synchronous` is not a setting SQLite knows, or `where` is a URL
+                of no backend.
         """
+        target = database_target(where) if isinstance(where, str) and "://" in where else where
+        if isinstance(target, str):
+            # Imported here: the SQLite-only daemon never loads the PostgreSQL driver.
+            from ringmaster.store.postgres import connection as postgres  # noqa: PLC0415
+
+            url = target
+            writer = await postgres.connect(url)
+
+            async def open_postgres_reader() -> Connection:
+                return await postgres.connect_reader(url)
+
+            return cls(writer, None, open_postgres_reader)
+        path = Path(target)
         busy_timeout_ms = int(busy_timeout_s * 1000)
-        store = cls(await connection.connect(path, synchronous, busy_timeout_ms), path)
-        store._busy_timeout_ms = busy_timeout_ms
-        return store
+
+        async def open_sqlite_reader() -> Connection:
+            return await connection.connect_reader(path, busy_timeout_ms)
+
+        db = await connection.connect(path, synchronous, busy_timeout_ms)
+        return cls(db, path, open_sqlite_reader)
 
     async def close(self) -> None:
         """Close the connection. Uncommitted work (there is none outside a method) is lost."""
@@ -101,9 +123,9 @@ class Store:
         await self.close()
 
     async def schema_version(self) -> int:
-        """The file's schema version (``PRAGMA user_version``)."""
+        """The database's schema version (SQLite: ``PRAGMA user_version``)."""
         async with self._lock:
-            return await user_version(self._db)
+            return await self._db.schema_version()
 
     # --- configuration ----------------------------------------------------------------
 
@@ -127,12 +149,12 @@ class Store:
             The writer to use inside the block (it refuses to write after it).
         """
         async with self._lock:
-            await connection.begin_write(self._db)
+            await self._db.begin_write()
             tx = ConfigTransaction(self._db)
             try:
                 yield tx
                 tx._close()
-                await connection.commit(self._db)
+                await self._db.commit()
             except BaseException:
                 tx._close()
                 await self._db.rollback()
@@ -144,22 +166,23 @@ class Store:
 
         In WAL mode it reads while `commit` and `transaction` write: the admin
         API's reads neither wait for the daemon's commits nor hold them up, as
-        they did on the one connection. SQLite refuses writes through it.
+        they did on the one connection. SQLite refuses writes through it; on
+        PostgreSQL it is a read-only REPEATABLE READ transaction.
 
         Yields:
             The reader to use inside the block.
         """
         async with self._reader_lock:
             if self._reader is None:
-                self._reader = await connection.connect_reader(self.path, self._busy_timeout_ms)
+                self._reader = await self._open_reader()
             reader = self._reader
-            await connection.begin_read(reader)
+            await reader.begin_read()
             tx = ConfigTransaction(reader)
             try:
                 yield tx
             finally:
                 tx._close()
-                await connection.commit(reader)
+                await reader.commit()
 
     # --- live state -------------------------------------------------------------------
 
@@ -192,19 +215,14 @@ class Store:
             The outbox sequence numbers given to `outbox`, in the same order.
 
         Cancelling the caller mid-commit may leave the outcome unknown to it (the
-        statement already handed to SQLite's thread still runs), though never half
+        statement already handed to the database still runs), though never half
         applied; callers that may be cancelled should `asyncio.shield` it.
         """
         steps = live.turn_steps(changes, outbox, delivered_up_to, history)
         if not steps:
             return []
         async with self._lock:
-            if self._run_on_thread is not None:
-                done: list[int] = await self._run_on_thread(
-                    connection.commit_steps_on_thread, self._db._conn, steps, len(outbox)
-                )
-                return done
-            return await connection.commit_steps(self._db, steps, len(outbox))
+            return await self._db.commit_turn(steps, len(outbox))
 
     @asynccontextmanager
     async def _reading(self, reader_type: type[ReaderT]) -> AsyncIterator[ReaderT]:
@@ -215,15 +233,15 @@ class Store:
         """
         async with self._reader_lock:
             if self._reader is None:
-                self._reader = await connection.connect_reader(self.path, self._busy_timeout_ms)
+                self._reader = await self._open_reader()
             reader = self._reader
-            await connection.begin_read(reader)
+            await reader.begin_read()
             tx = reader_type(reader)
             try:
                 yield tx
             finally:
                 tx._close()
-                await connection.commit(reader)
+                await reader.commit()
 
     def history(self) -> AbstractAsyncContextManager[HistoryReader]:
         """A consistent read-only view of the call and agent history (as `snapshot`)."""

@@ -12,8 +12,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import aiosqlite
-
 from ringmaster.engine.model import CallId, QueueId, TenantId
 from ringmaster.history import (
     AgentActivity,
@@ -27,12 +25,11 @@ from ringmaster.history import (
     VisitEnded,
     VisitOpened,
 )
+from ringmaster.store.backend import Connection, Step
 from ringmaster.store.config_rows import Row
 from ringmaster.store.records import Page
 from ringmaster.store.repository import Repository
-from ringmaster.store.sqlite import connection
 from ringmaster.store.sqlite import history_statements as sql
-from ringmaster.store.sqlite.connection import Step
 
 
 def _steps_of(write: HistoryWrite) -> list[tuple[str, Row]]:  # noqa: PLR0911
@@ -230,18 +227,18 @@ class HistoryReader(Repository):
         ]
         count, page = sql.visits_page([test for test, _ in given])
         params = tuple(value for _, value in given)
-        ((total,),) = await self._db.execute_fetchall(count, params)
-        rows = await self._db.execute_fetchall(page, (*params, limit, offset))
+        ((total,),) = await self._db.fetch_all(count, params)
+        rows = await self._db.fetch_all(page, (*params, limit, offset))
         return Page([VisitRow(*row) for row in rows], int(total))
 
     async def call(self, tenant_id: TenantId, call_id: CallId) -> list[VisitRow]:
         """The call's visits in order, each with its rings; empty for an unknown call."""
         self._check_open()
         rings: dict[int, list[RingRow]] = {}
-        for row in await self._db.execute_fetchall(sql.RINGS_OF_CALL, (tenant_id, call_id)):
+        for row in await self._db.fetch_all(sql.RINGS_OF_CALL, (tenant_id, call_id)):
             ring = RingRow(*row)
             rings.setdefault(ring.visit_id, []).append(ring)
-        rows = await self._db.execute_fetchall(sql.VISITS_OF_CALL, (tenant_id, call_id))
+        rows = await self._db.fetch_all(sql.VISITS_OF_CALL, (tenant_id, call_id))
         return [replace(VisitRow(*row), rings=tuple(rings.get(row[0], ()))) for row in rows]
 
     async def activity(
@@ -249,7 +246,7 @@ class HistoryReader(Repository):
     ) -> list[ActivityRow]:
         """The tenant's agent activity from `since` (included) to `until` (excluded), in order."""
         self._check_open()
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.fetch_all(
             sql.ACTIVITY_OF_TENANT,
             (tenant_id, -1.0 if since is None else since, until if until is not None else 1e18),
         )
@@ -263,23 +260,23 @@ class HistoryReader(Repository):
         An agent with no state recorded (none yet, or all pruned) is left out.
         """
         self._check_open()
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.fetch_all(
             sql.LATEST_STATES, (tenant_id, json.dumps(list(extensions)))
         )
         return {extension: (state, at) for extension, state, at in rows}
 
 
-async def prune(db: aiosqlite.Connection, cutoff: float, batch: int) -> int:
+async def prune(db: Connection, cutoff: float, batch: int) -> int:
     """Delete up to `batch` ended visits and `batch` agent activities older than `cutoff`.
 
     In one transaction; a visit's rings go with it. Returns how many rows went.
     """
-    await connection.begin_write(db)
+    await db.begin_write()
     try:
         visits = await db.execute(sql.PRUNE_VISITS, (cutoff, batch))
         activity = await db.execute(sql.PRUNE_ACTIVITY, (cutoff, batch))
-        await connection.commit(db)
+        await db.commit()
     except BaseException:
         await db.rollback()
         raise
-    return max(visits.rowcount, 0) + max(activity.rowcount, 0)
+    return visits + activity

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiosqlite
-
 from ringmaster.contract import OutboxMessage
 from ringmaster.engine.model import CallId, CallKey, ExtensionId, TenantId
 from ringmaster.engine.records import LiveState, RingRecord, StateChanges
 from ringmaster.history import HistoryWrite
 from ringmaster.store import live_rows
+from ringmaster.store.backend import Connection, Step
 from ringmaster.store.config_rows import Row
 from ringmaster.store.history import history_steps
 from ringmaster.store.sqlite import statements as sql
-from ringmaster.store.sqlite.connection import Step
 
 
 def turn_steps(
@@ -74,7 +72,7 @@ def turn_steps(
     return steps
 
 
-async def load_live(db: aiosqlite.Connection) -> LiveState:
+async def load_live(db: Connection) -> LiveState:
     """The live state as last committed, in one query per table (never one per row)."""
     rings: dict[CallKey, list[RingRecord]] = {}
     for (
@@ -85,30 +83,30 @@ async def load_live(db: aiosqlite.Connection) -> LiveState:
         deadline,
         ring_id,
         number,
-    ) in await db.execute_fetchall(sql.SELECT_RINGS):
+    ) in await db.fetch_all(sql.SELECT_RINGS):
         rings.setdefault((TenantId(tenant_id), CallId(call_id)), []).append(
             RingRecord(ExtensionId(extension_id), started_at, deadline, ring_id, number)
         )
     calls = tuple(
         live_rows.call_record(tuple(row), tuple(rings.get((row[0], row[1]), ())))
-        for row in await db.execute_fetchall(sql.SELECT_CALLS)
+        for row in await db.fetch_all(sql.SELECT_CALLS)
     )
     agents = tuple(
-        live_rows.agent_record(tuple(row)) for row in await db.execute_fetchall(sql.SELECT_AGENTS)
+        live_rows.agent_record(tuple(row)) for row in await db.fetch_all(sql.SELECT_AGENTS)
     )
     queues = tuple(
         live_rows.queue_memory_record(tuple(row))
-        for row in await db.execute_fetchall(sql.SELECT_QUEUE_MEMORY)
+        for row in await db.fetch_all(sql.SELECT_QUEUE_MEMORY)
     )
     stats = tuple(
-        live_rows.stats_record(tuple(row)) for row in await db.execute_fetchall(sql.SELECT_STATS)
+        live_rows.stats_record(tuple(row)) for row in await db.fetch_all(sql.SELECT_STATS)
     )
     return LiveState(calls=calls, agents=agents, queues=queues, agent_stats=stats)
 
 
-async def pending_outbox(db: aiosqlite.Connection) -> list[tuple[int, OutboxMessage]]:
+async def pending_outbox(db: Connection) -> list[tuple[int, OutboxMessage]]:
     """Messages committed but not yet confirmed published, oldest first, with their seqs."""
-    rows = await db.execute_fetchall(sql.SELECT_OUTBOX)
+    rows = await db.fetch_all(sql.SELECT_OUTBOX)
     return [
         (seq, OutboxMessage(topic, bytes(payload), bool(retain)))
         for seq, topic, payload, retain in rows

@@ -41,35 +41,31 @@ class QueueLogReader(Repository):
         self._check_open()
         window = (tenant_id, since, until)
         rings: dict[int, list[RingRow]] = {}
-        for row in await self._db.execute_fetchall(sql.RINGS, window):
+        for row in await self._db.fetch_all(sql.RINGS, window):
             ring = RingRow(*row)
             rings.setdefault(ring.visit_id, []).append(ring)
         visits = [
             replace(VisitRow(*row), rings=tuple(rings.get(row[0], ())))
-            for row in await self._db.execute_fetchall(sql.VISITS, window)
+            for row in await self._db.fetch_all(sql.VISITS, window)
         ]
-        activity = [
-            ActivityRow(*row) for row in await self._db.execute_fetchall(sql.ACTIVITY, window)
-        ]
+        activity = [ActivityRow(*row) for row in await self._db.fetch_all(sql.ACTIVITY, window)]
         records: list[ActivityRow] = []
         for agent in sorted({(a.tenant_id, a.extension) for a in activity if a.queue_id is None}):
             records += [
                 ActivityRow(*row)
-                for row in await self._db.execute_fetchall(sql.ENROLMENTS_OF_AGENT, agent)
+                for row in await self._db.fetch_all(sql.ENROLMENTS_OF_AGENT, agent)
             ]
         enrolments: dict[tuple[int, str], list[int]] = {}
-        for tenant, number, queue_id in await self._db.execute_fetchall(
-            sql.ENROLMENTS, (tenant_id,)
-        ):
+        for tenant, number, queue_id in await self._db.fetch_all(sql.ENROLMENTS, (tenant_id,)):
             enrolments.setdefault((int(tenant), str(number)), []).append(int(queue_id))
         numbers = {
             int(queue_id): str(number)
-            for queue_id, number in await self._db.execute_fetchall(sql.QUEUE_NUMBERS, (tenant_id,))
+            for queue_id, number in await self._db.fetch_all(sql.QUEUE_NUMBERS, (tenant_id,))
         }
         for change in activity:  # an enrolment in a queue removed since
             if change.queue_id is not None and change.queue_id not in numbers:
                 found = list(
-                    await self._db.execute_fetchall(
+                    await self._db.fetch_all(
                         sql.REMOVED_QUEUE_NUMBER, (change.tenant_id, change.queue_id)
                     )
                 )

@@ -179,12 +179,12 @@ class ReportReader(Repository):
         """
         self._check_open()
         given = (json.dumps(list(bounds)), tenant_id, queue_id)
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.fetch_all(
             sql.QUEUE_FIGURES, (*given, default_service_level, short_abandon_s)
         )
         p90 = {
             (int(slot), int(queue)): float(wait)
-            for slot, queue, wait in await self._db.execute_fetchall(
+            for slot, queue, wait in await self._db.fetch_all(
                 sql.QUEUE_WAIT_PERCENTILE, (*given, WAIT_PERCENTILE)
             )
         }
@@ -235,9 +235,9 @@ class ReportReader(Repository):
         """
         self._check_open()
         since, until = bounds[0], bounds[-1]
-        before = await self._db.execute_fetchall(sql.AGENT_STATES_BEFORE, (tenant_id, since))
-        activity = await self._db.execute_fetchall(sql.AGENT_ACTIVITY, (tenant_id, since, until))
-        answered = await self._db.execute_fetchall(
+        before = await self._db.fetch_all(sql.AGENT_STATES_BEFORE, (tenant_id, since))
+        activity = await self._db.fetch_all(sql.AGENT_ACTIVITY, (tenant_id, since, until))
+        answered = await self._db.fetch_all(
             sql.ANSWERED_CALLS, (tenant_id, since - ANSWER_LOOKBACK_S, until)
         )
         return await asyncio.to_thread(

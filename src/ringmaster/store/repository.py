@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import aiosqlite
-
 from ringmaster.engine.model import TenantId
+from ringmaster.store.backend import Connection
 from ringmaster.store.config_rows import Row
 from ringmaster.store.records import Page, StoreError
 from ringmaster.store.sqlite import statements as sql
@@ -22,7 +21,7 @@ T = TypeVar("T")
 class Repository:
     """Reads and writes on a connection inside a transaction, refused once it is over."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self._db = db
         self._open = True
 
@@ -35,12 +34,12 @@ class Repository:
 
     async def _find(self, query: str, params: Sequence[Any], read: Callable[[Row], T]) -> T | None:
         self._check_open()
-        rows = list(await self._db.execute_fetchall(query, params))
+        rows = list(await self._db.fetch_all(query, params))
         return read(tuple(rows[0])) if rows else None
 
     async def _all(self, query: str, params: Sequence[Any], read: Callable[[Row], T]) -> list[T]:
         self._check_open()
-        return [read(tuple(row)) for row in await self._db.execute_fetchall(query, params)]
+        return [read(tuple(row)) for row in await self._db.fetch_all(query, params)]
 
     async def _page(
         self,
@@ -53,12 +52,11 @@ class Repository:
         self._check_open()
         count, page = table.page(narrowed=tenant_id is not None)
         params = () if tenant_id is None else (tenant_id,)
-        ((total,),) = await self._db.execute_fetchall(count, params)
-        rows = await self._db.execute_fetchall(page, (*params, limit, offset))
+        ((total,),) = await self._db.fetch_all(count, params)
+        rows = await self._db.fetch_all(page, (*params, limit, offset))
         return Page([read(tuple(row)) for row in rows], int(total))
 
     async def _write(self, statement: str, params: Sequence[Any]) -> bool:
         """Run an insert, update or delete; whether it touched any row."""
         self._check_open()
-        cursor = await self._db.execute(statement, params)
-        return cursor.rowcount > 0
+        return await self._db.execute(statement, params) > 0

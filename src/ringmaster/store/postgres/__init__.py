@@ -1,0 +1,1 @@
+"""Everything PostgreSQL-specific of the store: its schema, its statements, its connection."""
