@@ -433,9 +433,7 @@ class ClusterSettings(_Section):
 
 
 def _is_postgresql(database: DatabaseSettings) -> bool:
-    # One line to change once database.url exists (wt/pgstore): read it directly.
-    url = str(getattr(database, "url", "") or "")
-    return url.startswith(("postgresql://", "postgres://"))
+    return not isinstance(database.target, Path)  # a file is SQLite
 
 
 class HistorySettings(_Section):

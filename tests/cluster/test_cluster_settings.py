@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -35,14 +34,20 @@ def test_a_cluster_on_sqlite_is_refused_naming_the_setting() -> None:
 
 
 def test_only_a_postgresql_url_makes_a_database_fit_for_a_cluster() -> None:
-    # database.url arrives with the PostgreSQL store; until then a stand-in has one.
     def with_url(url: str) -> DatabaseSettings:
-        return cast("DatabaseSettings", SimpleNamespace(url=url))
+        return DatabaseSettings(url=url)
 
     assert _is_postgresql(with_url("postgresql://ringmaster@db/ringmaster"))
     assert _is_postgresql(with_url("postgres://db/ringmaster"))
     assert not _is_postgresql(with_url("sqlite:///var/ringmaster.sqlite3"))
     assert not _is_postgresql(DatabaseSettings())
+
+
+def test_a_cluster_on_a_postgresql_url_is_accepted() -> None:
+    settings = load_settings(
+        None, cluster={"shards": 4}, database={"url": "postgresql://ringmaster@db/ringmaster"}
+    )
+    assert settings.cluster.shards == 4
 
 
 @pytest.mark.parametrize(
