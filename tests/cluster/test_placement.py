@@ -74,10 +74,12 @@ def test_a_node_that_leaves_and_returns_moves_few_shards_and_gets_its_own_back(
     before = balanced(shards, nodes)
     after = balanced(shards, nodes - {gone})
     its_own = {s for s, holder in before.items() if holder == gone}
-    # Its shards must move; beyond them, rebalancing moves at most one node's share
-    # (measured worst over every 2..6 of 8 names: 7 of 64, see docs/cluster.md).
+    # Its shards must move, and the others stay balanced. How many more move is a
+    # figure, not a bound: the greedy placement has none it can prove (Hypothesis
+    # found 6 beyond the leaving node's 5 for 7 nodes and 32 shards, where one node's
+    # share is 5); docs/cluster.md gives the measured mean and worst.
     assert its_own <= moved(before, after)
-    assert len(moved(before, after)) <= len(its_own) + -(-shards // len(nodes))
+    assert all(holder != gone for holder in after.values())
     # Placement depends on the live set only: its return restores the placement.
     assert balanced(shards, nodes) == before
 
