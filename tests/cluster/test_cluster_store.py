@@ -107,6 +107,8 @@ async def test_sqlite_refuses_every_cluster_use_and_writes_nothing(tmp_path: Pat
         with pytest.raises(StoreError, match="a cluster needs a PostgreSQL database"):
             await store.listen_config(lambda tenant: None)
         with pytest.raises(StoreError, match="a cluster needs a PostgreSQL database"):
+            await store.listen_leases(lambda shard: None)
+        with pytest.raises(StoreError, match="a cluster needs a PostgreSQL database"):
             await store.commit(
                 StateChanges(LiveState(calls=(call(T1, "c", 1),))),
                 [message("x")],
@@ -168,6 +170,22 @@ async def test_a_lapsed_lease_is_taken_with_the_next_epoch_and_never_revived(
         assert (row.holder, row.epoch) == (None, 3)
         assert await node_a.run(Acquire(1, 4))  # free: taken at once
     finally:
+        await close(node_a, node_b, store_a, store_b)
+
+
+async def test_a_release_is_heard_by_another_stores_listener(postgres_url: str) -> None:
+    heard: asyncio.Queue[int] = asyncio.Queue()
+    store_a, store_b, node_a, node_b = await two_nodes(postgres_url)
+    listener = await store_b.listen_leases(heard.put_nowait)
+    try:
+        assert await node_a.run(Acquire(2, 1))
+        assert not await node_b.run(Release(2, 1))  # not its lease: no notice
+        assert await node_a.run(Acquire(3, 1))
+        assert await node_a.run(Release(3, 1))
+        assert await asyncio.wait_for(heard.get(), 10.0) == 3
+        assert heard.empty()
+    finally:
+        await listener.close()
         await close(node_a, node_b, store_a, store_b)
 
 

@@ -3,8 +3,8 @@
 `ClusterStore` carries out the statements of `ringmaster.cluster.leases.NodeLeases`
 (`Beat`, `Acquire`, `Renew`, `Release`) exactly as their docstrings spell them, on a
 connection of its own so that a renewal never waits behind a turn's commit, and reads
-the tables back for `NodeLeases.observe`. `ConfigListener` hears the configuration
-notices every write of the configuration sends (the schema's triggers).
+the tables back for `NodeLeases.observe`. A `Listener` hears the configuration notices
+every write of the configuration sends (the schema's triggers), or the releases.
 """
 
 from __future__ import annotations
@@ -161,23 +161,27 @@ class ClusterStore:
                 await self._db.execute(sql.ASSIGN, (tenant_id, shard))
 
 
-class ConfigListener:
-    """Hears the configuration notices on a connection of its own. Close it when done.
+class Listener:
+    """Hears the notices of one channel on a connection of its own. Close it when done.
 
     A notice sent while the connection was down is lost: after opening one (again),
-    re-read the configuration of every tenant held (docs/cluster.md).
+    re-read what it would have said (for the configuration, every tenant held;
+    docs/cluster.md).
     """
 
-    def __init__(self, db: PostgresConnection, callback: Callable[[TenantId], None]) -> None:
+    def __init__(
+        self, db: PostgresConnection, channel: str, callback: Callable[[str], None]
+    ) -> None:
         self._db = db
+        self._channel = channel
         self._callback = callback
 
     async def start(self) -> None:
         """Begin listening (the notices of transactions committed from now on)."""
-        await self._db.conn.add_listener(sql.CONFIG_CHANNEL, self._heard)
+        await self._db.conn.add_listener(self._channel, self._heard)
 
     def _heard(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        self._callback(TenantId(int(payload)))
+        self._callback(payload)
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
@@ -189,8 +193,23 @@ async def open_cluster(url: str, node: str, lease_ttl_s: float, api_url: str) ->
     return ClusterStore(await connect_reader(url), node, lease_ttl_s, api_url)
 
 
-async def listen_config(url: str, callback: Callable[[TenantId], None]) -> ConfigListener:
-    """A listening `ConfigListener` on a new connection to the database at `url`."""
-    listener = ConfigListener(await connect_reader(url), callback)
+async def listen_config(url: str, callback: Callable[[TenantId], None]) -> Listener:
+    """A `Listener` of the configuration notices (a tenant's id each) on a new connection."""
+
+    def heard(payload: str) -> None:
+        callback(TenantId(int(payload)))
+
+    listener = Listener(await connect_reader(url), sql.CONFIG_CHANNEL, heard)
+    await listener.start()
+    return listener
+
+
+async def listen_leases(url: str, callback: Callable[[int], None]) -> Listener:
+    """A `Listener` of the lease releases (the shard's number each) on a new connection."""
+
+    def heard(payload: str) -> None:
+        callback(int(payload))
+
+    listener = Listener(await connect_reader(url), sql.LEASES_CHANNEL, heard)
     await listener.start()
     return listener
