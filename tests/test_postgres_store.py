@@ -14,7 +14,7 @@ import pytest
 
 from ringmaster.store import Store, StoreError
 from ringmaster.store.postgres import connection as pg_connection
-from ringmaster.store.postgres.schema import BASELINE_VERSION
+from ringmaster.store.postgres.schema import LATEST_VERSION
 
 from .postgres import PostgresCluster
 
@@ -22,6 +22,9 @@ from .postgres import PostgresCluster
 PG_TYPES = {"INTEGER": "bigint", "TEXT": "text", "REAL": "double precision", "BLOB": "bytea"}
 #: PostgreSQL's stand-in for SQLite's rowid of queue_agents (enrolment order).
 PG_ONLY_COLUMNS = {("queue_agents", "enrolled")}
+#: The cluster's tables exist on PostgreSQL only (a cluster needs it; SQLite refuses
+#: cluster use): every other table is SQLite's, column for column.
+PG_ONLY_TABLE_PREFIX = "cluster_"
 
 
 def sqlite_columns(path: Path) -> dict[tuple[str, str], tuple[str, bool]]:
@@ -50,13 +53,13 @@ def sqlite_indexes(path: Path) -> set[str]:
         }
 
 
-async def test_the_baseline_has_sqlites_tables_columns_and_indexes(
+async def test_the_schema_has_sqlites_tables_columns_and_indexes(
     tmp_path: Path, postgres_url: str
 ) -> None:
     async with await Store.open(tmp_path / "s.db") as store:
-        assert await store.schema_version() == BASELINE_VERSION
+        assert await store.schema_version() == LATEST_VERSION
     async with await Store.open(postgres_url) as store:
-        assert await store.schema_version() == BASELINE_VERSION
+        assert await store.schema_version() == LATEST_VERSION
     conn = await asyncpg.connect(postgres_url)
     try:
         columns = {
@@ -77,7 +80,12 @@ async def test_the_baseline_has_sqlites_tables_columns_and_indexes(
     finally:
         await conn.close()
     expected = sqlite_columns(tmp_path / "s.db")
-    assert {k: v for k, v in columns.items() if k not in PG_ONLY_COLUMNS} == expected
+    cluster_tables = {t for t, _ in columns if t.startswith(PG_ONLY_TABLE_PREFIX)}
+    assert cluster_tables == {"cluster_leases", "cluster_nodes", "cluster_tenant_shards"}
+    shared = {
+        k: v for k, v in columns.items() if k not in PG_ONLY_COLUMNS and k[0] not in cluster_tables
+    }
+    assert shared == expected
     assert indexes == sqlite_indexes(tmp_path / "s.db")
 
 
@@ -97,24 +105,24 @@ async def test_each_later_migration_is_its_own_transaction(
     async with await Store.open(postgres_url):
         pass
     later = {
-        BASELINE_VERSION + 1: "CREATE TABLE future (id bigint PRIMARY KEY);",
-        BASELINE_VERSION + 2: "CREATE TABLE half (x bigint); INSERT INTO nowhere VALUES (1);",
+        LATEST_VERSION + 1: "CREATE TABLE future (id bigint PRIMARY KEY);",
+        LATEST_VERSION + 2: "CREATE TABLE half (x bigint); INSERT INTO nowhere VALUES (1);",
     }
     monkeypatch.setattr(pg_connection, "MIGRATIONS", later)
-    monkeypatch.setattr(pg_connection, "LATEST_VERSION", BASELINE_VERSION + 2)
+    monkeypatch.setattr(pg_connection, "LATEST_VERSION", LATEST_VERSION + 2)
     with pytest.raises(asyncpg.UndefinedTableError, match="nowhere"):
         await Store.open(postgres_url)
     conn = await asyncpg.connect(postgres_url)
     try:
-        assert await conn.fetchval("SELECT version FROM schema_version") == BASELINE_VERSION + 1
+        assert await conn.fetchval("SELECT version FROM schema_version") == LATEST_VERSION + 1
         assert await conn.fetchval("SELECT to_regclass('future') IS NOT NULL")
         assert not await conn.fetchval("SELECT to_regclass('half') IS NOT NULL")
     finally:
         await conn.close()
     # Fixed, it goes on from where it stopped.
-    later[BASELINE_VERSION + 2] = "CREATE TABLE half (x bigint);"
+    later[LATEST_VERSION + 2] = "CREATE TABLE half (x bigint);"
     async with await Store.open(postgres_url) as store:
-        assert await store.schema_version() == BASELINE_VERSION + 2
+        assert await store.schema_version() == LATEST_VERSION + 2
 
 
 async def test_an_unreachable_server_is_a_store_error_without_the_password(

@@ -36,7 +36,10 @@ The package, top down (imports only point down):
 - `postgres/`: everything PostgreSQL-specific (asyncpg): `schema` (a baseline equal to
   SQLite's version 11, then migrations written for both), `statements` (SQLite's
   statements renumbered once, and those that differ), `connection` (transactions,
-  a turn's pipelined commit). Imported only when a PostgreSQL URL is opened.
+  a turn's pipelined commit, its fence), `cluster` and `cluster_statements` (the
+  cluster's leases, heartbeats, assignment, configuration and release notices,
+  PostgreSQL only: `Store.open_cluster`, `Store.listen_config`, `Store.listen_leases`).
+  Imported only when a PostgreSQL URL is opened.
 
 Every public name is importable from `ringmaster.store`; nothing outside this package
 writes SQL, and nothing outside `sqlite/` and `postgres/` holds any.
@@ -49,6 +52,8 @@ from ringmaster.store.records import (
     AuditFilter,
     AuditRecord,
     Change,
+    Fence,
+    FencedError,
     Page,
     Saved,
     StoredAuditRecord,
@@ -65,6 +70,8 @@ __all__ = [
     "AuditRecord",
     "Change",
     "ConfigTransaction",
+    "Fence",
+    "FencedError",
     "Page",
     "Saved",
     "Store",

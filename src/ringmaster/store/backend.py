@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from ringmaster.store.config_rows import Row
+from ringmaster.store.records import Fence
 
 #: One statement of a turn and the rows it runs for (``executemany``).
 Step = tuple[str, Iterable[Row]]
@@ -56,10 +57,14 @@ class Connection(Protocol):
         """Roll back the transaction in progress, if any."""
         ...
 
-    async def commit_turn(self, steps: Sequence[Step], outbox_count: int) -> list[int]:
-        """A turn's whole transaction: every step, in order, then commit.
+    async def commit_turn(
+        self, steps: Sequence[Step], outbox_count: int, fence: Fence | None = None
+    ) -> list[int]:
+        """A turn's whole transaction: the fence if any, every step, in order, then commit.
 
         The outbox rows are inserted by the last step; returns their seqs, in order.
+        A fence that fails rolls the transaction back and raises `FencedError`; SQLite
+        refuses any fence (`StoreError`): a cluster needs PostgreSQL.
         """
         ...
 

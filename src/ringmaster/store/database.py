@@ -7,14 +7,15 @@ past the opening goes through `backend.Connection`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from ringmaster.contract import OutboxMessage
 from ringmaster.engine.events import ConfigEvent
+from ringmaster.engine.model import TenantId
 from ringmaster.engine.records import LiveState, StateChanges
 from ringmaster.history import HistoryWrite
 from ringmaster.settings import database_target
@@ -23,10 +24,13 @@ from ringmaster.store.backend import Connection
 from ringmaster.store.config import ConfigTransaction, load_config
 from ringmaster.store.history import HistoryReader
 from ringmaster.store.queue_log import QueueLogReader
-from ringmaster.store.records import Synchronous
+from ringmaster.store.records import CLUSTER_NEEDS_POSTGRESQL, Fence, StoreError, Synchronous
 from ringmaster.store.reports import ReportReader
 from ringmaster.store.repository import Repository
 from ringmaster.store.sqlite import connection
+
+if TYPE_CHECKING:
+    from ringmaster.store.postgres.cluster import ClusterStore, Listener
 
 ReaderT = TypeVar("ReaderT", bound=Repository)
 
@@ -43,6 +47,7 @@ class Store:
         db: Connection,
         path: Path | None,
         open_reader: Callable[[], Awaitable[Connection]],
+        url: str | None = None,
     ) -> None:
         # Use Store.open(), which configures and migrates the connection.
         self._db = db
@@ -53,6 +58,8 @@ class Store:
         self._open_reader = open_reader
         self._reader: Connection | None = None
         self._reader_lock = asyncio.Lock()
+        # The PostgreSQL URL, for the cluster's connections of their own.
+        self._url = url
 
     @classmethod
     async def open(
@@ -95,7 +102,7 @@ class Store:
             async def open_postgres_reader() -> Connection:
                 return await postgres.connect_reader(url)
 
-            return cls(writer, None, open_postgres_reader)
+            return cls(writer, None, open_postgres_reader, url)
         path = Path(target)
         busy_timeout_ms = int(busy_timeout_s * 1000)
 
@@ -186,10 +193,16 @@ class Store:
 
     # --- live state -------------------------------------------------------------------
 
-    async def load_live(self) -> LiveState:
-        """The engine's live state as last committed, to restore it at start-up."""
+    async def load_live(self, tenants: Collection[TenantId] | None = None) -> LiveState:
+        """The engine's live state as last committed, to restore it at start-up.
+
+        Args:
+            tenants: Only these tenants' (a shard's, `cluster.shards.tenants_of`): their
+                calls, the agents of their extensions, their queues' memory and
+                statistics. None: everything.
+        """
         async with self._lock:
-            return await live.load_live(self._db)
+            return await live.load_live(self._db, tenants)
 
     async def commit(
         self,
@@ -197,6 +210,8 @@ class Store:
         outbox: Sequence[OutboxMessage],
         delivered_up_to: int | None = None,
         history: Sequence[HistoryWrite] = (),
+        *,
+        fence: Fence | None = None,
     ) -> list[int]:
         """Store what changed and the messages it implies, in one transaction.
 
@@ -210,19 +225,29 @@ class Store:
                 published and are deleted.
             history: The turn's call and agent history (`ringmaster.history`), written
                 in the same transaction, in order.
+            fence: A cluster's turn: the lease it runs under. The transaction first
+                checks that the lease is still the fence's node's at its epoch, and
+                holds it until the commit. The outbox rows (and the watermark) are the
+                fence's shard's; without a fence, shard 0's.
 
         Returns:
-            The outbox sequence numbers given to `outbox`, in the same order.
+            The outbox sequence numbers given to `outbox`, in the same order: rising,
+            though with a cluster not consecutive.
+
+        Raises:
+            FencedError: The lease is no longer the fence's: nothing was written.
+            StoreError: A fence on SQLite (a cluster needs PostgreSQL).
 
         Cancelling the caller mid-commit may leave the outcome unknown to it (the
         statement already handed to the database still runs), though never half
         applied; callers that may be cancelled should `asyncio.shield` it.
         """
-        steps = live.turn_steps(changes, outbox, delivered_up_to, history)
+        shard = 0 if fence is None else fence.shard
+        steps = live.turn_steps(changes, outbox, delivered_up_to, history, shard)
         if not steps:
             return []
         async with self._lock:
-            return await self._db.commit_turn(steps, len(outbox))
+            return await self._db.commit_turn(steps, len(outbox), fence)
 
     @asynccontextmanager
     async def _reading(self, reader_type: type[ReaderT]) -> AsyncIterator[ReaderT]:
@@ -266,7 +291,62 @@ class Store:
         async with self._lock:
             return await history.prune(self._db, cutoff, batch)
 
-    async def pending_outbox(self) -> list[tuple[int, OutboxMessage]]:
-        """Messages committed but not yet confirmed published, oldest first."""
+    async def pending_outbox(self, shard: int = 0) -> list[tuple[int, OutboxMessage]]:
+        """`shard`'s messages committed but not yet confirmed published, oldest first.
+
+        Without a cluster every message is shard 0's.
+        """
         async with self._lock:
-            return await live.pending_outbox(self._db)
+            return await live.pending_outbox(self._db, shard)
+
+    # --- the cluster (PostgreSQL only) ------------------------------------------------
+
+    def _cluster_url(self) -> str:
+        if self._url is None:
+            raise StoreError(CLUSTER_NEEDS_POSTGRESQL)
+        return self._url
+
+    async def open_cluster(
+        self, node: str, lease_ttl_s: float, *, api_url: str = ""
+    ) -> ClusterStore:
+        """The lease and heartbeat statements of `node`, on a connection of their own.
+
+        Args:
+            node: This node (``cluster.node``).
+            lease_ttl_s: ``cluster.lease_ttl_s``.
+            api_url: This node's admin API, for the other nodes (written with its heartbeat).
+
+        Raises:
+            StoreError: The store is SQLite's.
+        """
+        url = self._cluster_url()
+        from ringmaster.store.postgres import cluster  # noqa: PLC0415
+
+        return await cluster.open_cluster(url, node, lease_ttl_s, api_url)
+
+    async def listen_config(self, callback: Callable[[TenantId], None]) -> Listener:
+        """Hear every committed change of a tenant's configuration, through any store.
+
+        `callback` gets the tenant's id, once per tenant and writing transaction, on
+        the event loop, after the transaction committed (never for one rolled back).
+
+        Raises:
+            StoreError: The store is SQLite's.
+        """
+        url = self._cluster_url()
+        from ringmaster.store.postgres import cluster  # noqa: PLC0415
+
+        return await cluster.listen_config(url, callback)
+
+    async def listen_leases(self, callback: Callable[[int], None]) -> Listener:
+        """Hear every lease released (`Release`), through any store: the shard's number.
+
+        So that the node placement prefers acquires at once, not at its next poll.
+
+        Raises:
+            StoreError: The store is SQLite's.
+        """
+        url = self._cluster_url()
+        from ringmaster.store.postgres import cluster  # noqa: PLC0415
+
+        return await cluster.listen_leases(url, callback)

@@ -57,7 +57,8 @@ RING_COLUMNS: Final = (
     "tenant_id", "call_id", "extension_id", "position", "started_at", "deadline", "ring_id",
     "number",
 )  # fmt: skip
-OUTBOX_COLUMNS: Final = ("topic", "payload", "retain")
+#: An outbox row; `shard` is 0 without a cluster.
+OUTBOX_COLUMNS: Final = ("shard", "topic", "payload", "retain")
 
 
 def call_row(call: CallRecord) -> Row:

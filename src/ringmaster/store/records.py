@@ -16,6 +16,35 @@ class StoreError(Exception):
     """The database cannot be used as asked (e.g. it was written by a newer Ringmaster)."""
 
 
+#: Why SQLite refuses every cluster operation.
+CLUSTER_NEEDS_POSTGRESQL = (
+    "a cluster needs a PostgreSQL database (database.url = postgresql://...);"
+    " SQLite is for one daemon"
+)
+
+
+class FencedError(StoreError):
+    """A fenced turn was refused: its node no longer holds the shard's lease at its epoch.
+
+    Nothing of the turn was written; the shard must stop on this node (docs/cluster.md).
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a cluster's turn is committed under (`Store.commit`'s ``fence``).
+
+    Attributes:
+        shard: The shard whose turn it is; its outbox rows are the shard's.
+        node: This node (``cluster.node``), the lease's holder.
+        epoch: The lease's epoch when the node took it (`StartShard.epoch`).
+    """
+
+    shard: int
+    node: str
+    epoch: int
+
+
 class Change(enum.Enum):
     """What a configuration write did to the stored row."""
 

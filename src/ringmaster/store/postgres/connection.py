@@ -19,17 +19,17 @@ import asyncpg
 from ringmaster.settings import redact_database_url
 from ringmaster.store.backend import Step
 from ringmaster.store.config_rows import Row
+from ringmaster.store.postgres.cluster_statements import FENCE
 from ringmaster.store.postgres.schema import BASELINE, BASELINE_VERSION, LATEST_VERSION, MIGRATIONS
-from ringmaster.store.postgres.statements import dialect
-from ringmaster.store.records import StoreError
-from ringmaster.store.sqlite.statements import LAST_OUTBOX_SEQ
+from ringmaster.store.postgres.statements import INSERT_OUTBOX_RETURNING, dialect
+from ringmaster.store.records import Fence, FencedError, StoreError
+from ringmaster.store.sqlite.statements import INSERT_OUTBOX
 
 #: Every statement text the store runs, prepared once per connection.
 _STATEMENT_CACHE_SIZE: Final = 512
 #: Held while a database is created or migrated, so two daemons starting together
 #: do not both migrate (an arbitrary constant: "ringmstr" in ASCII).
 _MIGRATION_LOCK: Final = 0x72696E676D737472
-_LAST_OUTBOX_SEQ: Final = dialect(LAST_OUTBOX_SEQ)
 
 
 async def _connect(url: str) -> asyncpg.Connection:
@@ -151,19 +151,39 @@ class PostgresConnection:
         if self.conn.is_in_transaction():
             await self.conn.execute("ROLLBACK")
 
-    async def commit_turn(self, steps: Sequence[Step], outbox_count: int) -> list[int]:
-        """A turn's transaction: one ``executemany`` per step, the outbox's seqs, commit."""
+    async def commit_turn(
+        self, steps: Sequence[Step], outbox_count: int, fence: Fence | None = None
+    ) -> list[int]:
+        """A turn's transaction: the fence, one ``executemany`` per step, commit.
+
+        The outbox's messages (the last step, when `outbox_count`) go in one statement
+        that returns their seqs. A fence that matches no lease row rolls back and
+        raises `FencedError`: nothing of the turn is written.
+        """
         conn = self.conn
         await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         try:
-            for sql, rows in steps:
+            if fence is not None and (
+                await conn.fetchval(FENCE, fence.shard, fence.node, fence.epoch) is None
+            ):
+                await conn.execute("ROLLBACK")
+                raise FencedError(
+                    f"shard {fence.shard}: node {fence.node!r} no longer holds the lease at"
+                    f" epoch {fence.epoch}; the turn was not written"
+                )
+            state_steps = steps[:-1] if outbox_count else steps
+            for sql, rows in state_steps:
                 await conn.executemany(dialect(sql), rows)
             seqs: list[int] = []
             if outbox_count:
-                # One writer in the transaction: the identity gave the turn's messages
-                # consecutive seqs, ending at its current value.
-                last = int(await conn.fetchval(_LAST_OUTBOX_SEQ))
-                seqs = list(range(last - outbox_count + 1, last + 1))
+                sql, rows = steps[-1]
+                assert sql == INSERT_OUTBOX, "the outbox's messages are a turn's last step"
+                shards, topics, payloads, retains = zip(*rows, strict=True)
+                inserted = await conn.fetch(
+                    INSERT_OUTBOX_RETURNING, shards[0], topics, payloads, retains
+                )
+                # The identity numbers the rows in the order they are inserted.
+                seqs = sorted(int(row[0]) for row in inserted)
             await conn.execute("COMMIT")
         except BaseException:
             if not conn.is_closed() and conn.is_in_transaction():

@@ -281,7 +281,66 @@ INSERT INTO schema_version (version) VALUES (11);
 
 #: Migrations after the baseline: ``MIGRATIONS[n]`` takes a database from ``n - 1`` to
 #: ``n``, the same change as SQLite's migration ``n``. Append only.
-MIGRATIONS: Final[dict[int, str]] = {}
+MIGRATIONS: Final[dict[int, str]] = {
+    # Each shard's own outbox rows (0 without a cluster); and the cluster's tables, which
+    # only PostgreSQL has (docs/cluster.md): the leases, the nodes' heartbeats, the
+    # explicit tenant -> shard assignment, and the notice of every configuration change.
+    12: """
+ALTER TABLE outbox ADD COLUMN shard bigint NOT NULL DEFAULT 0;
+CREATE INDEX outbox_by_shard ON outbox (shard, seq);
+
+CREATE TABLE cluster_leases (
+    shard      integer PRIMARY KEY CHECK (shard >= 0),
+    holder     text NULL,                               -- NULL: free
+    epoch      bigint NOT NULL DEFAULT 0,
+    expires_at timestamptz NOT NULL DEFAULT '-infinity'  -- by the database's clock
+);
+CREATE TABLE cluster_nodes (
+    node      text PRIMARY KEY,
+    last_seen timestamptz NOT NULL,
+    api_url   text NOT NULL DEFAULT ''
+);
+CREATE TABLE cluster_tenant_shards (
+    tenant_id bigint PRIMARY KEY REFERENCES tenants ON DELETE CASCADE,
+    shard     integer NOT NULL CHECK (shard >= 0)
+);
+
+-- Every write of the configuration tells the listeners which tenant changed, in the
+-- writing transaction: delivered when it commits, never when it rolls back, and once
+-- per tenant and transaction (PostgreSQL folds identical notifications).
+CREATE FUNCTION ringmaster_config_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed record;
+    tenant bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN changed := OLD; ELSE changed := NEW; END IF;
+    IF TG_TABLE_NAME = 'tenants' THEN
+        tenant := changed.id;
+    ELSIF TG_TABLE_NAME = 'queue_agents' THEN
+        SELECT tenant_id INTO tenant FROM queues WHERE id = changed.queue_id;
+    ELSE
+        tenant := changed.tenant_id;
+    END IF;
+    IF tenant IS NOT NULL THEN
+        PERFORM pg_notify('ringmaster_config', tenant::text);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tenants_changed AFTER INSERT OR UPDATE OR DELETE ON tenants
+    FOR EACH ROW EXECUTE FUNCTION ringmaster_config_changed();
+CREATE TRIGGER extensions_changed AFTER INSERT OR UPDATE OR DELETE ON extensions
+    FOR EACH ROW EXECUTE FUNCTION ringmaster_config_changed();
+CREATE TRIGGER queues_changed AFTER INSERT OR UPDATE OR DELETE ON queues
+    FOR EACH ROW EXECUTE FUNCTION ringmaster_config_changed();
+CREATE TRIGGER queue_agents_changed AFTER INSERT OR UPDATE OR DELETE ON queue_agents
+    FOR EACH ROW EXECUTE FUNCTION ringmaster_config_changed();
+CREATE TRIGGER did_routes_changed AFTER INSERT OR UPDATE OR DELETE ON did_routes
+    FOR EACH ROW EXECUTE FUNCTION ringmaster_config_changed();
+CREATE TRIGGER cluster_tenant_shards_changed
+    AFTER INSERT OR UPDATE OR DELETE ON cluster_tenant_shards
+    FOR EACH ROW EXECUTE FUNCTION ringmaster_config_changed();
+""",
+}
 
 #: The newest schema version this Ringmaster knows.
 LATEST_VERSION: Final = BASELINE_VERSION + len(MIGRATIONS)

@@ -45,6 +45,17 @@ def translate(text: str) -> str:
     return re.sub(r"\browid\b", "enrolled", _PARAMETER.sub(number, text))
 
 
+#: A turn's outbox messages in one statement (parameters: shard, then the topics,
+#: payloads and retain flags as arrays), returning their seqs. With several writers
+#: (shards) a turn's seqs need not be consecutive, so they are read back rather than
+#: counted back from the last; the identity gives them in the rows' order.
+INSERT_OUTBOX_RETURNING: Final = (
+    "INSERT INTO outbox (shard, topic, payload, retain)"
+    " SELECT $1::bigint, topic, payload, retain"
+    " FROM unnest($2::text[], $3::bytea[], $4::bigint[]) WITH ORDINALITY"
+    " AS m (topic, payload, retain, n) ORDER BY n RETURNING seq"
+)
+
 _BOUNDS: Final = """
 WITH bounds AS (
     SELECT (b.ord - 1) AS slot, b.value::float8 AS lo,
@@ -61,9 +72,21 @@ WITH bounds AS (
 
 #: The statements that differ from a renumbered SQLite one, by module and name.
 OVERRIDES: Final[dict[tuple[ModuleType, str], str]] = {
-    # The identity hands out consecutive seqs to the one writer's turn (see
-    # `postgres.connection`): the last one's is the sequence's current value.
+    # Not used: a turn's seqs come back from INSERT_OUTBOX_RETURNING.
     (statements, "LAST_OUTBOX_SEQ"): "SELECT currval(pg_get_serial_sequence('outbox', 'seq'))",
+    **{
+        (statements, name): translate(getattr(statements, name)).replace(
+            "(SELECT value FROM json_each($1))",
+            "(SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))",
+        )
+        for name in (
+            "SELECT_RINGS_OF",
+            "SELECT_CALLS_OF",
+            "SELECT_AGENTS_OF",
+            "SELECT_QUEUE_MEMORY_OF",
+            "SELECT_STATS_OF",
+        )
+    },
     (statements, "ENROL"): (
         "INSERT INTO queue_agents (queue_id, extension_id, position, options)"
         " SELECT $1::bigint, $2::bigint, coalesce($3::bigint, max(position) + 1, 0), $4::text"

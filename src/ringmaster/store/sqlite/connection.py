@@ -19,7 +19,7 @@ import aiosqlite
 
 from ringmaster.store.backend import Step
 from ringmaster.store.config_rows import Row
-from ringmaster.store.records import Synchronous
+from ringmaster.store.records import CLUSTER_NEEDS_POSTGRESQL, Fence, StoreError, Synchronous
 from ringmaster.store.sqlite.schema import migrate, user_version
 from ringmaster.store.sqlite.statements import LAST_OUTBOX_SEQ
 
@@ -148,8 +148,16 @@ class SqliteConnection:
         """Roll back the transaction in progress, if any."""
         await self.db.rollback()
 
-    async def commit_turn(self, steps: Sequence[Step], outbox_count: int) -> list[int]:
-        """A turn's transaction, in one hand-off to SQLite's thread when aiosqlite allows."""
+    async def commit_turn(
+        self, steps: Sequence[Step], outbox_count: int, fence: Fence | None = None
+    ) -> list[int]:
+        """A turn's transaction, in one hand-off to SQLite's thread when aiosqlite allows.
+
+        Raises:
+            StoreError: `fence` is given: a cluster needs PostgreSQL.
+        """
+        if fence is not None:
+            raise StoreError(CLUSTER_NEEDS_POSTGRESQL)
         if self._run_on_thread is not None:
             done: list[int] = await self._run_on_thread(
                 commit_steps_on_thread, self.db._conn, steps, outbox_count

@@ -425,6 +425,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_by_tenant ON audit (tenant_id, id);
     CREATE INDEX audit_by_time ON audit (at);
     """,
+    # --- 12: each shard's own outbox rows (issue 13) ---------------------------------------
+    # 0 without a cluster. The cluster's own tables exist on PostgreSQL only: a cluster
+    # needs it (SQLite refuses cluster use), see postgres.schema.
+    """
+    ALTER TABLE outbox ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_by_shard ON outbox (shard, seq);
+    """,
 ]
 
 

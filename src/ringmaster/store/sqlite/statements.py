@@ -67,7 +67,8 @@ UPSERT_QUEUE_MEMORY: Final = _upsert("queue_memory", QUEUE_MEMORY_COLUMNS, ("que
 DELETE_QUEUE_MEMORY: Final = "DELETE FROM queue_memory WHERE queue_id = ?"
 UPSERT_STATS: Final = _upsert("agent_queue_stats", STATS_COLUMNS, ("queue_id", "extension_id"))
 DELETE_STATS: Final = "DELETE FROM agent_queue_stats WHERE queue_id = ? AND extension_id = ?"
-DELETE_DELIVERED: Final = "DELETE FROM outbox WHERE seq <= ?"
+# Per shard: another shard's rows are another holder's to confirm (issue 13).
+DELETE_DELIVERED: Final = "DELETE FROM outbox WHERE shard = ? AND seq <= ?"
 INSERT_OUTBOX: Final = _insert("outbox", OUTBOX_COLUMNS)
 #: The outbox seq given to the last message of a turn (see `connection.outbox_seqs`).
 LAST_OUTBOX_SEQ: Final = "SELECT last_insert_rowid()"
@@ -80,7 +81,35 @@ SELECT_CALLS: Final = _select("calls", CALL_COLUMNS, "ORDER BY seq")
 SELECT_AGENTS: Final = _select("agent_states", AGENT_COLUMNS, "ORDER BY extension_id")
 SELECT_QUEUE_MEMORY: Final = _select("queue_memory", QUEUE_MEMORY_COLUMNS, "ORDER BY queue_id")
 SELECT_STATS: Final = _select("agent_queue_stats", STATS_COLUMNS, "ORDER BY queue_id, extension_id")
-SELECT_OUTBOX: Final = "SELECT seq, topic, payload, retain FROM outbox ORDER BY seq"
+SELECT_OUTBOX: Final = "SELECT seq, topic, payload, retain FROM outbox WHERE shard = ? ORDER BY seq"
+
+# The live state of some tenants only (a shard's): the parameter is a JSON list of their
+# ids. Agents belong to a tenant through their extension, queues' rows through the queue.
+_OF_TENANTS: Final = "(SELECT value FROM json_each(?))"
+SELECT_RINGS_OF: Final = (
+    "SELECT tenant_id, call_id, extension_id, started_at, deadline, ring_id, number"
+    f" FROM rings WHERE tenant_id IN {_OF_TENANTS} ORDER BY tenant_id, call_id, position"
+)
+SELECT_CALLS_OF: Final = _select(
+    "calls", CALL_COLUMNS, f"WHERE tenant_id IN {_OF_TENANTS} ORDER BY seq"
+)
+SELECT_AGENTS_OF: Final = _select(
+    "agent_states",
+    AGENT_COLUMNS,
+    f"WHERE extension_id IN (SELECT id FROM extensions WHERE tenant_id IN {_OF_TENANTS})"
+    " ORDER BY extension_id",
+)
+SELECT_QUEUE_MEMORY_OF: Final = _select(
+    "queue_memory",
+    QUEUE_MEMORY_COLUMNS,
+    f"WHERE queue_id IN (SELECT id FROM queues WHERE tenant_id IN {_OF_TENANTS}) ORDER BY queue_id",
+)
+SELECT_STATS_OF: Final = _select(
+    "agent_queue_stats",
+    STATS_COLUMNS,
+    f"WHERE queue_id IN (SELECT id FROM queues WHERE tenant_id IN {_OF_TENANTS})"
+    " ORDER BY queue_id, extension_id",
+)
 
 
 # --- the configuration --------------------------------------------------------------
