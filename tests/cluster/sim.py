@@ -122,6 +122,9 @@ class Node:
     life: int = 0  # bumped by a kill or restart: events of an earlier life are dropped
     alive: bool = True
     frozen_until: float = float("-inf")
+    #: Until its thaw has run: a node whose freeze ends at the instant another event
+    #: runs is still frozen for that event, as a process is until its loop resumes.
+    frozen: bool = False
     busy: bool = False  # a read or statements are in flight
     again: bool = False  # a NOTIFY came while busy: read again when done
     running: dict[int, int] = field(default_factory=dict)  # shard -> epoch
@@ -206,7 +209,8 @@ class Cluster:
         that fencing must refuse.
         """
         node = self.nodes[name]
-        node.frozen_until = self.now + seconds
+        node.frozen_until = max(node.frozen_until, self.now + seconds)
+        node.frozen = True
         life = node.life
         self._at(node.frozen_until, self._thaw(node, life))
         for shard, epoch in node.running.items():
@@ -234,13 +238,13 @@ class Cluster:
                 n.name
                 for n in self.nodes.values()
                 if n.alive
-                and n.frozen_until <= self.now
+                and not n.frozen
                 and shard in n.running
                 and (n.machine.valid_until(shard) or float("-inf")) > self.now
             ]
             assert len(runners) <= 1, f"shard {shard} run by {runners} at {self.now}"
         for n in self.nodes.values():
-            if n.alive and n.frozen_until <= self.now:
+            if n.alive and not n.frozen:
                 assert n.running == n.machine.held, n.name
                 for shard in n.running:
                     assert (n.machine.valid_until(shard) or 0.0) >= self.now, (n.name, shard)
@@ -273,8 +277,8 @@ class Cluster:
         return node.alive and node.life == life and self.nodes[node.name] is node
 
     def _deferred(self, node: Node, event: Callable[[], None]) -> bool:
-        if node.frozen_until > self.now:
-            self._at(node.frozen_until, event)
+        if node.frozen:  # after its thaw, even when that is due at this very instant
+            self._at(max(node.frozen_until, self.now), event)
             return True
         return False
 
@@ -398,7 +402,9 @@ class Cluster:
 
     def _thaw(self, node: Node, life: int) -> Callable[[], None]:
         def thaw() -> None:
-            if self._current(node, life):
+            # A freeze that a longer one overlapped thaws with the longer one.
+            if self._current(node, life) and self.now >= node.frozen_until:
+                node.frozen = False
                 # The loop's first callback after a freeze: leases that lapsed stop first.
                 self._apply(node, node.machine.handle_timer(self.now))
                 self._arm(node)

@@ -12,7 +12,7 @@ import itertools
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from .sim import TIMING, Cluster, handover_gaps, takeover_times
@@ -119,6 +119,20 @@ fault = st.tuples(
 
 
 @settings(max_examples=40, deadline=None)
+@example(  # both nodes thaw at one instant: the second counted awake before its own thaw ran
+    count=2,
+    seed=1,
+    faults=[
+        ("freeze", 1, 19.55192245265497, 1.9),
+        ("freeze", 0, 19.55192245265497, 1.9),
+        ("freeze", 1, 16.3529096996592, 3.2012632308044884),
+        ("freeze", 1, 6.833513087978269e-07, 1.05),
+        ("restart", 2, 5.7381676109088895, 4.0),
+        ("restart", 0, 7.480329231957535, 4.137289676082664),
+    ],
+    slow=0.3,
+    lost=0.0,
+)
 @given(
     count=st.integers(min_value=2, max_value=3),
     seed=st.integers(min_value=0, max_value=2**32),
