@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ringmaster.api import create_app
 from ringmaster.api.provisioning import provision
@@ -17,6 +18,7 @@ from ringmaster.cluster.leases import Acquire, Beat
 from ringmaster.cluster.shards import shard_of
 from ringmaster.engine.model import TenantId
 from ringmaster.settings import ApiSettings, ClusterSettings
+from ringmaster.status import cluster_status, render_cluster
 from ringmaster.store import Store
 
 from ..store_backends import raw_sql
@@ -109,6 +111,10 @@ async def test_the_cluster_as_the_lease_table_says(postgres_url: str, tmp_path: 
         ]
         assert 0 <= nodes[0]["last_seen_s_ago"] < settings.heartbeat_ttl_s
         assert nodes[1]["last_seen_s_ago"] >= 10
+        # And `ringmaster status` shows it: this node, the holders, the free shards.
+        section = render_cluster(cluster_status(body) or pytest.fail("no cluster section"))
+        assert section.startswith("cluster: node a, 2 of 4 shards held\n  nodes: a, b (down, seen ")
+        assert "    2      (free)  1" in section
     finally:
         await node_a.close()
         await node_b.close()
