@@ -8,14 +8,19 @@ from datetime import date
 import pytest
 
 from ringmaster.cli import main
-from ringmaster.client import api_url
+from ringmaster.client import ApiClient, ApiError, api_url
 from ringmaster.daemon.broker import free_port
 from ringmaster.status import (
     AgentLine,
     CallerLine,
+    ClusterStatus,
+    NodeLine,
     QueueView,
+    ShardLine,
     Today,
+    cluster_status,
     duration,
+    fetch_cluster,
     render,
 )
 
@@ -98,6 +103,79 @@ def test_the_table_shows_each_queue_its_agents_and_callers() -> None:
         "  Agents: none enrolled\n"
         "  Callers: none waiting\n"
     )
+
+
+CLUSTER = ClusterStatus(
+    node="a",
+    nodes=[NodeLine("a", 0.2, True), NodeLine("b", 75.4, False)],
+    shards=[
+        ShardLine(0, "a", 3, [1, 7]),
+        ShardLine(1, None, 12, [2]),
+        ShardLine(2, "a", 1, []),
+    ],
+)
+
+
+def test_a_cluster_is_a_short_section_first() -> None:
+    assert render([QUIET], NOW, CLUSTER) == (
+        "cluster: node a, 2 of 3 shards held\n"
+        "  nodes: a, b (down, seen 1:15 ago)\n"
+        "  Shards:\n"
+        "    SHARD  HOLDER  EPOCH  TENANTS\n"
+        "    0      a       3      1, 7\n"
+        "    1      (free)  12     2\n"
+        "    2      a       1\n"
+        "\n"
+        "700 Support (queue 2, tenant 1): leastrecent, inactive\n"
+        "  no calls waiting\n"
+        "  SL today -- within 30 s (no call answered yet; 2026-12-02, UTC)\n"
+        "  today: offered 0, answered 0, abandoned 0\n"
+        "  since created: offered 0, answered 0, abandoned 0, overflowed 0; SL --\n"
+        "  Agents: none enrolled\n"
+        "  Callers: none waiting\n"
+    )
+    assert render([], NOW, CLUSTER).endswith("    2      a       1\n\nno queues\n")
+
+
+def test_the_api_answer_becomes_the_section_and_no_cluster_shows_nothing() -> None:
+    answer = {
+        "node": "a",
+        "shards": 3,
+        "nodes": [
+            {"node": "a", "last_seen_s_ago": 0.2, "api_url": "http://a", "alive": True},
+            {"node": "b", "last_seen_s_ago": 75.4, "api_url": "", "alive": False},
+        ],
+        "shard_list": [
+            {"shard": 0, "holder": "a", "epoch": 3, "expires_in_s": 1.5, "tenants": [1, 7]},
+            {"shard": 1, "holder": None, "epoch": 12, "expires_in_s": None, "tenants": [2]},
+            {"shard": 2, "holder": "a", "epoch": 1, "expires_in_s": 1.9, "tenants": []},
+        ],
+    }
+    assert cluster_status(answer) == CLUSTER
+    assert cluster_status({"node": "a", "shards": 0, "nodes": [], "shard_list": []}) is None
+    assert render([QUIET], NOW, None) == render([QUIET], NOW)
+    with pytest.raises(ApiError, match="missing 'epoch'"):
+        cluster_status({**answer, "shard_list": [{"shard": 0, "holder": "a", "tenants": []}]})
+
+
+@pytest.mark.parametrize("refused", [403, 404])
+def test_a_tenant_token_or_an_older_daemon_shows_no_cluster(
+    refused: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def get_json(self: ApiClient, path: str) -> None:
+        raise ApiError(f"answered {refused}", refused)
+
+    monkeypatch.setattr(ApiClient, "get_json", get_json)
+    assert fetch_cluster("http://127.0.0.1:1", "t") is None
+
+
+def test_another_refusal_of_the_cluster_is_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def get_json(self: ApiClient, path: str) -> None:
+        raise ApiError("answered 500", 500)
+
+    monkeypatch.setattr(ApiClient, "get_json", get_json)
+    with pytest.raises(ApiError, match="answered 500"):
+        fetch_cluster("http://127.0.0.1:1", "t")
 
 
 def test_no_queue_says_so() -> None:

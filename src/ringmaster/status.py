@@ -9,7 +9,8 @@ the interval report (``/api/reports/queues``, ``interval=1d``) for the tenant's
 local day, in the tenant's ``timezone`` (``/api/tenants/{id}``): midnight to the
 next, so a call the daemon took a moment after this clock's "now" counts too. The
 running figures since the queue was created, the daemon's own, follow on a line
-of their own.
+of their own. A daemon in a cluster (``/api/cluster``, admin tokens only) gets a
+short section first: this node, the nodes, and each shard's holder, epoch and tenants.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -92,17 +94,46 @@ class QueueView:
     today: Today
 
 
+@dataclass(frozen=True, slots=True)
+class NodeLine:
+    """A node of the cluster, as its last heartbeat left it."""
+
+    node: str
+    last_seen_s_ago: float
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ShardLine:
+    """A tenant shard: its holder (None when free or lapsed), epoch and tenants."""
+
+    shard: int
+    holder: str | None
+    epoch: int
+    tenants: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """The cluster as the daemon's database says (``/api/cluster``)."""
+
+    node: str
+    nodes: list[NodeLine]
+    shards: list[ShardLine]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``ringmaster status``; returns the exit status (1 with one line on stderr)."""
     try:
         url = args.api if args.api is not None else settings_url(args.config)
         token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
         now = time.time()
+        cluster = fetch_cluster(url, token)
         views = fetch(url, token, args.tenant, now)
     except ApiError as error:
         print(f"ringmaster status: {error}", file=sys.stderr)
         return 1
-    sys.stdout.write(render(views, now))
+    sys.stdout.write(render(views, now, cluster))
     return 0
 
 
@@ -138,6 +169,48 @@ def fetch(url: str, token: str | None, tenant_id: int | None, now: float) -> lis
         today = by_queue.get(queue_id, quiet)
         views.append(_view(queue, snapshot, agents, calls, today))
     return views
+
+
+def fetch_cluster(url: str, token: str | None) -> ClusterStatus | None:
+    """The cluster as ``/api/cluster`` says; None without one, or when the token may not see it.
+
+    A tenant token is refused the cluster (403: it names every tenant), and a daemon
+    older than the endpoint has none (404): the queues are shown all the same.
+
+    Raises:
+        ApiError: The API cannot be reached, refuses the token, or answers
+            something else than it should.
+    """
+    try:
+        answer = ApiClient(url, token).get_json("/api/cluster")
+    except ApiError as error:
+        if error.status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
+            return None
+        raise
+    return cluster_status(answer)
+
+
+def cluster_status(answer: Any) -> ClusterStatus | None:
+    """``/api/cluster``'s answer as the section shows it; None when ``shards`` is 0.
+
+    Raises:
+        ApiError: The answer misses a field.
+    """
+    try:
+        if not answer["shards"]:
+            return None
+        return ClusterStatus(
+            node=answer["node"],
+            nodes=[NodeLine(n["node"], n["last_seen_s_ago"], n["alive"]) for n in answer["nodes"]],
+            shards=[
+                ShardLine(s["shard"], s["holder"], s["epoch"], s["tenants"])
+                for s in answer["shard_list"]
+            ],
+        )
+    except (KeyError, TypeError) as error:
+        raise ApiError(
+            f"unexpected answer from the API (missing {error}): is it Ringmaster's?"
+        ) from None
 
 
 def _field(answer: Any, name: str) -> Any:
@@ -263,16 +336,45 @@ class _Queues(ApiClient):
 # --- the table ---------------------------------------------------------------------------
 
 
-def render(views: Sequence[QueueView], now: float) -> str:
+def render(views: Sequence[QueueView], now: float, cluster: ClusterStatus | None = None) -> str:
     """The queues as text, one block each (Asterisk's ``queue show``, in columns).
 
     Args:
         views: The queues.
         now: Unix seconds, the instant each agent's time in state runs to.
+        cluster: The cluster, shown first; None (no cluster) shows nothing of it.
     """
+    first = "" if cluster is None else render_cluster(cluster) + "\n"
     if not views:
-        return "no queues\n"
-    return "\n".join(_block(view, now) for view in views)
+        return first + "no queues\n"
+    return first + "\n".join(_block(view, now) for view in views)
+
+
+def render_cluster(cluster: ClusterStatus) -> str:
+    """This node, the nodes (down ones with their heartbeat's age), one line per shard."""
+    nodes = ", ".join(
+        n.node if n.alive else f"{n.node} (down, seen {duration(n.last_seen_s_ago)} ago)"
+        for n in cluster.nodes
+    )
+    held = sum(1 for s in cluster.shards if s.holder is not None)
+    lines = [
+        f"cluster: node {cluster.node}, {held} of {len(cluster.shards)} shards held",
+        f"  nodes: {nodes or 'none seen'}",
+        "  Shards:",
+        *_table(
+            ("SHARD", "HOLDER", "EPOCH", "TENANTS"),
+            [
+                (
+                    str(s.shard),
+                    "(free)" if s.holder is None else s.holder,
+                    str(s.epoch),
+                    ", ".join(str(t) for t in s.tenants),
+                )
+                for s in cluster.shards
+            ],
+        ),
+    ]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _block(view: QueueView, now: float) -> str:

@@ -23,6 +23,7 @@ from ringmaster import __version__
 from ringmaster.api import (
     audit,
     calls,
+    cluster,
     did_routes,
     extensions,
     health,
@@ -38,7 +39,7 @@ from ringmaster.api.auth import Authenticator
 from ringmaster.api.context import ApiContext, EngineHost
 from ringmaster.api.metrics import router as metrics_router
 from ringmaster.api.schemas import Error
-from ringmaster.settings import ApiSettings
+from ringmaster.settings import ApiSettings, ClusterSettings
 from ringmaster.store import Store
 
 _log = structlog.get_logger("ringmaster.api")
@@ -73,6 +74,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
     metrics: CollectorRegistry | None = None,
+    cluster_settings: ClusterSettings | None = None,
 ) -> FastAPI:
     """Build the admin API.
 
@@ -84,6 +86,8 @@ def create_app(
         monotonic: Monotonic time, for the limit on failed authentications.
         metrics: The daemon's Prometheus registry, served on ``/metrics`` (admin
             only); None serves no ``/metrics``.
+        cluster_settings: The daemon's ``[cluster]`` settings, for ``/api/cluster``;
+            None is no cluster (``shards = 0``).
 
     Returns:
         The FastAPI application; OpenAPI at ``/openapi.json``, docs at ``/docs``.
@@ -111,6 +115,14 @@ def create_app(
         provisioning.router, responses={code: _ERRORS[code] for code in (401, 413, 429)}
     )
     app.state.reports = settings.reports
+    app.state.cluster = cluster_settings if cluster_settings is not None else ClusterSettings()
+    app.include_router(
+        cluster.router,
+        responses={
+            **{code: _ERRORS[code] for code in (401, 429)},
+            403: {"model": Error, "description": "Needs an admin token"},
+        },
+    )
     app.include_router(live.router, responses=_ERRORS)
     app.include_router(live.page_router)
     app.state.today = live.TodayFigures(settings.reports)

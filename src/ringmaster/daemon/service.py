@@ -288,6 +288,7 @@ class Service:
                 self._settings.api,
                 clock=self._clock,
                 metrics=self.metrics.registry,
+                cluster_settings=self._settings.cluster,
             )
         )
         app.state.queue_log_agent = self._settings.history.queue_log_agent
