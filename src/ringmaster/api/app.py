@@ -281,10 +281,7 @@ class _BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            try:
-                await self._app(scope, receive, send)
-            finally:
-                print("LEAVE", scope["path"], flush=True)
+            await self._app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         # The server has already refused a Content-Length that is not a number.
