@@ -9,8 +9,10 @@ which `ringmaster provision` answers by writing the database file itself.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import json
+import os
 import urllib.error
 import urllib.request
 from http import HTTPStatus
@@ -42,6 +44,19 @@ class ApiError(Exception):
 
 class NoDaemonError(ApiError):
     """Nothing listens at the API's address (connection refused): the daemon is not running."""
+
+
+def api_address(args: argparse.Namespace) -> tuple[str, str | None]:
+    """Where a command reaches the API, and its token.
+
+    ``--api``, else the settings' address; ``--token``, else `TOKEN_VARIABLE`.
+
+    Raises:
+        ApiError: ``--api`` is not given and a setting is bad.
+    """
+    url = args.api if args.api is not None else settings_url(args.config)
+    token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+    return url, token
 
 
 def settings_url(config: Path | None) -> str:

@@ -10,7 +10,6 @@ from the report by ``1h`` and the day's totals from the same report by ``1d``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import urllib.parse
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ringmaster.client import TOKEN_VARIABLE, ApiClient, ApiError, settings_url
+from ringmaster.client import ApiClient, ApiError, api_address
 from ringmaster.status import duration
 
 #: The table's columns: heading, and the figure shown under it.
@@ -42,8 +41,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 def run(args: argparse.Namespace) -> int:
     """Run ``ringmaster report``; returns the exit status (1 with one line on stderr)."""
     try:
-        url = args.api if args.api is not None else settings_url(args.config)
-        token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+        url, token = api_address(args)
         api = ApiClient(url, token)
         hours, day = fetch(api, args.tenant, args.queue, args.day)
     except ApiError as error:

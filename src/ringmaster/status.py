@@ -16,7 +16,6 @@ short section first: this node, the nodes, and each shard's holder, epoch and te
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import urllib.parse
@@ -27,7 +26,7 @@ from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ringmaster.client import TOKEN_VARIABLE, ApiClient, ApiError, settings_url
+from ringmaster.client import ApiClient, ApiError, api_address
 
 _PAGE = 1000
 
@@ -125,8 +124,7 @@ class ClusterStatus:
 def run(args: argparse.Namespace) -> int:
     """Run ``ringmaster status``; returns the exit status (1 with one line on stderr)."""
     try:
-        url = args.api if args.api is not None else settings_url(args.config)
-        token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+        url, token = api_address(args)
         now = time.time()
         cluster = fetch_cluster(url, token)
         views = fetch(url, token, args.tenant, now)

@@ -14,12 +14,11 @@ set status`` do, through the running daemon's admin API (`ringmaster.client`):
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import urllib.parse
 from typing import Any
 
-from ringmaster.client import TOKEN_VARIABLE, ApiClient, ApiError, settings_url
+from ringmaster.client import ApiClient, ApiError, api_address
 
 #: The presence each ``agent`` action asks the PBX for.
 PRESENCE = {"pause": "paused", "unpause": "available", "logout": "logged_out"}
@@ -35,8 +34,7 @@ CALL_ACTIONS = {
 def run(args: argparse.Namespace) -> int:
     """Run ``ringmaster agent ...`` or ``ringmaster call ...``; returns the exit status."""
     try:
-        url = args.api if args.api is not None else settings_url(args.config)
-        token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+        url, token = api_address(args)
         api = ApiClient(url, token)
         if args.command == "agent":
             line = agent(api, args.tenant, args.extension, args.action, args.reason)

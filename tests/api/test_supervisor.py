@@ -15,7 +15,7 @@ from ringmaster.engine.commands import (
     RouteToHangup,
     SetAgentState,
 )
-from ringmaster.engine.model import AgentStatus, CallId, ExtensionId, Presence, QueueId, TenantId
+from ringmaster.engine.model import AgentStatus, CallId, ExtensionId, Presence, TenantId
 from ringmaster.store import AuditFilter, Store
 
 from .helpers import (
@@ -350,4 +350,4 @@ async def test_a_tenant_token_acts_on_its_own_calls(
     assert response.status_code == 200, response.text
     (record,) = await audit_trail(store)
     assert record["actor"] == "tenant-1#1"
-    assert stub.engine.queue(QueueId(T1_QUEUE)) is not None
+    assert response.json()["priority"] == 2

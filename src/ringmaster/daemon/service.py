@@ -456,7 +456,8 @@ class Service:
         """Tell the live streams which tenants this turn changed (once it is stored)."""
         if configured:
             # Configuration events do not all name their tenant; they are rare.
-            self._live.changed_all()
+            self._live.changed_all()  # every tenant, those below included
+            return
         tenants = {t for c in commands if (t := getattr(c, "tenant_id", None)) is not None}
         tenants.update(r.event.tenant_id for r in batch if r.event is not None)
         if tenants:

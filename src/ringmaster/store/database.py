@@ -167,29 +167,15 @@ class Store:
                 await self._db.rollback()
                 raise
 
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[ConfigTransaction]:
+    def snapshot(self) -> AbstractAsyncContextManager[ConfigTransaction]:
         """A consistent read-only view of the configuration, on a connection of its own.
 
         In WAL mode it reads while `commit` and `transaction` write: the admin
         API's reads neither wait for the daemon's commits nor hold them up, as
         they did on the one connection. SQLite refuses writes through it; on
         PostgreSQL it is a read-only REPEATABLE READ transaction.
-
-        Yields:
-            The reader to use inside the block.
         """
-        async with self._reader_lock:
-            if self._reader is None:
-                self._reader = await self._open_reader()
-            reader = self._reader
-            await reader.begin_read()
-            tx = ConfigTransaction(reader)
-            try:
-                yield tx
-            finally:
-                tx._close()
-                await reader.commit()
+        return self._reading(ConfigTransaction)
 
     # --- live state -------------------------------------------------------------------
 

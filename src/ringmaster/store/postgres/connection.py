@@ -161,7 +161,7 @@ class PostgresConnection:
         raises `FencedError`: nothing of the turn is written.
         """
         conn = self.conn
-        await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        await self.begin_write()
         try:
             if fence is not None and (
                 await conn.fetchval(FENCE, fence.shard, fence.node, fence.epoch) is None

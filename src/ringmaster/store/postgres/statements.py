@@ -72,8 +72,6 @@ WITH bounds AS (
 
 #: The statements that differ from a renumbered SQLite one, by module and name.
 OVERRIDES: Final[dict[tuple[ModuleType, str], str]] = {
-    # Not used: a turn's seqs come back from INSERT_OUTBOX_RETURNING.
-    (statements, "LAST_OUTBOX_SEQ"): "SELECT currval(pg_get_serial_sequence('outbox', 'seq'))",
     **{
         (statements, name): translate(getattr(statements, name)).replace(
             "(SELECT value FROM json_each($1))",
