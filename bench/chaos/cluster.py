@@ -342,6 +342,26 @@ class Cluster:
                 )
             await asyncio.sleep(POLL_S * 2)
 
+    async def answering(self, names: Iterable[str]) -> None:
+        """Wait until each of these nodes' admin API answers ``GET /api/cluster``.
+
+        A node takes its shards before its API listens: the database may show it
+        holding them while its API is still starting.
+
+        Raises:
+            ClusterError: Not within `WAIT_S`.
+        """
+        deadline = time.monotonic() + WAIT_S
+        for name in names:
+            while True:
+                try:
+                    await self.view(via=name)
+                    break
+                except ClusterError as error:
+                    if time.monotonic() > deadline:
+                        raise ClusterError(f"{error}\n{self.logs()}") from None
+                await asyncio.sleep(POLL_S)
+
     def logs(self, lines: int = 15) -> str:
         """The tail of every node's log, for a failure's message."""
         return "\n".join(f"--- {n.name} ---\n{n.tail(lines)}" for n in self.nodes.values())
@@ -628,6 +648,7 @@ async def _kill(
         takeover.back = await cluster.placed(cluster.alive)
         takeover.back_seen_at = time.time()
         takeover.back_placed_s = takeover.back_seen_at - takeover.returned_at
+        await cluster.answering([fault.node])
         say(f"{fault.node} back; placement restored after {takeover.back_placed_s:.2f} s")
     return takeover
 
