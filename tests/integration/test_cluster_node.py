@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from ringmaster.api.provisioning import provision
 from ringmaster.cluster.shards import shard_of
@@ -80,6 +81,13 @@ async def test_two_nodes_spread_the_shards_and_hand_a_ringing_call_over(
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("call/arrived", call_id="c1", did="+100")
         ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "c1")
+        # The node's /metrics merges its shards', each series with its shard.
+        scraped = generate_latest(a.metrics.registry).decode()
+        assert (
+            f'ringmaster_calls_offered_total{{queue="1",shard="{home}",tenant="1"}} 1.0' in scraped
+        )
+        cpu = [line for line in scraped.splitlines() if line.startswith("process_cpu_seconds")]
+        assert len(cpu) == 1  # the process's, once: not once per shard
 
         async with cluster_node(mosquitto, prefix, postgres_url, "b") as b:
             await until(lambda: len(a.held) == len(b.held) == SHARDS // 2)

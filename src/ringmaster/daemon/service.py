@@ -332,7 +332,8 @@ class Service:
             link = MqttLink.from_settings(
                 self._settings.mqtt,
                 endpoint=endpoint,
-                subscriptions=tenant_filters(self._prefix, tenants),
+                # Not `tenants`: a tenant created while the shard loaded is in already.
+                subscriptions=tenant_filters(self._prefix, self._tenants),
                 sync=True,
                 shard=shard.shard,
             )
