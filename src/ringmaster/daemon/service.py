@@ -149,6 +149,10 @@ class Service:
         """The engine, read-only for the admin API and tests."""
         return self._engine
 
+    def engine_for(self, tenant_id: int) -> Engine:
+        """The engine that serves the tenant (`EngineHost.engine_for`): this one, for all."""
+        return self._engine
+
     @property
     def live(self) -> LiveFeed:
         """Which tenants changed, turn by turn: the wallboard's live streams wait on it."""
