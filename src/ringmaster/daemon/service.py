@@ -214,6 +214,10 @@ class Service:
         """The engine, read-only for the admin API and tests."""
         return self._engine
 
+    def engine_for(self, tenant_id: int) -> Engine:
+        """The engine that serves the tenant (`EngineHost.engine_for`): this one, for all."""
+        return self._engine
+
     @property
     def tenants(self) -> frozenset[TenantId] | None:
         """The tenants this service runs (a cluster shard's), None for every tenant."""
