@@ -142,6 +142,8 @@ class Node:
     #: Exit statuses of deaths the harness did not cause (a crash), with the log's tail.
     deaths: list[str] = field(default_factory=list)
     killed: bool = False
+    #: When it was last spawned (epoch seconds).
+    started_at: float = 0.0
 
     @property
     def api(self) -> str:
@@ -161,7 +163,7 @@ class Node:
         """
         self.killed = False
         with self.log.open("ab") as out:
-            started = time.time()
+            started = self.started_at = time.time()
             self.process = subprocess.Popen(
                 ["setpriv", "--pdeathsig", "KILL", "--", PYTHON, "-m", "ringmaster", "run"],
                 env={**os.environ, **self.env},
@@ -292,12 +294,15 @@ class Cluster:
         return await self._http.request(method, node.api + path, **kwargs)
 
     async def view(self, via: str | None = None) -> dict[str, Any]:
-        """``GET /api/cluster`` on `via`, or on the first live node that answers.
+        """``GET /api/cluster`` on `via`, or on the longest-running live node that answers.
 
         Raises:
             ClusterError: No node answered 200.
         """
-        names = [via] if via is not None else sorted(self.alive)
+        # The longest-running node first: one just started answers late while it takes
+        # in its shards' backlogs, which would delay what is being waited for.
+        by_age = sorted(self.alive, key=lambda name: self.nodes[name].started_at)
+        names = [via] if via is not None else by_age
         problems = []
         for name in names:
             try:
@@ -361,6 +366,22 @@ class Cluster:
                     if time.monotonic() > deadline:
                         raise ClusterError(f"{error}\n{self.logs()}") from None
                 await asyncio.sleep(POLL_S)
+
+    def errors(self) -> list[str]:
+        """Every line logged at level error by a node (JSON logs), with the node's name."""
+        found = []
+        for node in self.nodes.values():
+            try:
+                text = node.log.read_text(errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if '"level": "error"' in line or '"level": "critical"' in line:
+                    event = line
+                    with contextlib.suppress(ValueError):
+                        event = str(json.loads(line).get("event", line))
+                    found.append(f"{node.name}: {event[:300]}")
+        return found
 
     def logs(self, lines: int = 15) -> str:
         """The tail of every node's log, for a failure's message."""
@@ -615,6 +636,7 @@ async def under_load(
         verdict.Invariant("node deaths not caused by the harness", len(deaths), deaths[:5]),
     ]
     c = verdict.calls(pbx)
+    errors = cluster.errors()
     figures = {
         "calls offered": c["offered"],
         "calls bridged by the PBX": c["bridged"],
@@ -624,6 +646,8 @@ async def under_load(
         "rings crossing an answer (allowed)": pbx.counts["rings_crossing_an_answer"],
         "cancels of bridged rings (allowed)": pbx.counts["cancels_of_bridged_rings"],
         "repeated messages (at least once)": pbx.counts["repeated_messages"],
+        "error lines in the nodes' logs": len(errors),
+        "error lines, first": errors[:3],
         "wall time s": round(time.monotonic() - started, 1),
     }
     return Outcome(pbx, takeovers, invariants, figures)

@@ -165,12 +165,6 @@ async def test_configuration_written_through_one_node_is_applied_by_the_tenant_s
         assert cluster.deaths() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug reported (wt/harness): on main every live view of a cluster node answers 500 "
-    "(AttributeError: 'ClusterNode' object has no attribute 'engine', api/context.py); "
-    "passes with wt/api merged (EngineHost.engine_for, 421): remove this marker then",
-)
 async def test_a_call_s_live_view_is_served_by_its_holder_and_misdirected_elsewhere(
     mosquitto: MosquittoProcess, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -200,9 +194,8 @@ async def test_a_call_s_live_view_is_served_by_its_holder_and_misdirected_elsewh
 @pytest.mark.xfail(
     strict=True,
     reason="bug reported (wt/harness): POST /api/queues/{id}/agents through a node that does "
-    "not hold the tenant's shard answers 500 (AttributeError: 'ClusterNode' object has no "
-    "attribute 'engine', from live_agents in api/queues.py), and with wt/api 421 with nothing "
-    "written: an enrolment cannot be written through any node",
+    "not hold the tenant's shard answers 421 and writes nothing (its answer shows the agents' "
+    "live state): an enrolment cannot be written through any node, unlike a queue or a route",
 )
 async def test_an_agent_enrolled_through_another_node_is_rung_by_the_tenant_s_holder(
     mosquitto: MosquittoProcess, postgres_url: str, tmp_path: Path
