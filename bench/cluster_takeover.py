@@ -170,6 +170,7 @@ def summarise(args: argparse.Namespace, outcomes: list[Outcome], described: str)
     ring = [v for t in kills for v in t.ring_s.values() if v is not None]
     online = [v for t in kills for v in t.online_s.values() if v is not None]
     back = [v for t in kills for v in t.back_ring_s.values() if v is not None]
+    back_online = [v for t in kills for v in t.back_online_s.values() if v is not None]
     medians = [
         statistics.median(found)
         for t in kills
@@ -201,8 +202,13 @@ def summarise(args: argparse.Namespace, outcomes: list[Outcome], described: str)
             1 for t in kills for v in t.ring_s.values() if v is None
         ),
         "return_to_first_ring_per_shard": _stats(back),
+        "return_to_shard_online_per_shard": _stats(back_online),
         "calls_offered": sum(o.figures["calls offered"] for o in outcomes),
         "calls_bridged": sum(o.figures["calls bridged by the PBX"] for o in outcomes),
+        "error_lines_in_nodes_logs": sum(
+            o.figures["error lines in the nodes' logs"] for o in outcomes
+        ),
+        "error_lines_first": [e for o in outcomes for e in o.figures["error lines, first"]][:3],
         "invariants": broken,
         "invariants_broken": sum(broken.values()),
         "examples": {k: v[:5] for k, v in examples.items()},
@@ -221,12 +227,14 @@ def render(report: dict[str, Any]) -> str:
     for k in report["kills"]:
         ring, online = k["kill_to_first_ring"], k["kill_to_shard_online"]
         ret = k["return_to_first_ring"] or {}
+        ret_online = k["return_to_shard_online"] or {}
         lines.append(
             f"  kill {k['node']} (shards {k['shards']}): first ring median {ring['median_s']} "
             f"max {ring['max_s']} ({ring['measured']}/{ring['shards']}); online median "
             f"{online['median_s']} max {online['max_s']}; placed elsewhere "
             f"{k['placed_elsewhere_s']}; return: placed {k['return_to_placement_s']}, "
-            f"first ring median {ret.get('median_s')} max {ret.get('max_s')}"
+            f"online median {ret_online.get('median_s')}, first ring median "
+            f"{ret.get('median_s')} max {ret.get('max_s')}"
         )
     lines += [
         "",
@@ -237,7 +245,10 @@ def render(report: dict[str, Any]) -> str:
         f"kill -> shard session online, per shard: {report['kill_to_shard_online_per_shard']}",
         f"shards without a ring after the kill: {report['shards_without_a_ring_after_the_kill']}",
         f"return -> first ring, per shard: {report['return_to_first_ring_per_shard']}",
+        f"return -> shard session online: {report['return_to_shard_online_per_shard']}",
         f"calls offered {report['calls_offered']}, bridged {report['calls_bridged']}",
+        f"error lines in the nodes' logs: {report['error_lines_in_nodes_logs']} "
+        f"{report['error_lines_first']}",
         "",
         "invariants (broken):",
     ]

@@ -539,6 +539,8 @@ class Takeover:
     #: shard -> seconds from the node's start to the first ring decided after the database
     #: showed the shard back on it (so decided by it, not by the shard's interim holder).
     back_ring_s: dict[int, float | None] = field(default_factory=dict)
+    #: shard -> seconds from the node's start to the shard's session "online" again.
+    back_online_s: dict[int, float | None] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The figures of this kill, rounded, for a report."""
@@ -565,6 +567,7 @@ class Takeover:
                 None if self.back_placed_s is None else round(self.back_placed_s, 3)
             ),
             "return_to_first_ring": stats(self.back_ring_s) if self.returned_at else None,
+            "return_to_shard_online": stats(self.back_online_s) if self.returned_at else None,
         }
 
 
@@ -687,4 +690,8 @@ def _measure(pbx: ClusterPbx, takeover: Takeover) -> None:
             back = pbx.first_ring(tenants, takeover.back_seen_at)
             takeover.back_ring_s[shard] = (
                 None if back is None else back.received - takeover.returned_at
+            )
+            online = pbx.first_status(shard, "online", takeover.returned_at)
+            takeover.back_online_s[shard] = (
+                None if online is None else online.received - takeover.returned_at
             )
