@@ -36,12 +36,6 @@ class CommitFencedOnRelease:
         raise FencedError("shard 0: node 'a' no longer holds the lease at epoch 1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug reported (wt/harness): Service._store_and_send shields store.commit; when "
-    "StopShard cancels the turn and the commit is then fenced, its exception is never "
-    "retrieved and asyncio logs it at level error on every hand-back under load",
-)
 async def test_a_turn_cancelled_by_stop_shard_and_then_fenced_logs_no_unretrieved_error() -> None:
     loop = asyncio.get_running_loop()
     reported: list[dict[str, Any]] = []
