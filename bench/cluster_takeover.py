@@ -205,10 +205,6 @@ def summarise(args: argparse.Namespace, outcomes: list[Outcome], described: str)
         "return_to_shard_online_per_shard": _stats(back_online),
         "calls_offered": sum(o.figures["calls offered"] for o in outcomes),
         "calls_bridged": sum(o.figures["calls bridged by the PBX"] for o in outcomes),
-        "error_lines_in_nodes_logs": sum(
-            o.figures["error lines in the nodes' logs"] for o in outcomes
-        ),
-        "error_lines_first": [e for o in outcomes for e in o.figures["error lines, first"]][:3],
         "invariants": broken,
         "invariants_broken": sum(broken.values()),
         "examples": {k: v[:5] for k, v in examples.items()},
@@ -247,8 +243,6 @@ def render(report: dict[str, Any]) -> str:
         f"return -> first ring, per shard: {report['return_to_first_ring_per_shard']}",
         f"return -> shard session online: {report['return_to_shard_online_per_shard']}",
         f"calls offered {report['calls_offered']}, bridged {report['calls_bridged']}",
-        f"error lines in the nodes' logs: {report['error_lines_in_nodes_logs']} "
-        f"{report['error_lines_first']}",
         "",
         "invariants (broken):",
     ]

@@ -191,12 +191,6 @@ async def test_a_call_s_live_view_is_served_by_its_holder_and_misdirected_elsewh
             assert str(tenant) in on_a.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug reported (wt/harness): POST /api/queues/{id}/agents through a node that does "
-    "not hold the tenant's shard answers 421 and writes nothing (its answer shows the agents' "
-    "live state): an enrolment cannot be written through any node, unlike a queue or a route",
-)
 async def test_an_agent_enrolled_through_another_node_is_rung_by_the_tenant_s_holder(
     mosquitto: MosquittoProcess, postgres_url: str, tmp_path: Path
 ) -> None:
