@@ -507,7 +507,11 @@ class ClusterPbx(Pbx):
 
 @dataclass(frozen=True)
 class Fault:
-    """Kill a node `at_s` seconds into the load; start it again `back_after_s` later."""
+    """Kill a node `at_s` seconds into the load.
+
+    With `back_after_s`, start it again that long after the database shows its shards
+    on the survivors.
+    """
 
     at_s: float
     node: str

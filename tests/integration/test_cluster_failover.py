@@ -307,10 +307,10 @@ async def test_a_holder_killed_under_load_loses_its_shards_to_the_others_and_no_
 async def test_a_killed_node_that_returns_gets_its_shards_back_and_calls_go_on(
     mosquitto: MosquittoProcess, postgres_url: str, tmp_path: Path
 ) -> None:
-    plan = cluster_plan(shards=SHARDS, per_shard=2, calls_per_s=50, duration_s=18)
+    plan = cluster_plan(shards=SHARDS, per_shard=2, calls_per_s=50, duration_s=22)
     nodes = ("a", "b", "c")
     async with cluster_of(mosquitto, postgres_url, tmp_path, plan, *nodes) as (cluster, pbx):
-        fault = Fault(at_s=3.0, node="c", back_after_s=3.0)
+        fault = Fault(at_s=3.0, node="c", back_after_s=2.0)
         outcome = await under_load(cluster, pbx, plan, [fault])
         assert_kept(outcome, cluster)
         (takeover,) = outcome.takeovers
