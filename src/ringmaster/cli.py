@@ -176,10 +176,15 @@ def _api_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(settings: Settings) -> int:
-    from ringmaster.daemon.service import Service  # noqa: PLC0415 - see the module's docstring
-
     try:
-        asyncio.run(Service(settings).run())
+        if settings.cluster.shards:
+            from ringmaster.daemon.cluster_node import ClusterNode  # noqa: PLC0415
+
+            asyncio.run(ClusterNode(settings).run())
+        else:
+            from ringmaster.daemon.service import Service  # noqa: PLC0415 - see the docstring
+
+            asyncio.run(Service(settings).run())
     except KeyboardInterrupt:
         pass
     except SettingsError as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from ringmaster.api.provisioning import config_changes
+from ringmaster.engine.config_diff import config_changes
 from ringmaster.engine.events import AgentEnrolled, AgentUnenrolled, QueueSaved
 from ringmaster.engine.model import ExtensionId, QueueId
 from ringmaster.settings import ApiSettings

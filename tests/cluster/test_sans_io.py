@@ -25,4 +25,4 @@ def test_the_cluster_core_imports_only_the_engine_and_the_settings_of_ringmaster
     assert names <= {"ringmaster"}
     text = "".join(m.read_text(encoding="utf-8") for m in modules)
     parts = {line.split()[1] for line in text.splitlines() if line.startswith("from ringmaster.")}
-    assert parts <= {"ringmaster.engine.model", "ringmaster.settings"}
+    assert parts <= {"ringmaster.engine.events", "ringmaster.engine.model", "ringmaster.settings"}

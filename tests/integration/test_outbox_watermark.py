@@ -17,6 +17,7 @@ from ringmaster.daemon.outbox import Outbox
 from ringmaster.engine.records import StateChanges
 from ringmaster.history import HistoryWrite
 from ringmaster.store import Store
+from ringmaster.store.records import Fence
 
 from .pbx import WAIT_S, daemon_in_process, pbx_on, provisioned, write_config
 
@@ -37,9 +38,11 @@ def commits(monkeypatch: pytest.MonkeyPatch) -> Commits:
         outbox: Sequence[OutboxMessage],
         delivered_up_to: int | None = None,
         history: Sequence[HistoryWrite] = (),
+        *,
+        fence: Fence | None = None,
     ) -> list[int]:
         seen.append(([m.topic for m in outbox], delivered_up_to))
-        return await real_commit(self, changes, outbox, delivered_up_to, history)
+        return await real_commit(self, changes, outbox, delivered_up_to, history, fence=fence)
 
     monkeypatch.setattr(Store, "commit", recording_commit)
     return seen

@@ -10,7 +10,7 @@ their audit records are one transaction: all or nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -23,15 +23,8 @@ from ringmaster.api.audit import changes, snapshot
 from ringmaster.api.auth import Caller
 from ringmaster.api.context import Context, log_change
 from ringmaster.api.schemas import Error, ProvisionErrors, ProvisionOut, TallyOut
-from ringmaster.engine.events import (
-    AgentEnrolled,
-    AgentUnenrolled,
-    ConfigEvent,
-    DidRouteSaved,
-    ExtensionSaved,
-    QueueSaved,
-    TenantSaved,
-)
+from ringmaster.engine.config_diff import config_changes
+from ringmaster.engine.events import ConfigEvent
 from ringmaster.provision import (
     ProvisionError,
     ProvisionFile,
@@ -113,44 +106,6 @@ async def provision(
     for record, record_id in done.records:
         log_change(record, record_id)
     return done.report
-
-
-def _key(event: ConfigEvent) -> Hashable:
-    """What a configuration event is about (its kind and the resource's id)."""
-    match event:
-        case TenantSaved(tenant):
-            return ("tenant", tenant.tenant_id)
-        case ExtensionSaved(extension):
-            return ("extension", extension.extension_id)
-        case QueueSaved(queue):
-            return ("queue", queue.queue_id)
-        case AgentEnrolled(queue_id, extension_id):
-            return ("agent", queue_id, extension_id)
-        case DidRouteSaved(route):
-            return ("did_route", route.tenant_id, route.did)
-        case _:  # pragma: no cover - load_config reads saved resources only
-            raise AssertionError(f"not a stored resource: {event}")
-
-
-def config_changes(before: list[ConfigEvent], after: list[ConfigEvent]) -> list[ConfigEvent]:
-    """The events that take the engine from the configuration `before` to `after`.
-
-    Both are `ConfigTransaction.load_config`'s whole configuration, whose order the
-    result keeps (tenants, extensions, queues, agents, routes: each after what it
-    names). Provisioning deletes nothing but a queue's agents left out of its new
-    `agents` list: they are unenrolled before the agents are (re-)enrolled.
-    """
-    old = {_key(event): event for event in before}
-    new_keys = {_key(event) for event in after}
-    saved = [event for event in after if old.get(_key(event)) != event]
-    unenrolled: list[ConfigEvent] = [
-        AgentUnenrolled(event.queue_id, event.extension_id)
-        for event in before
-        if isinstance(event, AgentEnrolled) and _key(event) not in new_keys
-    ]
-    first = [e for e in saved if not isinstance(e, AgentEnrolled | DidRouteSaved)]
-    rest = [e for e in saved if isinstance(e, AgentEnrolled | DidRouteSaved)]
-    return [*first, *unenrolled, *rest]
 
 
 def _report_out(report: ProvisionReport) -> ProvisionOut:

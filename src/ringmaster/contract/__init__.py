@@ -59,6 +59,7 @@ from ringmaster.contract.outbound import (
     render_error,
     render_internal_error,
     status_message,
+    status_topic,
     will_payload,
 )
 
@@ -78,5 +79,6 @@ __all__ = [
     "render_error",
     "render_internal_error",
     "status_message",
+    "status_topic",
     "will_payload",
 ]

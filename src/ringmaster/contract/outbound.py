@@ -274,10 +274,20 @@ def internal_error(prefix: str, topic: str, payload: bytes) -> ContractError:
     return ContractError(parse_tenant(prefix, topic), topic, INTERNAL_ERROR, echoed, "internal")
 
 
-def status_message(prefix: str, online: bool, *, now: float | None = None) -> OutboxMessage:
-    """The retained `P/status` message: `{"state": "online"|"offline", "at": ...}`."""
+def status_topic(prefix: str, shard: int | None = None) -> str:
+    """`P/status`, or a cluster shard's own `P/status/shard/<n>` (an addition to the contract)."""
+    return f"{prefix}/status" if shard is None else f"{prefix}/status/shard/{shard}"
+
+
+def status_message(
+    prefix: str, online: bool, *, now: float | None = None, shard: int | None = None
+) -> OutboxMessage:
+    """The retained `P/status` message: `{"state": "online"|"offline", "at": ...}`.
+
+    With `shard`, the same on the shard's own topic (`status_topic`).
+    """
     return _message(
-        f"{prefix}/status",
+        status_topic(prefix, shard),
         {"state": "online" if online else "offline", "at": _now(now)},
         retain=True,
     )

@@ -39,7 +39,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ringmaster.contract import inbound_filters, status_message, will_payload
+from ringmaster.contract import inbound_filters, status_message, status_topic, will_payload
 from ringmaster.daemon.mqtt_connection import Connection, as_bytes, backoff_delay, paho_client
 
 if TYPE_CHECKING:
@@ -124,6 +124,10 @@ class MqttLink:
             with `caught_up` set when it comes back: mosquitto delivers a session's
             queued messages in order, so every message queued while the link was
             away comes before it.
+        shard: A cluster shard's session (docs/cluster.md): its status and last will
+            go to `P/status/shard/<n>` (and `P/status` is published online, without a
+            will: one shard's holder dying does not take the others offline), its
+            sync message to `P/sync/shard/<n>`.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class MqttLink:
         publish_timeout_s: float = 10.0,
         rng: random.Random | None = None,
         sync: bool = False,
+        shard: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -163,7 +168,9 @@ class MqttLink:
         self._connect_timeout_s = connect_timeout_s
         self._publish_timeout_s = publish_timeout_s
         self._rng = rng if rng is not None else random.Random()
-        self._sync_topic = f"{prefix}/sync" if sync else None
+        self._shard = shard
+        sync_topic = f"{prefix}/sync" if shard is None else f"{prefix}/sync/shard/{shard}"
+        self._sync_topic = sync_topic if sync else None
         if self._sync_topic is not None:
             self._subscriptions.append(self._sync_topic)
         self.on_connected: Callable[[int], None] | None = None
@@ -189,6 +196,7 @@ class MqttLink:
         subscriptions: Sequence[str] | None = None,
         rng: random.Random | None = None,
         sync: bool = False,
+        shard: int | None = None,
     ) -> Self:
         """A link configured from the `[mqtt]` settings.
 
@@ -199,6 +207,8 @@ class MqttLink:
             subscriptions: As for the constructor.
             rng: As for the constructor.
             sync: As for the constructor.
+            shard: As for the constructor; its client id is `mqtt.client_id` with
+                ``-shard-<n>`` appended, the same on every node.
 
         Raises:
             ValueError: Neither `endpoint` nor `settings.url` says where to connect.
@@ -213,7 +223,9 @@ class MqttLink:
             username=endpoint.username,
             password=endpoint.password,
             tls=endpoint.tls,
-            client_id=settings.client_id,
+            client_id=(
+                settings.client_id if shard is None else f"{settings.client_id}-shard-{shard}"
+            ),
             prefix=settings.topic_prefix,
             session_expiry_s=settings.session_expiry_s,
             keepalive_s=settings.keepalive_s,
@@ -222,6 +234,7 @@ class MqttLink:
             subscriptions=subscriptions,
             rng=rng,
             sync=sync,
+            shard=shard,
         )
 
     # --- lifecycle ------------------------------------------------------------------
@@ -259,6 +272,38 @@ class MqttLink:
     async def wait_connected(self) -> None:
         """Wait until a connection is up (subscribed, online published)."""
         await self.connected.wait()
+
+    async def subscribe(self, filters: Sequence[str]) -> None:
+        """Add topic filters, now if connected and on every later connection.
+
+        A failure on the current connection is logged: the next connection subscribes
+        again (the broker keeps a session's subscriptions anyway).
+        """
+        new = [topic for topic in filters if topic not in self._subscriptions]
+        if not new:
+            return
+        self._subscriptions.extend(new)
+        connection = self._connection
+        if connection is not None and self.connected.is_set():
+            try:
+                await connection.client.subscribe(
+                    [(topic, _QOS) for topic in new], timeout=self._connect_timeout_s
+                )
+            except aiomqtt.MqttError as exc:
+                self._log.warning("mqtt.subscribe_failed", topics=new, error=str(exc))
+
+    async def unsubscribe(self, filters: Sequence[str]) -> None:
+        """Remove topic filters from the session, now if connected (else at the next one)."""
+        gone = [topic for topic in filters if topic in self._subscriptions]
+        if not gone:
+            return
+        self._subscriptions = [t for t in self._subscriptions if t not in gone]
+        connection = self._connection
+        if connection is not None and self.connected.is_set():
+            try:
+                await connection.client.unsubscribe(gone, timeout=self._connect_timeout_s)
+            except aiomqtt.MqttError as exc:
+                self._log.warning("mqtt.unsubscribe_failed", topics=gone, error=str(exc))
 
     @property
     def generation(self) -> int:
@@ -418,7 +463,7 @@ class MqttLink:
                 return True
             # Closing: say so while the connection is still up, then leave the `async
             # with`, which sends DISCONNECT (reason 0: the broker keeps the will to itself).
-            offline = status_message(self.prefix, online=False)
+            offline = status_message(self.prefix, online=False, shard=self._shard)
             try:
                 await client.publish(
                     offline.topic,
@@ -443,14 +488,17 @@ class MqttLink:
             refused = code.is_failure if isinstance(code, ReasonCode) else code >= 0x80  # noqa: PLR2004
             if refused:
                 self._log.error("mqtt.subscribe_refused", topic=topic, reason=str(code))
-        online = status_message(self.prefix, online=True)
-        await client.publish(
-            online.topic,
-            online.payload,
-            qos=_QOS,
-            retain=True,
-            timeout=self._connect_timeout_s,
-        )
+        statuses = [status_message(self.prefix, online=True, shard=self._shard)]
+        if self._shard is not None:
+            statuses.append(status_message(self.prefix, online=True))
+        for online in statuses:
+            await client.publish(
+                online.topic,
+                online.payload,
+                qos=_QOS,
+                retain=True,
+                timeout=self._connect_timeout_s,
+            )
         if self._sync_topic is not None:
             # Queued behind whatever the broker kept for the session while we were away.
             connection.sync_token = secrets.token_hex(8).encode()
@@ -549,7 +597,10 @@ class MqttLink:
             keepalive=self._keepalive_s,
             timeout=self._connect_timeout_s,
             will=aiomqtt.Will(
-                topic=f"{self.prefix}/status", payload=will_payload(), qos=_QOS, retain=True
+                topic=status_topic(self.prefix, self._shard),
+                payload=will_payload(),
+                qos=_QOS,
+                retain=True,
             ),
             tls_context=ssl.create_default_context() if self._tls else None,
             # Nagle plus delayed ACKs: ~67 ms per QoS 1 round trip instead of ~0.5 ms.

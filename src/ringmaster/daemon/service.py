@@ -28,13 +28,15 @@ import random
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
 from ringmaster.api import check_exposure
 from ringmaster.api.feed import LiveFeed
+from ringmaster.api.served import NotServedHere
 from ringmaster.contract import (
     ContractError,
     OutboxMessage,
@@ -56,10 +58,12 @@ from ringmaster.engine.commands import (
     Command,
 )
 from ringmaster.engine.core import Engine
+from ringmaster.engine.model import TenantId
 from ringmaster.engine.records import AgentRecord
 from ringmaster.history import HistoryRecorder, HistoryWrite
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import Store
+from ringmaster.store.records import Fence
 
 if TYPE_CHECKING:
     from ringmaster.api.app import ApiServer
@@ -91,6 +95,52 @@ HISTORY_PRUNE_BATCH = 1000
 Handled = Sequence[tuple[ev.Event | None, Sequence[Command]]]
 
 
+@dataclass(frozen=True, slots=True)
+class ShardRole:
+    """The shard a cluster node runs a `Service` for (docs/cluster.md).
+
+    Attributes:
+        shard: The shard; its MQTT session is ``<mqtt.client_id>-shard-<n>``.
+        epoch: The lease's epoch: every turn is committed under it (the fence).
+        node: This node (``cluster.node``).
+    """
+
+    shard: int
+    epoch: int
+    node: str
+
+    @property
+    def fence(self) -> Fence:
+        """What each of the shard's turns is committed under."""
+        return Fence(self.shard, self.node, self.epoch)
+
+
+def tenant_filters(prefix: str, tenants: Collection[TenantId]) -> list[str]:
+    """The topic filters of a shard's tenants: each tenant's PBX topics, in id order."""
+    return [f"{prefix}/{tenant}/pbx/#" for tenant in sorted(tenants)]
+
+
+async def prune_history(store: Store, days: int, clock: Callable[[], float]) -> None:
+    """Delete history older than `days` (`history.retention_days`), a batch per transaction.
+
+    Runs until cancelled; returns at once when `days` is 0 (kept forever).
+    """
+    if not days:
+        return
+    while True:
+        try:
+            cutoff = clock() - days * 86_400
+            deleted = 0
+            while (batch := await store.prune_history(cutoff, batch=HISTORY_PRUNE_BATCH)) > 0:
+                deleted += batch
+                await asyncio.sleep(0)  # a turn may go between two batches
+            if deleted:
+                _log.info("history.pruned", rows=deleted, retention_days=days)
+        except Exception:  # the history is not worth the daemon: try again later
+            _log.exception("history.prune_failed")
+        await asyncio.sleep(HISTORY_PRUNE_PERIOD_S)
+
+
 class Service:
     """Ringmaster's daemon: run it with `await Service(settings).run()`.
 
@@ -98,11 +148,24 @@ class Service:
         settings: The loaded settings.
         clock: Wall-clock time in seconds; the engine's notion of now. Stored
             deadlines are wall-clock times, so they keep meaning across restarts.
+        shard: In a cluster, the shard this service runs (`run_shard`); None for
+            the one daemon of every tenant (`run`).
+        live: The live feed to tell, when several services share one (a cluster node's).
     """
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        shard: ShardRole | None = None,
+        live: LiveFeed | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
+        self._shard = shard
+        #: A shard's tenants (`run_shard`); None: every tenant.
+        self._tenants: frozenset[TenantId] | None = None
         self._prefix = settings.mqtt.topic_prefix
         # The `random` strategy's generator: the service owns it, the engine draws.
         self._engine = Engine(rng=random.Random())
@@ -142,12 +205,19 @@ class Service:
             outbox_depth=lambda: self._outbox.unfinished,
         )
         """The daemon's Prometheus metrics (the admin API's `GET /metrics`)."""
-        self._live = LiveFeed()
+        self._live = live if live is not None else LiveFeed()
+        #: Applies and acts a turn took and has not answered yet (answered if it never does).
+        self._taken: list[Apply | Act] = []
 
     @property
     def engine(self) -> Engine:
         """The engine, read-only for the admin API and tests."""
         return self._engine
+
+    @property
+    def tenants(self) -> frozenset[TenantId] | None:
+        """The tenants this service runs (a cluster shard's), None for every tenant."""
+        return self._tenants
 
     @property
     def live(self) -> LiveFeed:
@@ -227,32 +297,112 @@ class Service:
             _log.info("store.opened", database=self._settings.database.redacted)
             await self._load(store)
             link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint, sync=True)
-            self._link = link
-            self._acks = Acks(link, self._backlog_taken_in)
-            self._errors = ErrorReplies(self._prefix, link, self._acks, self._clock)
-            link.on_connected = self._link_connected
-            link.on_message = self._take_in  # as paho reads it: no hop of the loop between
-            link.start()
+            self._start_link(link)
             stack.push_async_callback(link.close)
             self._install_signal_handlers()
             await self._serve(store, link, stack)
 
+    async def run_shard(
+        self,
+        store: Store,
+        endpoint: MqttEndpoint,
+        tenants: frozenset[TenantId],
+        configuration: list[ev.ConfigEvent],
+    ) -> None:
+        """Run one shard of a cluster until cancelled (`StopShard`) or fenced out.
+
+        The node that holds the shard's lease gives the store, the broker, the
+        shard's tenants and their stored configuration. The engine is restored
+        with those tenants' live state and the shard's outbox, then the shard's own
+        MQTT session (client id ``<mqtt.client_id>-shard-<n>``, kept by the broker
+        across holders) is connected, subscribed to the tenants' topics, and turns
+        run, each committed under the lease's epoch. Cancelling stops at once: no
+        further turn or publication; what a turn committed is published by the next
+        holder, what it did not is delivered to it again.
+
+        Raises:
+            FencedError: The lease was taken over: a turn was refused, nothing written.
+        """
+        shard = self._shard
+        assert shard is not None, "run_shard is for a cluster shard's service"
+        self._tenants = tenants
+        link: MqttLink | None = None
+        try:
+            await self._load(store, configuration)
+            link = MqttLink.from_settings(
+                self._settings.mqtt,
+                endpoint=endpoint,
+                subscriptions=tenant_filters(self._prefix, tenants),
+                sync=True,
+                shard=shard.shard,
+            )
+            self._start_link(link)
+            number = shard.shard
+            turns = asyncio.create_task(self._turns(store, link), name=f"shard-{number}")
+            stopping = asyncio.create_task(self._stopping.wait())
+            publishers = [
+                asyncio.create_task(self._publish(link), name=f"shard-{number}-publisher-{n}")
+                for n in range(PUBLISH_WINDOW)
+            ]
+            try:
+                await asyncio.wait({turns, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if turns.done():
+                    turns.result()  # a fenced turn (or a bug) ends the shard here
+            finally:
+                for task in (turns, stopping, *publishers):
+                    task.cancel()
+                await asyncio.gather(turns, stopping, *publishers, return_exceptions=True)
+        finally:
+            self._stopping.set()
+            self._cancel_timers()
+            for change in [*self._taken, *self._applies]:
+                if not change.done.done():
+                    tenant = change.event.tenant_id if isinstance(change, Act) else None
+                    change.done.set_exception(NotServedHere(tenant))
+            if link is not None:
+                link.on_message = None  # unacknowledged: the broker gives it to the next holder
+                await link.close()
+
+    async def set_tenants(self, tenants: frozenset[TenantId]) -> None:
+        """A shard's tenants changed (a tenant created, or assigned to another shard).
+
+        The new ones' topics are subscribed to before this returns; a tenant that left
+        is no longer subscribed to, and its messages still in flight are dropped (its
+        new shard's holder gets them from its own session).
+        """
+        old = self._tenants if self._tenants is not None else frozenset()
+        self._tenants = tenants
+        link = self._link
+        if link is not None:
+            await link.subscribe(tenant_filters(self._prefix, tenants - old))
+            await link.unsubscribe(tenant_filters(self._prefix, old - tenants))
+
+    def _start_link(self, link: MqttLink) -> None:
+        self._link = link
+        self._acks = Acks(link, self._backlog_taken_in)
+        self._errors = ErrorReplies(self._prefix, link, self._acks, self._clock)
+        link.on_connected = self._link_connected
+        link.on_message = self._take_in  # as paho reads it: no hop of the loop between
+        link.start()
+
     # --- start-up ------------------------------------------------------------------
 
-    async def _load(self, store: Store) -> None:
+    async def _load(self, store: Store, configuration: list[ev.ConfigEvent] | None = None) -> None:
         started = time.perf_counter()
         now = self._clock()
-        for event in await store.load_config():
+        if configuration is None:
+            configuration = await store.load_config()
+        for event in configuration:
             self._engine.handle(event, now)
         self._engine.take_changes()  # configuration is already stored as configuration
-        live = await store.load_live()
+        live = await store.load_live(self._tenants)
         self._seed_history(live.agents)
         # Deadlines that passed while we were down wait for the messages the broker
         # kept for us (see `_deadlines_held`): restore applies none of them.
         commands = self._engine.restore(live, now)
         # Anything decided before a crash but not confirmed published goes first,
         # in its original order; then what the restart itself decided.
-        for seq, message in await store.pending_outbox():
+        for seq, message in await store.pending_outbox(self._outbox_shard):
             self._outbox.put(seq, message)
         await self._store_and_send(
             store, commands, self._render(commands, now), now, [(None, commands)]
@@ -304,7 +454,10 @@ class Service:
                 for n in range(PUBLISH_WINDOW)
             ]
             watchdog = tasks.create_task(self._watchdog(), name="watchdog")
-            pruning = tasks.create_task(self._prune_history(store), name="history-pruning")
+            pruning = tasks.create_task(
+                prune_history(store, self._settings.history.retention_days, self._clock),
+                name="history-pruning",
+            )
             loop_lag = tasks.create_task(self.metrics.watch_loop_lag(), name="loop-lag")
             queue_log = (
                 None
@@ -338,13 +491,22 @@ class Service:
             watchdog.cancel()
             pruning.cancel()
             loop_lag.cancel()
+        self._cancel_timers()
+        # Record what was confirmed, so a restart does not publish it again.
+        await store.commit(self._engine.take_changes(), [], self._outbox.delivered_up_to)
+
+    @property
+    def _outbox_shard(self) -> int:
+        return 0 if self._shard is None else self._shard.shard
+
+    def _cancel_timers(self) -> None:
         for timer in (self._timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
+        self._timer = self._flush_timer = None
+        self._timer_at = None
         if self._errors is not None:
             self._errors.cancel()
-        # Record what was confirmed, so a restart does not publish it again.
-        await store.commit(self._engine.take_changes(), [], self._outbox.delivered_up_to)
 
     def _take_in(self, message: InboundMessage) -> None:
         # Before any turn: parse, so that a message that breaks the contract costs no
@@ -365,6 +527,11 @@ class Service:
             self._refuse(received, internal_error(self._prefix, message.topic, message.payload))
             return
         received.event = event
+        if self._tenants is not None and event.tenant_id not in self._tenants:
+            # Left this shard (subscribed to by its old session): its own shard's session
+            # has it too. Acknowledged unhandled, not refused: it is not the PBX's error.
+            self._acks.done(received)
+            return
         lane = self._lanes.get(event.tenant_id)
         if lane is None:
             lane = self._lanes[event.tenant_id] = deque()
@@ -388,7 +555,9 @@ class Service:
             self._woken = False
             applies = list(self._applies)
             self._applies.clear()
+            self._taken = applies
             await self._turn(store, link, take_batch(self._lanes), applies)
+            self._taken = []
 
     async def _turn(
         self, store: Store, link: MqttLink, batch: list[Received], applies: list[Apply | Act]
@@ -554,7 +723,10 @@ class Service:
             return
         # Shielded: once SQLite is committing, a cancelled await would leave us
         # unsure whether it landed; let it finish either way.
-        seqs = await asyncio.shield(store.commit(changes, messages, delivered_up_to, history))
+        fence = None if self._shard is None else self._shard.fence
+        seqs = await asyncio.shield(
+            store.commit(changes, messages, delivered_up_to, history, fence=fence)
+        )
         if delivered_up_to is not None:
             self._outbox.recorded_up_to = delivered_up_to
         if history and self._queue_log is not None:
@@ -582,24 +754,6 @@ class Service:
             except Exception:
                 _log.exception("history.bug", event=type(event).__name__)
         return writes
-
-    async def _prune_history(self, store: Store) -> None:
-        """Delete history older than `history.retention_days`, a batch per transaction."""
-        days = self._settings.history.retention_days
-        if not days:
-            return
-        while True:
-            try:
-                cutoff = self._clock() - days * 86_400
-                deleted = 0
-                while (batch := await store.prune_history(cutoff, batch=HISTORY_PRUNE_BATCH)) > 0:
-                    deleted += batch
-                    await asyncio.sleep(0)  # a turn may go between two batches
-                if deleted:
-                    _log.info("history.pruned", rows=deleted, retention_days=days)
-            except Exception:  # the history is not worth the daemon: try again later
-                _log.exception("history.prune_failed")
-            await asyncio.sleep(HISTORY_PRUNE_PERIOD_S)
 
     def _arm_timer(self) -> None:
         link = self._link

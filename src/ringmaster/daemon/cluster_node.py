@@ -1,0 +1,487 @@
+"""A cluster node: the lease loop around `NodeLeases`, and one `Service` per shard it holds.
+
+`ringmaster run` runs this instead of the one `Service` when ``cluster.shards > 0``
+(docs/cluster.md). The node:
+
+- drives `ringmaster.cluster.leases.NodeLeases` through the store's `ClusterStore`: it
+  reads the lease and heartbeat tables at the machine's deadlines (or at once when a
+  lease is released: ``LISTEN ringmaster_leases``), carries out its statements one by one
+  and hands back their outcomes, and keeps one timer on the first held lease's lapse, so
+  that a shard stops on this node's clock even while the database does not answer;
+- on `StartShard`, runs a `Service` for the shard's tenants (`Service.run_shard`: their
+  stored state, the shard's own MQTT session, turns fenced with the lease's epoch); on
+  `StopShard`, cancels it at once;
+- re-reads the configuration on every notice (``LISTEN ringmaster_config``, sent by any
+  node's write, or by hand-written SQL) and gives each shard the difference for its
+  tenants, subscribing to a tenant new to the shard first;
+- serves the admin API for every tenant: configuration through any node, the live
+  engine of the tenants it holds (others answer 421: `ringmaster.api.served.NotServedHere`).
+
+Leaving (SIGTERM) stops every shard and releases its lease with a notice, so the
+nodes placement now prefers take them over within milliseconds instead of a lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ringmaster.api import check_exposure
+from ringmaster.api.feed import LiveFeed
+from ringmaster.api.served import NotServedHere
+from ringmaster.cluster.configuration import configuration_for, tenant_ids
+from ringmaster.cluster.leases import (
+    Acquire,
+    Action,
+    Beat,
+    LeaseTiming,
+    NodeLeases,
+    Release,
+    Renew,
+    StartShard,
+    StopShard,
+)
+from ringmaster.cluster.shards import shard_of
+from ringmaster.daemon import sdnotify
+from ringmaster.daemon.broker import EmbeddedBroker
+from ringmaster.daemon.service import Service, ShardRole, prune_history
+from ringmaster.engine import events as ev
+from ringmaster.engine.commands import Command
+from ringmaster.engine.config_diff import config_changes
+from ringmaster.engine.core import Engine
+from ringmaster.engine.model import TenantId
+from ringmaster.settings import MqttEndpoint, Settings
+from ringmaster.store import Store
+from ringmaster.store.records import FencedError
+
+if TYPE_CHECKING:
+    from ringmaster.api.app import ApiServer
+    from ringmaster.store.postgres.cluster import ClusterStore
+
+_log = structlog.get_logger("ringmaster.cluster")
+
+#: After a failed read of the lease tables, the least wait before the next: the
+#: database is likely away, and the lapse timer stops the shards meanwhile.
+RETRY_S = 0.1
+
+
+@dataclass
+class _Shard:
+    """A shard this node runs: its service, the task running it, what its engine was given."""
+
+    service: Service
+    task: asyncio.Task[None]
+    tenants: frozenset[TenantId]
+    configuration: list[ev.ConfigEvent] = field(default_factory=list)
+
+
+class ClusterNode:
+    """One node of a cluster: run it with `await ClusterNode(settings).run()`.
+
+    Args:
+        settings: The loaded settings (``cluster.shards > 0``, a PostgreSQL database).
+        clock: Wall-clock time, the engines' notion of now.
+        monotonic: The leases' clock (never compared with another machine's).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        cluster = settings.cluster
+        self._settings = settings
+        self._clock = clock
+        self._monotonic = monotonic
+        self.node = cluster.node
+        self.shards = cluster.shards
+        self._timing = LeaseTiming.from_settings(cluster)
+        self._machine = NodeLeases(self.node, self.shards, self._timing)
+        self._running: dict[int, _Shard] = {}
+        #: Shards stopped whose service is still closing: a new start of one waits for it.
+        self._closing: dict[int, asyncio.Task[None]] = {}
+        self._configuration: list[ev.ConfigEvent] = []
+        self._assignments: dict[int, int] = {}
+        self._reconciling = asyncio.Lock()
+        self._config_noticed = asyncio.Event()
+        self._lease_noticed = asyncio.Event()
+        self._lapse_timer: asyncio.TimerHandle | None = None
+        self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._cluster: ClusterStore | None = None
+        self._store: Store | None = None
+        self._endpoint: MqttEndpoint | None = None
+        self._live = LiveFeed()
+        self.ready = asyncio.Event()
+        """Set once the node has joined (read the tables once) and its API is up."""
+
+    # --- what the admin API asks (`ringmaster.api.context.EngineHost`) -------------------
+
+    @property
+    def live(self) -> LiveFeed:
+        """Every held shard's changes, for the wallboard's streams."""
+        return self._live
+
+    def engine_for(self, tenant_id: TenantId) -> Engine | None:
+        """The live engine of the tenant's shard, if this node runs it."""
+        service = self._service_for(tenant_id)
+        return None if service is None else service.engine
+
+    async def apply(self, events: list[ev.ConfigEvent]) -> None:
+        """A write through this node's API is stored: apply it to the shards held here.
+
+        The notice the write sent reaches every other node (and this one again, to no
+        effect): each re-reads the configuration and applies its own tenants' share.
+        """
+        await self._reconcile()
+
+    async def act(self, event: ev.SupervisorEvent) -> list[Command]:
+        """A supervisor's request, for the shard of its tenant.
+
+        Raises:
+            NotServedHere: This node does not run that shard (now).
+        """
+        service = self._service_for(event.tenant_id)
+        if service is None:
+            raise NotServedHere(event.tenant_id)
+        return await service.act(event)
+
+    def not_ready(self) -> list[str]:
+        """Why this node does not serve its shards now (``/readyz``); empty when it does."""
+        reasons = [] if self.ready.is_set() else ["cluster: not joined yet"]
+        for shard, running in sorted(self._running.items()):
+            reasons += [f"shard {shard}: {why}" for why in running.service.not_ready()]
+        if self._stopping.is_set():
+            reasons.append("stopping")
+        return reasons
+
+    def stop(self) -> None:
+        """Leave the cluster cleanly (what SIGTERM does)."""
+        self._stopping.set()
+
+    @property
+    def held(self) -> dict[int, int]:
+        """The shards this node runs, with their epochs."""
+        return self._machine.held
+
+    def _service_for(self, tenant_id: TenantId) -> Service | None:
+        shard = shard_of(tenant_id, self.shards, self._assignments)
+        running = self._running.get(shard)
+        if running is None or tenant_id not in running.tenants:
+            return None
+        return running.service
+
+    # --- the node's life ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Join the cluster, serve until `stop` (or SIGTERM), then leave it.
+
+        Raises:
+            SettingsError: The admin API would listen beyond loopback without a token.
+            Exception: A shard's service failed with anything but a fence: the node
+                stops (its leases lapse or are released), for systemd to restart it.
+        """
+        _log.info("node.starting", node=self.node, shards=self.shards)
+        if self._settings.api.enabled:
+            check_exposure(self._settings.api)
+        async with contextlib.AsyncExitStack() as stack:
+            endpoint = self._settings.mqtt.endpoint()
+            if endpoint is None:
+                # One machine's cluster (several workers): a broker of its own, as one daemon.
+                broker = EmbeddedBroker.from_settings(self._settings.broker)
+                await stack.enter_async_context(broker)
+                endpoint = MqttEndpoint(broker.host, broker.port, None, None, tls=False)
+            self._endpoint = endpoint
+            store = await Store.open(self._settings.database.target)
+            stack.push_async_callback(store.close)
+            self._store = store
+            cluster = await self._open_cluster(store)
+            stack.push_async_callback(self._close_cluster)
+            await cluster.ensure_shards(self.shards)
+            await self._read_configuration(store, cluster)
+            for listener in (
+                await store.listen_config(lambda _tenant: self._config_noticed.set()),
+                await store.listen_leases(lambda _shard: self._lease_noticed.set()),
+            ):
+                stack.push_async_callback(listener.close)
+            self._install_signal_handlers()
+            try:
+                await self._serve(store, stack)
+            finally:
+                await self._leave()
+        if self._failure is not None:
+            raise self._failure
+
+    async def _serve(self, store: Store, stack: contextlib.AsyncExitStack) -> None:
+        background = [
+            asyncio.create_task(self._lease_loop(), name="leases"),
+            asyncio.create_task(self._notices(), name="configuration-notices"),
+            asyncio.create_task(
+                prune_history(store, self._settings.history.retention_days, self._clock),
+                name="history-pruning",
+            ),
+            asyncio.create_task(self._watchdog(), name="watchdog"),
+        ]
+        try:
+            api: ApiServer | None = None
+            if self._settings.api.enabled:
+                api = await self._start_api(store)
+                stack.push_async_callback(api.stop)
+            self.ready.set()
+            sdnotify.notify("READY=1")
+            _log.info("node.ready", node=self.node)
+            await self._stopping.wait()
+            sdnotify.notify("STOPPING=1")
+            _log.info("node.stopping", node=self.node)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+    async def _start_api(self, store: Store) -> ApiServer:
+        app_module = await asyncio.to_thread(importlib.import_module, "ringmaster.api.app")
+        app = await asyncio.to_thread(
+            functools.partial(
+                app_module.create_app,
+                self,
+                store,
+                self._settings.api,
+                clock=self._clock,
+                cluster_settings=self._settings.cluster,
+            )
+        )
+        app.state.queue_log_agent = self._settings.history.queue_log_agent
+        api: ApiServer = app_module.ApiServer(app, self._settings.api)
+        await api.start()
+        return api
+
+    async def _leave(self) -> None:
+        """Stop every shard, then release its lease (the next holders hear it at once)."""
+        if self._lapse_timer is not None:
+            self._lapse_timer.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._carry_out(self._machine.shutdown()), 5.0)
+        closing = [running.task for running in self._running.values()]
+        closing += self._closing.values()
+        self._running.clear()
+        await asyncio.gather(*closing, return_exceptions=True)
+        _log.info("node.left", node=self.node)
+
+    # --- the leases ---------------------------------------------------------------------
+
+    async def _open_cluster(self, store: Store) -> ClusterStore:
+        if self._cluster is None:
+            self._cluster = await store.open_cluster(
+                self.node, self._timing.lease_ttl_s, api_url=self._api_url()
+            )
+        return self._cluster
+
+    async def _close_cluster(self) -> None:
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                await cluster.close()
+
+    def _api_url(self) -> str:
+        api = self._settings.api
+        if not api.enabled:
+            return ""
+        return f"http://{api.host}:{api.port}"
+
+    async def _lease_loop(self) -> None:
+        """Read the tables at the machine's deadlines and carry out what it says."""
+        assert self._store is not None
+        while True:
+            self._lease_noticed.clear()
+            failed = False
+            try:
+                cluster = await self._open_cluster(self._store)
+                read_at = self._monotonic()
+                async with asyncio.timeout(self._timing.renew_interval_s):
+                    view = await cluster.read()
+                leases, heartbeats = view.for_machine(read_at)
+                actions = self._machine.observe(self._monotonic(), leases, heartbeats)
+            except Exception as error:  # the database away: the lapse timer guards the shards
+                _log.warning("leases.read_failed", error=str(error) or type(error).__name__)
+                await self._close_cluster()  # a fresh connection next time
+                actions = self._machine.handle_timer(self._monotonic())
+                failed = True
+            await self._carry_out(actions)
+            delay = self._machine.next_deadline() - self._monotonic()
+            if failed:
+                delay = max(delay, RETRY_S)
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._lease_noticed.wait()
+
+    async def _carry_out(self, actions: Sequence[Action]) -> None:
+        """Carry out the machine's actions in order, feeding back each statement's outcome."""
+        for action in actions:
+            match action:
+                case StopShard(shard):
+                    self._stop_shard(shard)
+                case StartShard(shard, epoch):
+                    self._start_shard(shard, epoch)
+                case Beat() | Acquire() | Renew() | Release():
+                    succeeded = await self._statement(action)
+                    await self._carry_out(
+                        self._machine.outcome(action, succeeded, self._monotonic())
+                    )
+            self._arm_lapse()
+
+    async def _statement(self, statement: Beat | Acquire | Renew | Release) -> bool | None:
+        try:
+            assert self._store is not None
+            cluster = await self._open_cluster(self._store)
+            async with asyncio.timeout(self._timing.renew_interval_s):
+                return await cluster.run(statement)
+        except Exception as error:  # unknown: the machine keeps what it had, retries
+            _log.warning(
+                "leases.statement_failed",
+                statement=type(statement).__name__,
+                error=str(error) or type(error).__name__,
+            )
+            await self._close_cluster()
+            return None
+
+    def _arm_lapse(self) -> None:
+        """One timer on the first held lease's lapse, whatever the loop is waiting for."""
+        if self._lapse_timer is not None:
+            self._lapse_timer.cancel()
+            self._lapse_timer = None
+        lapse = self._machine.next_lapse()
+        if lapse is not None:
+            delay = max(0.0, lapse - self._monotonic())
+            self._lapse_timer = asyncio.get_running_loop().call_later(delay, self._lapse_due)
+
+    def _lapse_due(self) -> None:
+        self._lapse_timer = None
+        for action in self._machine.handle_timer(self._monotonic()):
+            if isinstance(action, StopShard):
+                _log.warning("shard.lapsed", shard=action.shard)
+                self._stop_shard(action.shard)
+        self._arm_lapse()
+
+    # --- the shards ----------------------------------------------------------------------
+
+    def _tenants_of(self, shard: int) -> frozenset[TenantId]:
+        return frozenset(
+            tenant
+            for tenant in tenant_ids(self._configuration)
+            if shard_of(tenant, self.shards, self._assignments) == shard
+        )
+
+    def _start_shard(self, shard: int, epoch: int) -> None:
+        assert self._store is not None
+        assert self._endpoint is not None
+        tenants = self._tenants_of(shard)
+        configuration = configuration_for(self._configuration, tenants)
+        role = ShardRole(shard, epoch, self.node)
+        service = Service(self._settings, clock=self._clock, shard=role, live=self._live)
+        previous = self._closing.pop(shard, None)
+        task = asyncio.create_task(
+            self._run_shard(service, role, previous, tenants, configuration), name=f"shard-{shard}"
+        )
+        self._running[shard] = _Shard(service, task, tenants, configuration)
+        _log.info("shard.started", shard=shard, epoch=epoch, tenants=sorted(tenants))
+
+    def _stop_shard(self, shard: int) -> None:
+        running = self._running.pop(shard, None)
+        if running is None:
+            return
+        running.task.cancel()  # at once: no further turn, nothing more published
+        self._closing[shard] = running.task
+        self._live.changed(running.tenants)
+        _log.info("shard.stopped", shard=shard)
+
+    async def _run_shard(
+        self,
+        service: Service,
+        role: ShardRole,
+        previous: asyncio.Task[None] | None,
+        tenants: frozenset[TenantId],
+        configuration: list[ev.ConfigEvent],
+    ) -> None:
+        assert self._store is not None
+        assert self._endpoint is not None
+        if previous is not None:
+            # Its session must be closed before this one takes it over.
+            await asyncio.gather(previous, return_exceptions=True)
+        try:
+            await service.run_shard(self._store, self._endpoint, tenants, configuration)
+        except FencedError:
+            # Deposed while it ran: the lease loop learns it at its next read.
+            _log.warning("shard.fenced", shard=role.shard, epoch=role.epoch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            _log.exception("shard.failed", shard=role.shard)
+            self._failure = error
+            self.stop()
+        finally:
+            running = self._running.get(role.shard)
+            if running is not None and running.service is service:
+                del self._running[role.shard]  # ended by itself: the lease loop decides next
+            self._live.changed(tenants)
+
+    # --- configuration --------------------------------------------------------------------
+
+    async def _read_configuration(self, store: Store, cluster: ClusterStore) -> None:
+        self._configuration = await store.load_config()
+        self._assignments = {int(t): s for t, s in (await cluster.assignments()).items()}
+
+    async def _notices(self) -> None:
+        while True:
+            await self._config_noticed.wait()
+            self._config_noticed.clear()
+            try:
+                await self._reconcile()
+            except Exception:  # the next notice (or a restart) reads it again
+                _log.exception("configuration.reload_failed")
+
+    async def _reconcile(self) -> None:
+        """Re-read the configuration and give each shard held here its own difference."""
+        assert self._store is not None
+        async with self._reconciling:
+            cluster = await self._open_cluster(self._store)
+            await self._read_configuration(self._store, cluster)
+            for shard, running in list(self._running.items()):
+                tenants = self._tenants_of(shard)
+                configuration = configuration_for(self._configuration, tenants)
+                changes = config_changes(running.configuration, configuration)
+                if tenants != running.tenants:
+                    await running.service.set_tenants(tenants)
+                    running.tenants = tenants
+                if changes:
+                    with contextlib.suppress(NotServedHere):  # stopped meanwhile
+                        await running.service.apply(changes)
+                running.configuration = configuration
+            self._live.changed_all()
+
+    # --- systemd and signals ----------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        period = sdnotify.watchdog_period()
+        if period is None:
+            return
+        while True:
+            sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(period)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self.stop)

@@ -1,0 +1,135 @@
+"""Cluster nodes in this event loop, on the private PostgreSQL and a real mosquitto.
+
+The quick checks of the node's wiring: shards taken and spread, a call rung by the
+holder of its tenant's shard, a hand-back with the call's ring carried over, a
+configuration change through the store applied by the holder. The processes,
+`kill -9` under load and the measured takeover are in test_cluster_failover.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from ringmaster.api.provisioning import provision
+from ringmaster.cluster.shards import shard_of
+from ringmaster.daemon.broker import MosquittoProcess
+from ringmaster.daemon.cluster_node import ClusterNode
+from ringmaster.engine.model import QueueConfig, QueueId, QueueTarget, TenantId
+from ringmaster.settings import load_settings
+from ringmaster.store import Store
+
+from .pbx import WAIT_S, new_prefix, pbx_on, write_config
+
+pytestmark = pytest.mark.integration
+
+SHARDS = 4
+
+
+@asynccontextmanager
+async def cluster_node(
+    broker: MosquittoProcess, prefix: str, url: str, node: str
+) -> AsyncIterator[ClusterNode]:
+    """A node in this event loop, joined (its first read of the tables done)."""
+    settings = load_settings(
+        None,
+        mqtt={"url": broker.url, "topic_prefix": prefix, "client_id": f"rm-{prefix}"},
+        database={"url": url},
+        api={"enabled": False},
+        cluster={"shards": SHARDS, "node": node},
+    )
+    member = ClusterNode(settings)
+    task = asyncio.create_task(member.run())
+    try:
+        async with asyncio.timeout(WAIT_S):
+            ready = asyncio.create_task(member.ready.wait())
+            await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                task.result()
+        yield member
+    finally:
+        member.stop()
+        async with asyncio.timeout(WAIT_S):
+            await task
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (bounded, polling the nodes' own state) until `condition` holds."""
+    async with asyncio.timeout(WAIT_S):
+        while not condition():  # noqa: ASYNC110 - the nodes signal nothing to wait on
+            await asyncio.sleep(0.02)
+
+
+async def test_two_nodes_spread_the_shards_and_hand_a_ringing_call_over(
+    mosquitto: MosquittoProcess, tmp_path: Path, postgres_url: str
+) -> None:
+    prefix = new_prefix()
+    async with await Store.open(postgres_url) as store:
+        await provision(write_config(tmp_path / "c.toml", "ringall", timeout=60), store)
+    home = shard_of(TenantId(1), SHARDS)
+    async with (
+        pbx_on(mosquitto, prefix) as pbx,
+        cluster_node(mosquitto, prefix, postgres_url, "a") as a,
+    ):
+        await until(lambda: sorted(a.held) == list(range(SHARDS)))
+        await until(lambda: not a.not_ready())
+        await pbx.send("agent/state", extension="101", state="available")
+        await pbx.send("call/arrived", call_id="c1", did="+100")
+        ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "c1")
+
+        async with cluster_node(mosquitto, prefix, postgres_url, "b") as b:
+            await until(lambda: len(a.held) == len(b.held) == SHARDS // 2)
+            assert set(a.held) | set(b.held) == set(range(SHARDS))
+            holder = a if home in a.held else b
+            assert holder.engine_for(TenantId(1)) is not None
+            other = b if holder is a else a
+            assert other.engine_for(TenantId(1)) is None
+
+            # The ring outlives whichever hand-backs happened: answered in time, it is taken.
+            await pbx.send("call/answered", call_id="c1", extension="101", ring_id=ring["ring_id"])
+            await pbx.expect("event/call/answered", lambda p: p["call_id"] == "c1")
+            await pbx.send("call/hangup", call_id="c1")
+            await pbx.expect("event/call/completed", lambda p: p["call_id"] == "c1")
+
+        # b left cleanly: a holds every shard again.
+        await until(lambda: sorted(a.held) == list(range(SHARDS)))
+        await pbx.send("call/arrived", call_id="c2", did="+100")
+        await pbx.expect("cmd/ring", lambda p: p["call_id"] == "c2")
+
+
+async def test_a_queue_added_through_the_store_is_rung_by_the_holder(
+    mosquitto: MosquittoProcess, tmp_path: Path, postgres_url: str
+) -> None:
+    prefix = new_prefix()
+    async with await Store.open(postgres_url) as store:
+        await provision(write_config(tmp_path / "c.toml", "ringall", timeout=60), store)
+        async with (
+            pbx_on(mosquitto, prefix) as pbx,
+            cluster_node(mosquitto, prefix, postgres_url, "a") as a,
+        ):
+            await until(lambda: len(a.held) == SHARDS and not a.not_ready())
+            await pbx.send("agent/state", extension="102", state="available")
+            # Another writer (the store itself, as another node's API would): its notice
+            # reaches the holder, which builds the new queue and routes the new DID.
+            tenant = TenantId(1)
+            async with store.transaction() as tx:
+                agent = await tx.extension_by_number(tenant, "102")
+                assert agent is not None
+                queue = await tx.insert_queue(
+                    QueueConfig(QueueId(0), tenant, "Support", "601", "ringall", timeout=60)
+                )
+                await tx.enrol(queue.queue_id, agent.extension_id)
+                await tx.upsert_did_route(tenant, "+200", QueueTarget(queue.queue_id))
+
+            def applied() -> bool:
+                engine = a.engine_for(tenant)
+                return engine is not None and engine.queue(queue.queue_id) is not None
+
+            await until(applied)
+            await pbx.send("call/arrived", call_id="n1", did="+200")
+            ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "n1")
+            assert ring["extension"] == "102"
