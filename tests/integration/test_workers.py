@@ -95,6 +95,15 @@ def _spread(port: int) -> dict[str, Any] | None:
     return cluster
 
 
+def _taken_again(port: int, node: str, epochs: dict[int, int]) -> dict[str, Any] | None:
+    """The cluster once spread again with `node` holding shards under newer epochs."""
+    cluster = _spread(port)
+    if cluster is None:
+        return None
+    mine = [s for s in cluster["shard_list"] if s["holder"] == node]
+    return cluster if all(s["epoch"] > epochs[s["shard"]] for s in mine) else None
+
+
 async def _until(found: Callable[[], Any], what: str, parent: subprocess.Popen[bytes]) -> Any:
     async with asyncio.timeout(WAIT_S):
         while (value := await asyncio.to_thread(found)) is None:
@@ -177,7 +186,8 @@ async def test_two_workers_share_the_shards_come_back_and_stop_together(
         cluster = await _until(lambda: _spread(port), "the shards spread", parent)
         assert cluster["node"] == "w-0"  # worker 0 answers on api.port
         assert {n["node"]: n["alive"] for n in cluster["nodes"]} == {"w-0": True, "w-1": True}
-        assert await asyncio.to_thread(_cluster, port + 1) is not None  # worker 1 on port + 1
+        other = await _until(lambda: _cluster(port + 1), "worker 1's API", parent)
+        assert other["node"] == "w-1"  # worker 1 answers on api.port + 1
         held = _holders(cluster)
         tenants_of = {s["shard"]: s["tenants"] for s in cluster["shard_list"]}
         for node in ("w-0", "w-1"):  # each node rings for a tenant of its shards
@@ -191,7 +201,12 @@ async def test_two_workers_share_the_shards_come_back_and_stop_together(
             lambda: _restarted(parent.pid, "w-1", workers["w-1"]), "w-1 started again", parent
         )
         assert back["w-0"] == workers["w-0"]  # left alone
-        await _until(lambda: _spread(port), "w-1 holding its shards again", parent)
+        # Its shards again, under new epochs: the dead process's leases are no longer it.
+        epochs = {s["shard"]: s["epoch"] for s in cluster["shard_list"]}
+        again = await _until(
+            lambda: _taken_again(port, "w-1", epochs), "w-1 holding shards again", parent
+        )
+        assert sorted(_holders(again)["w-1"]) == sorted(held["w-1"])  # the same, placement says
 
         parent.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(parent.wait, WAIT_S) == 0
@@ -201,6 +216,7 @@ async def test_two_workers_share_the_shards_come_back_and_stop_together(
             parent.kill()  # its workers get SIGTERM from the kernel (PR_SET_PDEATHSIG)
             parent.wait()
     log_lines = (tmp_path / "workers.log").read_text().splitlines()
-    events = [json.loads(line).get("event") for line in log_lines if line.startswith("{")]
-    assert events.count("worker.died") == 1
-    assert events.count("worker.stopped") == 2
+    events = [json.loads(line) for line in log_lines if line.startswith("{")]
+    assert [e["node"] for e in events if e["event"] == "worker.died"] == ["w-1"]
+    stopped = {e["node"]: e["status"] for e in events if e["event"] == "worker.stopped"}
+    assert stopped == {"w-0": 0, "w-1": 0}  # each stopped cleanly, none killed
