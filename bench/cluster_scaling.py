@@ -13,8 +13,9 @@ Each configuration gets a fresh database provisioned with the same tenants (2 pe
 shard, chosen by `shard_of` so that every shard has the same load, `AGENTS` agents each
 in one leastrecent queue), and the same load generator (`bench.loadgen`'s ``arrival``,
 full-life calls to each tenant in turn, answered at once, hung up 50 ms later): agents
-log in; calls at `--cpu-rate` for `--seconds` (below both capacities: CPU per call);
-calls at `--saturate` for `--probe-s` (above both: the calls completed per second of
+log in; nothing for `--seconds` / 2 (the idle CPU per second: leases, heartbeats,
+timers); calls at `--cpu-rate` for `--seconds` (below both capacities: CPU per call);
+calls at `--saturate` for `--saturate-s` (above both: the calls completed per second of
 the run, from the first arrival to the last final event, is the **throughput**); then a
 ladder of rates (`--rates`, `--probe-s` each) until one loses a call or its
 arrival->ring p99 passes `SUSTAINED_P99_MS`, as `python -m bench`'s sustained scenario
@@ -278,15 +279,27 @@ class Bench:
             raise
         return running
 
-    def measure(self, running: Running, args: dict[str, Any]) -> dict[str, Any]:
-        """One arrival run, with every process's CPU time per call over it."""
+    def _pids(self, running: Running) -> dict[str, list[int]]:
         postmaster = self.pg.postmaster_pid()
         assert postmaster is not None
-        pids = {
+        return {
             "ringmaster": running.ringmaster_pids(),
             "postgresql": [postmaster, *children(postmaster)],
             "mosquitto": [mosquitto_pid()],
         }
+
+    def idle(self, running: Running, seconds: float) -> dict[str, float]:
+        """CPU ms per second with no calls: leases, heartbeats, timers (no generator)."""
+        pids = self._pids(running)
+        before = {name: cpu_s(p) for name, p in pids.items()}
+        time.sleep(seconds)
+        return {
+            name: round((cpu_s(p) - before[name]) * 1e3 / seconds, 1) for name, p in pids.items()
+        }
+
+    def measure(self, running: Running, args: dict[str, Any]) -> dict[str, Any]:
+        """One arrival run, with every process's CPU time per call over it."""
+        pids = self._pids(running)
         before = {name: cpu_s(p) for name, p in pids.items()}
         generator = generator_cpu_s()
         started = time.perf_counter()
@@ -317,12 +330,13 @@ class Bench:
         try:
             self.measure(running, {**base, "rate": 50, "seconds": 2, "login": True})  # warm-up
             time.sleep(1)
+            out["idle_cpu_ms_per_s"] = self.idle(running, self.opts.seconds / 2)
             steady = {"rate": self.opts.cpu_rate, "seconds": self.opts.seconds}
             out["steady"] = self.measure(running, {**base, **steady})
             time.sleep(1)
             # Above what either configuration takes: the calls completed per second is
             # the capacity (the backlog waits in the broker and the daemon meanwhile).
-            overload = {"rate": self.opts.saturate, "seconds": self.opts.probe_s, "drain_s": 120}
+            overload = {"rate": self.opts.saturate, "seconds": self.opts.saturate_s, "drain_s": 120}
             out["saturated"] = self.measure(running, {**base, **overload})
             for rate in self.opts.rates:
                 time.sleep(1)
@@ -359,6 +373,7 @@ def summarise(rounds: list[dict[str, dict[str, Any]]], names: list[str]) -> dict
             "steady_p50_p99_ms": [(r["steady"]["p50_ms"], r["steady"]["p99_ms"]) for r in runs],
             "steady_lost": [r["steady"]["lost"] for r in runs],
             "saturated_lost": [r["saturated"]["lost"] for r in runs],
+            "idle_cpu_ms_per_s": [r["idle_cpu_ms_per_s"] for r in runs],
             "cpu_ms_per_call": {
                 g: round(statistics.median(r["steady"]["cpu_ms_per_call"][g] for r in runs), 3)
                 for g in cpu_groups
@@ -423,6 +438,12 @@ def render(result: dict[str, Any]) -> str:
         cpu = s["saturated_cpu_ms_per_call"]
         groups = " / ".join(str(cpu[g]) for g in ("ringmaster", "postgresql", "mosquitto"))
         lines.append(f"{name:<8} {groups} / {cpu['generator']}; lost {s['saturated_lost']}")
+    lines.append("idle CPU ms/s, each round: ringmaster / postgresql / mosquitto")
+    for name, s in result["summary"].items():
+        rounds = ", ".join(
+            " / ".join(str(v) for v in idle.values()) for idle in s["idle_cpu_ms_per_s"]
+        )
+        lines.append(f"{name:<8} {rounds}")
     for name, s in result["summary"].items():
         if "ratio_to_one" in s:
             lines.append(f"{name} / one: {s['ratio_to_one']}")
@@ -441,6 +462,7 @@ def main() -> None:
     parser.add_argument(
         "--saturate", type=int, default=400, help="calls/s beyond capacity: the throughput"
     )
+    parser.add_argument("--saturate-s", type=float, default=8, help="length of the saturation")
     parser.add_argument("--probe-s", type=float, default=5, help="length of each ladder rate")
     parser.add_argument("--rates", default="50,75,100,125,150,200,250,300,400")
     parser.add_argument(
