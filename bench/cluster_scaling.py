@@ -22,7 +22,8 @@ arrival->ring p99 passes `SUSTAINED_P99_MS`, as `python -m bench`'s sustained sc
 (the highest that passed is the **sustained** rate). CPU is user + system time from
 ``/proc/<pid>/stat``: of every ringmaster process (the parent and its workers), of the
 PostgreSQL server's processes, of mosquitto, and of the load generator (``getrusage``
-of reaped children). Rounds alternate the order (one, two; two, one...). Prints the
+of reaped children); and how long ringmaster's threads ran on a CPU and waited for one
+(``schedstat``). Rounds alternate the order (one, two; two, one...). Prints the
 machine, the figures and the ratios; the raw JSON goes to
 ``bench/results/<stamp>-cluster-scaling.json``.
 """
@@ -136,6 +137,29 @@ def cpu_s(pids: list[int]) -> float:
         fields = stat.rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_and_wait_s(pids: list[int]) -> tuple[float, float]:
+    """Seconds the processes' threads ran on a CPU, and waited for one while runnable.
+
+    ``/proc/<pid>/task/<tid>/schedstat`` (the kernel's sched-stats): a thread that waits
+    for a CPU about as long as it runs is starved by the machine's other processes, so
+    its throughput says more about the machine than about it.
+    """
+    ran = waited = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                on_cpu, on_queue, _ = (task / "schedstat").read_text().split()
+            except (OSError, ValueError):
+                continue
+            ran += int(on_cpu)
+            waited += int(on_queue)
+    return ran / 1e9, waited / 1e9
 
 
 def generator_cpu_s() -> float:
@@ -301,10 +325,15 @@ class Bench:
         """One arrival run, with every process's CPU time per call over it."""
         pids = self._pids(running)
         before = {name: cpu_s(p) for name, p in pids.items()}
+        sched = run_and_wait_s(pids["ringmaster"])
         generator = generator_cpu_s()
         started = time.perf_counter()
         result = run_child("loadgen", args, self.folder / "generator.log", 900)
         result["wall_s"] = round(time.perf_counter() - started, 2)
+        ran, waited = (
+            b - a for a, b in zip(sched, run_and_wait_s(pids["ringmaster"]), strict=True)
+        )
+        result["ringmaster_ran_s"], result["ringmaster_waited_s"] = round(ran, 2), round(waited, 2)
         calls = max(1, result["calls"])
         cpu = {name: cpu_s(p) - before[name] for name, p in pids.items()}
         cpu["generator"] = generator_cpu_s() - generator
@@ -373,6 +402,10 @@ def summarise(rounds: list[dict[str, dict[str, Any]]], names: list[str]) -> dict
             "steady_p50_p99_ms": [(r["steady"]["p50_ms"], r["steady"]["p99_ms"]) for r in runs],
             "steady_lost": [r["steady"]["lost"] for r in runs],
             "saturated_lost": [r["saturated"]["lost"] for r in runs],
+            "saturated_ran_waited_s": [
+                (r["saturated"]["ringmaster_ran_s"], r["saturated"]["ringmaster_waited_s"])
+                for r in runs
+            ],
             "idle_cpu_ms_per_s": [r["idle_cpu_ms_per_s"] for r in runs],
             "cpu_ms_per_call": {
                 g: round(statistics.median(r["steady"]["cpu_ms_per_call"][g] for r in runs), 3)
@@ -437,7 +470,11 @@ def render(result: dict[str, Any]) -> str:
     for name, s in result["summary"].items():
         cpu = s["saturated_cpu_ms_per_call"]
         groups = " / ".join(str(cpu[g]) for g in ("ringmaster", "postgresql", "mosquitto"))
-        lines.append(f"{name:<8} {groups} / {cpu['generator']}; lost {s['saturated_lost']}")
+        sched = ", ".join(f"{a}/{b}" for a, b in s["saturated_ran_waited_s"])
+        lines.append(
+            f"{name:<8} {groups} / {cpu['generator']}; lost {s['saturated_lost']};"
+            f" ringmaster's threads ran / waited for a CPU (s) {sched}"
+        )
     lines.append("idle CPU ms/s, each round: ringmaster / postgresql / mosquitto")
     for name, s in result["summary"].items():
         rounds = ", ".join(
