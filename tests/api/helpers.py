@@ -11,11 +11,13 @@ import httpx
 from fastapi import FastAPI
 
 from ringmaster.api import create_app
+from ringmaster.api.context import NotServedHere
 from ringmaster.api.feed import LiveFeed
 from ringmaster.api.provisioning import provision
 from ringmaster.engine.commands import Command
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import ConfigEvent, Event, SupervisorEvent
+from ringmaster.engine.model import TenantId
 from ringmaster.settings import ApiSettings
 from ringmaster.store import Store
 
@@ -134,7 +136,11 @@ T2_TOKEN = "tenant-2-secret"
 
 
 class EngineStub:
-    """Stands in for the Service: applies configuration events to a real engine at once."""
+    """Stands in for the Service: applies configuration events to a real engine at once.
+
+    Or for a cluster node: the tenants in `served_elsewhere` are another node's shards,
+    whose live engine this host does not have.
+    """
 
     def __init__(self) -> None:
         self.engine = Engine()
@@ -147,6 +153,13 @@ class EngineStub:
         self.acted: list[tuple[SupervisorEvent, list[Command]]] = []
         #: Events the engine takes before the next request (a race with the PBX).
         self.before_act: list[Event] = []
+        #: Tenants whose shard another node holds.
+        self.served_elsewhere: set[TenantId] = set()
+        #: Tenants whose shard this node loses before the next request's turn.
+        self.lost_before_act: set[TenantId] = set()
+
+    def engine_for(self, tenant_id: TenantId) -> Engine | None:
+        return None if tenant_id in self.served_elsewhere else self.engine
 
     def not_ready(self) -> list[str]:
         return list(self.reasons)
@@ -171,6 +184,10 @@ class EngineStub:
         for meanwhile in self.before_act:
             self.feed(meanwhile)
         self.before_act.clear()
+        self.served_elsewhere |= self.lost_before_act
+        self.lost_before_act.clear()
+        if event.tenant_id in self.served_elsewhere:
+            raise NotServedHere(event.tenant_id)
         commands = self.engine.handle(event, self.now)
         self.engine.take_changes()
         self.acted.append((event, commands))

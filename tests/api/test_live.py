@@ -208,6 +208,20 @@ async def test_streams_end_cleanly_when_the_server_stops(stub: EngineStub, store
         await stopping
 
 
+async def test_a_stream_ends_when_its_tenants_shard_leaves_the_node(
+    stub: EngineStub, store: Store
+) -> None:
+    async with served(stub, store) as (_, client), streaming(client, 1) as events:
+        await events.next_board()
+        # A cluster host that stops serving a tenant says the tenant changed.
+        stub.served_elsewhere.add(TenantId(1))
+        stub.live.changed([TenantId(1)])
+        assert [line for line in await events.rest() if line] == []
+        reconnected = await client.get("/api/live/1/stream")
+        assert reconnected.status_code == 421
+        assert "tenant 1 is served by another node" in reconnected.json()["detail"]
+
+
 async def test_the_wallboard_page_needs_no_token_and_loads_from_the_daemon_only(
     stub: EngineStub, store: Store
 ) -> None:

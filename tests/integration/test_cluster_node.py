@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
+from prometheus_client import generate_latest
 
 from ringmaster.api.provisioning import provision
 from ringmaster.cluster.shards import shard_of
@@ -80,6 +82,13 @@ async def test_two_nodes_spread_the_shards_and_hand_a_ringing_call_over(
         await pbx.send("agent/state", extension="101", state="available")
         await pbx.send("call/arrived", call_id="c1", did="+100")
         ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "c1")
+        # The node's /metrics merges its shards', each series with its shard.
+        scraped = generate_latest(a.metrics.registry).decode()
+        assert (
+            f'ringmaster_calls_offered_total{{queue="1",shard="{home}",tenant="1"}} 1.0' in scraped
+        )
+        cpu = [line for line in scraped.splitlines() if line.startswith("process_cpu_seconds")]
+        assert len(cpu) == 1  # the process's, once: not once per shard
 
         async with cluster_node(mosquitto, prefix, postgres_url, "b") as b:
             await until(lambda: len(a.held) == len(b.held) == SHARDS // 2)
@@ -133,3 +142,41 @@ async def test_a_queue_added_through_the_store_is_rung_by_the_holder(
             await pbx.send("call/arrived", call_id="n1", did="+200")
             ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "n1")
             assert ring["extension"] == "102"
+
+
+async def test_a_deposed_holder_stops_the_shard_at_its_next_turn_and_publishes_nothing(
+    mosquitto: MosquittoProcess, tmp_path: Path, postgres_url: str
+) -> None:
+    prefix = new_prefix()
+    async with await Store.open(postgres_url) as store:
+        await provision(write_config(tmp_path / "c.toml", "ringall", timeout=60), store)
+    home = shard_of(TenantId(1), SHARDS)
+    async with (
+        pbx_on(mosquitto, prefix) as pbx,
+        cluster_node(mosquitto, prefix, postgres_url, "a") as a,
+    ):
+        await until(lambda: len(a.held) == SHARDS and not a.not_ready())
+        await pbx.send("agent/state", extension="101", state="available")
+        await pbx.expect("event/agent/state", lambda p: p["extension"] == "101")
+        # Another holder took the lease with a newer epoch while `a` was not looking (an
+        # operator's reset, or a node that saw `a` lapse): `a`'s next turn is fenced.
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            await connection.execute(
+                "UPDATE cluster_leases SET holder = 'z', epoch = epoch + 1,"
+                " expires_at = now() + interval '1 hour' WHERE shard = $1",
+                home,
+            )
+        finally:
+            await connection.close()
+        mark = pbx.mark()
+        await pbx.send("call/arrived", call_id="c1", did="+100")
+        await until(lambda: a.engine_for(TenantId(1)) is None)
+        assert home not in a.held or a.held[home] < 2  # never a newer epoch of its own
+        # Nothing of the refused turn was stored, so nothing of it can ever be published
+        # (only committed outbox rows are): no call, no outbox row of the shard.
+        async with await Store.open(postgres_url) as store:
+            live = await store.load_live({TenantId(1)})
+            assert [call.call_id for call in live.calls] == []
+            assert await store.pending_outbox(home) == []
+        assert [seen.topic for seen in pbx.seen[mark:] if seen.topic.startswith("event/call")] == []

@@ -12,7 +12,8 @@ from typing import Any
 
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -36,7 +37,7 @@ from ringmaster.api import (
     tenants,
 )
 from ringmaster.api.auth import Authenticator
-from ringmaster.api.context import ApiContext, EngineHost
+from ringmaster.api.context import ApiContext, EngineHost, NotServedHere, misdirected
 from ringmaster.api.metrics import router as metrics_router
 from ringmaster.api.schemas import Error
 from ringmaster.settings import ApiSettings, ClusterSettings
@@ -64,6 +65,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Too many failed authentications from this address (see Retry-After)",
     },
 }
+#: What needs a tenant's live engine: on a cluster node, only the holder of its shard has it.
+_LIVE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    421: {
+        "model": Error,
+        "description": "Another node of the cluster serves the tenant (see `GET /api/cluster`)",
+    },
+}
 
 
 def create_app(
@@ -79,7 +88,7 @@ def create_app(
     """Build the admin API.
 
     Args:
-        host: The running service (its `engine` and `apply`).
+        host: The running service (its engines, `apply` and `act`).
         store: The open store, shared with the service.
         settings: The API settings (tokens, abuse limits).
         clock: Wall-clock time, for the live views' waiting times and the audit trail.
@@ -102,12 +111,15 @@ def create_app(
     app.state.context = ApiContext(host=host, store=store, clock=clock)
     app.state.authenticator = Authenticator(settings, clock=monotonic)
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+    app.add_exception_handler(NotServedHere, _not_served_here)
     app.include_router(
         tenants.router,
         responses={**_ERRORS, 403: {"model": Error, "description": "Needs an admin token"}},
     )
-    for module in (extensions, queues, did_routes, calls, supervisor):
+    for module in (extensions, did_routes, calls):
         app.include_router(module.router, responses=_ERRORS)
+    for module in (queues, supervisor):
+        app.include_router(module.router, responses=_LIVE_ERRORS)
     app.include_router(audit.router, responses={code: _ERRORS[code] for code in (401, 429)})
     app.include_router(queue_log.router, responses={code: _ERRORS[code] for code in (401, 429)})
     app.include_router(reports.router, responses=_ERRORS)
@@ -123,13 +135,19 @@ def create_app(
             403: {"model": Error, "description": "Needs an admin token"},
         },
     )
-    app.include_router(live.router, responses=_ERRORS)
+    app.include_router(live.router, responses=_LIVE_ERRORS)
     app.include_router(live.page_router)
     app.state.today = live.TodayFigures(settings.reports)
     _include_probes(app)
     _include_metrics(app, metrics)
     _include_docs(app)
     return app
+
+
+async def _not_served_here(request: Request, error: Exception) -> Response:
+    """A host's `NotServedHere` (the shard moved during the request): the same 421."""
+    assert isinstance(error, NotServedHere), error
+    return await http_exception_handler(request, misdirected(error.tenant_id))
 
 
 #: Where Swagger UI's and ReDoc's files are served from, out of the package

@@ -51,20 +51,46 @@ from ringmaster.store import Page as StorePage
 _log = structlog.get_logger("ringmaster.audit")
 
 
+class NotServedHere(Exception):  # noqa: N818 (not an error: the request belongs elsewhere)
+    """The tenant's live engine is not on this node: its shard is not held here (now).
+
+    A cluster host's `EngineHost.act` (or `EngineHost.apply`) raises it, say when the
+    shard moved while the request waited for its turn; the API answers 421, as
+    `ApiContext.engine_for` does (`misdirected`).
+
+    Args:
+        tenant_id: The tenant.
+    """
+
+    def __init__(self, tenant_id: TenantId) -> None:
+        super().__init__(f"tenant {tenant_id} is not served by this node")
+        self.tenant_id = tenant_id
+
+
 class EngineHost(Protocol):
     """What the API needs of `ringmaster.daemon.service.Service` (tests may pass a stand-in)."""
 
-    @property
-    def engine(self) -> Engine:
-        """The live engine, read-only."""
+    def engine_for(self, tenant_id: TenantId) -> Engine | None:
+        """The live engine that serves the tenant, read-only.
+
+        None on a cluster node that does not hold the tenant's shard now.
+        """
         ...
 
     async def apply(self, events: list[ConfigEvent]) -> None:
-        """Apply stored configuration changes to the engine."""
+        """Apply stored configuration changes to the engine.
+
+        Raises:
+            NotServedHere: A cluster host refuses them (a 421); they are stored by then.
+        """
         ...
 
     async def act(self, event: SupervisorEvent) -> list[Command]:
-        """Hand a supervisor's request to the engine; its commands, once stored."""
+        """Hand a supervisor's request to the engine; its commands, once stored.
+
+        Raises:
+            NotServedHere: A cluster node does not hold the tenant's shard (any more).
+        """
         ...
 
     def not_ready(self) -> list[str]:
@@ -73,7 +99,11 @@ class EngineHost(Protocol):
 
     @property
     def live(self) -> LiveFeed:
-        """Which tenants changed, for the live streams (``/api/live/{tenant_id}/stream``)."""
+        """Which tenants changed, for the live streams (``/api/live/{tenant_id}/stream``).
+
+        A cluster host that stops serving a tenant says it changed too: its streams
+        then end, and their clients reconnect to the shard's new holder.
+        """
         ...
 
 
@@ -182,10 +212,18 @@ class ApiContext:
             if write.events:
                 await self.host.apply(write.events)
 
-    @property
-    def engine(self) -> Engine:
-        """The live engine, for the live views."""
-        return self.host.engine
+    def engine_for(self, tenant_id: int) -> Engine:
+        """The live engine that serves the tenant, for the live views and the supervisor.
+
+        Raises:
+            HTTPException: 421 when a cluster node does not hold the tenant's shard now
+                (`misdirected`). Check that the caller sees the tenant first: to a
+                tenant token, another tenant's resource is a 404 wherever it is served.
+        """
+        engine = self.host.engine_for(TenantId(tenant_id))
+        if engine is None:
+            raise misdirected(tenant_id)
+        return engine
 
 
 def get_context(request: Request) -> ApiContext:
@@ -257,6 +295,17 @@ ListQuery = Annotated[Listing, Depends(get_listing)]
 
 
 # --- errors: one shape per kind -------------------------------------------------------------
+
+
+def misdirected(tenant_id: int) -> HTTPException:
+    """The 421 for a request this cluster node cannot serve: the tenant's shard is elsewhere.
+
+    ``{"detail": ...}`` naming the tenant and where to find the node that serves it.
+    """
+    return HTTPException(
+        status.HTTP_421_MISDIRECTED_REQUEST,
+        f"tenant {tenant_id} is served by another node of the cluster (see GET /api/cluster)",
+    )
 
 
 def not_found(detail: str) -> NoReturn:

@@ -33,6 +33,7 @@ from ringmaster.api.schemas import (
     BoardTodayOut,
     PathId,
 )
+from ringmaster.engine.core import Engine
 from ringmaster.engine.model import (
     AgentStatus,
     EnrolmentOptions,
@@ -154,6 +155,8 @@ async def read_board(
 ) -> BoardOut:
     """The tenant's board now; a 404 when the caller does not see the tenant.
 
+    A 421 on a cluster node that does not serve the tenant (`ApiContext.engine_for`).
+
     Args:
         context: The API's context.
         caller: Who asks.
@@ -164,9 +167,9 @@ async def read_board(
         tenant = await tenant_for(tx, caller, tenant_id, field_name=None)
         queues = (await tx.queues(tenant.tenant_id, limit=MAX_PAGE)).items
         enrolled = {q.queue_id: await tx.enrolments(q.queue_id) for q in queues}
+    engine = context.engine_for(tenant.tenant_id)
     now = context.clock()
     day, figures = await today.of(context, tenant, now)
-    engine = context.engine
     board_queues: list[BoardQueueOut] = []
     for queue in queues:
         if engine.queue(queue.queue_id) is None:  # stored, not yet applied
@@ -183,19 +186,20 @@ async def read_board(
                 service_level_s=snapshot.service_level_s,
                 today=_today(day, figures.get(queue.queue_id)),
                 agents=snapshot.agents,
-                calls=waiting_calls(context, queue.queue_id, now),
+                calls=waiting_calls(engine, queue.queue_id, now),
             )
         )
     return BoardOut(
         tenant=BoardTenantOut(id=tenant.tenant_id, name=tenant.name, timezone=tenant.timezone),
         at=datetime.fromtimestamp(now, UTC),
         queues=board_queues,
-        agents=await _agents(context, enrolled),
+        agents=await _agents(context, engine, enrolled),
     )
 
 
 async def _agents(
     context: ApiContext,
+    engine: Engine,
     enrolled: dict[QueueId, list[tuple[Extension, EnrolmentOptions]]],
 ) -> list[BoardAgentOut]:
     """Every enrolled extension once, by number, with the queues it is in."""
@@ -207,8 +211,8 @@ async def _agents(
             queues_of.setdefault(extension.extension_id, []).append(queue_id)
     ordered = sorted(first.values(), key=lambda pair: (pair[0].number, pair[0].extension_id))
     agents: list[BoardAgentOut] = []
-    for live in await live_agents(context, ordered):
-        agent = context.engine.agent(ExtensionId(live.id))
+    for live in await live_agents(context, engine, ordered):
+        agent = engine.agent(ExtensionId(live.id))
         paused = agent is not None and agent.status is AgentStatus.PAUSED
         agents.append(
             BoardAgentOut(
@@ -252,13 +256,14 @@ async def stream(
     """The board as it changes: ``event: board`` with the whole board, as the GET has it.
 
     One at once, then one after every change of the tenant, at most 4 a second; a
-    comment every 15 s when nothing changes. It ends when the daemon stops: reconnect.
+    comment every 15 s when nothing changes. It ends when the daemon stops, or on a
+    cluster node that no longer serves the tenant: reconnect (to its shard's holder).
     """
     today = _today_figures(request)
     feed = context.host.live
     seen = feed.version(tenant_id)
     asked = time.monotonic()
-    first = await read_board(context, caller, tenant_id, today)  # a 404 before streaming
+    first = await read_board(context, caller, tenant_id, today)  # a 404 or 421 before streaming
     return StreamingResponse(
         _events(context, caller, tenant_id, today, first=first, seen=seen, asked=asked),
         media_type="text/event-stream",
@@ -301,7 +306,9 @@ async def _events(
         seen = feed.version(tenant_id)
         try:
             board = await read_board(context, caller, tenant_id, today)
-        except HTTPException:  # the tenant is gone: the client's reconnection gets the 404
+        except HTTPException:
+            # The tenant is gone, or its shard moved to another node: the client's
+            # reconnection gets the 404 or the 421.
             return
         yield _event(board)
         sent = time.monotonic()

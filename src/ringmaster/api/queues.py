@@ -150,12 +150,13 @@ def agent_key(queue_id: QueueId, extension_id: ExtensionId) -> str:
 
 
 async def live_agents(
-    context: ApiContext, enrolments: Sequence[tuple[Extension, EnrolmentOptions]]
+    context: ApiContext, engine: Engine, enrolments: Sequence[tuple[Extension, EnrolmentOptions]]
 ) -> list[LiveAgentOut]:
     """The agents with their live state and, from the history, since when they are in it.
 
     Args:
         context: The API's context.
+        engine: The live engine of their tenant (`ApiContext.engine_for`).
         enrolments: Extensions of one tenant with their options (in a queue, or any).
     """
     if not enrolments:
@@ -165,7 +166,7 @@ async def live_agents(
         latest = await reader.latest_states(tenant_id, [e.number for e, _ in enrolments])
     agents: list[LiveAgentOut] = []
     for extension, options in enrolments:
-        agent = context.engine.agent(extension.extension_id)
+        agent = engine.agent(extension.extension_id)
         state = AgentStatus.LOGGED_OUT if agent is None else agent.status
         recorded = latest.get(extension.number)
         # The history's last state is the live one unless rows were pruned or the
@@ -304,7 +305,8 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
     """
     async with context.write(caller) as write:
         queue = await queue_for(write.tx, caller, queue_id)
-        live = context.engine.queue(queue.queue_id)
+        # Its waiting calls are known to the holder of its tenant's shard only.
+        live = context.engine_for(queue.tenant_id).queue(queue.queue_id)
         waiting = 0 if live is None else len(live.line)
         if waiting:
             conflict(
@@ -375,7 +377,7 @@ async def list_agents(queue_id: PathId, context: Context, caller: Caller) -> lis
     async with context.read() as tx:
         queue = await queue_for(tx, caller, queue_id)
         enrolments = await tx.enrolments(queue.queue_id)
-    return await live_agents(context, enrolments)
+    return await live_agents(context, context.engine_for(queue.tenant_id), enrolments)
 
 
 @router.post("/{queue_id}/agents", status_code=status.HTTP_201_CREATED, summary="Enrol an agent")
@@ -389,6 +391,8 @@ async def enrol_agent(
     """
     async with context.write(caller) as write:
         queue = await queue_for(write.tx, caller, queue_id)
+        # The answer has the agent's live state: refused before anything is written.
+        engine = context.engine_for(queue.tenant_id)
         extension = await write.tx.extension(ExtensionId(body.extension_id))
         if extension is None or extension.tenant_id != queue.tenant_id:
             # The same answer whether it does not exist or is another tenant's.
@@ -418,7 +422,7 @@ async def enrol_agent(
             None,
             agent_out(extension, stored),
         )
-    (agent,) = await live_agents(context, [(extension, stored)])
+    (agent,) = await live_agents(context, engine, [(extension, stored)])
     return agent
 
 
@@ -432,6 +436,7 @@ async def update_agent(
     """
     async with context.write(caller) as write:
         queue, extension, old = await _enrolled(write.tx, caller, queue_id, extension_id)
+        engine = context.engine_for(queue.tenant_id)  # before anything is written, as enrol's
         agent_id = extension.extension_id
         new = replace(
             old,
@@ -460,7 +465,7 @@ async def update_agent(
                 agent_out(extension, old),
                 agent_out(extension, new),
             )
-    (agent,) = await live_agents(context, [(extension, new)])
+    (agent,) = await live_agents(context, engine, [(extension, new)])
     return agent
 
 
@@ -496,18 +501,17 @@ async def list_calls(queue_id: PathId, context: Context, caller: Caller) -> list
     """The calls waiting in the queue, next to be answered first."""
     async with context.read() as tx:
         queue = await queue_for(tx, caller, queue_id)
-    return waiting_calls(context, queue.queue_id, context.clock())
+    return waiting_calls(context.engine_for(queue.tenant_id), queue.queue_id, context.clock())
 
 
-def waiting_calls(context: ApiContext, queue_id: QueueId, now: float) -> list[WaitingCallOut]:
+def waiting_calls(engine: Engine, queue_id: QueueId, now: float) -> list[WaitingCallOut]:
     """The calls waiting in a queue now, next to be answered first (none if not applied yet).
 
     Args:
-        context: The API's context.
+        engine: The live engine of the queue's tenant (`ApiContext.engine_for`).
         queue_id: The queue.
         now: Unix seconds, for their waits.
     """
-    engine = context.engine
     live = engine.queue(queue_id)
     calls: list[WaitingCallOut] = []
     # `line` is kept sorted best first: (-priority, arrived_at, seq, call key).
@@ -546,7 +550,8 @@ async def read_snapshot(queue_id: PathId, context: Context, caller: Caller) -> Q
     """
     async with context.read() as tx:
         queue = await queue_for(tx, caller, queue_id)
-    if context.engine.queue(queue.queue_id) is None:  # stored, not yet applied
+    engine = context.engine_for(queue.tenant_id)
+    if engine.queue(queue.queue_id) is None:  # stored, not yet applied
         not_found(f"queue {queue_id} not found")
-    snapshot = context.engine.snapshot(queue.queue_id, context.clock())
+    snapshot = engine.snapshot(queue.queue_id, context.clock())
     return QueueSnapshotOut.model_validate(asdict(snapshot))

@@ -9,7 +9,8 @@ when the PBX confirms it.
 Each request is checked against the engine's state first, so that the answer
 says why nothing happened: 404 for a call or extension the caller cannot see or
 that is not known (an ended call too), 409 for a call already answered, 422 for
-a target that cannot take the call. The engine's commands then say what did
+a target that cannot take the call; 421 on a cluster node that does not serve
+the tenant now (docs/api.md, "Cluster"). The engine's commands then say what did
 happen: a call answered between the check and the turn is a 409 too. Each
 action that changed something is written to the audit trail (the caller's token
 name, the call or extension as it was and as it is) and logged.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NamedTuple, NoReturn
 
 from fastapi import APIRouter, Body, Path, status
 from pydantic import BaseModel
@@ -41,6 +42,7 @@ from ringmaster.api.schemas import (
 )
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import Command, RouteToExtension, RouteToHangup, SetAgentState
+from ringmaster.engine.core import Engine
 from ringmaster.engine.model import (
     AgentStatus,
     CallId,
@@ -91,8 +93,9 @@ async def request_presence(
             found = await tx.extension_by_number(TenantId(tenant_id), extension)
     if found is None:
         not_found(f"extension {extension} of tenant {tenant_id} not found")
+    engine = context.engine_for(tenant_id)
     reason = body.reason if body.state == "paused" else ""
-    before = _agent_status(context, found.extension_id)
+    before = _agent_status(engine, found.extension_id)
     commands = await context.host.act(
         ev.RequestAgentState(TenantId(tenant_id), extension, Presence(body.state), reason)
     )
@@ -103,7 +106,7 @@ async def request_presence(
         extension=extension,
         requested=body.state,
         reason=reason,
-        state=_agent_status(context, found.extension_id),
+        state=_agent_status(engine, found.extension_id),
     )
     await _audit(
         context,
@@ -118,8 +121,8 @@ async def request_presence(
     return answer
 
 
-def _agent_status(context: ApiContext, extension_id: ExtensionId) -> str:
-    agent = context.engine.agent(extension_id)
+def _agent_status(engine: Engine, extension_id: ExtensionId) -> str:
+    agent = engine.agent(extension_id)
     return (AgentStatus.LOGGED_OUT if agent is None else agent.status).value
 
 
@@ -146,9 +149,9 @@ async def move_call(
         invalid("queue_id", f"queue {body.queue_id} not found in tenant {tenant_id}", "not_found")
     if target.status is not QueueStatus.ACTIVE:
         invalid("queue_id", f"queue {body.queue_id} is inactive", "queue_inactive")
-    if context.engine.queue(target.queue_id) is None:  # stored, not yet applied
+    if before.engine.queue(target.queue_id) is None:  # stored, not yet applied
         invalid("queue_id", f"queue {body.queue_id} not found in tenant {tenant_id}", "not_found")
-    if target.queue_id == before.queue_id:
+    if target.queue_id == before.call.queue_id:
         invalid("queue_id", f"the call already waits in queue {body.queue_id}", "same_queue")
     event = ev.MoveCall(TenantId(tenant_id), CallId(call_id), target.queue_id)
     return await _act(context, caller, event, "move", before)
@@ -210,26 +213,38 @@ async def hang_up_call(
     return await _act(context, caller, event, "hangup", before)
 
 
-def _waiting(context: ApiContext, caller: Principal, tenant_id: int, call_id: str) -> LiveCallOut:
-    """The call as it waits now; else 404 (unknown, ended, not the caller's) or 409 (answered)."""
+class _Waiting(NamedTuple):
+    """A call as it waits now, and the live engine of its tenant."""
+
+    engine: Engine
+    call: LiveCallOut
+
+
+def _waiting(context: ApiContext, caller: Principal, tenant_id: int, call_id: str) -> _Waiting:
+    """The call as it waits now, with its tenant's engine.
+
+    Else 404 (unknown, ended, not the caller's), 409 (answered), or 421 on a cluster
+    node that does not serve the tenant (which cannot know the call).
+    """
     if caller.sees(tenant_id):
-        call = context.engine.call(TenantId(tenant_id), CallId(call_id))
+        engine = context.engine_for(tenant_id)
+        call = engine.call(TenantId(tenant_id), CallId(call_id))
         if call is not None and call.phase is CallPhase.CONNECTED:
             conflict(f"call {call_id} is answered: only a waiting call can be changed")
-        live = _live(context, tenant_id, call_id)
+        live = _live(context, engine, tenant_id, call_id)
         if live is not None:
-            return live
+            return _Waiting(engine, live)
     not_found(f"call {call_id} of tenant {tenant_id} not found")
 
 
-def _live(context: ApiContext, tenant_id: int, call_id: str) -> LiveCallOut | None:
+def _live(context: ApiContext, engine: Engine, tenant_id: int, call_id: str) -> LiveCallOut | None:
     """The call as the queue's live calls show it, if it waits in a queue's line."""
-    found = context.engine.waiting_call(TenantId(tenant_id), CallId(call_id))
+    found = engine.waiting_call(TenantId(tenant_id), CallId(call_id))
     if found is None:
         return None
     call, queue = found
     position = bisect_left(queue.line, call.line_entry) + 1
-    fields = waiting_call_fields(context.engine, call, position, context.clock())
+    fields = waiting_call_fields(engine, call, position, context.clock())
     return LiveCallOut(**fields, tenant_id=tenant_id, queue_id=queue.queue_id)
 
 
@@ -238,11 +253,15 @@ async def _act(
     caller: Principal,
     event: ev.MoveCall | ev.SetCallPriority | ev.SendCallToExtension | ev.HangUpCall,
     action: AuditAction,
-    before: LiveCallOut,
+    before: _Waiting,
 ) -> CallAnswer:
-    """Hand the request to the engine; answer with the call as it is, or why nothing changed."""
+    """Hand the request to the engine; answer with the call as it is, or why nothing changed.
+
+    The engine `before` was read from took the turn, unless the host's `act` raised
+    `NotServedHere` (a 421, and nothing recorded).
+    """
     commands = await context.host.act(event)
-    answer = _answer(context, event, commands)
+    answer = _answer(context, before.engine, event, commands)
     await _audit(
         context,
         caller,
@@ -250,7 +269,7 @@ async def _act(
         action=action,
         resource="call",
         resource_id=event.call_id,
-        before=before.model_dump(mode="json"),
+        before=before.call.model_dump(mode="json"),
         after=answer,
     )
     return answer
@@ -258,6 +277,7 @@ async def _act(
 
 def _answer(
     context: ApiContext,
+    engine: Engine,
     event: ev.MoveCall | ev.SetCallPriority | ev.SendCallToExtension | ev.HangUpCall,
     commands: Sequence[Command],
 ) -> CallAnswer:
@@ -272,18 +292,18 @@ def _answer(
                 else RoutedOut(type="hangup", reason=command.reason)
             )
             return RoutedCallOut(tenant_id=tenant_id, call_id=call_id, routed=routed)
-    live = _live(context, tenant_id, call_id)
+    live = _live(context, engine, tenant_id, call_id)
     if live is not None:
         if isinstance(event, ev.MoveCall) and live.queue_id == event.queue_id:
             return live
         if isinstance(event, ev.SetCallPriority) and live.priority == event.priority:
             return live
-    _refused(context, tenant_id, call_id)
+    _refused(engine, tenant_id, call_id)
 
 
-def _refused(context: ApiContext, tenant_id: TenantId, call_id: CallId) -> NoReturn:
+def _refused(engine: Engine, tenant_id: TenantId, call_id: CallId) -> NoReturn:
     """The call changed between the check and the engine's turn: say how."""
-    call = context.engine.call(tenant_id, call_id)
+    call = engine.call(tenant_id, call_id)
     if call is not None and call.phase in (CallPhase.CONNECTED, CallPhase.COMPLETED):
         conflict(f"call {call_id} was answered meanwhile: only a waiting call can be changed")
     if call is None or call.phase.is_final:

@@ -28,6 +28,7 @@ import contextlib
 import functools
 import importlib
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from ringmaster.cluster.leases import (
 from ringmaster.cluster.shards import shard_of
 from ringmaster.daemon import sdnotify
 from ringmaster.daemon.broker import EmbeddedBroker
+from ringmaster.daemon.metrics import NodeMetrics
 from ringmaster.daemon.service import Service, ShardRole, prune_history
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import Command
@@ -123,6 +125,10 @@ class ClusterNode:
         self._store: Store | None = None
         self._endpoint: MqttEndpoint | None = None
         self._live = LiveFeed()
+        self.metrics = NodeMetrics(
+            lambda: [(shard, running.service.metrics) for shard, running in self._running.items()]
+        )
+        """The node's Prometheus metrics (its API's ``GET /metrics``), every shard's labelled."""
         self.ready = asyncio.Event()
         """Set once the node has joined (read the tables once) and its API is up."""
 
@@ -232,6 +238,7 @@ class ClusterNode:
                 name="history-pruning",
             ),
             asyncio.create_task(self._watchdog(), name="watchdog"),
+            asyncio.create_task(self.metrics.watch_loop_lag(), name="loop-lag"),
         ]
         try:
             api: ApiServer | None = None
@@ -258,6 +265,7 @@ class ClusterNode:
                 store,
                 self._settings.api,
                 clock=self._clock,
+                metrics=self.metrics.registry,
                 cluster_settings=self._settings.cluster,
             )
         )
@@ -294,10 +302,16 @@ class ClusterNode:
                 await cluster.close()
 
     def _api_url(self) -> str:
+        """Where the other nodes and clients reach this node's API (written with the heartbeat)."""
         api = self._settings.api
         if not api.enabled:
             return ""
-        return f"http://{api.host}:{api.port}"
+        host = api.host
+        if host in ("0.0.0.0", "::", ""):  # listening everywhere: name the machine
+            host = socket.getfqdn()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{api.port}"
 
     async def _lease_loop(self) -> None:
         """Read the tables at the machine's deadlines and carry out what it says."""

@@ -31,7 +31,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ringmaster.daemon.inbox import Received
@@ -196,11 +196,7 @@ class DaemonMetrics:
             ("reason",),
             registry=registry,
         )
-        self._lag = Gauge(
-            "ringmaster_event_loop_lag_seconds",
-            f"How late the event loop last ran a callback due (probed every {LAG_PROBE_S} s).",
-            registry=registry,
-        )
+        self._lag = _loop_lag_gauge(registry)
         registry.register(_Collector(engine, clock, mqtt_connected, outbox_depth))
         # The process's CPU time, memory and open files (Linux only: /proc), under
         # the names every Prometheus client gives them (`process_...`).
@@ -317,11 +313,23 @@ class DaemonMetrics:
         that were due waited behind whatever held the loop (a long turn, a
         blocking call).
         """
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + period
-            await asyncio.sleep(period)
-            self._lag.set(max(0.0, loop.time() - due))
+        await _watch_loop_lag(self._lag, period)
+
+
+def _loop_lag_gauge(registry: CollectorRegistry) -> Gauge:
+    return Gauge(
+        "ringmaster_event_loop_lag_seconds",
+        f"How late the event loop last ran a callback due (probed every {LAG_PROBE_S} s).",
+        registry=registry,
+    )
+
+
+async def _watch_loop_lag(gauge: Gauge, period: float) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + period
+        await asyncio.sleep(period)
+        gauge.set(max(0.0, loop.time() - due))
 
 
 class _Collector(Collector):
@@ -389,3 +397,59 @@ class _Collector(Collector):
             "Stored messages not yet published and confirmed by the broker.",
             value=self._outbox_depth(),
         )
+
+
+class ShardsCollector(Collector):
+    """A cluster node's metrics: every held shard's, each sample labelled with its shard.
+
+    Each shard's `Service` counts in a registry of its own (`DaemonMetrics`); a scrape
+    merges their families, adding ``shard="<n>"`` so that series of different shards
+    never collide (the process's own figures and the event loop's lag are the node's,
+    served once, not per shard). A shard's counters start again from 0 on the node
+    that takes it over: Prometheus's ``rate()`` treats that as a counter reset.
+
+    Args:
+        shards: The shards this node runs now, with their metrics.
+    """
+
+    #: Families that describe the process, not a shard: the node serves them once.
+    PER_PROCESS = ("process_", "ringmaster_event_loop_lag")
+
+    def __init__(self, shards: Callable[[], Iterable[tuple[int, DaemonMetrics]]]) -> None:
+        self._shards = shards
+
+    def collect(self) -> Iterator[Metric]:
+        """The shards' families, merged by name, each sample with its shard's label."""
+        families: dict[str, Metric] = {}
+        for shard, metrics in sorted(self._shards(), key=lambda item: item[0]):
+            for family in metrics.registry.collect():
+                if family.name.startswith(self.PER_PROCESS):
+                    continue
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = Metric(family.name, family.documentation, family.type, family.unit)
+                    families[family.name] = merged
+                merged.samples += [
+                    sample._replace(labels={**sample.labels, "shard": str(shard)})
+                    for sample in family.samples
+                ]
+        yield from families.values()
+
+
+class NodeMetrics:
+    """A cluster node's metrics: its process, its event loop, and its shards' (merged).
+
+    Args:
+        shards: The shards the node runs now, with their metrics.
+    """
+
+    def __init__(self, shards: Callable[[], Iterable[tuple[int, DaemonMetrics]]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        """Served on the node's ``GET /metrics``."""
+        ProcessCollector(registry=self.registry)
+        self._lag = _loop_lag_gauge(self.registry)
+        self.registry.register(ShardsCollector(shards))
+
+    async def watch_loop_lag(self, period: float = LAG_PROBE_S) -> None:
+        """Probe the event loop's lag every `period` seconds, until cancelled."""
+        await _watch_loop_lag(self._lag, period)

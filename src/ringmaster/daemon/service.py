@@ -214,6 +214,10 @@ class Service:
         """The engine, read-only for the admin API and tests."""
         return self._engine
 
+    def engine_for(self, tenant_id: int) -> Engine:
+        """The engine that serves the tenant (`EngineHost.engine_for`): this one, for all."""
+        return self._engine
+
     @property
     def tenants(self) -> frozenset[TenantId] | None:
         """The tenants this service runs (a cluster shard's), None for every tenant."""
@@ -332,7 +336,8 @@ class Service:
             link = MqttLink.from_settings(
                 self._settings.mqtt,
                 endpoint=endpoint,
-                subscriptions=tenant_filters(self._prefix, tenants),
+                # Not `tenants`: a tenant created while the shard loaded is in already.
+                subscriptions=tenant_filters(self._prefix, self._tenants),
                 sync=True,
                 shard=shard.shard,
             )
