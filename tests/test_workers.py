@@ -6,6 +6,7 @@ and mosquitto).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -140,10 +142,14 @@ sys.exit(Workers(load_settings(None), 2, [sys.executable, "-c", sys.argv[1]]).ru
 WAIT_S = 30.0
 
 
-def _wait_for(found: Callable[[], T | None], what: str, parent: subprocess.Popen[bytes]) -> T:
+def _wait_for(
+    found: Callable[[], T | None], what: str, parent: subprocess.Popen[bytes] | None
+) -> T:
+    """`found()` once it is not None; fails if `parent` (when given) exits first."""
     deadline = time.monotonic() + WAIT_S
     while (value := found()) is None:
-        assert parent.poll() is None, f"the parent exited ({parent.returncode}) before {what}"
+        if parent is not None:
+            assert parent.poll() is None, f"the parent exited ({parent.returncode}) before {what}"
         assert time.monotonic() < deadline, f"no {what} within {WAIT_S} s"
         time.sleep(0.02)
     return value
@@ -157,6 +163,10 @@ def _workers(folder: Path) -> dict[str, dict[int, list[str]]]:
         if pid.isdigit() and (text := path.read_text()):
             seen.setdefault(node, {})[int(pid)] = text.split(" ")
     return seen
+
+
+def _exists(path: Path) -> Path | None:
+    return path if path.is_file() else None
 
 
 def _all_started(folder: Path, count: int) -> dict[str, dict[int, list[str]]] | None:
@@ -253,3 +263,26 @@ def test_a_worker_refusing_its_settings_stops_them_all(tmp_path: Path) -> None:
     assert len(seen["t-1"]) == 1  # not started again: it would only refuse again
     ((pid0, _),) = seen["t-0"].items()
     assert (folder / f"t-0.{pid0}.stopped").read_text() == "SIGTERM"
+
+
+def test_a_parent_killed_takes_its_workers_with_it(tmp_path: Path) -> None:
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    parent = _parent(folder, {"RINGMASTER_MQTT__URL": "mqtt://127.0.0.1:1"})
+    started: dict[str, dict[int, list[str]]] = {}
+    try:
+        started = _wait_for(lambda: _all_started(folder, 2), "workers", parent)
+        parent.kill()  # nothing forwards anything now: the kernel sends the SIGTERM
+        parent.wait()
+        for node, pids in started.items():
+            ((pid, _),) = pids.items()
+            stopped = folder / f"{node}.{pid}.stopped"
+            _wait_for(partial(_exists, stopped), f"{node} stopped", None)
+            assert stopped.read_text() == "SIGTERM"
+    finally:
+        parent.kill()
+        parent.wait()
+        for pids in started.values():  # orphans, had the test failed
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
