@@ -11,9 +11,9 @@ import httpx
 from fastapi import FastAPI
 
 from ringmaster.api import create_app
-from ringmaster.api.context import NotServedHere
 from ringmaster.api.feed import LiveFeed
 from ringmaster.api.provisioning import provision
+from ringmaster.api.served import NotServedHere
 from ringmaster.engine.commands import Command
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import ConfigEvent, Event, SupervisorEvent

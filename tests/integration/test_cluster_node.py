@@ -14,12 +14,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from prometheus_client import generate_latest
 
 from ringmaster.api.provisioning import provision
 from ringmaster.cluster.shards import shard_of
-from ringmaster.daemon.broker import MosquittoProcess
+from ringmaster.daemon.broker import MosquittoProcess, free_port
 from ringmaster.daemon.cluster_node import ClusterNode
 from ringmaster.engine.model import QueueConfig, QueueId, QueueTarget, TenantId
 from ringmaster.settings import load_settings
@@ -34,14 +35,15 @@ SHARDS = 4
 
 @asynccontextmanager
 async def cluster_node(
-    broker: MosquittoProcess, prefix: str, url: str, node: str
+    broker: MosquittoProcess, prefix: str, url: str, node: str, *, api_port: int | None = None
 ) -> AsyncIterator[ClusterNode]:
-    """A node in this event loop, joined (its first read of the tables done)."""
+    """A node in this event loop, joined; with `api_port`, its admin API listens there."""
+    api = {"enabled": False} if api_port is None else {"enabled": True, "port": api_port}
     settings = load_settings(
         None,
         mqtt={"url": broker.url, "topic_prefix": prefix, "client_id": f"rm-{prefix}"},
         database={"url": url},
-        api={"enabled": False},
+        api=api,
         cluster={"shards": SHARDS, "node": node},
     )
     member = ClusterNode(settings)
@@ -174,9 +176,71 @@ async def test_a_deposed_holder_stops_the_shard_at_its_next_turn_and_publishes_n
         await until(lambda: a.engine_for(TenantId(1)) is None)
         assert home not in a.held or a.held[home] < 2  # never a newer epoch of its own
         # Nothing of the refused turn was stored, so nothing of it can ever be published
-        # (only committed outbox rows are): no call, no outbox row of the shard.
+        # (only committed outbox rows are): no call, no outbox row about it.
         async with await Store.open(postgres_url) as store:
             live = await store.load_live({TenantId(1)})
             assert [call.call_id for call in live.calls] == []
-            assert await store.pending_outbox(home) == []
+            # (Earlier turns' messages may wait there, unconfirmed: the next holder's.)
+            pending = [message.payload for _, message in await store.pending_outbox(home)]
+            assert [payload for payload in pending if b'"c1"' in payload] == []
         assert [seen.topic for seen in pbx.seen[mark:] if seen.topic.startswith("event/call")] == []
+
+
+async def test_each_node_serves_its_own_tenants_live_and_any_tenants_configuration(
+    mosquitto: MosquittoProcess, tmp_path: Path, postgres_url: str
+) -> None:
+    prefix = new_prefix()
+    async with await Store.open(postgres_url) as store:
+        await provision(write_config(tmp_path / "c.toml", "ringall", timeout=60), store)
+    home = shard_of(TenantId(1), SHARDS)
+    ports = {"a": free_port(), "b": free_port()}
+    async with (
+        pbx_on(mosquitto, prefix) as pbx,
+        cluster_node(mosquitto, prefix, postgres_url, "a", api_port=ports["a"]) as a,
+        cluster_node(mosquitto, prefix, postgres_url, "b", api_port=ports["b"]) as b,
+    ):
+        await until(lambda: len(a.held) + len(b.held) == SHARDS and not a.not_ready())
+        await until(lambda: not b.not_ready())
+        holder, other = ("a", "b") if home in a.held else ("b", "a")
+        async with httpx.AsyncClient() as http:
+            served = await http.get(f"http://127.0.0.1:{ports[holder]}/api/live/1")
+            assert served.status_code == 200, served.text
+            elsewhere = await http.get(f"http://127.0.0.1:{ports[other]}/api/live/1")
+            assert elsewhere.status_code == 421, elsewhere.text
+            assert "tenant 1 is served by another node" in elsewhere.json()["detail"]
+            # Configuration through the node that does not run the tenant: the holder
+            # applies it (the notice), and its answer came after this node's own re-read.
+            queue = await http.post(
+                f"http://127.0.0.1:{ports[other]}/api/queues",
+                json={
+                    "tenant_id": 1,
+                    "name": "Support",
+                    "queue_number": "601",
+                    "strategy": "ringall",
+                    "timeout": 30,
+                },
+            )
+            assert queue.status_code == 201, queue.text
+            enrolled = await http.post(
+                f"http://127.0.0.1:{ports[other]}/api/queues/{queue.json()['id']}/agents",
+                json={"extension_id": 2},
+            )
+            assert enrolled.status_code == 201, enrolled.text
+            route = await http.post(
+                f"http://127.0.0.1:{ports[other]}/api/did-routes",
+                json={"tenant_id": 1, "did": "+300", "queue_id": queue.json()["id"]},
+            )
+            assert route.status_code == 201, route.text
+        holding = a if holder == "a" else b
+        queue_id = QueueId(queue.json()["id"])
+
+        def applied() -> bool:
+            engine = holding.engine_for(TenantId(1))
+            return engine is not None and engine.queue(queue_id) is not None
+
+        await until(applied)  # the notice's round trip
+        await pbx.send("agent/state", extension="102", state="available")
+        await pbx.expect("event/agent/state", lambda p: p["extension"] == "102")
+        await pbx.send("call/arrived", call_id="s1", did="+300")
+        ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "s1")
+        assert ring["extension"] == "102"

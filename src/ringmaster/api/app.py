@@ -37,9 +37,10 @@ from ringmaster.api import (
     tenants,
 )
 from ringmaster.api.auth import Authenticator
-from ringmaster.api.context import ApiContext, EngineHost, NotServedHere, misdirected
+from ringmaster.api.context import ApiContext, EngineHost, misdirected
 from ringmaster.api.metrics import router as metrics_router
 from ringmaster.api.schemas import Error
+from ringmaster.api.served import NotServedHere
 from ringmaster.settings import ApiSettings, ClusterSettings
 from ringmaster.store import Store
 

@@ -33,6 +33,7 @@ from ringmaster.api.schemas import (
     Page,
     TenantFilter,
 )
+from ringmaster.api.served import NotServedHere
 from ringmaster.engine.commands import Command
 from ringmaster.engine.core import Engine
 from ringmaster.engine.events import ConfigEvent, SupervisorEvent
@@ -49,22 +50,6 @@ from ringmaster.store import AuditRecord, ConfigTransaction, Store
 from ringmaster.store import Page as StorePage
 
 _log = structlog.get_logger("ringmaster.audit")
-
-
-class NotServedHere(Exception):  # noqa: N818 (not an error: the request belongs elsewhere)
-    """The tenant's live engine is not on this node: its shard is not held here (now).
-
-    A cluster host's `EngineHost.act` (or `EngineHost.apply`) raises it, say when the
-    shard moved while the request waited for its turn; the API answers 421, as
-    `ApiContext.engine_for` does (`misdirected`).
-
-    Args:
-        tenant_id: The tenant.
-    """
-
-    def __init__(self, tenant_id: TenantId) -> None:
-        super().__init__(f"tenant {tenant_id} is not served by this node")
-        self.tenant_id = tenant_id
 
 
 class EngineHost(Protocol):
@@ -222,7 +207,7 @@ class ApiContext:
         """
         engine = self.host.engine_for(TenantId(tenant_id))
         if engine is None:
-            raise misdirected(tenant_id)
+            raise misdirected(TenantId(tenant_id))
         return engine
 
 
@@ -297,15 +282,13 @@ ListQuery = Annotated[Listing, Depends(get_listing)]
 # --- errors: one shape per kind -------------------------------------------------------------
 
 
-def misdirected(tenant_id: int) -> HTTPException:
+def misdirected(tenant_id: TenantId | None) -> HTTPException:
     """The 421 for a request this cluster node cannot serve: the tenant's shard is elsewhere.
 
-    ``{"detail": ...}`` naming the tenant and where to find the node that serves it.
+    ``{"detail": ...}`` naming the tenant and where to find the node that serves it
+    (`NotServedHere`'s words).
     """
-    return HTTPException(
-        status.HTTP_421_MISDIRECTED_REQUEST,
-        f"tenant {tenant_id} is served by another node of the cluster (see GET /api/cluster)",
-    )
+    return HTTPException(status.HTTP_421_MISDIRECTED_REQUEST, str(NotServedHere(tenant_id)))
 
 
 def not_found(detail: str) -> NoReturn:

@@ -150,13 +150,17 @@ def agent_key(queue_id: QueueId, extension_id: ExtensionId) -> str:
 
 
 async def live_agents(
-    context: ApiContext, engine: Engine, enrolments: Sequence[tuple[Extension, EnrolmentOptions]]
+    context: ApiContext,
+    engine: Engine | None,
+    enrolments: Sequence[tuple[Extension, EnrolmentOptions]],
 ) -> list[LiveAgentOut]:
     """The agents with their live state and, from the history, since when they are in it.
 
     Args:
         context: The API's context.
-        engine: The live engine of their tenant (`ApiContext.engine_for`).
+        engine: The live engine of their tenant (`ApiContext.engine_for`); None on a
+            cluster node that does not run it, for a configuration write's answer: each
+            agent's state is then the last its holder committed (the history's).
         enrolments: Extensions of one tenant with their options (in a queue, or any).
     """
     if not enrolments:
@@ -166,9 +170,12 @@ async def live_agents(
         latest = await reader.latest_states(tenant_id, [e.number for e, _ in enrolments])
     agents: list[LiveAgentOut] = []
     for extension, options in enrolments:
-        agent = engine.agent(extension.extension_id)
-        state = AgentStatus.LOGGED_OUT if agent is None else agent.status
         recorded = latest.get(extension.number)
+        if engine is not None:
+            agent = engine.agent(extension.extension_id)
+            state = AgentStatus.LOGGED_OUT if agent is None else agent.status
+        else:
+            state = AgentStatus.LOGGED_OUT if recorded is None else AgentStatus(recorded[0])
         # The history's last state is the live one unless rows were pruned or the
         # daemon's view moved on without a record: then "since when" is unknown.
         since = (
@@ -305,9 +312,7 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
     """
     async with context.write(caller) as write:
         queue = await queue_for(write.tx, caller, queue_id)
-        # Its waiting calls are known to the holder of its tenant's shard only.
-        live = context.engine_for(queue.tenant_id).queue(queue.queue_id)
-        waiting = 0 if live is None else len(live.line)
+        waiting = await _waiting_calls(context, write.tx, queue)
         if waiting:
             conflict(
                 f"queue {queue_id} has {waiting} waiting call{'s' if waiting > 1 else ''};"
@@ -318,6 +323,22 @@ async def delete_queue(queue_id: PathId, context: Context, caller: Caller) -> No
         await write.tx.delete_queue(queue.queue_id)
         write.events.append(QueueRemoved(queue.queue_id))
         write.changed("queue", queue.queue_id, queue.tenant_id, before, None)
+
+
+async def _waiting_calls(context: ApiContext, tx: ConfigTransaction, queue: QueueConfig) -> int:
+    """How many calls wait in the queue, by the engine that runs its tenant.
+
+    On a cluster node that does not run it: the calls its holder last committed as
+    waiting there (a call arriving meanwhile is the holder's to refuse once the queue
+    is gone).
+    """
+    engine = context.host.engine_for(queue.tenant_id)
+    if engine is not None:
+        live = engine.queue(queue.queue_id)
+        return 0 if live is None else len(live.line)
+    waiting = (CallPhase.QUEUED, CallPhase.RINGING)
+    calls = await tx.stored_calls(queue.tenant_id)
+    return sum(1 for c in calls if c.queue_id == queue.queue_id and c.phase in waiting)
 
 
 # --- agents ----------------------------------------------------------------------------------
@@ -391,8 +412,8 @@ async def enrol_agent(
     """
     async with context.write(caller) as write:
         queue = await queue_for(write.tx, caller, queue_id)
-        # The answer has the agent's live state: refused before anything is written.
-        engine = context.engine_for(queue.tenant_id)
+        # On a cluster node that does not run the tenant, the state its holder stored.
+        engine = context.host.engine_for(queue.tenant_id)
         extension = await write.tx.extension(ExtensionId(body.extension_id))
         if extension is None or extension.tenant_id != queue.tenant_id:
             # The same answer whether it does not exist or is another tenant's.
@@ -436,7 +457,7 @@ async def update_agent(
     """
     async with context.write(caller) as write:
         queue, extension, old = await _enrolled(write.tx, caller, queue_id, extension_id)
-        engine = context.engine_for(queue.tenant_id)  # before anything is written, as enrol's
+        engine = context.host.engine_for(queue.tenant_id)  # as enrol's
         agent_id = extension.extension_id
         new = replace(
             old,

@@ -63,7 +63,7 @@ from ringmaster.engine.records import AgentRecord
 from ringmaster.history import HistoryRecorder, HistoryWrite
 from ringmaster.settings import MqttEndpoint, Settings
 from ringmaster.store import Store
-from ringmaster.store.records import Fence
+from ringmaster.store.records import Fence, FencedError
 
 if TYPE_CHECKING:
     from ringmaster.api.app import ApiServer
@@ -118,6 +118,21 @@ class ShardRole:
 def tenant_filters(prefix: str, tenants: Collection[TenantId]) -> list[str]:
     """The topic filters of a shard's tenants: each tenant's PBX topics, in id order."""
     return [f"{prefix}/{tenant}/pbx/#" for tenant in sorted(tenants)]
+
+
+def _outcome_unawaited(commit: asyncio.Future[list[int]]) -> None:
+    """Retrieve a commit's exception, so that none is reported as never retrieved.
+
+    The turn that awaited it raises it; if the turn was cancelled first (`StopShard`
+    while the commit ran), only this sees it: a fenced one is the expected end of a
+    hand-back, anything else is logged.
+    """
+    if commit.cancelled() or (error := commit.exception()) is None:
+        return
+    if isinstance(error, FencedError):
+        _log.info("turn.fenced", error=str(error))
+    else:
+        _log.warning("turn.commit_failed", error=str(error) or type(error).__name__)
 
 
 async def prune_history(store: Store, days: int, clock: Callable[[], float]) -> None:
@@ -729,9 +744,13 @@ class Service:
         # Shielded: once SQLite is committing, a cancelled await would leave us
         # unsure whether it landed; let it finish either way.
         fence = None if self._shard is None else self._shard.fence
-        seqs = await asyncio.shield(
+        commit = asyncio.ensure_future(
             store.commit(changes, messages, delivered_up_to, history, fence=fence)
         )
+        # Its outcome is this turn's to raise, unless the turn was cancelled meanwhile
+        # (a shard stopped: the commit is then usually fenced): then it is only logged.
+        commit.add_done_callback(_outcome_unawaited)
+        seqs = await asyncio.shield(commit)
         if delivered_up_to is not None:
             self._outbox.recorded_up_to = delivered_up_to
         if history and self._queue_log is not None:

@@ -32,6 +32,7 @@ from ringmaster.engine.model import (
     Tenant,
     TenantId,
 )
+from ringmaster.engine.records import CallRecord
 from ringmaster.store.backend import Connection
 from ringmaster.store.config_rows import (
     Row,
@@ -46,6 +47,7 @@ from ringmaster.store.config_rows import (
     stored_audit,
     stored_route,
 )
+from ringmaster.store.live import load_live
 from ringmaster.store.records import (
     AuditFilter,
     AuditRecord,
@@ -93,6 +95,15 @@ class ConfigTransaction(Repository):
         """The configuration as this transaction sees it; see `Store.load_config`."""
         self._check_open()
         return await load_config(self._db)
+
+    async def stored_calls(self, tenant_id: TenantId) -> list[CallRecord]:
+        """The tenant's calls as its engine last committed them (a cluster's other nodes).
+
+        A node that does not run the tenant's shard answers from these what the engine
+        would: say, whether a queue about to be deleted still has calls waiting.
+        """
+        self._check_open()
+        return list((await load_live(self._db, {tenant_id})).calls)
 
     # --- natural-key upserts, for provisioning -----------------------------------------
 
