@@ -202,35 +202,45 @@ async def login(c: aiomqtt.Client, topic: str, agents: list[str], state: str = "
     await tasks.drain()
 
 
-async def arrival(a: dict[str, Any]) -> dict[str, Any]:
-    """Full-life calls at a paced rate: arrived -> (cmd/ring) -> answered -> hangup."""
-    p = f"{a['prefix']}/1"
+#: What the pretend PBX of `arrival` hears of each tenant.
+CALL_TOPICS = ("cmd/ring", "event/call/completed", "event/call/abandoned", "event/call/rejected")
+
+
+async def _subscribe(c: aiomqtt.Client, topics: list[str]) -> None:
+    for topic in topics:
+        await c.subscribe(topic, qos=1)
+
+
+async def arrival(a: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915 - the PBX, read as one
+    """Full-life calls at a paced rate: arrived -> (cmd/ring) -> answered -> hangup.
+
+    With `tenants` (default [1]) the calls go to each tenant in turn, each with its
+    own `agents`; `done_s` is the time from the first scheduled arrival to the last
+    call's final event (the calls completed per second of it is the throughput).
+    """
+    prefix, tenants = a["prefix"], a.get("tenants", [1])
     hold_s, rate = a["hold_s"], a["rate"]
     count = int(rate * a["seconds"])
     dids = [f"+1000{q}" for q in range(a.get("queues", 1))]
     sched: dict[str, int] = {}
     ring_ns: dict[str, int] = {}
     final: dict[str, str] = {}
+    last_final = [0]
     tasks = Tasks()
     loop = asyncio.get_running_loop()
     all_done = asyncio.Event()
     expected = [0]
     async with client(a["url"], "pbx") as c:
-        for t in (
-            "cmd/ring",
-            "event/call/completed",
-            "event/call/abandoned",
-            "event/call/rejected",
-        ):
-            await c.subscribe(f"{p}/{t}", qos=1)
+        await _subscribe(c, [f"{prefix}/{tenant}/{t}" for tenant in tenants for t in CALL_TOPICS])
 
-        def hangup(call_id: str) -> None:
+        def hangup(p: str, call_id: str) -> None:
             tasks.spawn(c.publish(f"{p}/pbx/call/hangup", json.dumps({"call_id": call_id}), qos=1))
 
         async def collect() -> None:
             async for m in c.messages:
                 t = now_ns()
-                topic = str(m.topic)[len(p) + 1 :]
+                tenant, topic = str(m.topic)[len(prefix) + 1 :].split("/", 1)
+                p = f"{prefix}/{tenant}"
                 body = json.loads(m.payload)
                 call_id = body["call_id"]
                 if topic == "cmd/ring":
@@ -244,15 +254,19 @@ async def arrival(a: dict[str, Any]) -> dict[str, Any]:
                             qos=1,
                         )
                     )
-                    loop.call_later(hold_s, hangup, call_id)
+                    loop.call_later(hold_s, hangup, p, call_id)
                 else:
+                    if call_id not in final:
+                        last_final[0] = t
                     final.setdefault(call_id, topic.rsplit("/", 1)[1])
                     if len(final) >= expected[0] > 0:
                         all_done.set()
 
         reader = asyncio.create_task(collect())
         if a.get("login", True):
-            await login(c, f"{p}/pbx/agent/state", numbers(a["agents"]))
+            await asyncio.gather(
+                *(login(c, f"{prefix}/{t}/pbx/agent/state", numbers(a["agents"])) for t in tenants)
+            )
             await asyncio.sleep(1.0)
         run = uuid.uuid4().hex[:6]
 
@@ -260,7 +274,8 @@ async def arrival(a: dict[str, Any]) -> dict[str, Any]:
             call_id = f"{run}-{i}"
             sched[call_id] = at
             body = {"call_id": call_id, "did": dids[i % len(dids)], "caller_id": "+4930123"}
-            tasks.spawn(c.publish(f"{p}/pbx/call/arrived", json.dumps(body), qos=1))
+            tenant = tenants[i % len(tenants)]
+            tasks.spawn(c.publish(f"{prefix}/{tenant}/pbx/call/arrived", json.dumps(body), qos=1))
 
         expected[0] = count
         pacing = await paced(rate, count, send)
@@ -269,16 +284,23 @@ async def arrival(a: dict[str, Any]) -> dict[str, Any]:
                 await all_done.wait()
         await tasks.drain()
         reader.cancel()
+    outcome = _outcome(sched, ring_ns, final, last_final[0])
+    return {"rate": rate, **outcome, "publish_failures": tasks.failed, **pacing}
+
+
+def _outcome(
+    sched: dict[str, int], ring_ns: dict[str, int], final: dict[str, str], last_final_ns: int
+) -> dict[str, Any]:
+    """What became of the calls scheduled at `sched`: counts, `done_s`, arrival->ring."""
     lat = [ring_ns[k] - at for k, at in sched.items() if k in ring_ns]
     completed = sum(1 for k in sched if final.get(k) == "completed")
+    first = min(sched.values(), default=0)
     return {
-        "rate": rate,
-        "calls": count,
+        "calls": len(sched),
         "rung": len(lat),
         "completed": completed,
-        "lost": count - completed,
-        "publish_failures": tasks.failed,
-        **pacing,
+        "lost": len(sched) - completed,
+        "done_s": round((last_final_ns - first) / 1e9, 3) if last_final_ns else None,
         **percentiles(lat),
     }
 

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "api": 6,  # with provisioning's transaction, audit records and engine events
     "daemon": 7,  # the service and its adapters: MQTT link, private broker, systemd
     "planning": 8,  # simulate and the Erlang formulas
+    "workers": 8,  # `ringmaster run --workers N`: starts and watches `run` processes
     "status": 9,  # `ringmaster status`: a client of the API, over HTTP (client)
     "report": 10,  # `ringmaster report`: another
     "supervise": 10,  # `ringmaster agent` and `call`: a supervisor's controls, another

@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ringmaster: bad setting: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log.format, settings.log.level)
+    if args.command == "run" and args.workers != 1:
+        from ringmaster import workers  # noqa: PLC0415 - see the module's docstring
+
+        return workers.run(settings, args.workers, config=args.config)
     if args.command == "run":
         return _run(settings)
     return _provision(settings, args)
@@ -78,6 +82,9 @@ def _parser(*, lean: bool = False) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    run.add_argument(
+        "--workers", metavar="N", type=int, default=1, help="N cluster nodes, a process each"
+    )
     prov = commands.add_parser(
         "provision",
         help="load tenants, extensions, queues and DID routes from a TOML file (through the"
