@@ -1,6 +1,6 @@
 """A cluster of daemons on one PostgreSQL and one mosquitto, under the PBX model.
 
-The real-process cluster tests (tests/integration/test_cluster.py) and the takeover
+The real-process cluster tests (tests/integration/test_cluster_failover.py) and the takeover
 measurement (`python -m bench.cluster_takeover`) share this harness: `Cluster` runs
 `python -m ringmaster run` once per node (each with its own name and admin API port,
 the same database, prefix and client id base), `ClusterPbx` is the chaos run's PBX
@@ -623,7 +623,7 @@ async def under_load(
     try:
         for fault in sorted(faults, key=lambda f: f.at_s):
             await asyncio.sleep(max(0.0, t0 + fault.at_s - loop.time()))
-            takeovers.append(await _kill(cluster, pbx, fault, say))
+            takeovers.append(await _kill(cluster, fault, say))
         await asyncio.sleep(max(0.0, t0 + plan.duration_s - loop.time()))
         say("load done; settling")
         await asyncio.sleep(plan.settle_s)
@@ -660,9 +660,7 @@ async def under_load(
     return Outcome(pbx, takeovers, invariants, figures)
 
 
-async def _kill(
-    cluster: Cluster, pbx: ClusterPbx, fault: Fault, say: Callable[[str], None]
-) -> Takeover:
+async def _kill(cluster: Cluster, fault: Fault, say: Callable[[str], None]) -> Takeover:
     node = cluster.nodes[fault.node]
     survivors = cluster.alive - {fault.node}
     before = await cluster.view(via=min(survivors))
