@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import importlib
-import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -55,7 +52,14 @@ from ringmaster.cluster.shards import shard_of
 from ringmaster.daemon import sdnotify
 from ringmaster.daemon.broker import EmbeddedBroker
 from ringmaster.daemon.metrics import NodeMetrics
-from ringmaster.daemon.service import Service, ShardRole, prune_history
+from ringmaster.daemon.service import (
+    Service,
+    ShardRole,
+    prune_history,
+    start_api,
+    stop_on_signals,
+    watchdog,
+)
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import Command
 from ringmaster.engine.config_diff import config_changes
@@ -221,7 +225,7 @@ class ClusterNode:
                 await store.listen_leases(lambda _shard: self._lease_noticed.set()),
             ):
                 stack.push_async_callback(listener.close)
-            self._install_signal_handlers()
+            stop_on_signals(self.stop)
             try:
                 await self._serve(store, stack)
             finally:
@@ -237,13 +241,15 @@ class ClusterNode:
                 prune_history(store, self._settings.history.retention_days, self._clock),
                 name="history-pruning",
             ),
-            asyncio.create_task(self._watchdog(), name="watchdog"),
+            asyncio.create_task(watchdog(), name="watchdog"),
             asyncio.create_task(self.metrics.watch_loop_lag(), name="loop-lag"),
         ]
         try:
             api: ApiServer | None = None
             if self._settings.api.enabled:
-                api = await self._start_api(store)
+                api = await start_api(
+                    self, store, self._settings, self._clock, self.metrics.registry
+                )
                 stack.push_async_callback(api.stop)
             self.ready.set()
             sdnotify.notify("READY=1")
@@ -255,24 +261,6 @@ class ClusterNode:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-
-    async def _start_api(self, store: Store) -> ApiServer:
-        app_module = await asyncio.to_thread(importlib.import_module, "ringmaster.api.app")
-        app = await asyncio.to_thread(
-            functools.partial(
-                app_module.create_app,
-                self,
-                store,
-                self._settings.api,
-                clock=self._clock,
-                metrics=self.metrics.registry,
-                cluster_settings=self._settings.cluster,
-            )
-        )
-        app.state.queue_log_agent = self._settings.history.queue_log_agent
-        api: ApiServer = app_module.ApiServer(app, self._settings.api)
-        await api.start()
-        return api
 
     async def _leave(self) -> None:
         """Stop every shard, then release its lease (the next holders hear it at once)."""
@@ -483,19 +471,3 @@ class ClusterNode:
                         await running.service.apply(changes)
                 running.configuration = configuration
             self._live.changed_all()
-
-    # --- systemd and signals ----------------------------------------------------------------
-
-    async def _watchdog(self) -> None:
-        period = sdnotify.watchdog_period()
-        if period is None:
-            return
-        while True:
-            sdnotify.notify("WATCHDOG=1")
-            await asyncio.sleep(period)
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, self.stop)

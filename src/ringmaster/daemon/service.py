@@ -66,7 +66,10 @@ from ringmaster.store import Store
 from ringmaster.store.records import Fence, FencedError
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from ringmaster.api.app import ApiServer
+    from ringmaster.api.context import EngineHost
 
 _log = structlog.get_logger("ringmaster.service")
 
@@ -318,7 +321,7 @@ class Service:
             link = MqttLink.from_settings(self._settings.mqtt, endpoint=endpoint, sync=True)
             self._start_link(link)
             stack.push_async_callback(link.close)
-            self._install_signal_handlers()
+            stop_on_signals(self.stop)
             await self._serve(store, link, stack)
 
     async def run_shard(
@@ -449,21 +452,7 @@ class Service:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(BACKLOG_HOLD_MAX_S):
                 await self._backlog_event.wait()
-        app_module = await asyncio.to_thread(importlib.import_module, "ringmaster.api.app")
-        app = await asyncio.to_thread(
-            functools.partial(
-                app_module.create_app,
-                self,
-                store,
-                self._settings.api,
-                clock=self._clock,
-                metrics=self.metrics.registry,
-                cluster_settings=self._settings.cluster,
-            )
-        )
-        app.state.queue_log_agent = self._settings.history.queue_log_agent
-        api: ApiServer = app_module.ApiServer(app, self._settings.api)
-        await api.start()
+        api = await start_api(self, store, self._settings, self._clock, self.metrics.registry)
         _log.info("api.started", backlog_taken_in=self._caught_up == link.generation)
         return api
 
@@ -473,7 +462,7 @@ class Service:
                 tasks.create_task(self._publish(link), name=f"publisher-{n}")
                 for n in range(PUBLISH_WINDOW)
             ]
-            watchdog = tasks.create_task(self._watchdog(), name="watchdog")
+            pinging = tasks.create_task(watchdog(), name="watchdog")
             pruning = tasks.create_task(
                 prune_history(store, self._settings.history.retention_days, self._clock),
                 name="history-pruning",
@@ -508,7 +497,7 @@ class Service:
             await self._drain_outbox()
             for publisher in publishers:
                 publisher.cancel()
-            watchdog.cancel()
+            pinging.cancel()
             pruning.cancel()
             loop_lag.cancel()
         self._cancel_timers()
@@ -840,22 +829,53 @@ class Service:
         except TimeoutError:
             _log.warning("outbox.not_drained", left=self._outbox.unfinished)
 
-    # --- systemd and signals ------------------------------------------------------------
 
-    async def _watchdog(self) -> None:
-        period = sdnotify.watchdog_period()
-        if period is None:
-            return
-        # Pinged from the event loop itself: a loop stuck for longer than the
-        # watchdog's timeout is exactly what systemd should restart.
-        while True:
-            sdnotify.notify("WATCHDOG=1")
-            await asyncio.sleep(period)
+# --- what a daemon and a cluster node share ------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            # Not on every loop or thread (Windows' loops, a loop outside the main
-            # thread in tests): there the default handlers stay, and stop() still works.
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, self.stop)
+
+async def start_api(
+    host: EngineHost,
+    store: Store,
+    settings: Settings,
+    clock: Callable[[], float],
+    registry: CollectorRegistry,
+) -> ApiServer:
+    """Import and build the admin API on a worker thread (turns go on), then serve it."""
+    app_module = await asyncio.to_thread(importlib.import_module, "ringmaster.api.app")
+    app = await asyncio.to_thread(
+        functools.partial(
+            app_module.create_app,
+            host,
+            store,
+            settings.api,
+            clock=clock,
+            metrics=registry,
+            cluster_settings=settings.cluster,
+        )
+    )
+    app.state.queue_log_agent = settings.history.queue_log_agent
+    api: ApiServer = app_module.ApiServer(app, settings.api)
+    await api.start()
+    return api
+
+
+async def watchdog() -> None:
+    """Ping systemd's watchdog (if the unit has one) until cancelled."""
+    period = sdnotify.watchdog_period()
+    if period is None:
+        return
+    # Pinged from the event loop itself: a loop stuck for longer than the
+    # watchdog's timeout is exactly what systemd should restart.
+    while True:
+        sdnotify.notify("WATCHDOG=1")
+        await asyncio.sleep(period)
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """Have SIGTERM and SIGINT call `stop` (a clean stop) instead of killing the process."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # Not on every loop or thread (Windows' loops, a loop outside the main
+        # thread in tests): there the default handlers stay, and stop() still works.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop)
