@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import random
@@ -336,3 +337,28 @@ def test_backoff_is_capped_with_full_jitter() -> None:
     assert all(0.5 <= d <= min(30.0, 0.5 * 2**i) for i, d in enumerate(delays))
     assert max(delays[10:]) <= 30.0
     assert len(set(delays[6:])) > 1
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3, 5, 8, 13])
+async def test_a_close_cancelled_mid_connection_leaves_nothing_for_asyncio_to_report(
+    mosquitto: MosquittoProcess, steps: int
+) -> None:
+    # A shard stopped (cancelled) while its link was still connecting, whose close is
+    # then cancelled too (the node leaving, a new start of the shard): the link must end
+    # cleanly, not be torn down mid-connection with errors only asyncio's handler sees.
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    link = make_link(mosquitto.port, unique("torn"), unique("torn"))
+    link.start()
+    for _ in range(steps):
+        await asyncio.sleep(0)  # somewhere in the connection's handshake
+    closing = asyncio.create_task(link.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await closing
+    await link.close()  # the owner's last word: returns once the link has ended
+    gc.collect()
+    await asyncio.sleep(0)
+    assert [context.get("message") for context in reported] == []

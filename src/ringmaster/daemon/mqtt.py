@@ -266,7 +266,11 @@ class MqttLink:
         """
         self._closing.set()
         if self._task is not None:
-            await self._task
+            # The caller cancelled while it waits (a shard stopped as it connected, then
+            # the node leaving) must not tear the connection down mid-handshake, which
+            # leaves errors only asyncio's handler sees: the link ends by itself, closing
+            # being set; the caller only stops waiting for it.
+            await asyncio.shield(self._task)
         self._inbox.put_nowait(None)
 
     async def wait_connected(self) -> None:
