@@ -362,3 +362,35 @@ async def test_a_close_cancelled_mid_connection_leaves_nothing_for_asyncio_to_re
     gc.collect()
     await asyncio.sleep(0)
     assert [context.get("message") for context in reported] == []
+
+
+class _LostConnection:
+    """A connection whose stream ends at once with an error (a takeover, a reset)."""
+
+    class _Client:
+        @property
+        def messages(self) -> AsyncIterator[None]:
+            async def lost() -> AsyncIterator[None]:
+                for _ in ():  # an async generator that ends at once, with the error
+                    yield
+                raise aiomqtt.MqttError("Disconnected during message iteration")
+
+            return lost()
+
+    client = _Client()
+
+
+async def test_a_connection_lost_as_the_link_closes_is_lost_not_left_to_asyncio() -> None:
+    # Another node took the shard's session over (the broker drops this connection) just
+    # as this one closes it: both ends come in the same turn of the loop.
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    link = make_link(1, unique("lost"), unique("lost"))
+    link._closing.set()
+    reason = await link._serve(_LostConnection())  # type: ignore[arg-type]
+    # Lost: no "offline" is published on it (the write would go to a closed socket).
+    assert reason is not None
+    gc.collect()
+    await asyncio.sleep(0)
+    assert [context.get("message") for context in reported] == []

@@ -528,8 +528,11 @@ class MqttLink:
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
-        if self._closing.is_set():
+        lost = pump.done() and not pump.cancelled() and pump.exception() is not None
+        if self._closing.is_set() and not lost:
             return None
+        # Lost, even if closing too (a takeover of the session as this link closes it):
+        # nothing more is written on it, and its error is retrieved here.
         error = pump.exception()
         if error is None:
             return "message stream ended"
