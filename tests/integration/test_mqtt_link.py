@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import random
@@ -336,3 +337,60 @@ def test_backoff_is_capped_with_full_jitter() -> None:
     assert all(0.5 <= d <= min(30.0, 0.5 * 2**i) for i, d in enumerate(delays))
     assert max(delays[10:]) <= 30.0
     assert len(set(delays[6:])) > 1
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3, 5, 8, 13])
+async def test_a_close_cancelled_mid_connection_leaves_nothing_for_asyncio_to_report(
+    mosquitto: MosquittoProcess, steps: int
+) -> None:
+    # A shard stopped (cancelled) while its link was still connecting, whose close is
+    # then cancelled too (the node leaving, a new start of the shard): the link must end
+    # cleanly, not be torn down mid-connection with errors only asyncio's handler sees.
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    link = make_link(mosquitto.port, unique("torn"), unique("torn"))
+    link.start()
+    for _ in range(steps):
+        await asyncio.sleep(0)  # somewhere in the connection's handshake
+    closing = asyncio.create_task(link.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await closing
+    await link.close()  # the owner's last word: returns once the link has ended
+    gc.collect()
+    await asyncio.sleep(0)
+    assert [context.get("message") for context in reported] == []
+
+
+class _LostConnection:
+    """A connection whose stream ends at once with an error (a takeover, a reset)."""
+
+    class _Client:
+        @property
+        def messages(self) -> AsyncIterator[None]:
+            async def lost() -> AsyncIterator[None]:
+                for _ in ():  # an async generator that ends at once, with the error
+                    yield
+                raise aiomqtt.MqttError("Disconnected during message iteration")
+
+            return lost()
+
+    client = _Client()
+
+
+async def test_a_connection_lost_as_the_link_closes_is_lost_not_left_to_asyncio() -> None:
+    # Another node took the shard's session over (the broker drops this connection) just
+    # as this one closes it: both ends come in the same turn of the loop.
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    link = make_link(1, unique("lost"), unique("lost"))
+    link._closing.set()
+    reason = await link._serve(_LostConnection())  # type: ignore[arg-type]
+    # Lost: no "offline" is published on it (the write would go to a closed socket).
+    assert reason is not None
+    gc.collect()
+    await asyncio.sleep(0)
+    assert [context.get("message") for context in reported] == []

@@ -419,8 +419,9 @@ class ClusterNode:
         assert self._store is not None
         assert self._endpoint is not None
         if previous is not None:
-            # Its session must be closed before this one takes it over.
-            await asyncio.gather(previous, return_exceptions=True)
+            # Its session must be closed before this one takes it over; `wait`, unlike
+            # `gather`, does not cancel it should this start be cancelled meanwhile.
+            await asyncio.wait({previous})
         try:
             await service.run_shard(self._store, self._endpoint, tenants, configuration)
         except FencedError:

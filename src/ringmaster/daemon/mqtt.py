@@ -266,7 +266,11 @@ class MqttLink:
         """
         self._closing.set()
         if self._task is not None:
-            await self._task
+            # The caller cancelled while it waits (a shard stopped as it connected, then
+            # the node leaving) must not tear the connection down mid-handshake, which
+            # leaves errors only asyncio's handler sees: the link ends by itself, closing
+            # being set; the caller only stops waiting for it.
+            await asyncio.shield(self._task)
         self._inbox.put_nowait(None)
 
     async def wait_connected(self) -> None:
@@ -524,8 +528,11 @@ class MqttLink:
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
-        if self._closing.is_set():
+        lost = pump.done() and not pump.cancelled() and pump.exception() is not None
+        if self._closing.is_set() and not lost:
             return None
+        # Lost, even if closing too (a takeover of the session as this link closes it):
+        # nothing more is written on it, and its error is retrieved here.
         error = pump.exception()
         if error is None:
             return "message stream ended"
