@@ -630,8 +630,7 @@ async def under_load(
     """
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    # The run's own errors: a start-up race of the nodes' MQTT links (reported) is not
-    # what a run under load judges.
+    # The run's own errors: the nodes' start-up is not what a run under load judges.
     marks = cluster.marks()
     pbx.login_all()
     await asyncio.sleep(1.0)  # the agents' states reach their shards before the first call
