@@ -165,8 +165,12 @@ def _workers(folder: Path) -> dict[str, dict[int, list[str]]]:
     return seen
 
 
-def _exists(path: Path) -> Path | None:
-    return path if path.is_file() else None
+def _written(path: Path) -> str | None:
+    """The file's text once written: `write_text` creates it empty, then writes."""
+    try:
+        return path.read_text() or None
+    except FileNotFoundError:
+        return None
 
 
 def _all_started(folder: Path, count: int) -> dict[str, dict[int, list[str]]] | None:
@@ -277,8 +281,7 @@ def test_a_parent_killed_takes_its_workers_with_it(tmp_path: Path) -> None:
         for node, pids in started.items():
             ((pid, _),) = pids.items()
             stopped = folder / f"{node}.{pid}.stopped"
-            _wait_for(partial(_exists, stopped), f"{node} stopped", None)
-            assert stopped.read_text() == "SIGTERM"
+            assert _wait_for(partial(_written, stopped), f"{node} stopped", None) == "SIGTERM"
     finally:
         parent.kill()
         parent.wait()

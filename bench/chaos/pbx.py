@@ -105,7 +105,7 @@ class Agent:
 class Pbx:
     """The PBX model on one MQTT link; run `start`, then `offer` calls, then `finish`."""
 
-    def __init__(self, plan: Plan, prefix: str, url: str) -> None:
+    def __init__(self, plan: Plan, prefix: str, url: str, *, also: tuple[str, ...] = ()) -> None:
         self.plan, self.prefix = plan, prefix
         self.loop = asyncio.get_running_loop()
         self.by_did: dict[tuple[int, str], QueueSpec] = {(q.tenant, q.did): q for q in plan.queues}
@@ -131,6 +131,7 @@ class Pbx:
             f"{prefix}/+/error",
             f"{prefix}/error",
             f"{prefix}/status",
+            *also,
         )
         self.link = Link(
             url, "pbx", subscriptions=subscriptions, loop=self.loop, handler=self._received

@@ -125,15 +125,17 @@ def queues(calls_per_s: float) -> tuple[QueueSpec, ...]:
     return tuple(specs)
 
 
-def provisioning(specs: tuple[QueueSpec, ...]) -> str:
-    """The TOML file `ringmaster provision` loads: the call tenants and the fuzz tenant."""
+def provisioning(specs: tuple[QueueSpec, ...], *, fuzz_tenant: bool = True) -> str:
+    """The TOML file `ringmaster provision` loads: the queues' tenants and the fuzz tenant."""
     parts = []
-    for tenant in (*CALL_TENANTS, FUZZ_TENANT):
+    tenants = sorted({spec.tenant for spec in specs})
+    for tenant in (*tenants, FUZZ_TENANT) if fuzz_tenant else tenants:
         parts.append(f'[[tenant]]\nid = {tenant}\nname = "Chaos {tenant}"\n')
     extensions: set[tuple[int, str]] = set()
     for spec in specs:
         extensions.update((spec.tenant, a) for a in spec.agents)
-    extensions.update({(FUZZ_TENANT, "101"), (FUZZ_TENANT, "102")})
+    if fuzz_tenant:
+        extensions.update({(FUZZ_TENANT, "101"), (FUZZ_TENANT, "102")})
     for tenant, number in sorted(extensions):
         parts.append(f'[[extension]]\ntenant_id = {tenant}\nnumber = "{number}"\n')
     for spec in specs:
@@ -152,11 +154,12 @@ def provisioning(specs: tuple[QueueSpec, ...]) -> str:
             f"[[did_route]]\ntenant_id = {spec.tenant}\ndid = {spec.did!r}\n"
             f"queue = {spec.number!r}\n"
         )
-    parts.append(
-        f'[[queue]]\ntenant_id = {FUZZ_TENANT}\nqueue_number = "600"\nname = "Fuzz"\n'
-        'strategy = "ringall"\ntimeout = 5\nagents = ["101", "102"]\n'
-    )
-    parts.append(f'[[did_route]]\ntenant_id = {FUZZ_TENANT}\ndid = "+100"\nqueue = "600"\n')
+    if fuzz_tenant:
+        parts.append(
+            f'[[queue]]\ntenant_id = {FUZZ_TENANT}\nqueue_number = "600"\nname = "Fuzz"\n'
+            'strategy = "ringall"\ntimeout = 5\nagents = ["101", "102"]\n'
+        )
+        parts.append(f'[[did_route]]\ntenant_id = {FUZZ_TENANT}\ndid = "+100"\nqueue = "600"\n')
     return "\n".join(parts).replace("'", '"')
 
 

@@ -66,14 +66,17 @@ def calls(pbx: Pbx) -> dict[str, Any]:
     }
 
 
-def invariants(pbx: Pbx, run: dict[str, Any], rss_bound_mib: float) -> list[Invariant]:
-    """Every invariant of docs/reliability.md, in the order of the table."""
+def call_invariants(pbx: Pbx) -> list[Invariant]:
+    """The invariants judged from what the PBX saw of the calls, whatever ran them.
+
+    The chaos run (one daemon) and the cluster's runs (bench/chaos/cluster.py) share
+    them; each adds the invariants of its own processes.
+    """
     c = calls(pbx)
 
     def counted(name: str, key: str) -> Invariant:
         return Invariant(name, pbx.counts[key], pbx.examples.get(key, []))
 
-    peak = run["peak_rss_mib"]
     return [
         Invariant("calls without a final state (lost)", len(c["lost"]), c["lost"][:5]),
         Invariant("calls with two final states", len(c["two_finals"]), c["two_finals"][:5]),
@@ -87,6 +90,14 @@ def invariants(pbx: Pbx, run: dict[str, Any], rss_bound_mib: float) -> list[Inva
         ),
         counted("agents re-rung as their ring timed out", "rerung_as_ring_timed_out"),
         counted("routes for a bridged call", "routes_of_bridged_calls"),
+    ]
+
+
+def invariants(pbx: Pbx, run: dict[str, Any], rss_bound_mib: float) -> list[Invariant]:
+    """Every invariant of docs/reliability.md, in the order of the table."""
+    peak = run["peak_rss_mib"]
+    return [
+        *call_invariants(pbx),
         Invariant(
             "daemon deaths not caused by the harness",
             run["unexpected_deaths"],
