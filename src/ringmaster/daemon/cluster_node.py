@@ -114,6 +114,10 @@ class ClusterNode:
         self.shards = cluster.shards
         self._timing = LeaseTiming.from_settings(cluster)
         self._machine = NodeLeases(self.node, self.shards, self._timing)
+        #: How long a read or a statement may take before its outcome counts as unknown:
+        #: half a lease. Safety does not rest on it (the lapse timer stops a shard on this
+        #: node's clock); a slow database under load should not cost a live node its leases.
+        self._statement_timeout_s = self._timing.lease_ttl_s / 2
         self._running: dict[int, _Shard] = {}
         #: Shards stopped whose service is still closing: a new start of one waits for it.
         self._closing: dict[int, asyncio.Task[None]] = {}
@@ -235,7 +239,6 @@ class ClusterNode:
 
     async def _serve(self, store: Store, stack: contextlib.AsyncExitStack) -> None:
         background = [
-            asyncio.create_task(self._lease_loop(), name="leases"),
             asyncio.create_task(self._notices(), name="configuration-notices"),
             asyncio.create_task(
                 prune_history(store, self._settings.history.retention_days, self._clock),
@@ -251,6 +254,9 @@ class ClusterNode:
                     self, store, self._settings, self._clock, self.metrics.registry
                 )
                 stack.push_async_callback(api.stop)
+            # Only now, warm (the API's import was most of a start): a node that takes its
+            # shards back while still importing leaves their calls waiting meanwhile.
+            background.append(asyncio.create_task(self._lease_loop(), name="leases"))
             self.ready.set()
             sdnotify.notify("READY=1")
             _log.info("node.ready", node=self.node)
@@ -310,7 +316,7 @@ class ClusterNode:
             try:
                 cluster = await self._open_cluster(self._store)
                 read_at = self._monotonic()
-                async with asyncio.timeout(self._timing.renew_interval_s):
+                async with asyncio.timeout(self._statement_timeout_s):
                     view = await cluster.read()
                 leases, heartbeats = view.for_machine(read_at)
                 actions = self._machine.observe(self._monotonic(), leases, heartbeats)
@@ -347,7 +353,7 @@ class ClusterNode:
         try:
             assert self._store is not None
             cluster = await self._open_cluster(self._store)
-            async with asyncio.timeout(self._timing.renew_interval_s):
+            async with asyncio.timeout(self._statement_timeout_s):
                 return await cluster.run(statement)
         except Exception as error:  # unknown: the machine keeps what it had, retries
             _log.warning(
