@@ -223,12 +223,13 @@ class ClusterNode:
             cluster = await self._open_cluster(store)
             stack.push_async_callback(self._close_cluster)
             await cluster.ensure_shards(self.shards)
-            await self._read_configuration(store, cluster)
             for listener in (
                 await store.listen_config(lambda _tenant: self._config_noticed.set()),
                 await store.listen_leases(lambda _shard: self._lease_noticed.set()),
             ):
                 stack.push_async_callback(listener.close)
+            # After listening: a write committed in between is read now or noticed later.
+            await self._read_configuration(store, cluster)
             stop_on_signals(self.stop)
             try:
                 await self._serve(store, stack)
