@@ -244,3 +244,46 @@ async def test_each_node_serves_its_own_tenants_live_and_any_tenants_configurati
         await pbx.send("call/arrived", call_id="s1", did="+300")
         ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "s1")
         assert ring["extension"] == "102"
+
+
+async def test_a_node_whose_listening_connection_dies_listens_again_and_misses_nothing(
+    mosquitto: MosquittoProcess, tmp_path: Path, postgres_url: str
+) -> None:
+    prefix = new_prefix()
+    tenant = TenantId(1)
+    async with await Store.open(postgres_url) as store:
+        await provision(write_config(tmp_path / "c.toml", "ringall", timeout=60), store)
+        async with (
+            pbx_on(mosquitto, prefix) as pbx,
+            cluster_node(mosquitto, prefix, postgres_url, "a") as a,
+        ):
+            await until(lambda: len(a.held) == SHARDS and not a.not_ready())
+            # A firewall or a proxy drops the idle connections that LISTEN; a write made
+            # while they are gone sends notices nobody hears.
+            connection = await asyncpg.connect(postgres_url)
+            try:
+                await connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+                )
+            finally:
+                await connection.close()
+            async with store.transaction() as tx:
+                queue = await tx.insert_queue(
+                    QueueConfig(QueueId(0), tenant, "Late", "602", "ringall", timeout=60)
+                )
+                agent = await tx.extension_by_number(tenant, "101")
+                assert agent is not None
+                await tx.enrol(queue.queue_id, agent.extension_id)
+                await tx.upsert_did_route(tenant, "+400", QueueTarget(queue.queue_id))
+
+            def applied() -> bool:
+                engine = a.engine_for(tenant)
+                return engine is not None and engine.queue(queue.queue_id) is not None
+
+            # Listening again, the node re-reads the configuration it may have missed.
+            await until(applied)
+            await pbx.send("agent/state", extension="101", state="available")
+            await pbx.send("call/arrived", call_id="late", did="+400")
+            ring = await pbx.expect("cmd/ring", lambda p: p["call_id"] == "late")
+            assert ring["extension"] == "101"

@@ -71,7 +71,7 @@ from ringmaster.store.records import FencedError
 
 if TYPE_CHECKING:
     from ringmaster.api.app import ApiServer
-    from ringmaster.store.postgres.cluster import ClusterStore
+    from ringmaster.store.postgres.cluster import ClusterStore, Listener
 
 _log = structlog.get_logger("ringmaster.cluster")
 
@@ -130,6 +130,7 @@ class ClusterNode:
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
         self._cluster: ClusterStore | None = None
+        self._listeners: list[Listener] = []
         self._store: Store | None = None
         self._endpoint: MqttEndpoint | None = None
         self._live = LiveFeed()
@@ -223,11 +224,8 @@ class ClusterNode:
             cluster = await self._open_cluster(store)
             stack.push_async_callback(self._close_cluster)
             await cluster.ensure_shards(self.shards)
-            for listener in (
-                await store.listen_config(lambda _tenant: self._config_noticed.set()),
-                await store.listen_leases(lambda _shard: self._lease_noticed.set()),
-            ):
-                stack.push_async_callback(listener.close)
+            await self._listen(store)
+            stack.push_async_callback(self._stop_listening)
             # After listening: a write committed in between is read now or noticed later.
             await self._read_configuration(store, cluster)
             stop_on_signals(self.stop)
@@ -308,10 +306,36 @@ class ClusterNode:
             host = f"[{host}]"
         return f"http://{host}:{api.port}"
 
+    async def _listen(self, store: Store) -> None:
+        self._listeners = [
+            await store.listen_config(lambda _tenant: self._config_noticed.set()),
+            await store.listen_leases(lambda _shard: self._lease_noticed.set()),
+        ]
+
+    async def _stop_listening(self) -> None:
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+    async def _keep_listening(self, store: Store) -> None:
+        """Listen again if a listening connection is gone, and re-read what it missed."""
+        if not any(listener.is_closed() for listener in self._listeners):
+            return
+        _log.warning("notices.lost")
+        await self._stop_listening()
+        await self._listen(store)
+        self._config_noticed.set()  # the notices sent while it was gone are lost
+        self._lease_noticed.set()
+
     async def _lease_loop(self) -> None:
         """Read the tables at the machine's deadlines and carry out what it says."""
         assert self._store is not None
         while True:
+            try:
+                await self._keep_listening(self._store)
+            except Exception as error:  # the database away: again at the next pass
+                _log.warning("notices.listen_failed", error=str(error) or type(error).__name__)
             self._lease_noticed.clear()
             failed = False
             try:

@@ -183,6 +183,10 @@ class Listener:
     def _heard(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         self._callback(payload)
 
+    def is_closed(self) -> bool:
+        """Whether its connection is gone (the server ended it, the network dropped it)."""
+        return bool(self._db.conn.is_closed())
+
     async def close(self) -> None:
         """Stop listening and close the connection."""
         await self._db.close()
