@@ -78,6 +78,8 @@ _log = structlog.get_logger("ringmaster.cluster")
 #: After a failed read of the lease tables, the least wait before the next: the
 #: database is likely away, and the lapse timer stops the shards meanwhile.
 RETRY_S = 0.1
+#: The connections that LISTEN: configuration notices and lease releases.
+LISTENERS = 2
 
 
 @dataclass
@@ -307,10 +309,11 @@ class ClusterNode:
         return f"http://{host}:{api.port}"
 
     async def _listen(self, store: Store) -> None:
-        self._listeners = [
-            await store.listen_config(lambda _tenant: self._config_noticed.set()),
-            await store.listen_leases(lambda _shard: self._lease_noticed.set()),
-        ]
+        # One at a time into the list: a failure half-way leaves nothing unclosed.
+        self._listeners.append(
+            await store.listen_config(lambda _tenant: self._config_noticed.set())
+        )
+        self._listeners.append(await store.listen_leases(lambda _shard: self._lease_noticed.set()))
 
     async def _stop_listening(self) -> None:
         listeners, self._listeners = self._listeners, []
@@ -320,7 +323,8 @@ class ClusterNode:
 
     async def _keep_listening(self, store: Store) -> None:
         """Listen again if a listening connection is gone, and re-read what it missed."""
-        if not any(listener.is_closed() for listener in self._listeners):
+        listening = len(self._listeners) == LISTENERS  # else a failed attempt: again
+        if listening and not any(listener.is_closed() for listener in self._listeners):
             return
         _log.warning("notices.lost")
         await self._stop_listening()
