@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from ringmaster import __version__
+import pytest
+import uvloop
+
+from ringmaster import __version__, cli
 from ringmaster.cli import main
 
 
@@ -13,3 +16,13 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == f"ringmaster {__version__}\n"
+
+
+def test_run_uses_uvloop_when_installed() -> None:
+    seen: list[type[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> None:
+        seen.append(type(asyncio.get_running_loop()))
+
+    cli._run_loop(main())
+    assert seen == [uvloop.Loop]
