@@ -1,12 +1,13 @@
-"""A/B of two daemons in one run: `python -m bench.ab --base SRC [--rounds N] [--b-env K=V ...]`.
+"""A/B of two daemons in one run: `python -m bench.ab --base SRC [--new SRC] [--rounds N]`.
 
 Runs `python -m bench --quick --only SCENARIOS` (default: arrival) alternately with the
 daemon of `--base` (a `src` folder, e.g. a worktree of main's commit: its PYTHONPATH) and
-with this tree's daemon, B first in odd rounds so that neither side always goes first. The
-harness (generator, broker, bench code) is this tree's for both. `--b-env` sets
-environment variables for B's daemons only (say, `RINGMASTER_MQTT__MONITORING_QOS=0`).
-Prints, per round and side, the daemon's CPU per full-life call and arrival->ring p50/p99
-at each rate, then the median ratio B/A of each figure.
+with this tree's daemon (or `--new`'s: a copy of src, so that editing goes on meanwhile),
+B first in odd rounds so that neither side always goes first. The harness (generator,
+broker, bench code) is this tree's for both. `--b-env K=V` sets an environment variable
+for B's daemons only (say, `RINGMASTER_MQTT__MONITORING_QOS=0`). Prints, per round and
+side, the daemon's CPU per full-life call and arrival->ring p50/p99 at each rate, then
+the median ratio B/A of each figure.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main() -> None:
     """Run the rounds and print the per-run figures and the median ratios."""
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
     parser.add_argument("--base", required=True, type=Path, help="the A side's src folder")
+    parser.add_argument("--new", type=Path, default=ROOT / "src", help="the B side's src folder")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", default="arrival")
     parser.add_argument("--b-env", action="append", default=[], help="K=V for B's daemon only")
@@ -62,7 +64,7 @@ def main() -> None:
     sides = {
         "A": {"BENCH_DAEMON_PYTHONPATH": str(args.base.resolve())},
         "B": {
-            "BENCH_DAEMON_PYTHONPATH": str(ROOT / "src"),
+            "BENCH_DAEMON_PYTHONPATH": str(args.new.resolve()),
             **dict(item.split("=", 1) for item in args.b_env),
         },
     }

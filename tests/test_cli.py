@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 import uvloop
@@ -26,3 +27,9 @@ def test_run_uses_uvloop_when_installed() -> None:
 
     cli._run_loop(main())
     assert seen == [uvloop.Loop]
+
+
+async def test_async_tests_run_on_the_loop_of_ringmaster_test_loop() -> None:
+    expected = os.environ.get("RINGMASTER_TEST_LOOP", "asyncio")
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uvloop.Loop) == (expected == "uvloop")
