@@ -46,7 +46,13 @@ from ringmaster.contract import (
     status_topic,
     will_payload,
 )
-from ringmaster.daemon.mqtt_connection import Connection, as_bytes, backoff_delay, paho_client
+from ringmaster.daemon.mqtt_connection import (
+    Connection,
+    as_bytes,
+    backoff_delay,
+    paho_client,
+    skip_mids_in_flight,
+)
 
 if TYPE_CHECKING:
     from ringmaster.contract import OutboxMessage
@@ -378,9 +384,9 @@ class MqttLink:
         """
         if self._monitoring_qos == 0 and is_monitoring(self.prefix, message.topic):
             connection = await self._wait_connection()
-            info = paho_client(connection.client).publish(
-                message.topic, message.payload, qos=0, retain=message.retain
-            )
+            client = paho_client(connection.client)
+            skip_mids_in_flight(client)
+            info = client.publish(message.topic, message.payload, qos=0, retain=message.retain)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 # At most once: not sent again (docs/mqtt.md, mqtt.monitoring_qos).
                 self._log.warning(
