@@ -49,6 +49,8 @@ def _row(result: dict[str, Any]) -> dict[str, float | None]:
         for label, key in FIGURES:
             row[f"{label}@{data['rate']}"] = data.get(key)
         row[f"lost@{data['rate']}"] = data.get("lost")
+    if "sustained" in result:
+        row["sustained_rate"] = result["sustained"].get("sustained_rate")
     return row
 
 
