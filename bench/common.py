@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,11 +136,21 @@ def daemon_env(url: str, prefix: str, db: Path) -> dict[str, str]:
     }
 
 
+def _py_spy() -> str:
+    """py-spy beside the interpreter, else the one on PATH."""
+    beside = Path(PYTHON).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy") or str(beside)
+
+
 class Daemon:
     """`python -m ringmaster run` as a child process (its own interpreter and CPU time)."""
 
     def __init__(self, env: dict[str, str], log: Path, *, profile: Path | None = None) -> None:
         self.env = {**os.environ, **env}
+        # The A/B driver (bench/ab.py) runs the same harness against another version's daemon.
+        other = os.environ.get("BENCH_DAEMON_PYTHONPATH")
+        if other:
+            self.env["PYTHONPATH"] = other
         self.log = log
         self.profile = profile
         self.process: subprocess.Popen[bytes] | None = None
@@ -151,7 +162,7 @@ class Daemon:
         if self.profile is not None:
             # py-spy records the daemon's whole life; stopped by SIGTERM to the daemon.
             argv = [
-                str(Path(PYTHON).parent / "py-spy"),
+                _py_spy(),
                 "record",
                 "-o",
                 str(self.profile),

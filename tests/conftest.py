@@ -1,8 +1,10 @@
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+import uvloop
 from hypothesis import settings
 
 from ringmaster.daemon.broker import (
@@ -21,6 +23,24 @@ from .store_backends import BACKENDS, Databases
 settings.register_profile("deterministic", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+#: The event loops the async tests may run on: asyncio's (the default) or uvloop's, which
+#: `ringmaster run` uses; RINGMASTER_TEST_LOOP=uvloop runs the suite on uvloop's.
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loop of every async test: RINGMASTER_TEST_LOOP's, default asyncio's."""
+    name = os.environ.get("RINGMASTER_TEST_LOOP", "asyncio")
+    if name not in LOOPS:
+        raise pytest.UsageError(f"RINGMASTER_TEST_LOOP={name!r}: one of {', '.join(LOOPS)}")
+    return {name: LOOPS[name]}
 
 
 @pytest.fixture(scope="session")

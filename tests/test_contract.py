@@ -15,6 +15,7 @@ from ringmaster.contract import (
     format_time,
     inbound_filters,
     internal_error,
+    is_monitoring,
     parse_inbound,
     render,
     render_error,
@@ -905,3 +906,14 @@ def test_a_rejection_says_which_kind_it_is(topic: str, payload: bytes, reason: s
 
 def test_an_internal_error_says_so() -> None:
     assert internal_error(P, "rm/7/pbx/call/hangup", b"{}").reason == "internal"
+
+
+def test_only_events_and_snapshots_are_monitoring_messages() -> None:
+    assert is_monitoring("P", "P/1/event/call/queued")
+    assert is_monitoring("P", "P/12/state/queue/3")
+    assert not is_monitoring("P", "P/1/cmd/ring")
+    assert not is_monitoring("P", "P/1/error")
+    assert not is_monitoring("P", "P/status")
+    assert not is_monitoring("P", "P/error")
+    assert not is_monitoring("P", "Q/1/event/call/queued")
+    assert not is_monitoring("P", "P/x/event/call/queued")

@@ -346,3 +346,13 @@ def test_the_database_password_stays_out_of_reprs_and_logs() -> None:
     assert settings.database.redacted == "postgresql://rm:***@db:5432/acd"
     sqlite = load_settings(database={"path": "/srv/rm.db"})
     assert sqlite.database.redacted == "/srv/rm.db"
+
+
+def test_monitoring_qos_comes_from_the_environment_as_a_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RINGMASTER_MQTT__MONITORING_QOS", "0")
+    assert load_settings(None).mqtt.monitoring_qos == 0
+    monkeypatch.setenv("RINGMASTER_MQTT__MONITORING_QOS", "2")
+    with pytest.raises(SettingsError, match="monitoring_qos"):
+        load_settings(None)

@@ -11,9 +11,11 @@ import asyncio
 import os
 import sys
 import urllib.parse
+from collections.abc import Coroutine
 from datetime import date
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -175,16 +177,30 @@ def _api_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the daemon's `main` on uvloop when it is installed, else on asyncio's own loop.
+
+    uvloop is a dependency on every platform it supports (not Windows); its loop does
+    the daemon's socket and callback work in C: measured in docs/performance.md.
+    """
+    try:
+        import uvloop  # noqa: PLC0415 - only `run` wants it
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def _run(settings: Settings) -> int:
     try:
         if settings.cluster.shards:
             from ringmaster.daemon.cluster_node import ClusterNode  # noqa: PLC0415
 
-            asyncio.run(ClusterNode(settings).run())
+            _run_loop(ClusterNode(settings).run())
         else:
             from ringmaster.daemon.service import Service  # noqa: PLC0415 - see the docstring
 
-            asyncio.run(Service(settings).run())
+            _run_loop(Service(settings).run())
     except KeyboardInterrupt:
         pass
     except SettingsError as error:

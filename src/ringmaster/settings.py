@@ -174,6 +174,10 @@ class MqttSettings(_Section):
     keepalive_s: int = Field(default=30, ge=5, le=65535)
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    monitoring_qos: int = Field(default=1, ge=0, le=1)
+    """QoS of the monitoring messages (``P/T/event/...``, ``P/T/state/...``); commands,
+    errors and status are always QoS 1. 0 saves the broker's PUBACK and its handling per
+    message, and gives up their delivery across a broken connection (docs/mqtt.md)."""
 
     @field_validator("url")
     @classmethod

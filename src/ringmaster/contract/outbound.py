@@ -274,6 +274,18 @@ def internal_error(prefix: str, topic: str, payload: bytes) -> ContractError:
     return ContractError(parse_tenant(prefix, topic), topic, INTERNAL_ERROR, echoed, "internal")
 
 
+def is_monitoring(prefix: str, topic: str) -> bool:
+    """Whether `topic` is a monitoring message, `P/T/event/...` or `P/T/state/...`.
+
+    Not a command (`P/T/cmd/...`), an error or a status: what `mqtt.monitoring_qos`
+    may publish at QoS 0 (docs/mqtt.md).
+    """
+    if not topic.startswith(f"{prefix}/"):
+        return False
+    tenant, _, rest = topic[len(prefix) + 1 :].partition("/")
+    return tenant.isdigit() and rest.startswith(("event/", "state/"))
+
+
 def status_topic(prefix: str, shard: int | None = None) -> str:
     """`P/status`, or a cluster shard's own `P/status/shard/<n>` (an addition to the contract)."""
     return f"{prefix}/status" if shard is None else f"{prefix}/status/shard/{shard}"

@@ -39,8 +39,20 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ringmaster.contract import inbound_filters, status_message, status_topic, will_payload
-from ringmaster.daemon.mqtt_connection import Connection, as_bytes, backoff_delay, paho_client
+from ringmaster.contract import (
+    inbound_filters,
+    is_monitoring,
+    status_message,
+    status_topic,
+    will_payload,
+)
+from ringmaster.daemon.mqtt_connection import (
+    Connection,
+    as_bytes,
+    backoff_delay,
+    paho_client,
+    skip_mids_in_flight,
+)
 
 if TYPE_CHECKING:
     from ringmaster.contract import OutboxMessage
@@ -150,8 +162,10 @@ class MqttLink:
         rng: random.Random | None = None,
         sync: bool = False,
         shard: int | None = None,
+        monitoring_qos: int = 1,
     ) -> None:
         self.host = host
+        self._monitoring_qos = monitoring_qos
         self.port = port
         self.client_id = client_id
         self.prefix = prefix
@@ -231,6 +245,7 @@ class MqttLink:
             keepalive_s=settings.keepalive_s,
             reconnect_min_s=settings.reconnect_min_s,
             reconnect_max_s=settings.reconnect_max_s,
+            monitoring_qos=settings.monitoring_qos,
             subscriptions=subscriptions,
             rng=rng,
             sync=sync,
@@ -361,10 +376,23 @@ class MqttLink:
 
         While the connection is down this waits for it to come back, and a message
         whose PUBACK was lost with the connection is published again: at least once.
+        A monitoring message with `monitoring_qos` 0 is done once handed to a live
+        connection: at most once.
 
         Raises:
             LinkClosedError: The link was closed before the broker confirmed.
         """
+        if self._monitoring_qos == 0 and is_monitoring(self.prefix, message.topic):
+            connection = await self._wait_connection()
+            client = paho_client(connection.client)
+            skip_mids_in_flight(client)
+            info = client.publish(message.topic, message.payload, qos=0, retain=message.retain)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                # At most once: not sent again (docs/mqtt.md, mqtt.monitoring_qos).
+                self._log.warning(
+                    "mqtt.publish_failed", topic=message.topic, error=paho.error_string(info.rc)
+                )
+            return
         while True:
             connection = await self._wait_connection()
             reason = await self._publish_on(connection, message)

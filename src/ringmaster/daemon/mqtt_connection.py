@@ -86,6 +86,20 @@ def paho_client(client: aiomqtt.Client) -> paho.Client:
     return client._client
 
 
+def skip_mids_in_flight(client: paho.Client) -> None:
+    """Before a QoS 0 publish: make sure its packet identifier is no QoS 1 message's in flight.
+
+    paho reports a QoS 0 message written with the same `on_publish` callback, and the
+    same success reason code, as a QoS 1 message's PUBACK, under the identifier it
+    drew, which it never checks against the QoS 1 messages awaiting PUBACK (it does
+    for QoS 1). After 65,535 publishes with one still unconfirmed, that would confirm
+    it by mistake and lose it on a broken connection. So the counter skips those.
+    """
+    # paho's own `_mid_generate` (under its lock) draws the identifier to skip.
+    while client._last_mid % 65535 + 1 in client._out_messages:
+        client._mid_generate()
+
+
 def as_bytes(payload: bytes | bytearray | str | int | float | None) -> bytes:
     """A received payload as bytes."""
     # aiomqtt types Message.payload broadly; paho always delivers bytes.
