@@ -134,9 +134,10 @@ class EngineBase(ABC):
     # --- shared steps --------------------------------------------------------------
 
     def _queue_changed(self, queue: QueueState) -> None:
-        self._to_distribute.add(queue.queue_id)
-        self._touched.add(queue.queue_id)
-        self._dirty_queues.add(queue.queue_id)
+        queue_id = queue.config.queue_id
+        self._to_distribute.add(queue_id)
+        self._touched.add(queue_id)
+        self._dirty_queues.add(queue_id)
 
     def _move(self, call: CallState, happened: str) -> None:
         """Take one step of the call's life (`CALL_TRANSITIONS`); it is then stored."""
