@@ -83,14 +83,15 @@ class RingsMixin(EngineBase):
         number = agent.number if agent is not None else ring.number
         if cancel is not None:
             self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel, ring.ring_id))
+        key = call.key
         if call.phase is CallPhase.RINGING:
-            self._move(call, "ring_ended" if call.rings else "last_ring_ended")
+            call.move("ring_ended" if call.rings else "last_ring_ended")
         if not call.rings:
-            self._rings_ended.add(call.key)
-        self._dirty_calls.add(call.key)
+            self._rings_ended.add(key)
+        self._dirty_calls.add(key)
         if (queue := self._queue_of(call)) is not None:
             self._queue_changed(queue)
-        if agent is not None and agent.ringing_for == call.key:
+        if agent is not None and agent.ringing_for == key:
             agent.ringing_for = None
             self._refresh_agent(agent, now)
 
