@@ -124,7 +124,7 @@ class AgentsMixin(EngineBase):
             published = status is not agent.status
             self._recount(agent, status, condition)
             self._dirty_agents.add(agent.extension_id)
-            if published:
+            if published and self._publish_events:
                 self._out.append(
                     PublishAgentState(agent.tenant_id, agent.number, status, now, reason)
                 )

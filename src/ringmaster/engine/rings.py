@@ -60,11 +60,12 @@ class RingsMixin(EngineBase):
                 ring_id,
             )
         )
-        out.append(
-            PublishCallRinging(
-                call.tenant_id, call.call_id, queue.queue_id, agent.number, now, ring_id
+        if self._publish_events:
+            out.append(
+                PublishCallRinging(
+                    call.tenant_id, call.call_id, queue.queue_id, agent.number, now, ring_id
+                )
             )
-        )
         self._refresh_agent(agent, now)
 
     def _end_ring(
@@ -152,16 +153,17 @@ class RingsMixin(EngineBase):
             self._out.append(
                 Originate(call.tenant_id, call.call_id, event.extension, call.callback_number)
             )
-        self._out.append(
-            PublishCallAnswered(
-                call.tenant_id,
-                call.call_id,
-                queue.queue_id,
-                event.extension,
-                wait_s=round(now - call.arrived_at, 3),
-                at=now,
+        if self._publish_events:
+            self._out.append(
+                PublishCallAnswered(
+                    call.tenant_id,
+                    call.call_id,
+                    queue.queue_id,
+                    event.extension,
+                    wait_s=round(now - call.arrived_at, 3),
+                    at=now,
+                )
             )
-        )
 
     def _answer_refused(
         self, call: CallState, extension_id: ExtensionId | None, event: ev.RingAnswered
