@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -37,6 +38,10 @@ def run_recorded(
     turns: list[Turn] = []
 
     class Recording(Engine):
+        def __init__(self, **options: Any) -> None:
+            # The simulator asks for no monitoring events; the history is made of them.
+            super().__init__(**{**options, "publish_events": True})
+
         def handle(self, event: ev.Event, now: float) -> list[Command]:
             out = super().handle(event, now)
             turns.append((now, event, list(out)))

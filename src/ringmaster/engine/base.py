@@ -90,8 +90,13 @@ class EngineBase(ABC):
         *,
         ended_call_ttl: float = DEFAULT_ENDED_CALL_TTL,
         rng: RandomSource | None = None,
+        publish_events: bool = True,
     ) -> None:
         self._ended_call_ttl = ended_call_ttl
+        #: False: the `event/...` monitoring commands (`Publish*`) are not even
+        #: made, for a caller that acts only on the PBX commands (the simulator:
+        #: a `ringall` call is about 36 of them). Everything else is the same.
+        self._publish_events = publish_events
         # The `random` strategy's source. The service owns and seeds it; the
         # default is a fixed sequence, so an engine built without one is
         # still deterministic.
@@ -134,9 +139,10 @@ class EngineBase(ABC):
     # --- shared steps --------------------------------------------------------------
 
     def _queue_changed(self, queue: QueueState) -> None:
-        self._to_distribute.add(queue.queue_id)
-        self._touched.add(queue.queue_id)
-        self._dirty_queues.add(queue.queue_id)
+        queue_id = queue.config.queue_id
+        self._to_distribute.add(queue_id)
+        self._touched.add(queue_id)
+        self._dirty_queues.add(queue_id)
 
     def _move(self, call: CallState, happened: str) -> None:
         """Take one step of the call's life (`CALL_TRANSITIONS`); it is then stored."""

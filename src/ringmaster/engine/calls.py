@@ -131,17 +131,18 @@ class CallsMixin(EngineBase):
         # serve (its `join_empty` let it in): it leaves at once, as one
         # already waiting would (Asterisk checks both while the caller waits).
         self._empty_check.add(queue.queue_id)
-        self._out.append(
-            PublishCallQueued(
-                call.tenant_id,
-                call.call_id,
-                queue.queue_id,
-                call.did,
-                call.caller_id,
-                position=position,
-                at=now,
+        if self._publish_events:
+            self._out.append(
+                PublishCallQueued(
+                    call.tenant_id,
+                    call.call_id,
+                    queue.queue_id,
+                    call.did,
+                    call.caller_id,
+                    position=position,
+                    at=now,
+                )
             )
-        )
         self._arm_waiting(call, queue, now, announce_from_now=True)
         self._announce_from(queue, position)  # those behind moved back one place
 
@@ -210,17 +211,18 @@ class CallsMixin(EngineBase):
                 and next_queue.config.tenant_id == call.tenant_id
                 and next_queue.config.status is QueueStatus.ACTIVE
             ):
-                self._out.append(
-                    PublishCallOverflowed(
-                        call.tenant_id,
-                        call.call_id,
-                        queue.queue_id,
-                        reason.value,
-                        wait_s,
-                        now,
-                        to_queue=next_queue.queue_id,
+                if self._publish_events:
+                    self._out.append(
+                        PublishCallOverflowed(
+                            call.tenant_id,
+                            call.call_id,
+                            queue.queue_id,
+                            reason.value,
+                            wait_s,
+                            now,
+                            to_queue=next_queue.queue_id,
+                        )
                     )
-                )
                 call.hops += 1
                 call.tried.clear()
                 call.retry_at = call.progress_at = call.announce_at = call.widen_at = None
@@ -229,17 +231,18 @@ class CallsMixin(EngineBase):
         elif isinstance(target, ExtensionTarget):
             extension = self._extensions.get(target.extension_id)
             if extension is not None and extension.tenant_id == call.tenant_id:
-                self._out.append(
-                    PublishCallOverflowed(
-                        call.tenant_id,
-                        call.call_id,
-                        queue.queue_id,
-                        reason.value,
-                        wait_s,
-                        now,
-                        to_extension=extension.number,
+                if self._publish_events:
+                    self._out.append(
+                        PublishCallOverflowed(
+                            call.tenant_id,
+                            call.call_id,
+                            queue.queue_id,
+                            reason.value,
+                            wait_s,
+                            now,
+                            to_extension=extension.number,
+                        )
                     )
-                )
                 self._move(call, "leave")
                 self._end(call, now)
                 self._out.append(RouteToExtension(call.tenant_id, call.call_id, extension.number))
@@ -248,11 +251,12 @@ class CallsMixin(EngineBase):
         if refused_on_arrival:
             self._reject(call, RejectReason(reason.value), now)
             return
-        self._out.append(
-            PublishCallOverflowed(
-                call.tenant_id, call.call_id, queue.queue_id, reason.value, wait_s, now
+        if self._publish_events:
+            self._out.append(
+                PublishCallOverflowed(
+                    call.tenant_id, call.call_id, queue.queue_id, reason.value, wait_s, now
+                )
             )
-        )
         self._move(call, "leave")
         self._end(call, now)
         self._out.append(RouteToHangup(call.tenant_id, call.call_id, reason.value))
@@ -269,9 +273,10 @@ class CallsMixin(EngineBase):
         call.phase = CallPhase.REJECTED
         self._end(call, now)
         self._out.append(RouteToHangup(call.tenant_id, call.call_id, reason.value))
-        self._out.append(
-            PublishCallRejected(call.tenant_id, call.call_id, call.did, reason.value, now)
-        )
+        if self._publish_events:
+            self._out.append(
+                PublishCallRejected(call.tenant_id, call.call_id, call.did, reason.value, now)
+            )
 
     def _leave_empty_queues(self, now: float) -> None:
         """`leave_when_empty`: waiting calls leave a queue where nobody could take them."""
@@ -326,16 +331,17 @@ class CallsMixin(EngineBase):
         # announcements (nobody is listening) and no `max_wait`.
         call.announce_at = None
         self._touched.add(queue.queue_id)
-        self._out.append(
-            PublishCallbackRequested(
-                call.tenant_id,
-                call.call_id,
-                queue.queue_id,
-                event.number,
-                bisect_left(queue.line, call.line_entry) + 1,
-                now,
+        if self._publish_events:
+            self._out.append(
+                PublishCallbackRequested(
+                    call.tenant_id,
+                    call.call_id,
+                    queue.queue_id,
+                    event.number,
+                    bisect_left(queue.line, call.line_entry) + 1,
+                    now,
+                )
             )
-        )
 
     def _call_hung_up(self, event: ev.CallHungUp, now: float) -> None:
         call = self._known_call(event, now)
@@ -371,16 +377,17 @@ class CallsMixin(EngineBase):
             # The agent's extension may be gone (removed during the call): the
             # number it had when it answered.
             number = agent.number if agent is not None else call.agent_number
-            self._out.append(
-                PublishCallCompleted(
-                    call.tenant_id,
-                    call.call_id,
-                    call.queue_id or QueueId(0),
-                    number,
-                    talk_s=round(talk_s, 3),
-                    at=now,
+            if self._publish_events:
+                self._out.append(
+                    PublishCallCompleted(
+                        call.tenant_id,
+                        call.call_id,
+                        call.queue_id or QueueId(0),
+                        number,
+                        talk_s=round(talk_s, 3),
+                        at=now,
+                    )
                 )
-            )
             return
         for extension_id in list(call.rings):
             self._end_ring(call, extension_id, CancelReason.CALLER_HANGUP, now)
@@ -392,15 +399,16 @@ class CallsMixin(EngineBase):
             if now - call.entered_at <= queue.config.service_level:
                 queue.abandoned_within += 1
             self._queue_changed(queue)
-            self._out.append(
-                PublishCallAbandoned(
-                    call.tenant_id,
-                    call.call_id,
-                    queue.queue_id,
-                    wait_s=round(now - call.arrived_at, 3),
-                    at=now,
+            if self._publish_events:
+                self._out.append(
+                    PublishCallAbandoned(
+                        call.tenant_id,
+                        call.call_id,
+                        queue.queue_id,
+                        wait_s=round(now - call.arrived_at, 3),
+                        at=now,
+                    )
                 )
-            )
 
     def _record_completed(
         self, queue: QueueState, extension_id: ExtensionId, talk_s: float, now: float

@@ -216,8 +216,10 @@ class DistributionMixin(EngineBase):
         self, call: CallState, queue: QueueState, candidates: list[ExtensionId]
     ) -> list[ExtensionId]:
         """The candidates of the lowest penalty, counting the agents already ringing."""
-        lowest = min(queue.option(e).penalty for e in (*candidates, *call.rings))
-        return [e for e in candidates if queue.option(e).penalty == lowest]
+        option = queue.option
+        penalties = [option(e).penalty for e in candidates]
+        lowest = min([*penalties, *(option(e).penalty for e in call.rings)])
+        return [e for e, penalty in zip(candidates, penalties, strict=True) if penalty == lowest]
 
     def _last_call_ended(self, extension_id: ExtensionId) -> float | None:
         agent = self._agents.get(extension_id)

@@ -31,39 +31,41 @@ class RingsMixin(EngineBase):
     def _start_ring(
         self, call: CallState, queue: QueueState, agent: AgentState, now: float
     ) -> None:
-        deadline = now + queue.config.timeout
+        config = queue.config
+        deadline = now + config.timeout
         # Deterministic and unique among the call's rings (and across calls:
         # `seq` is the call's arrival order), so that a message about an
         # older ring can be told from one about the ring on now.
         call.rings_started += 1
         ring_id = f"{call.seq}.{call.rings_started}"
-        call.rings[agent.extension_id] = RingRecord(
-            agent.extension_id, now, deadline, ring_id, agent.number
-        )
-        call.tried.add(agent.extension_id)
+        extension_id = agent.extension_id
+        key = call.key
+        call.rings[extension_id] = RingRecord(extension_id, now, deadline, ring_id, agent.number)
+        call.tried.add(extension_id)
         self._move(call, "ring")
-        self._dirty_calls.add(call.key)
-        queue.last_rung = agent.extension_id
+        queue.last_rung = extension_id
         self._dirty_queues.add(queue.queue_id)
-        agent.ringing_for = call.key
-        self._add_deadline(deadline, DUE_RING, call.key, agent.extension_id)
-        self._out.append(
+        agent.ringing_for = key
+        self._add_deadline(deadline, DUE_RING, key, extension_id)
+        out = self._out
+        out.append(
             Ring(
                 call.tenant_id,
                 call.call_id,
                 agent.number,
                 queue.queue_id,
-                queue.config.timeout,
+                config.timeout,
                 # A callback shows the agent the number they are about to call.
                 call.callback_number or call.caller_id,
                 ring_id,
             )
         )
-        self._out.append(
-            PublishCallRinging(
-                call.tenant_id, call.call_id, queue.queue_id, agent.number, now, ring_id
+        if self._publish_events:
+            out.append(
+                PublishCallRinging(
+                    call.tenant_id, call.call_id, queue.queue_id, agent.number, now, ring_id
+                )
             )
-        )
         self._refresh_agent(agent, now)
 
     def _end_ring(
@@ -82,14 +84,15 @@ class RingsMixin(EngineBase):
         number = agent.number if agent is not None else ring.number
         if cancel is not None:
             self._out.append(CancelRing(call.tenant_id, call.call_id, number, cancel, ring.ring_id))
+        key = call.key
         if call.phase is CallPhase.RINGING:
-            self._move(call, "ring_ended" if call.rings else "last_ring_ended")
+            call.move("ring_ended" if call.rings else "last_ring_ended")
         if not call.rings:
-            self._rings_ended.add(call.key)
-        self._dirty_calls.add(call.key)
+            self._rings_ended.add(key)
+        self._dirty_calls.add(key)
         if (queue := self._queue_of(call)) is not None:
             self._queue_changed(queue)
-        if agent is not None and agent.ringing_for == call.key:
+        if agent is not None and agent.ringing_for == key:
             agent.ringing_for = None
             self._refresh_agent(agent, now)
 
@@ -150,16 +153,17 @@ class RingsMixin(EngineBase):
             self._out.append(
                 Originate(call.tenant_id, call.call_id, event.extension, call.callback_number)
             )
-        self._out.append(
-            PublishCallAnswered(
-                call.tenant_id,
-                call.call_id,
-                queue.queue_id,
-                event.extension,
-                wait_s=round(now - call.arrived_at, 3),
-                at=now,
+        if self._publish_events:
+            self._out.append(
+                PublishCallAnswered(
+                    call.tenant_id,
+                    call.call_id,
+                    queue.queue_id,
+                    event.extension,
+                    wait_s=round(now - call.arrived_at, 3),
+                    at=now,
+                )
             )
-        )
 
     def _answer_refused(
         self, call: CallState, extension_id: ExtensionId | None, event: ev.RingAnswered

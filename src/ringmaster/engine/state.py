@@ -111,9 +111,11 @@ class CallState:
     #: (derived from its queue's rules, so not stored).
     widen_at: float | None = None
 
-    @property
-    def key(self) -> CallKey:
-        return (self.tenant_id, self.call_id)
+    #: (tenant_id, call_id): made once, as every step of the call looks it up.
+    key: CallKey = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key = (self.tenant_id, self.call_id)
 
     @property
     def hung_up_before_arrival(self) -> bool:

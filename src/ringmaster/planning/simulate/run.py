@@ -71,8 +71,9 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
     max_calls = workload.calls if workload.calls is not None else math.inf
     stop_at = workload.duration_s if workload.duration_s is not None else math.inf
 
-    # Nothing is sent about a call after it ends, so the engine need not remember it.
-    engine = Engine(ended_call_ttl=0.0, rng=strategy_rng)
+    # Nothing is sent about a call after it ends, so the engine need not remember it;
+    # nothing watches the monitoring events, so the engine need not make them.
+    engine = Engine(ended_call_ttl=0.0, rng=strategy_rng, publish_events=False)
     for event in (*scenario.config, *scenario.logins):
         engine.handle(event, 0.0)
     if workload.wrapup_s is not None:
