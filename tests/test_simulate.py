@@ -22,6 +22,8 @@ from ringmaster.planning.simulate import (
     single_queue,
     staff_for,
 )
+from ringmaster.planning.simulate.results import ServiceLevelEstimate, student_t_quantile
+from ringmaster.planning.simulate.staffing import MIN_REPLICATIONS, replication_seed
 from ringmaster.provision import ProvisionError, check_file
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
@@ -170,12 +172,147 @@ def test_staffing_search_finds_the_smallest_count_that_meets() -> None:
     answer = staff_for(single_queue, workload, queue="600", target=0.8, threshold_s=20.0)
     assert answer.agents is not None
     assert answer.result is not None
-    by_count = {s.agents: s for s in answer.steps}
+    by_count = {s.agents: s for s in answer.steps}  # the last step of each count
     assert by_count[answer.agents].meets
     assert not by_count[answer.agents - 1].meets  # the bisection pinned it down
     # Erlang C says 14 agents for 10 Erlangs at 80/20 (13 give 79.6%); a 3,000-call
     # sample lands within one agent of that.
     assert abs(answer.agents - 14) <= 1
+
+
+# --- the staffing search's confidence --------------------------------------------------------
+
+
+def erlang_c_staffing(load: float, target: float, handle_s: float = 180.0) -> int:
+    """The fewest agents for which Erlang C's SL (20 s) reaches `target`."""
+    agents = math.floor(load) + 1
+    while service_level(agents, load, handle_s, 20.0) < target:
+        agents += 1
+    return agents
+
+
+def staffing_workload(load: float, calls: int, seed: int) -> Workload:
+    """An M/M/c queue (agents answer at once) of `load` Erlangs, counted after warm-up."""
+    return Workload(
+        rates={"600": [load / MEAN_HANDLE_S * 3600]},
+        handle_mean_s=MEAN_HANDLE_S,
+        calls=calls,
+        ring_delay_s=0.0,
+        warmup_s=10 * MEAN_HANDLE_S,
+        seed=seed,
+    )
+
+
+def test_student_t_bounds_are_the_tables() -> None:
+    assert student_t_quantile(0.999, 9) == pytest.approx(T_999_9DF, abs=5e-4)
+    assert student_t_quantile(0.95, 1) == pytest.approx(12.706, abs=5e-4)
+    assert student_t_quantile(0.95, 2) == pytest.approx(4.303, abs=5e-4)
+    assert student_t_quantile(0.95, 9) == pytest.approx(2.262, abs=5e-4)
+    assert student_t_quantile(0.99, 29) == pytest.approx(2.756, abs=5e-4)
+    with pytest.raises(ValueError, match="no t bound"):
+        student_t_quantile(1.0, 3)
+
+
+def test_replication_seeds_are_the_users_then_derived_from_it() -> None:
+    assert replication_seed(42, 0) == 42
+    derived = [replication_seed(42, r) for r in range(1, 20)]
+    assert derived == [replication_seed(42, r) for r in range(1, 20)]
+    assert len(set(derived)) == len(derived)
+    assert 42 not in derived
+    assert derived != [replication_seed(43, r) for r in range(1, 20)]
+
+
+def test_the_same_seed_gives_the_same_answer_and_intervals() -> None:
+    workload = staffing_workload(5.0, 1500, seed=5)
+    first = staff_for(single_queue, workload, queue="600", target=0.6, threshold_s=20.0)
+    again = staff_for(single_queue, workload, queue="600", target=0.6, threshold_s=20.0)
+    assert first.agents is not None
+    assert (first.agents, first.at, first.below, first.steps) == (
+        again.agents,
+        again.at,
+        again.below,
+        again.steps,
+    )
+    assert first.result == again.result
+
+
+def test_far_from_the_boundary_stops_after_the_minimum_replications() -> None:
+    # 5 Erlangs: Erlang C gives 6 agents 47% and 7 agents 74% within 20 s; 60% lies
+    # 13 points from each, far more than a 3-run interval is wide.
+    workload = staffing_workload(5.0, 6000, seed=5)
+    answer = staff_for(single_queue, workload, queue="600", target=0.6, threshold_s=20.0)
+    assert answer.agents == 7
+    assert answer.clear
+    assert answer.at is not None
+    assert answer.below is not None
+    assert answer.at.replications == answer.below.replications == MIN_REPLICATIONS
+    assert answer.below.high < 0.6 <= answer.at.low
+
+
+def test_the_answer_agrees_with_erlang_c_and_its_intervals_hold_erlang_cs_levels() -> None:
+    # 10 Erlangs: Erlang C gives 12 agents 64% and 13 agents 79.6% within 20 s.
+    load, target = 10.0, 0.72
+    workload = staffing_workload(load, 6000, seed=5)
+    answer = staff_for(single_queue, workload, queue="600", target=target, threshold_s=20.0)
+    assert answer.agents == erlang_c_staffing(load, target) == 13
+    assert answer.clear
+    assert answer.at is not None
+    assert answer.below is not None
+    assert answer.below.high < target <= answer.at.low
+    for found in (answer.at, answer.below):
+        # The replications are independent runs, so the 99.9% t interval of their mean
+        # holds the exact M/M/c figure; their standard error is small enough for that to
+        # mean something (one agent moves the SL by 15 points here).
+        wide = ServiceLevelEstimate.of(found.agents, found.levels, 0.999)
+        exact = service_level(found.agents, load, MEAN_HANDLE_S, 20.0)
+        assert wide.low < exact < wide.high, (found, exact)
+        assert statistics.stdev(found.levels) / math.sqrt(found.replications) < 0.02
+
+
+def test_more_replications_narrow_the_interval() -> None:
+    workload = staffing_workload(10.0, 3000, seed=7)
+    answer = staff_for(
+        single_queue, workload, queue="600", target=0.72, threshold_s=20.0, max_replications=12
+    )
+    assert answer.below is not None
+    levels = answer.below.levels
+    assert len(levels) >= 8  # 12 agents, near the target, needed many runs
+    widths = [
+        ServiceLevelEstimate.of(12, levels[:n], 0.95).high
+        - ServiceLevelEstimate.of(12, levels[:n], 0.95).low
+        for n in (3, len(levels) // 2, len(levels))
+    ]
+    assert widths == sorted(widths, reverse=True)
+    assert widths[-1] < widths[0] / 2
+
+
+def test_an_unclear_question_says_so_at_the_limit() -> None:
+    # 13 agents give 79.6% by Erlang C: two runs cannot tell that from 80%.
+    workload = staffing_workload(10.0, 3000, seed=6)
+    answer = staff_for(
+        single_queue, workload, queue="600", target=0.8, threshold_s=20.0, max_replications=2
+    )
+    assert answer.agents in (13, 14)
+    assert not answer.clear
+    assert answer.at is not None
+    assert answer.below is not None
+    assert answer.at.replications <= 2
+    assert answer.below.replications <= 2
+    assert answer.below.mean < 0.8 <= answer.at.mean
+
+
+def test_a_single_replication_is_the_plain_search_and_is_never_clear() -> None:
+    workload = Workload(rates={"600": [200.0]}, calls=3000, ring_delay_s=0.0, seed=5)
+    answer = staff_for(
+        single_queue, workload, queue="600", target=0.8, threshold_s=20.0, max_replications=1
+    )
+    assert answer.at is not None
+    assert answer.at.replications == 1
+    assert not answer.clear
+    assert answer.result is not None
+    assert answer.result.seed == 5
+    with pytest.raises(SimulationError, match="confidence"):
+        staff_for(single_queue, workload, queue="600", target=0.8, threshold_s=20.0, confidence=1)
 
 
 # --- agreement with queueing theory ---------------------------------------------------------
@@ -281,14 +418,43 @@ def test_cli_json_with_a_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_staff_for(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["simulate", "--agents", "1", "--rate", "100", "--calls", "1500", "--ring-delay", "0"]
-    status = main([*argv, "--staff-for", "80/20", "--json"])
+    status = main([*argv, "--staff-for", "80/20", "--json", "--confidence", "0.9"])
     out, err = capsys.readouterr()
     assert status == 0
     staffing = json.loads(out)["staffing"]
-    assert staffing["agents"] == staffing["steps"][-1]["agents"] or any(
-        s["agents"] == staffing["agents"] for s in staffing["steps"]
-    )
+    assert any(s["agents"] == staffing["agents"] for s in staffing["steps"])
+    at, below = staffing["at"], staffing["below"]
+    assert at["agents"] == staffing["agents"] == below["agents"] + 1
+    assert staffing["confidence"] == at["confidence"] == 0.9
+    assert at["replications"] == len(at["levels"]) >= MIN_REPLICATIONS
+    assert at["low"] <= at["service_level"] <= at["high"]
+    assert staffing["max_replications"] == 10
     assert "agents: SL" in err
+    assert "runs" in err
+
+
+def test_cli_staff_for_text_says_when_it_is_not_clear(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", "--agents", "1", "--rate", "200", "--calls", "1500", "--ring-delay", "0"]
+    status = main([*argv, "--staff-for", "80/20", "--max-replications", "2", "--seed", "6"])
+    out, _ = capsys.readouterr()
+    assert status == 0
+    lines = out.splitlines()
+    assert "NOT CLEAR after 2 runs" in lines[0]
+    assert "95% interval" in lines[1]
+    assert "95% interval" in lines[2]
+    assert lines[3].startswith("one run of")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--confidence", "1"), ("--confidence", "x"), ("--max-replications", "0")]
+)
+def test_cli_staff_for_rejects_bad_options(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--agents", "1", "--rate", "100", "--staff-for", "80/20", option, value])
+    assert exit_.value.code == 2
+    assert option in capsys.readouterr().err
 
 
 def test_cli_errors(capsys: pytest.CaptureFixture[str]) -> None:

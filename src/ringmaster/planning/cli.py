@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
@@ -31,6 +32,8 @@ from ringmaster.planning.simulate import (
     single_queue,
     staff_for,
 )
+from ringmaster.planning.simulate.results import ServiceLevelEstimate
+from ringmaster.planning.simulate.staffing import CONFIDENCE, MAX_REPLICATIONS, MIN_REPLICATIONS
 from ringmaster.provision import ProvisionError, check_file
 
 _DURATION = re.compile(r"^(\d+(?:\.\d*)?)\s*([smh]?)$")
@@ -55,6 +58,28 @@ def service_target(text: str) -> tuple[float, float]:
     if not 0 < target <= 1 or threshold < 0:
         raise argparse.ArgumentTypeError(f"not SL/T: {text!r} (SL in (0, 100], T >= 0)")
     return target, threshold
+
+
+def confidence(text: str) -> float:
+    """A confidence level strictly between 0 and 1, from "0.95"."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"not a confidence in (0, 1): {text!r} (e.g. 0.95)")
+    return value
+
+
+def replications(text: str) -> int:
+    """A positive number of replications."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a number of replications >= 1: {text!r}")
+    return value
 
 
 def add_parser(
@@ -116,6 +141,21 @@ def add_parser(
         help="find the fewest agents for which SL%% are answered within T s",
     )
     run.add_argument("--queue", default=None, help="the queue --staff-for staffs")
+    run.add_argument(
+        "--confidence",
+        type=confidence,
+        default=CONFIDENCE,
+        help=f"--staff-for: the confidence of the service levels' intervals ({CONFIDENCE:g})",
+    )
+    run.add_argument(
+        "--max-replications",
+        type=replications,
+        default=MAX_REPLICATIONS,
+        metavar="N",
+        help="--staff-for: at most N runs (independent seeds) of each count at the boundary "
+        f"until its interval is clear of the target ({MAX_REPLICATIONS}; at least "
+        f"{MIN_REPLICATIONS} are made, or N if fewer)",
+    )
     run.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sim.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return sim
@@ -228,14 +268,30 @@ def _staff(
 
     def step(s: StaffingStep) -> None:
         verdict = "meets" if s.meets else "short"
-        print(f"  {s.agents:>5} agents: SL {s.service_level:6.1%}  {verdict}", file=err)
+        if s.replications == 1 and s.low is None:
+            print(f"  {s.agents:>5} agents: SL {s.service_level:6.1%}  {verdict}", file=err)
+            return
+        sure = "clear" if s.clear else "not clear"
+        interval = "" if s.low is None or s.high is None else f" [{s.low:.1%}, {s.high:.1%}]"
+        print(
+            f"  {s.agents:>5} agents: SL {s.service_level:6.1%}{interval} over "
+            f"{s.replications} runs  {verdict}, {sure}",
+            file=err,
+        )
 
     clock = _Stopwatch()
     answer = staff_for(
-        build, workload, queue=args.queue_key, target=target, threshold_s=threshold, on_step=step
+        build,
+        workload,
+        queue=args.queue_key,
+        target=target,
+        threshold_s=threshold,
+        confidence=args.confidence,
+        max_replications=args.max_replications,
+        on_step=step,
     )
     clock.report(sum(s.calls for s in answer.steps), err)
-    if answer.agents is None or answer.result is None:
+    if answer.agents is None or answer.result is None or answer.at is None:
         print(f"ringmaster simulate: no agent count up to 2000 reaches {target:.0%}", file=err)
         return 1
     if args.json:
@@ -245,13 +301,62 @@ def _staff(
             "target": target,
             "threshold_s": threshold,
             "agents": answer.agents,
-            "steps": [{"agents": s.agents, "service_level": s.service_level} for s in answer.steps],
+            "clear": answer.clear,
+            "confidence": args.confidence,
+            "max_replications": args.max_replications,
+            "at": answer.at.to_json(),
+            "below": None if answer.below is None else answer.below.to_json(),
+            "steps": [
+                {
+                    "agents": s.agents,
+                    "service_level": s.service_level,
+                    "replications": s.replications,
+                    "low": s.low,
+                    "high": s.high,
+                    "meets": s.meets,
+                    "clear": s.clear,
+                }
+                for s in answer.steps
+            ],
         }
         print(json.dumps(document, indent=2), file=out)
     else:
-        print(f"{answer.agents} agents in queue {args.queue_key}", file=out)
+        for line in _staffing_lines(answer.agents, answer.at, answer.below, answer.clear, args):
+            print(line, file=out)
+        print(f"one run of {answer.agents} agents (seed {answer.result.seed}):", file=out)
         print(format_table(answer.result.queues), file=out)
     return 0
+
+
+def _staffing_lines(
+    agents: int,
+    at: ServiceLevelEstimate,
+    below: ServiceLevelEstimate | None,
+    clear: bool,
+    args: argparse.Namespace,
+) -> list[str]:
+    target, threshold = args.staff_for
+    if clear:
+        head = f"{agents} agents in queue {args.queue_key}"
+    else:
+        head = (
+            f"{agents} agents in queue {args.queue_key}, NOT CLEAR after "
+            f"{args.max_replications} runs: an interval still straddles {target:.0%}"
+        )
+    lines = [head]
+    for found in (at, below):
+        if found is None:
+            continue
+        interval = (
+            f"{found.confidence:.0%} interval {found.low:.1%} to {found.high:.1%}"
+            if math.isfinite(found.low)
+            else "no interval from one run"
+        )
+        lines.append(
+            f"  {found.agents:>5} agents: SL {found.mean:.1%} within {threshold:g} s "
+            f"({interval}, {found.replications} runs)"
+        )
+    return lines
 
 
 class _Stopwatch:

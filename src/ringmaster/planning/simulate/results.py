@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -117,3 +118,106 @@ class SimulationResult:
     def queue(self, key: str) -> QueueResult:
         """The result of the queue whose key is `key`."""
         return next(q for q in self.queues if q.queue == key)
+
+
+# --- replications -------------------------------------------------------------------------
+
+
+def _t_coverage(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with `df` degrees of freedom (A&S 26.7.3 and 26.7.4).
+
+    Integer degrees of freedom have this finite sum in theta = atan(t / sqrt(df)), exact
+    up to rounding, which spares the project a statistics dependency.
+    """
+    theta = math.atan(t / math.sqrt(df))
+    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2:
+        term, total = math.cos(theta), 0.0
+        for k in range(1, (df - 1) // 2 + 1):  # cos + 2/3 cos^3 + 2*4/(3*5) cos^5 ...
+            total += term
+            term *= cos2 * (2 * k) / (2 * k + 1)
+        return 2 / math.pi * (theta + sin * total)
+    term, total = 1.0, 0.0
+    for k in range(1, df // 2 + 1):  # 1 + 1/2 cos^2 + 1*3/(2*4) cos^4 ...
+        total += term
+        term *= cos2 * (2 * k - 1) / (2 * k)
+    return sin * total
+
+
+def student_t_quantile(confidence: float, df: int) -> float:
+    """The t such that P(|T| < t) = `confidence`: the two-sided Student t bound.
+
+    Args:
+        confidence: The two-sided coverage, in (0, 1) (0.95 gives 2.262 for 9 df).
+        df: Degrees of freedom, at least 1.
+    """
+    if not 0 < confidence < 1 or df < 1:
+        raise ValueError(f"no t bound for confidence {confidence} with {df} df")
+    low, high = 0.0, 1.0
+    while _t_coverage(high, df) < confidence:
+        high *= 2
+    for _ in range(100):  # bisection: the coverage rises with t
+        middle = (low + high) / 2
+        if _t_coverage(middle, df) < confidence:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLevelEstimate:
+    """The service level of one staffing, from independent replications.
+
+    Attributes:
+        agents: The agent count replicated.
+        levels: Each replication's SL, in the order run.
+        confidence: The two-sided coverage of the interval (0.95).
+        mean: The mean of `levels`.
+        low: The interval's lower end: mean - t * s / sqrt(n), Student t with n - 1 df
+            (minus infinity with a single replication: one run says nothing of its spread).
+        high: The interval's upper end.
+    """
+
+    agents: int
+    levels: tuple[float, ...]
+    confidence: float
+    mean: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, agents: int, levels: Sequence[float], confidence: float) -> ServiceLevelEstimate:
+        """The mean and Student t interval of the replications' service levels."""
+        if not levels:
+            raise ValueError("an estimate needs at least one replication")
+        mean = statistics.fmean(levels)
+        if len(levels) == 1:
+            half = math.inf
+        else:
+            spread = statistics.stdev(levels) / math.sqrt(len(levels))
+            half = student_t_quantile(confidence, len(levels) - 1) * spread
+        return cls(agents, tuple(levels), confidence, mean, mean - half, mean + half)
+
+    @property
+    def replications(self) -> int:
+        """How many independent runs the estimate rests on."""
+        return len(self.levels)
+
+    def verdict(self, target: float) -> tuple[bool, bool]:
+        """(meets, clear): the mean reaches `target`; the whole interval is on that side."""
+        if self.mean >= target:
+            return True, self.low >= target
+        return False, self.high < target
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready data (infinite ends, from a single replication, as null)."""
+        return {
+            "agents": self.agents,
+            "service_level": self.mean,
+            "low": self.low if math.isfinite(self.low) else None,
+            "high": self.high if math.isfinite(self.high) else None,
+            "confidence": self.confidence,
+            "replications": self.replications,
+            "levels": list(self.levels),
+        }
