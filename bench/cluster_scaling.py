@@ -47,8 +47,8 @@ from typing import Any
 
 from tests.postgres import PostgresCluster, start_postgres
 
+from bench.chaos.cluster import spread_tenants
 from bench.common import PYTHON, ROOT, machine, numbers, reap, run_child
-from ringmaster.cluster.shards import shard_of
 from ringmaster.daemon.broker import MosquittoProcess, free_port, start_mosquitto
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -81,18 +81,6 @@ CONFIGS = {
     "two": Config("two", 2, SHARDS, ("two-0", "two-1")),
     "service": Config("service", 1, 0, ()),
 }
-
-
-def spread_tenants(shards: int, per_shard: int) -> list[int]:
-    """The smallest tenant ids that give every shard exactly `per_shard` tenants."""
-    chosen: dict[int, list[int]] = {shard: [] for shard in range(shards)}
-    tenant = 0
-    while any(len(t) < per_shard for t in chosen.values()):
-        tenant += 1
-        mine = chosen[shard_of(tenant, shards)]
-        if len(mine) < per_shard:
-            mine.append(tenant)
-    return sorted(t for ts in chosen.values() for t in ts)
 
 
 def write_tenants(path: Path, tenants: list[int], agents: int) -> Path:

@@ -72,7 +72,9 @@ async def test_the_cluster_as_the_lease_table_says(postgres_url: str, tmp_path: 
         await node_a.assign(TenantId(1), 3)  # tenant 1 by hand to shard 3, whatever its hash says
         await node_a.assign(TenantId(2), 9)  # beyond the shards: in no shard, and no error
 
-        settings = ClusterSettings(shards=SHARDS, node="a", lease_ttl_s=TTL)
+        # A heartbeat lives 5 s: `a`'s (just written) is alive even on a slow machine, `b`'s
+        # (10 s old) is not.
+        settings = ClusterSettings(shards=SHARDS, node="a", lease_ttl_s=TTL, heartbeat_ttl_s=5.0)
         app = create_app(
             EngineStub(),
             store,

@@ -319,6 +319,7 @@ async def test_a_killed_node_that_returns_gets_its_shards_back_and_calls_go_on(
         # Placement is a function of the live nodes: c has exactly its shards again.
         assert holders(takeover.back) == holders(takeover.before)
         back, between = epochs(takeover.back), epochs(takeover.after)
+        assert takeover.shards, "the killed node held no shard"
         for shard in takeover.shards:
             assert back[shard] > between[shard]
             # c rings for them again: decided after the database showed them back on c.

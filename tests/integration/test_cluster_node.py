@@ -174,7 +174,15 @@ async def test_a_deposed_holder_stops_the_shard_at_its_next_turn_and_publishes_n
         mark = pbx.mark()
         await pbx.send("call/arrived", call_id="c1", did="+100")
         await until(lambda: a.engine_for(TenantId(1)) is None)
-        assert home not in a.held or a.held[home] < 2  # never a newer epoch of its own
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            row = await connection.fetchrow(
+                "SELECT holder, epoch FROM cluster_leases WHERE shard = $1", home
+            )
+        finally:
+            await connection.close()
+        assert row is not None
+        assert (row["holder"], row["epoch"]) == ("z", 2)  # `a` never took it back
         # Nothing of the refused turn was stored, so nothing of it can ever be published
         # (only committed outbox rows are): no call, no outbox row about it.
         async with await Store.open(postgres_url) as store:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
 from pathlib import Path
 
 import aiomqtt
@@ -13,7 +12,7 @@ import pytest
 from ringmaster.daemon.broker import MosquittoProcess
 from ringmaster.settings import load_settings
 
-from .pbx import WAIT_S, listening, pbx_on, provisioned, running, write_config
+from .pbx import WAIT_S, listening, new_store, pbx_on, running
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +36,7 @@ class QosHeard:
 async def test_monitoring_messages_go_at_the_qos_set_and_still_leave_the_outbox(
     mosquitto: MosquittoProcess, tmp_path: Path, monitoring_qos: int
 ) -> None:
-    prefix, db = f"rm{uuid.uuid4().hex[:10]}", tmp_path / "rm.sqlite3"
-    await provisioned(db, write_config(tmp_path / "c.toml", "ringall"))
+    prefix, db = await new_store(tmp_path, "ringall")
     settings = load_settings(
         None,
         mqtt={
