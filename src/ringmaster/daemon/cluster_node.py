@@ -28,7 +28,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -50,11 +50,11 @@ from ringmaster.cluster.leases import (
 )
 from ringmaster.cluster.shards import shard_of
 from ringmaster.daemon import sdnotify
-from ringmaster.daemon.broker import EmbeddedBroker
 from ringmaster.daemon.metrics import NodeMetrics
 from ringmaster.daemon.service import (
     Service,
     ShardRole,
+    broker_endpoint,
     prune_history,
     start_api,
     stop_on_signals,
@@ -89,7 +89,7 @@ class _Shard:
     service: Service
     task: asyncio.Task[None]
     tenants: frozenset[TenantId]
-    configuration: list[ev.ConfigEvent] = field(default_factory=list)
+    configuration: list[ev.ConfigEvent]
 
 
 class ClusterNode:
@@ -213,13 +213,8 @@ class ClusterNode:
         if self._settings.api.enabled:
             check_exposure(self._settings.api)
         async with contextlib.AsyncExitStack() as stack:
-            endpoint = self._settings.mqtt.endpoint()
-            if endpoint is None:
-                # One machine's cluster (several workers): a broker of its own, as one daemon.
-                broker = EmbeddedBroker.from_settings(self._settings.broker)
-                await stack.enter_async_context(broker)
-                endpoint = MqttEndpoint(broker.host, broker.port, None, None, tls=False)
-            self._endpoint = endpoint
+            # Without mqtt.url (one machine's lone node): a broker of its own, as one daemon.
+            self._endpoint = await broker_endpoint(self._settings, stack)
             store = await Store.open(self._settings.database.target)
             stack.push_async_callback(store.close)
             self._store = store
@@ -501,9 +496,9 @@ class ClusterNode:
                 changes = config_changes(running.configuration, configuration)
                 if tenants != running.tenants:
                     await running.service.set_tenants(tenants)
+                    self._live.changed(tenants ^ running.tenants)  # its turns tell the rest
                     running.tenants = tenants
                 if changes:
                     with contextlib.suppress(NotServedHere):  # stopped meanwhile
                         await running.service.apply(changes)
                 running.configuration = configuration
-            self._live.changed_all()

@@ -118,6 +118,8 @@ class DaemonMetrics:
         clock: Wall-clock time, the service's (for the longest wait).
         mqtt_connected: Whether the MQTT link is up now.
         outbox_depth: How many stored messages are not yet published and confirmed.
+        per_process: Also the process's figures and the event loop's lag; a cluster
+            shard's leaves them to its node (`NodeMetrics`), which serves them once.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class DaemonMetrics:
         clock: Callable[[], float] = time.time,
         mqtt_connected: Callable[[], bool] = lambda: False,
         outbox_depth: Callable[[], int] = lambda: 0,
+        per_process: bool = True,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         """Where every metric of this daemon is registered."""
@@ -196,11 +199,12 @@ class DaemonMetrics:
             ("reason",),
             registry=registry,
         )
-        self._lag = _loop_lag_gauge(registry)
+        self._lag = _loop_lag_gauge(registry) if per_process else None
         registry.register(_Collector(engine, clock, mqtt_connected, outbox_depth))
-        # The process's CPU time, memory and open files (Linux only: /proc), under
-        # the names every Prometheus client gives them (`process_...`).
-        ProcessCollector(registry=registry)
+        if per_process:
+            # The process's CPU time, memory and open files (Linux only: /proc), under
+            # the names every Prometheus client gives them (`process_...`).
+            ProcessCollector(registry=registry)
         self._queues: dict[tuple[TenantId, QueueId], _QueueSeries] = {}
         #: Arrivals queued without a ring yet, and when they were taken in.
         self._pending: dict[CallKey, float] = {}
@@ -313,6 +317,7 @@ class DaemonMetrics:
         that were due waited behind whatever held the loop (a long turn, a
         blocking call).
         """
+        assert self._lag is not None, "a shard's metrics leave the loop's lag to its node"
         await _watch_loop_lag(self._lag, period)
 
 
@@ -412,9 +417,6 @@ class ShardsCollector(Collector):
         shards: The shards this node runs now, with their metrics.
     """
 
-    #: Families that describe the process, not a shard: the node serves them once.
-    PER_PROCESS = ("process_", "ringmaster_event_loop_lag")
-
     def __init__(self, shards: Callable[[], Iterable[tuple[int, DaemonMetrics]]]) -> None:
         self._shards = shards
 
@@ -423,8 +425,6 @@ class ShardsCollector(Collector):
         families: dict[str, Metric] = {}
         for shard, metrics in sorted(self._shards(), key=lambda item: item[0]):
             for family in metrics.registry.collect():
-                if family.name.startswith(self.PER_PROCESS):
-                    continue
                 merged = families.get(family.name)
                 if merged is None:
                     merged = Metric(family.name, family.documentation, family.type, family.unit)

@@ -221,6 +221,7 @@ class Service:
             clock=clock,
             mqtt_connected=self._mqtt_connected,
             outbox_depth=lambda: self._outbox.unfinished,
+            per_process=shard is None,
         )
         """The daemon's Prometheus metrics (the admin API's `GET /metrics`)."""
         self._live = live if live is not None else LiveFeed()
@@ -235,11 +236,6 @@ class Service:
     def engine_for(self, tenant_id: int) -> Engine:
         """The engine that serves the tenant (`EngineHost.engine_for`): this one, for all."""
         return self._engine
-
-    @property
-    def tenants(self) -> frozenset[TenantId] | None:
-        """The tenants this service runs (a cluster shard's), None for every tenant."""
-        return self._tenants
 
     @property
     def live(self) -> LiveFeed:
@@ -308,12 +304,7 @@ class Service:
         if self._settings.api.enabled:
             check_exposure(self._settings.api)  # before anything starts
         async with contextlib.AsyncExitStack() as stack:
-            endpoint = self._settings.mqtt.endpoint()
-            if endpoint is None:
-                broker = EmbeddedBroker.from_settings(self._settings.broker)
-                await stack.enter_async_context(broker)
-                endpoint = MqttEndpoint(broker.host, broker.port, None, None, tls=False)
-                _log.info("broker.embedded", url=broker.url)
+            endpoint = await broker_endpoint(self._settings, stack)
             store = await Store.open(self._settings.database.target)
             stack.push_async_callback(store.close)
             _log.info("store.opened", database=self._settings.database.redacted)
@@ -831,6 +822,17 @@ class Service:
 
 
 # --- what a daemon and a cluster node share ------------------------------------------------
+
+
+async def broker_endpoint(settings: Settings, stack: contextlib.AsyncExitStack) -> MqttEndpoint:
+    """Where the broker is: `mqtt.url`, or a private mosquitto started until `stack` ends."""
+    endpoint = settings.mqtt.endpoint()
+    if endpoint is None:
+        broker = EmbeddedBroker.from_settings(settings.broker)
+        await stack.enter_async_context(broker)
+        endpoint = MqttEndpoint(broker.host, broker.port, None, None, tls=False)
+        _log.info("broker.embedded", url=broker.url)
+    return endpoint
 
 
 async def start_api(
