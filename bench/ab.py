@@ -1,13 +1,15 @@
 """A/B of two daemons in one run: `python -m bench.ab --base SRC [--new SRC] [--rounds N]`.
 
-Runs `python -m bench --quick --only SCENARIOS` (default: arrival) alternately with the
+Runs `python -m bench --quick --only SCENARIOS` (default: arrival; `--full` for the full
+run's durations) alternately with the
 daemon of `--base` (a `src` folder, e.g. a worktree of main's commit: its PYTHONPATH) and
 with this tree's daemon (or `--new`'s: a copy of src, so that editing goes on meanwhile),
 B first in odd rounds so that neither side always goes first. The harness (generator,
 broker, bench code) is this tree's for both. `--b-env K=V` sets an environment variable
-for B's daemons only (say, `RINGMASTER_MQTT__MONITORING_QOS=0`). Prints, per round and
-side, the daemon's CPU per full-life call and arrival->ring p50/p99 at each rate, then
-the median ratio B/A of each figure.
+for B's daemons only (say, `RINGMASTER_MQTT__MONITORING_QOS=0`), `--a-env` for A's. Prints,
+per round and side, the daemon's CPU per full-life call and arrival->ring p50/p99 at each
+rate (the echo's p99 too with `ceiling`, the rate held with `sustained`), then the median
+ratio B/A of each figure.
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ from bench.common import PYTHON, ROOT
 FIGURES = [("cpu_ms", "daemon_cpu_ms_per_call"), ("p50_ms", "p50_ms"), ("p99_ms", "p99_ms")]
 
 
-def _one(only: str, env: dict[str, str]) -> dict[str, Any]:
+def _one(only: str, env: dict[str, str], *, full: bool) -> dict[str, Any]:
     out = subprocess.run(
-        [PYTHON, "-m", "bench", "--quick", "--only", only],
+        [PYTHON, "-m", "bench", *([] if full else ["--quick"]), "--only", only],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
-        timeout=1800,
+        timeout=3600,
     ).stdout
     path = next(line for line in out.splitlines() if line.startswith("raw results: "))
     result: dict[str, Any] = json.loads(Path(path.removeprefix("raw results: ")).read_text())
@@ -49,8 +51,14 @@ def _row(result: dict[str, Any]) -> dict[str, float | None]:
         for label, key in FIGURES:
             row[f"{label}@{data['rate']}"] = data.get(key)
         row[f"lost@{data['rate']}"] = data.get("lost")
+    for name, data in result.get("ceiling", {}).items():
+        if name.startswith("rate_") and isinstance(data, dict):
+            row[f"echo_p99_ms@{name.removeprefix('rate_')}"] = data.get("p99_ms")
     if "sustained" in result:
-        row["sustained_rate"] = result["sustained"].get("sustained_rate")
+        held = result["sustained"]
+        row["sustained_rate"] = held.get("sustained_rate")
+        hold = held.get("holds", {}).get(str(row["sustained_rate"]), {})
+        row["sustained_p99_ms"] = hold.get("p99_ms")
     return row
 
 
@@ -61,10 +69,15 @@ def main() -> None:
     parser.add_argument("--new", type=Path, default=ROOT / "src", help="the B side's src folder")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", default="arrival")
+    parser.add_argument("--full", action="store_true", help="the full run's durations")
+    parser.add_argument("--a-env", action="append", default=[], help="K=V for A's daemon only")
     parser.add_argument("--b-env", action="append", default=[], help="K=V for B's daemon only")
     args = parser.parse_args()
     sides = {
-        "A": {"BENCH_DAEMON_PYTHONPATH": str(args.base.resolve())},
+        "A": {
+            "BENCH_DAEMON_PYTHONPATH": str(args.base.resolve()),
+            **dict(item.split("=", 1) for item in args.a_env),
+        },
         "B": {
             "BENCH_DAEMON_PYTHONPATH": str(args.new.resolve()),
             **dict(item.split("=", 1) for item in args.b_env),
@@ -73,7 +86,7 @@ def main() -> None:
     rows: dict[str, list[dict[str, float | None]]] = {"A": [], "B": []}
     for n in range(args.rounds):
         for side in ("B", "A") if n % 2 else ("A", "B"):
-            row = _row(_one(args.only, sides[side]))
+            row = _row(_one(args.only, sides[side], full=args.full))
             rows[side].append(row)
             print(f"round {n + 1} {side}: {json.dumps(row)}", flush=True)
     print("median B/A ratio:")
