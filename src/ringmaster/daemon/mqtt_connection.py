@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -30,17 +31,24 @@ class Connection:
     #: `publish`'s messages awaiting PUBACK, by packet identifier: resolved with
     #: the PUBACK's reason code, or with None when the connection is lost first.
     pubacks: dict[int, asyncio.Future[ReasonCode | None]] = field(default_factory=dict)
+    #: `MqttLink.send`'s messages awaiting PUBACK on this connection, by packet
+    #: identifier: their seq, and when they are overdue (the event loop's clock).
+    sent: dict[int, tuple[int, float]] = field(default_factory=dict)
+    #: The one timer that sends overdue messages of `sent` again, while one is armed.
+    sweep: asyncio.TimerHandle | None = None
 
-    def watch_pubacks(self) -> None:
-        """Route paho's PUBACK callback to `pubacks`, before the connection is used.
+    def watch_pubacks(self, confirmed: Callable[[int, ReasonCode], None]) -> None:
+        """Route paho's PUBACK callback, before the connection is used.
 
-        aiomqtt keeps the callback for its own `publish` (the status messages),
-        so a packet identifier that is not ours is passed on to it.
+        A message of `sent` is passed to `confirmed` with its seq; one of `pubacks`
+        resolves its future. aiomqtt keeps the callback for its own `publish` (the
+        status messages), so a packet identifier that is neither is passed on to it.
         """
         client = paho_client(self.client)
         # aiomqtt creates its paho client with callback API version 2.
         aiomqtt_on_publish = cast("paho.CallbackOnPublish_v2 | None", client.on_publish)
         pubacks = self.pubacks
+        sent = self.sent
 
         def on_publish(
             client: paho.Client,
@@ -49,6 +57,10 @@ class Connection:
             reason_code: ReasonCode,
             properties: Properties,
         ) -> None:
+            entry = sent.pop(mid, None)
+            if entry is not None:
+                confirmed(entry[0], reason_code)
+                return
             ack = pubacks.pop(mid, None)
             if ack is None:
                 if aiomqtt_on_publish is not None:
@@ -59,7 +71,14 @@ class Connection:
         client.on_publish = on_publish
 
     def drop_pubacks(self) -> None:
-        """The connection is gone: wake every `publish` still waiting, to send again."""
+        """The connection is gone: wake every `publish` still waiting, to send again.
+
+        `sent` is forgotten: the link sends its messages again on the next connection.
+        """
+        if self.sweep is not None:
+            self.sweep.cancel()
+            self.sweep = None
+        self.sent.clear()
         for ack in self.pubacks.values():
             if not ack.done():
                 ack.set_result(None)
