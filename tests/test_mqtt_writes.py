@@ -1,0 +1,126 @@
+"""paho's queued packets leave in one send, as paho would write them one by one."""
+
+from __future__ import annotations
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ringmaster.daemon.mqtt_connection import coalesce_writes
+
+
+class FakeSocket:
+    """Takes at most `budget` bytes per send (None: all), nothing once `full`."""
+
+    def __init__(self, budget: int | None = None) -> None:
+        self.budget = budget
+        self.full = False
+        self.sends = 0
+        self.wire = bytearray()
+        self.closed = False
+
+    def send(self, buffer: bytes | bytearray) -> int:
+        if self.full:
+            raise BlockingIOError
+        self.sends += 1
+        taken = len(buffer) if self.budget is None else min(self.budget, len(buffer))
+        self.wire += buffer[:taken]
+        return taken
+
+    def close(self) -> None:
+        self.closed = True
+
+    def fileno(self) -> int:
+        return -1
+
+    def recv(self, buffer_size: int) -> bytes:
+        raise BlockingIOError
+
+
+def client_on(sock: FakeSocket, *, coalesced: bool) -> tuple[paho.Client, list[int]]:
+    """A paho client whose packets queue up until `loop_write`, and its QoS 0 mids written."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client._sock = sock  # type: ignore[assignment]
+    # As under aiomqtt: packets wait for the event loop's writer, not written at once.
+    client.on_socket_register_write = lambda _c, _u, _s: None
+    written: list[int] = []
+
+    def on_publish(
+        _client: paho.Client, _userdata: object, mid: int, reason: ReasonCode, _p: Properties
+    ) -> None:
+        assert not reason.is_failure
+        written.append(mid)
+
+    client.on_publish = on_publish
+    if coalesced:
+        coalesce_writes(client)
+    return client, written
+
+
+def queue_burst(client: paho.Client) -> list[int]:
+    mids = [client.publish(f"rm/1/cmd/ring/{n}", b"x" * n, qos=1).mid for n in range(3)]
+    mids.append(client.publish("rm/1/event/call/queued", b"{}", qos=0).mid)
+    mids.append(client.publish("rm/2/cmd/ring", b"y" * 300, qos=1).mid)
+    return mids
+
+
+def paho_wire() -> bytes:
+    sock = FakeSocket()
+    client, _ = client_on(sock, coalesced=False)
+    queue_burst(client)
+    client.loop_write()
+    assert sock.sends == 5  # one per packet: what the coalescing saves
+    return bytes(sock.wire)
+
+
+def test_a_burst_leaves_in_one_send_byte_for_byte_as_paho_writes_it() -> None:
+    sock = FakeSocket()
+    client, written = client_on(sock, coalesced=True)
+    mids = queue_burst(client)
+    assert client.loop_write() == paho.MQTT_ERR_SUCCESS
+    assert sock.sends == 1
+    assert bytes(sock.wire) == paho_wire()
+    assert written == [mids[3]]  # the QoS 0 message, once written
+    assert not client.want_write()
+
+
+def test_partial_writes_resume_where_they_stopped() -> None:
+    sock = FakeSocket(budget=7)
+    client, written = client_on(sock, coalesced=True)
+    mids = queue_burst(client)
+    expected = paho_wire()
+    sock.full = True
+    assert client.loop_write() == paho.MQTT_ERR_SUCCESS  # would block: nothing lost
+    assert client.want_write()
+    sock.full = False
+    # 7 bytes at a time: the QoS 0 message is reported only once all of it is out.
+    while client.want_write():
+        client.loop_write()
+        qos0_end = expected.index(b"rm/1/event/call/queued") + len("rm/1/event/call/queued{}") + 1
+        assert (mids[3] in written) == (len(sock.wire) >= qos0_end)
+    assert bytes(sock.wire) == expected
+    assert written == [mids[3]]
+
+
+def test_a_blocked_socket_keeps_the_packets_queued() -> None:
+    sock = FakeSocket()
+    sock.full = True
+    client, written = client_on(sock, coalesced=True)
+    queue_burst(client)
+    client.loop_write()
+    assert (sock.sends, written, len(client._out_packet)) == (0, [], 5)
+
+
+def test_a_disconnect_written_closes_the_socket_and_says_so() -> None:
+    sock = FakeSocket(budget=1)
+    client, _ = client_on(sock, coalesced=True)
+    disconnected: list[bool] = []
+    client.on_disconnect = lambda *_args: disconnected.append(True)
+    client.publish("rm/1/cmd/ring", b"{}", qos=1)
+    client.disconnect()
+    while client.want_write() and not sock.closed:
+        client.loop_write()
+    assert sock.closed
+    assert disconnected == [True]
+    assert sock.wire.endswith(b"\xe0\x00")  # DISCONNECT, reason 0, after the PUBLISH
