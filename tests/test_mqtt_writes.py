@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import paho.mqtt.client as paho
+import pytest
+from paho.mqtt import _packet as paho_packet
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ringmaster.daemon.mqtt_connection import coalesce_writes
+from ringmaster.daemon.mqtt_connection import coalesce_writes, lean_pubacks
 
 
 class FakeSocket:
@@ -124,3 +126,52 @@ def test_a_disconnect_written_closes_the_socket_and_says_so() -> None:
     assert sock.closed
     assert disconnected == [True]
     assert sock.wire.endswith(b"\xe0\x00")  # DISCONNECT, reason 0, after the PUBLISH
+
+
+def awaiting_puback(mid: int) -> tuple[paho.Client, list[tuple[int, ReasonCode]]]:
+    """A paho client with QoS 1 message `mid` awaiting its PUBACK, reading PUBACKs leanly."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client._last_mid = mid - 1
+    client._sock = FakeSocket()  # type: ignore[assignment]
+    client.on_socket_register_write = lambda _c, _u, _s: None
+    assert client.publish("rm/1/cmd/ring", b"{}", qos=1).mid == mid
+    confirmed: list[tuple[int, ReasonCode]] = []
+
+    def on_publish(
+        _client: paho.Client, _userdata: object, mid: int, reason: ReasonCode, _p: Properties
+    ) -> None:
+        confirmed.append((mid, reason))
+
+    client.on_publish = on_publish
+    lean_pubacks(client)
+    return client, confirmed
+
+
+def read_puback(client: paho.Client, packet: bytes) -> None:
+    client._in_packet["command"] = 0x40
+    client._in_packet["packet"] = bytearray(packet)
+    assert client._packet_handle() == paho.MQTT_ERR_SUCCESS
+
+
+def test_a_plain_puback_confirms_its_message_with_success(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, confirmed = awaiting_puback(0x12A)
+
+    def decoded(*_args: object) -> None:
+        raise AssertionError("a plain PUBACK is not decoded")
+
+    monkeypatch.setattr(paho_packet, "decode_puback", decoded)
+    read_puback(client, b"\x01\x2a")
+    assert [(mid, reason.value) for mid, reason in confirmed] == [(0x12A, 0)]
+    assert (client._out_messages, client._inflight_messages) == ({}, 0)
+    read_puback(client, b"\x01\x2a")  # a second one is no one's
+    assert len(confirmed) == 1
+
+
+def test_a_refusing_puback_still_takes_paho_s_path() -> None:
+    client, confirmed = awaiting_puback(7)
+    read_puback(client, b"\x00\x07\x87\x00")  # Not authorized, no properties
+    assert [(mid, reason.value, reason.is_failure) for mid, reason in confirmed] == [
+        (7, 0x87, True)
+    ]

@@ -54,6 +54,7 @@ from ringmaster.daemon.mqtt_connection import (
     as_bytes,
     backoff_delay,
     coalesce_writes,
+    lean_pubacks,
     paho_client,
     skip_mids_in_flight,
 )
@@ -753,6 +754,7 @@ class MqttLink:
         # Before connecting: a resumed session's messages arrive right after CONNACK.
         paho_client(client).manual_ack_set(True)
         coalesce_writes(paho_client(client))
+        lean_pubacks(paho_client(client))
         # aiomqtt logs a warning on every publish while more than this many are
         # in flight; the service deliberately keeps a whole batch in flight, and
         # the warning (one log line per publish) cost more than the publishing.

@@ -12,7 +12,7 @@ import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Literal, cast
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -181,8 +181,8 @@ def _write_coalesced(client: paho.Client) -> MQTTErrorCode:
     return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
-#: What paho passes `on_publish` for a QoS 0 message written: the same (success,
-#: no properties) for every one, so built once instead of per message.
+#: What paho passes `on_publish` for a QoS 0 message written, or a plain PUBACK:
+#: the same (success, no properties) for every one, so built once, not per message.
 _WRITTEN_REASON = ReasonCode(PacketTypes.PUBACK)
 _WRITTEN_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
 
@@ -225,3 +225,29 @@ def _packet_written(client: paho.Client, packet: paho._OutPacket) -> bool:
             client._state = _ConnectionState.MQTT_CS_DISCONNECTED
         return True
     return False
+
+
+def lean_pubacks(client: paho.Client) -> None:
+    """Have paho read a plain PUBACK (2 bytes: success, no properties) without decoding.
+
+    paho builds a ReasonCode and a Properties object for every PUBACK, and mosquitto's
+    are nearly all the 2-byte kind (MQTT 5 section 3.4.2.1: the reason code and the
+    properties are left out when the reason is success and there are none): those
+    go to `on_publish` with one shared success reason and empty properties, as
+    paho's `_handle_pubackcomp` would pass them, built once. Any other PUBACK, and
+    PUBCOMP, take paho's own path (as does its debug log line, left out here).
+    """
+    handle = client._handle_pubackcomp
+
+    def handle_pubackcomp(cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        packet = client._in_packet["packet"]
+        if cmd != "PUBACK" or len(packet) != 2:  # noqa: PLR2004 (the packet identifier alone)
+            return handle(cmd)
+        mid = packet[0] << 8 | packet[1]
+        with client._out_message_mutex:
+            if mid in client._out_messages:
+                return client._do_on_publish(mid, _WRITTEN_REASON, _WRITTEN_PROPERTIES)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    # paho calls `self._handle_pubackcomp(...)`: the instance attribute comes first.
+    client._handle_pubackcomp = handle_pubackcomp  # type: ignore[method-assign]
