@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt import _packet as paho_packet
@@ -9,7 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ringmaster.daemon.mqtt_connection import coalesce_writes, lean_pubacks
+from ringmaster.daemon.mqtt_connection import buffer_reads, coalesce_writes, lean_pubacks
 
 
 class FakeSocket:
@@ -175,3 +177,65 @@ def test_a_refusing_puback_still_takes_paho_s_path() -> None:
     assert [(mid, reason.value, reason.is_failure) for mid, reason in confirmed] == [
         (7, 0x87, True)
     ]
+
+
+class FakeReadSocket(FakeSocket):
+    """Gives its `chunks` one per receive (as much as asked of each), then would block."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
+        self.chunks = chunks
+        self.recvs = 0
+
+    def recv(self, buffer_size: int) -> bytes:
+        self.recvs += 1
+        if not self.chunks:
+            raise BlockingIOError
+        chunk = self.chunks.pop(0)
+        if len(chunk) > buffer_size:
+            self.chunks.insert(0, chunk[buffer_size:])
+        return chunk[:buffer_size]
+
+
+def publish_packet(topic: str, payload: bytes) -> bytes:
+    """An MQTT 5 PUBLISH at QoS 0, no properties."""
+    body = len(topic).to_bytes(2, "big") + topic.encode() + b"\x00" + payload
+    assert len(body) < 128
+    return bytes([0x30, len(body)]) + body
+
+
+def reading_client(sock: FakeReadSocket) -> tuple[paho.Client, list[bytes]]:
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client._sock = sock  # type: ignore[assignment]
+    heard: list[bytes] = []
+    client.on_message = lambda _c, _u, message: heard.append(bytes(message.payload))
+    buffer_reads(client)
+    return client, heard
+
+
+def test_packets_read_together_are_all_handled_in_one_readable_event() -> None:
+    wire = b"".join(publish_packet("rm/1/pbx/call/arrived", bytes([n])) for n in range(5))
+    sock = FakeReadSocket([wire])
+    client, heard = reading_client(sock)
+    # aiomqtt calls loop_read() once per readable event; nothing may wait in the buffer.
+    assert client.loop_read() == paho.MQTT_ERR_SUCCESS
+    assert heard == [bytes([n]) for n in range(5)]
+    assert sock.recvs == 1  # paho alone: 3 per packet, and "would block" once
+
+
+def test_a_packet_split_across_receives_is_read_whole() -> None:
+    wire = publish_packet("rm/1/pbx/call/hangup", b"first") + publish_packet("rm/x", b"second")
+    cuts = [1, 2, 9, len(wire) - 3, len(wire)]
+    sock = FakeReadSocket([wire[a:b] for a, b in itertools.pairwise([0, *cuts])])
+    client, heard = reading_client(sock)
+    while sock.chunks:
+        client.loop_read()
+    assert heard == [b"first", b"second"]
+
+
+def test_a_closed_connection_is_seen_as_lost() -> None:
+    sock = FakeReadSocket([publish_packet("rm/1/x", b"last"), b""])
+    client, heard = reading_client(sock)
+    client.loop_read()
+    assert heard == [b"last"]
+    assert client.loop_read() != paho.MQTT_ERR_SUCCESS

@@ -53,6 +53,7 @@ from ringmaster.daemon.mqtt_connection import (
     Connection,
     as_bytes,
     backoff_delay,
+    buffer_reads,
     coalesce_writes,
     lean_pubacks,
     paho_client,
@@ -755,6 +756,7 @@ class MqttLink:
         paho_client(client).manual_ack_set(True)
         coalesce_writes(paho_client(client))
         lean_pubacks(paho_client(client))
+        buffer_reads(paho_client(client))
         # aiomqtt logs a warning on every publish while more than this many are
         # in flight; the service deliberately keeps a whole batch in flight, and
         # the warning (one log line per publish) cost more than the publishing.

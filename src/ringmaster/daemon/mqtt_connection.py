@@ -21,6 +21,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+#: How many bytes `buffer_reads` asks the socket for at once.
+READ_CHUNK = 65536
 #: The most bytes `coalesce_writes` joins for one send: a burst's worth of packets,
 #: and little to join again after a partial write.
 WRITE_CHUNK = 65536
@@ -251,3 +253,41 @@ def lean_pubacks(client: paho.Client) -> None:
 
     # paho calls `self._handle_pubackcomp(...)`: the instance attribute comes first.
     client._handle_pubackcomp = handle_pubackcomp  # type: ignore[method-assign]
+
+
+def buffer_reads(client: paho.Client) -> None:
+    """Have paho read the socket in chunks, not one system call per header byte.
+
+    paho's `_packet_read` asks its socket for the command byte, then each byte of
+    the remaining length, then the rest: three receives for a PUBACK. Here its
+    `_sock_recv` takes what the socket has (up to `READ_CHUNK`) and hands paho the
+    bytes it asks for from that. Bytes read ahead are invisible to the event loop's
+    selector, so `loop_read` (what aiomqtt calls when the socket is readable) goes on
+    until paho has taken them all: none waits for the socket's next bytes.
+    """
+    ahead = bytearray()  # read from the socket, not yet taken by paho
+    sock_recv = client._sock_recv
+    loop_read = client.loop_read
+
+    def recv(bufsize: int) -> bytes:
+        if ahead:
+            taken = bytes(ahead[:bufsize])
+            del ahead[:bufsize]
+            return taken
+        data = sock_recv(max(bufsize, READ_CHUNK))
+        if len(data) <= bufsize:
+            return data
+        ahead.extend(memoryview(data)[bufsize:])
+        return data[:bufsize]
+
+    def read(max_packets: int = 1) -> MQTTErrorCode:
+        rc = loop_read(max_packets)
+        # Each call takes at least one byte of `ahead` (a receive from it never blocks).
+        while ahead and rc == MQTTErrorCode.MQTT_ERR_SUCCESS and client._sock is not None:
+            rc = loop_read(max_packets)
+        return rc
+
+    # paho calls `self._sock_recv(...)` and aiomqtt `client.loop_read()`: instance
+    # attributes come first.
+    client._sock_recv = recv  # type: ignore[method-assign]
+    client.loop_read = read  # type: ignore[method-assign]
