@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from ringmaster.contract import OutboxMessage, parse_tenant
 
 #: How many stored messages are handed to the link and awaiting PUBACK at once.
+#: paho itself keeps at most 20 on the wire (and mosquitto's receive maximum is 20
+#: too); the rest of the window waits in paho, ready to go on each PUBACK.
 PUBLISH_WINDOW = 32
 
 
