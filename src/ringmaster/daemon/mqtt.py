@@ -13,10 +13,13 @@ Delivery guarantees, both ways at least once (contract: QoS 1, idempotent inputs
 - `MqttLink.publish` returns once the broker has sent PUBACK; if the connection
   drops first, it waits for the next one and publishes again.
 
-Publishing is the hot path (about ten messages per call), so `publish` hands
-the message to paho and waits on one future that paho's PUBACK callback
-resolves: no task, no event and no `wait_for` per message, as aiomqtt's own
-`publish` would cost. The callers bound how many are in flight.
+Publishing is the hot path (about ten messages per call), so the daemon's
+outbox does not await it: `MqttLink.send` hands a stored message to paho at once
+and paho's PUBACK callback reports its seq to `on_published`, with no task,
+future or timeout per message. One timer per connection sends again what is
+overdue, and a new connection sends again, in seq order, everything not yet
+confirmed. `publish` (awaiting one future that the PUBACK callback resolves) is
+for the few messages that are not stored (the error replies).
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ from ringmaster.daemon.mqtt_connection import (
     Connection,
     as_bytes,
     backoff_delay,
+    buffer_reads,
+    coalesce_writes,
+    lean_pubacks,
     paho_client,
     skip_mids_in_flight,
 )
@@ -191,6 +197,8 @@ class MqttLink:
         """Called with the connection's generation each time a connection is up."""
         self.on_message: Callable[[InboundMessage], None] | None = None
         """Called with each inbound message as it is read; None queues them for `messages`."""
+        self.on_published: Callable[[int], None] | None = None
+        """Called with the seq of a message given to `send` once the broker confirmed it."""
 
         self.connected = asyncio.Event()
         """Set while a connection is up, subscribed, and `P/status` online is published."""
@@ -199,6 +207,9 @@ class MqttLink:
         self._generation = 0
         self._inbox: asyncio.Queue[InboundMessage | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        #: `send`'s messages not yet confirmed (or, at QoS 0, not yet handed to a
+        #: connection), by seq: what a new connection sends again.
+        self._unconfirmed: dict[int, OutboxMessage] = {}
         self._log = _log.bind(mqtt_host=host, mqtt_port=port, client_id=client_id)
 
     @classmethod
@@ -371,6 +382,113 @@ class MqttLink:
 
     # --- outbound -------------------------------------------------------------------
 
+    def send(self, seq: int, message: OutboxMessage) -> bool:
+        """Hand stored message `seq` to the broker, at least once, without waiting.
+
+        `on_published` is called with `seq` once the broker confirmed it (PUBACK),
+        or refused it (logged, not sent again: sending it again changes nothing).
+        Meanwhile the link keeps it: sent again when its PUBACK is overdue
+        (`publish_timeout_s`), and on the next connection when this one is lost
+        (or now, while none is up). The caller bounds how many are unconfirmed.
+
+        Returns:
+            True when it is done already: a monitoring message with `monitoring_qos`
+            0 handed to a live connection (at most once; `on_published` is not called).
+        """
+        connection = self._connection
+        if connection is None or not self.connected.is_set():
+            self._unconfirmed[seq] = message
+            return False
+        if self._monitoring_qos == 0 and is_monitoring(self.prefix, message.topic):
+            self._publish_at_most_once(connection, message)
+            return True
+        self._unconfirmed[seq] = message
+        self._send_on(connection, seq, message)
+        return False
+
+    def _publish_at_most_once(self, connection: Connection, message: OutboxMessage) -> None:
+        client = paho_client(connection.client)
+        skip_mids_in_flight(client)
+        info = client.publish(message.topic, message.payload, qos=0, retain=message.retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            # At most once: not sent again (docs/mqtt.md, mqtt.monitoring_qos).
+            self._log.warning(
+                "mqtt.publish_failed", topic=message.topic, error=paho.error_string(info.rc)
+            )
+
+    def _send_on(self, connection: Connection, seq: int, message: OutboxMessage) -> None:
+        info = paho_client(connection.client).publish(
+            message.topic, message.payload, qos=_QOS, retain=message.retain
+        )
+        loop = asyncio.get_running_loop()
+        if info.rc == paho.MQTT_ERR_SUCCESS:
+            connection.sent[info.mid] = (seq, loop.time() + self._publish_timeout_s)
+        else:
+            self._log.warning(
+                "mqtt.publish_failed", topic=message.topic, error=paho.error_string(info.rc)
+            )
+            # Tried again by the sweep, soon and without spinning; under a key that
+            # is no packet identifier (those are 1 to 65535; seqs are positive).
+            connection.sent[-seq] = (seq, loop.time() + self._reconnect_min_s)
+        if connection.sweep is None:
+            _, due = connection.sent[info.mid if info.rc == paho.MQTT_ERR_SUCCESS else -seq]
+            connection.sweep = loop.call_at(due, self._sweep, connection)
+
+    def _sweep(self, connection: Connection) -> None:
+        """Send again, on the same connection, the messages whose PUBACK is overdue."""
+        connection.sweep = None
+        if connection.lost.is_set():
+            return
+        now = asyncio.get_running_loop().time()
+        overdue = [(key, seq) for key, (seq, due) in connection.sent.items() if due <= now]
+        for key, seq in sorted(overdue, key=lambda item: item[1]):
+            del connection.sent[key]  # a late PUBACK for it is no longer ours
+            message = self._unconfirmed.get(seq)
+            if message is None:
+                continue
+            if key > 0:
+                self._log.warning("mqtt.publish_failed", topic=message.topic, error="no PUBACK")
+            self._send_on(connection, seq, message)
+        if connection.sweep is None and connection.sent:
+            due = min(due for _, due in connection.sent.values())
+            connection.sweep = asyncio.get_running_loop().call_at(due, self._sweep, connection)
+
+    def _confirmed(self, seq: int, reason: ReasonCode) -> None:
+        """The PUBACK callback of paho for a message of `send`."""
+        message = self._unconfirmed.pop(seq, None)
+        if message is None:
+            return
+        if reason.is_failure:
+            # MQTT 5 section 3.4.2.1: the broker took it and will not deliver it
+            # (say, its ACL refuses the topic); sending it again changes nothing.
+            self._log.error("mqtt.publish_refused", topic=message.topic, reason=str(reason))
+        self._report_published(seq)
+
+    def _report_published(self, seq: int) -> None:
+        sink = self.on_published
+        if sink is None:
+            return
+        try:
+            sink(seq)
+        except Exception:  # a consumer's bug must not stop paho reading the socket
+            self._log.exception("mqtt.consumer_failed", seq=seq)
+
+    def _send_unconfirmed(self, connection: Connection) -> None:
+        """A connection is up: send again what no earlier one confirmed, in seq order."""
+        done: list[int] = []
+        for seq in sorted(self._unconfirmed):
+            message = self._unconfirmed[seq]
+            if self._monitoring_qos == 0 and is_monitoring(self.prefix, message.topic):
+                del self._unconfirmed[seq]
+                self._publish_at_most_once(connection, message)
+                done.append(seq)
+            else:
+                self._send_on(connection, seq, message)
+        # Only now: the outbox hands over newer messages as these are reported, and
+        # each tenant's must leave after its older ones sent again above.
+        for seq in done:
+            self._report_published(seq)
+
     async def publish(self, message: OutboxMessage) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK.
 
@@ -383,15 +501,7 @@ class MqttLink:
             LinkClosedError: The link was closed before the broker confirmed.
         """
         if self._monitoring_qos == 0 and is_monitoring(self.prefix, message.topic):
-            connection = await self._wait_connection()
-            client = paho_client(connection.client)
-            skip_mids_in_flight(client)
-            info = client.publish(message.topic, message.payload, qos=0, retain=message.retain)
-            if info.rc != paho.MQTT_ERR_SUCCESS:
-                # At most once: not sent again (docs/mqtt.md, mqtt.monitoring_qos).
-                self._log.warning(
-                    "mqtt.publish_failed", topic=message.topic, error=paho.error_string(info.rc)
-                )
+            self._publish_at_most_once(await self._wait_connection(), message)
             return
         while True:
             connection = await self._wait_connection()
@@ -467,7 +577,7 @@ class MqttLink:
         client = self._new_client()
         self._generation += 1
         connection = Connection(client, self._generation)
-        connection.watch_pubacks()
+        connection.watch_pubacks(self._confirmed)
         # Before connecting: a resumed session's messages come right after CONNACK.
         paho_client(client).on_message = lambda _client, _userdata, message: self._deliver(
             connection, message
@@ -538,6 +648,7 @@ class MqttLink:
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 self._log.warning("mqtt.sync_failed", error=paho.error_string(info.rc))
         self.connected.set()
+        self._send_unconfirmed(connection)
         self._log.info(
             "mqtt.connected", generation=connection.generation, subscriptions=self._subscriptions
         )
@@ -643,6 +754,9 @@ class MqttLink:
         )
         # Before connecting: a resumed session's messages arrive right after CONNACK.
         paho_client(client).manual_ack_set(True)
+        coalesce_writes(paho_client(client))
+        lean_pubacks(paho_client(client))
+        buffer_reads(paho_client(client))
         # aiomqtt logs a warning on every publish while more than this many are
         # in flight; the service deliberately keeps a whole batch in flight, and
         # the warning (one log line per publish) cost more than the publishing.

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ringmaster.contract import OutboxMessage, parse_tenant
+
+#: How many stored messages are handed to the link and awaiting PUBACK at once.
+#: paho itself keeps at most 20 on the wire (and mosquitto's receive maximum is 20
+#: too); the rest of the window waits in paho, ready to go on each PUBACK.
+PUBLISH_WINDOW = 32
 
 
 @dataclass
@@ -14,15 +20,26 @@ class Outbox:
     """Stored messages waiting to be published: each tenant's in order, tenants in turn.
 
     One tenant's flood of decisions (thousands of queued calls' events) waits
-    behind nobody else's ring: publishers take the tenants' oldest messages in
-    turn. The watermark still counts in stored (seq) order: a message counts
-    as unconfirmed from the moment it is put here.
+    behind nobody else's ring: messages are handed to the link (`send`) taking
+    the tenants' oldest in turn, at most `window` of them unconfirmed at once.
+    A message is handed over as soon as it is put here, or as soon as a
+    confirmation (`published`) makes room: no task and no await per message.
+    The watermark still counts in stored (seq) order: a message counts as
+    unconfirmed from the moment it is put here.
     """
 
     prefix: str = ""
-    #: Waiting for a publisher, by tenant (None: topics of no tenant), oldest first.
+    #: Hands a message to the link: True when it is done at once (at most once,
+    #: QoS 0), else `published` is called with its seq later. None: nothing is
+    #: handed over (before the link is attached, and once publishing stopped).
+    send: Callable[[int, OutboxMessage], bool] | None = None
+    window: int = PUBLISH_WINDOW
+    #: Called each time the watermark moves (then `unrecorded` has it).
+    on_watermark: Callable[[], None] | None = None
+    #: Waiting to be handed over, by tenant (None: topics of no tenant), oldest first.
     lanes: dict[int | None, deque[tuple[int, OutboxMessage]]] = field(default_factory=dict)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Handed over and awaiting `published`.
+    sending: int = 0
     #: Put here and not yet published (confirmed or given up): `join` waits for 0.
     unfinished: int = 0
     finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -35,13 +52,15 @@ class Outbox:
     delivered_up_to: int | None = None
     #: The watermark as last committed: those rows are gone from the store.
     recorded_up_to: int | None = None
+    #: Whether `pump` is running (a confirmation inside `send` must not re-enter it).
+    pumping: bool = False
 
     def take(self, seq: int) -> None:
         """Message `seq` (the newest yet) awaits the broker's confirmation."""
         self.in_flight.append(seq)
 
     def put(self, seq: int, message: OutboxMessage) -> None:
-        """Queue a stored message for publishing (in seq order)."""
+        """Queue a stored message for publishing (in seq order), handing it over if room."""
         self.take(seq)
         tenant_id = parse_tenant(self.prefix, message.topic)
         lane = self.lanes.get(tenant_id)
@@ -50,25 +69,41 @@ class Outbox:
         lane.append((seq, message))
         self.unfinished += 1
         self.finished.clear()
-        self.ready.set()
+        self.pump()
 
-    async def get(self) -> tuple[int, OutboxMessage]:
-        """The next message to publish: the oldest of the tenant whose turn it is."""
-        while not self.lanes:
-            self.ready.clear()
-            await self.ready.wait()
-        tenant_id = next(iter(self.lanes))
-        lane = self.lanes.pop(tenant_id)
-        item = lane.popleft()
-        if lane:
-            self.lanes[tenant_id] = lane  # to the back
-        return item
+    def pump(self) -> None:
+        """Hand waiting messages over while the window has room."""
+        send = self.send
+        if send is None or self.pumping:
+            return
+        lanes = self.lanes
+        self.pumping = True
+        try:
+            while lanes and self.sending < self.window:
+                tenant_id = next(iter(lanes))
+                lane = lanes.pop(tenant_id)
+                seq, message = lane.popleft()
+                if lane:
+                    lanes[tenant_id] = lane  # to the back
+                if send(seq, message):
+                    self._done(seq)
+                else:
+                    self.sending += 1
+        finally:
+            self.pumping = False
 
-    def done(self) -> None:
-        """A message taken with `get` is published."""
+    def published(self, seq: int) -> None:
+        """The link reports a message handed over published: room for the next."""
+        self.sending -= 1
+        self._done(seq)
+        self.pump()
+
+    def _done(self, seq: int) -> None:
         self.unfinished -= 1
         if not self.unfinished:
             self.finished.set()
+        if self.confirm(seq) and self.on_watermark is not None:
+            self.on_watermark()
 
     async def join(self) -> None:
         """Wait until every message put here is published."""

@@ -73,12 +73,6 @@ if TYPE_CHECKING:
 
 _log = structlog.get_logger("ringmaster.service")
 
-#: How many outbound messages are published and awaiting PUBACK at once: one
-#: publisher coroutine each, so a burst of thousands costs no task per message.
-#: paho itself keeps at most 20 on the wire (and mosquitto's receive maximum is
-#: 20 too); the rest of the window waits in paho, ready to go on each PUBACK.
-PUBLISH_WINDOW = 32
-
 #: How long a confirmation waits for a turn to commit it before a turn is
 #: woken just for that: bounds how much a kill -9 of a quiet daemon repeats.
 WATERMARK_FLUSH_S = 0.005
@@ -354,18 +348,16 @@ class Service:
             number = shard.shard
             turns = asyncio.create_task(self._turns(store, link), name=f"shard-{number}")
             stopping = asyncio.create_task(self._stopping.wait())
-            publishers = [
-                asyncio.create_task(self._publish(link), name=f"shard-{number}-publisher-{n}")
-                for n in range(PUBLISH_WINDOW)
-            ]
+            self._start_publishing(link)
             try:
                 await asyncio.wait({turns, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if turns.done():
                     turns.result()  # a fenced turn (or a bug) ends the shard here
             finally:
-                for task in (turns, stopping, *publishers):
+                self._stop_publishing(link)
+                for task in (turns, stopping):
                     task.cancel()
-                await asyncio.gather(turns, stopping, *publishers, return_exceptions=True)
+                await asyncio.gather(turns, stopping, return_exceptions=True)
         finally:
             self._stopping.set()
             self._cancel_timers()
@@ -449,10 +441,7 @@ class Service:
 
     async def _serve(self, store: Store, link: MqttLink, stack: contextlib.AsyncExitStack) -> None:
         async with asyncio.TaskGroup() as tasks:
-            publishers = [
-                tasks.create_task(self._publish(link), name=f"publisher-{n}")
-                for n in range(PUBLISH_WINDOW)
-            ]
+            self._start_publishing(link)
             pinging = tasks.create_task(watchdog(), name="watchdog")
             pruning = tasks.create_task(
                 prune_history(store, self._settings.history.retention_days, self._clock),
@@ -486,8 +475,7 @@ class Service:
                 self._queue_log.stop()
                 await queue_log
             await self._drain_outbox()
-            for publisher in publishers:
-                publisher.cancel()
+            self._stop_publishing(link)
             pinging.cancel()
             pruning.cancel()
             loop_lag.cancel()
@@ -791,20 +779,27 @@ class Service:
 
     # --- publishing ---------------------------------------------------------------------
 
-    async def _publish(self, link: MqttLink) -> None:
-        # One of PUBLISH_WINDOW publishers. Each takes the next pending message
-        # and hands it to paho before it first awaits, so each tenant's messages
-        # leave in the order they were stored (QoS 1 keeps that order on one
-        # connection).
-        outbox = self._outbox
-        while True:
-            seq, message = await outbox.get()
-            await link.publish(message)
-            if outbox.confirm(seq) and self._flush_timer is None:
-                self._flush_timer = asyncio.get_running_loop().call_later(
-                    WATERMARK_FLUSH_S, self._flush_due
-                )
-            outbox.done()
+    def _start_publishing(self, link: MqttLink) -> None:
+        # The outbox hands each stored message to the link as it is put there (or
+        # as a PUBACK makes room), tenants in turn; the link hands it to paho at
+        # once, so each tenant's messages leave in the order they were stored (QoS 1
+        # keeps that order on one connection), and reports each PUBACK back here.
+        link.on_published = self._outbox.published
+        self._outbox.on_watermark = self._watermark_moved
+        self._outbox.send = link.send
+        self._outbox.pump()
+
+    def _stop_publishing(self, link: MqttLink) -> None:
+        # Nothing more is handed over; what was, the link may still send meanwhile
+        # (it is unconfirmed: the store publishes it again after a restart).
+        self._outbox.send = self._outbox.on_watermark = None
+        link.on_published = None
+
+    def _watermark_moved(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                WATERMARK_FLUSH_S, self._flush_due
+            )
 
     def _flush_due(self) -> None:
         # Confirmed but not yet committed: the outbox rows are still in the store,
