@@ -10,6 +10,7 @@ from ringmaster.daemon.decision_log import log_decisions
 from ringmaster.engine import commands as cmd
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import Command
+from ringmaster.engine.model import CallId, QueueId, TenantId
 from ringmaster.logs import configure_logging
 
 
@@ -121,10 +122,11 @@ def test_odd_text_never_costs_a_line(
 
 
 def _decisions() -> list[Command]:
-    ring = cmd.Ring(1, "c-1", "101", 7, 20, "+4930123", "r1")
-    hangup = ev.CallHungUp(1, "c-2", "normal")
+    tenant, queue = TenantId(1), QueueId(7)
+    ring = cmd.Ring(tenant, CallId("c-1"), "101", queue, 20, "+4930123", "r1")
+    hangup = ev.CallHungUp(tenant, CallId("c-2"), "normal")
     refused = cmd.RejectInput(hangup, "no such call", 1.0)
-    snapshot = cmd.ClearQueueSnapshot(1, 7)  # not worth a line at any level
+    snapshot = cmd.ClearQueueSnapshot(tenant, queue)  # not worth a line at any level
     return [ring, refused, snapshot]
 
 
