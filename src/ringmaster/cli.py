@@ -203,7 +203,7 @@ async def _serve(service: Service) -> None:
     (`gc.freeze`), a full collection only goes through what the turns made since. The
     figures (bench arrival at 500 calls/s, CPU time of each collection, this 2-core
     machine): a full collection took 36-45 ms before, 2 ms frozen; the young ones
-    (0.2-1.5 ms) and the resident memory (62 MB) did not change. At 100 calls/s no
+    (0.2-1.6 ms) and the resident memory (62 MB) did not change. At 100 calls/s no
     full collection ran in 5 s either way, and no collection took 1 ms of CPU: there
     the collector is not what makes p99. A frozen object that becomes garbage is still
     freed when nothing refers to it; only a cycle among them is never collected, so
