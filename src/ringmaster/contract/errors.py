@@ -72,7 +72,11 @@ def truncate(text: str) -> str:
     return text if len(text) <= ECHO_MAX_CHARS else text[:ECHO_MAX_CHARS] + "..."
 
 
+# ensure_ascii=False: payloads are UTF-8 (contract), so names stay readable. One
+# encoder for every message: json.dumps with any option builds a new one per call.
+_ENCODER: Final = json.JSONEncoder(separators=_JSON_SEPARATORS, ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """`value` as the contract's compact JSON."""
-    # ensure_ascii=False: payloads are UTF-8 (contract), so names stay readable.
-    return json.dumps(value, separators=_JSON_SEPARATORS, ensure_ascii=False)
+    return _ENCODER.encode(value)

