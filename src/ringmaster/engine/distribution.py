@@ -52,8 +52,12 @@ class DistributionMixin(EngineBase):
     ) -> bool:
         """Offer the calls of these queues' lines, best first; False once nobody is free."""
         # Offering a call only ever takes agents, never frees one, and never
-        # changes a line, so the lines can be walked as they are.
-        for entry in heapq.merge(*(queue.line for queue in lines_of)):
+        # changes a line, so the lines can be walked as they are. A strategy
+        # that rings one agent at a time rings no call that has a ring on
+        # (`_wants_ring`): only its calls with none are walked, a copy, as a
+        # ring started takes its call out of `unrung`.
+        lines = [queue.line if _adds_rings(queue) else queue.unrung.copy() for queue in lines_of]
+        for entry in lines[0] if len(lines) == 1 else heapq.merge(*lines):
             call = self._calls[entry[3]]
             queue = self._queue_of(call)
             if queue is not None and queue.free:
@@ -224,3 +228,9 @@ class DistributionMixin(EngineBase):
     def _last_call_ended(self, extension_id: ExtensionId) -> float | None:
         agent = self._agents.get(extension_id)
         return agent.last_call_ended_at if agent is not None else None
+
+
+def _adds_rings(queue: QueueState) -> bool:
+    """Whether the queue's strategy may ring a call that has a ring on already."""
+    strategy = STRATEGIES[queue.config.strategy]
+    return strategy.rings_all or strategy.rings_progressively

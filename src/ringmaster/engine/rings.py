@@ -40,6 +40,8 @@ class RingsMixin(EngineBase):
         ring_id = f"{call.seq}.{call.rings_started}"
         extension_id = agent.extension_id
         key = call.key
+        if not call.rings:
+            queue.ring_started(call.line_entry)
         call.rings[extension_id] = RingRecord(extension_id, now, deadline, ring_id, agent.number)
         call.tried.add(extension_id)
         self._move(call, "ring")
@@ -87,11 +89,13 @@ class RingsMixin(EngineBase):
         key = call.key
         if call.phase is CallPhase.RINGING:
             call.move("ring_ended" if call.rings else "last_ring_ended")
-        if not call.rings:
-            self._rings_ended.add(key)
         self._dirty_calls.add(key)
         if (queue := self._queue_of(call)) is not None:
+            if not call.rings:
+                queue.rings_over(call.line_entry)
             self._queue_changed(queue)
+        if not call.rings:
+            self._rings_ended.add(key)
         if agent is not None and agent.ringing_for == key:
             agent.ringing_for = None
             self._refresh_agent(agent, now)
