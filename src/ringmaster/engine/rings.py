@@ -9,6 +9,8 @@ latest ended rings.
 
 from __future__ import annotations
 
+import heapq
+
 from ringmaster.engine import events as ev
 from ringmaster.engine.base import DUE_RETRY, DUE_RING, DUE_SKIP, RING_FAILED, EngineBase
 from ringmaster.engine.commands import (
@@ -48,7 +50,10 @@ class RingsMixin(EngineBase):
         queue.last_rung = extension_id
         self._dirty_queues.add(queue.queue_id)
         agent.ringing_for = key
-        self._add_deadline(deadline, DUE_RING, key, extension_id)
+        # `_add_deadline`, with the call at hand
+        heapq.heappush(
+            self._deadlines, (deadline, DUE_RING, call.seq, extension_id, key, extension_id)
+        )
         out = self._out
         out.append(
             Ring(
@@ -124,8 +129,11 @@ class RingsMixin(EngineBase):
             self._end_ring(
                 self._calls[agent.ringing_for], extension_id, CancelReason.AGENT_UNAVAILABLE, now
             )
-        for other in [e for e in call.rings if e != extension_id]:
-            self._end_ring(call, other, CancelReason.ANSWERED_ELSEWHERE, now)
+        if extension_id in call.rings:
+            self._cancel_rings_but(call, extension_id, queue, now)
+        else:  # a late answer: its call may have no ring left
+            for other in list(call.rings):
+                self._end_ring(call, other, CancelReason.ANSWERED_ELSEWHERE, now)
         call.rings.pop(extension_id, None)  # none on a late answer
         call.ended_rings = ()  # answers to them are refused from now on
         self._move(call, "answer")
@@ -168,6 +176,40 @@ class RingsMixin(EngineBase):
                     at=now,
                 )
             )
+
+    def _cancel_rings_but(
+        self, call: CallState, answered: ExtensionId, queue: QueueState, now: float
+    ) -> None:
+        """End each of the call's rings but the `answered` one, which is on.
+
+        `_end_ring` for each, less what the answer makes moot: the call keeps
+        a ring, so its phase stays and no round ends, and the ended rings it
+        would remember are forgotten at the answer. `ringall`'s answer cancels
+        every other agent's ring: the hot path of a simulation.
+        """
+        others = [e for e in call.rings if e != answered]
+        if not others:
+            return
+        key = call.key
+        self._dirty_calls.add(key)
+        self._queue_changed(queue)
+        rings, agents, out = call.rings, self._agents, self._out
+        for extension_id in others:
+            ring = rings.pop(extension_id)
+            agent = agents.get(extension_id)
+            number = agent.number if agent is not None else ring.number
+            out.append(
+                CancelRing(
+                    call.tenant_id,
+                    call.call_id,
+                    number,
+                    CancelReason.ANSWERED_ELSEWHERE,
+                    ring.ring_id,
+                )
+            )
+            if agent is not None and agent.ringing_for == key:
+                agent.ringing_for = None
+                self._refresh_agent(agent, now)
 
     def _answer_refused(
         self, call: CallState, extension_id: ExtensionId | None, event: ev.RingAnswered
