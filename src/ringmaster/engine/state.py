@@ -8,7 +8,6 @@ what leaves the engine.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections import Counter
 from dataclasses import dataclass, field
 
 from ringmaster.engine.free_agents import RankedFreeAgents
@@ -276,9 +275,15 @@ class QueueState:
     #: The same, in the strategy's order, for strategies with a fixed one.
     ranked: RankedFreeAgents | None = None
     #: Enrolled, existing agents by status, kept up to date for snapshots.
-    status_counts: Counter[AgentStatus] = field(default_factory=Counter)
+    #: Plain dicts holding every key from the start: every ring's start and
+    #: end updates them, and a `Counter` updates at a third of the speed.
+    status_counts: dict[AgentStatus, int] = field(
+        default_factory=lambda: dict.fromkeys(AgentStatus, 0)
+    )
     #: The same agents by `AgentState.condition` (None: could take a call).
-    condition_counts: Counter[AgentCondition | None] = field(default_factory=Counter)
+    condition_counts: dict[AgentCondition | None, int] = field(
+        default_factory=lambda: dict.fromkeys([*AgentCondition, None], 0)
+    )
     #: Callbacks among the waiting calls.
     callbacks: int = 0
     last_rung: ExtensionId | None = None
