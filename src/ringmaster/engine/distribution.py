@@ -89,8 +89,7 @@ class DistributionMixin(EngineBase):
             chosen = candidates
         else:
             chosen = [strategy.choose(candidates, self._view(queue))]
-        for extension_id in chosen:
-            self._start_ring(call, queue, self._agents[extension_id], now)
+        self._start_rings(call, queue, [self._agents[e] for e in chosen], now)
         if strategy.rings_progressively:
             self._next_progress(call, queue, now)
 
@@ -131,7 +130,7 @@ class DistributionMixin(EngineBase):
         chosen = queue.ranked.first(takes)
         if chosen is None:
             return False
-        self._start_ring(call, queue, self._agents[chosen], now)
+        self._start_rings(call, queue, [self._agents[chosen]], now)
         if STRATEGIES[queue.config.strategy].rings_progressively:
             self._next_progress(call, queue, now)
         return True

@@ -30,50 +30,46 @@ from ringmaster.engine.state import MAX_ENDED_RINGS, AgentState, CallState, Queu
 class RingsMixin(EngineBase):
     """A ring's life: started, answered, failed, timed out or cancelled."""
 
-    def _start_ring(
-        self, call: CallState, queue: QueueState, agent: AgentState, now: float
+    def _start_rings(
+        self, call: CallState, queue: QueueState, agents: list[AgentState], now: float
     ) -> None:
+        """Ring each of the agents for the call, in this order (`ringall`: all at once)."""
+        if not agents:
+            return
         config = queue.config
-        deadline = now + config.timeout
-        # Deterministic and unique among the call's rings (and across calls:
-        # `seq` is the call's arrival order), so that a message about an
-        # older ring can be told from one about the ring on now.
-        call.rings_started += 1
-        ring_id = f"{call.seq}.{call.rings_started}"
-        extension_id = agent.extension_id
-        key = call.key
-        if not call.rings:
+        queue_id, timeout = config.queue_id, config.timeout
+        deadline = now + timeout
+        key, seq, rings = call.key, call.seq, call.rings
+        if not rings:
             queue.ring_started(call.line_entry)
-        call.rings[extension_id] = RingRecord(extension_id, now, deadline, ring_id, agent.number)
-        call.tried.add(extension_id)
         self._move(call, "ring")
-        queue.last_rung = extension_id
-        self._dirty_queues.add(queue.queue_id)
-        agent.ringing_for = key
-        # `_add_deadline`, with the call at hand
-        heapq.heappush(
-            self._deadlines, (deadline, DUE_RING, call.seq, extension_id, key, extension_id)
-        )
-        out = self._out
-        out.append(
-            Ring(
-                call.tenant_id,
-                call.call_id,
-                agent.number,
-                queue.queue_id,
-                config.timeout,
-                # A callback shows the agent the number they are about to call.
-                call.callback_number or call.caller_id,
-                ring_id,
-            )
-        )
-        if self._publish_events:
+        queue.last_rung = agents[-1].extension_id
+        self._dirty_queues.add(queue_id)
+        # A callback shows the agent the number they are about to call.
+        shown = call.callback_number or call.caller_id
+        deadlines, out = self._deadlines, self._out
+        for agent in agents:
+            # Deterministic and unique among the call's rings (and across calls:
+            # `seq` is the call's arrival order), so that a message about an
+            # older ring can be told from one about the ring on now.
+            call.rings_started += 1
+            ring_id = f"{seq}.{call.rings_started}"
+            extension_id = agent.extension_id
+            rings[extension_id] = RingRecord(extension_id, now, deadline, ring_id, agent.number)
+            call.tried.add(extension_id)
+            agent.ringing_for = key
+            # `_add_deadline`, with the call at hand
+            heapq.heappush(deadlines, (deadline, DUE_RING, seq, extension_id, key, extension_id))
             out.append(
-                PublishCallRinging(
-                    call.tenant_id, call.call_id, queue.queue_id, agent.number, now, ring_id
-                )
+                Ring(call.tenant_id, call.call_id, agent.number, queue_id, timeout, shown, ring_id)
             )
-        self._refresh_agent(agent, now)
+            if self._publish_events:
+                out.append(
+                    PublishCallRinging(
+                        call.tenant_id, call.call_id, queue_id, agent.number, now, ring_id
+                    )
+                )
+            self._refresh_agent(agent, now)
 
     def _end_ring(
         self, call: CallState, extension_id: ExtensionId, cancel: CancelReason | None, now: float
