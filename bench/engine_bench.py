@@ -176,6 +176,38 @@ def scale_waiting(sizes: list[int], cycles: int) -> dict[str, Any]:
     return out
 
 
+def scale_ringing(sizes: list[int], cycles: int, agents: int = 200) -> dict[str, Any]:
+    """Per-event cost by the number of calls ringing an agent in one leastrecent queue.
+
+    The daemon's arrival benchmark: `agents` agents, calls answered as soon as the
+    answer comes back, so `r` calls ring at any time while other agents are free,
+    and every event offers the queue's waiting calls again. Cycle: a call arrives
+    (it rings a free agent), the oldest ringing call is answered, the call before
+    it hangs up (its agent is free again). `r` calls ring throughout.
+    """
+    out: dict[str, Any] = {}
+    for r in sizes:
+        e, c = build(agents)
+        t = Timer(e, c)
+        ringing: list[tuple[CallId, str]] = []
+        for i in range(r):
+            call = CallId(f"r{i}")
+            ringing.append((call, ring_of(t("arrived", ev.CallArrived(T, call, "+10000")), call)))
+        connected: CallId | None = None
+        for i in range(cycles):
+            if i == cycles // 5:
+                t.measuring = True
+            call = CallId(f"n{i}")
+            ringing.append((call, ring_of(t("arrived", ev.CallArrived(T, call, "+10000")), call)))
+            answered, extension = ringing.pop(0)
+            t("answered", ev.RingAnswered(T, answered, extension))
+            if connected is not None:
+                t("hangup", ev.CallHungUp(T, connected))
+            connected = answered
+        out[str(r)] = t.summary()
+    return out
+
+
 def enrol_cost(sizes: list[int]) -> dict[str, Any]:
     """Start-up replays one AgentEnrolled per enrolment: seconds for a queue of n."""
     out: dict[str, Any] = {}
@@ -256,13 +288,20 @@ def profile(agents: int, waiting: int, cycles: int) -> dict[str, str]:
 if __name__ == "__main__":
     a = json.loads(sys.argv[1])
     cyc = a["cycles"]
-    result: dict[str, Any] = {
-        "agents": scale_agents(a["agents"], cyc),
-        "queues": scale_queues(a["queues"], cyc),
-        "waiting": scale_waiting(a["waiting"], cyc),
-        "enrol_s": enrol_cost(a["enrol"]),
-        "memory": memory(a["memory_count"]),
-    }
+    # Each part runs only when asked for (`{"cycles": 2000, "ringing": [100]}`: that one).
+    result: dict[str, Any] = {}
+    if "agents" in a:
+        result["agents"] = scale_agents(a["agents"], cyc)
+    if "queues" in a:
+        result["queues"] = scale_queues(a["queues"], cyc)
+    if "waiting" in a:
+        result["waiting"] = scale_waiting(a["waiting"], cyc)
+    if "ringing" in a:
+        result["ringing"] = scale_ringing(a["ringing"], cyc)
+    if "enrol" in a:
+        result["enrol_s"] = enrol_cost(a["enrol"])
+    if "memory_count" in a:
+        result["memory"] = memory(a["memory_count"])
     if a.get("profile"):
         result["profile"] = profile(a["agents"][-1], a["waiting"][-1], 200)
     print(json.dumps(result), flush=True)

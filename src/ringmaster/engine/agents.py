@@ -113,16 +113,36 @@ class AgentsMixin(EngineBase):
             )
             status, reason = self._status_of(agent, now)
             condition = condition_of(status, reason)
-        if free != agent.free or free_in_use != agent.free_in_use:
-            agent.free, agent.free_in_use = free, free_in_use
-            queues = self._queues
-            for queue_id in self._queues_of.get(agent.extension_id, ()):
-                queue = queues.get(queue_id)
-                if queue is not None:
-                    self._refresh_free_in(queue, agent)
-        if status is not agent.status or condition is not agent.condition:
-            published = status is not agent.status
-            self._recount(agent, status, condition)
+        free_changed = free != agent.free or free_in_use != agent.free_in_use
+        old_status, old_condition = agent.status, agent.condition
+        published = status is not old_status
+        recount = published or condition is not old_condition
+        if not free_changed and not recount:
+            return
+        agent.free, agent.free_in_use = free, free_in_use
+        agent.status, agent.condition = status, condition
+        # One pass over the agent's queues for both its free sets and its
+        # counts. A ring's start and end change the status alone, never the
+        # condition (available <-> ringing).
+        condition_changed = condition is not old_condition
+        queues = self._queues
+        for queue_id in self._queues_of.get(agent.extension_id, ()):
+            queue = queues.get(queue_id)
+            if queue is None:
+                continue
+            if free_changed:
+                self._refresh_free_in(queue, agent)
+            if recount:
+                counts = queue.status_counts
+                counts[old_status] -= 1
+                counts[status] += 1
+                self._touched.add(queue_id)
+            if condition_changed:
+                conditions = queue.condition_counts
+                conditions[old_condition] -= 1
+                conditions[condition] += 1
+                self._empty_check.add(queue_id)
+        if recount:
             self._dirty_agents.add(agent.extension_id)
             if published and self._publish_events:
                 self._out.append(
@@ -167,29 +187,6 @@ class AgentsMixin(EngineBase):
         queue.ranked = RankedFreeAgents()
         for extension_id in queue.free:
             queue.ranked.add(extension_id, self._rank(queue, extension_id))
-
-    def _recount(
-        self, agent: AgentState, status: AgentStatus, condition: AgentCondition | None
-    ) -> None:
-        """Move the agent's counts in each of its queues to its new status and condition."""
-        old_status, old_condition = agent.status, agent.condition
-        agent.status, agent.condition = status, condition
-        # Every ring starts and ends here (available <-> ringing), and neither
-        # changes the condition: only the status counts move, in one pass.
-        condition_changed = condition is not old_condition
-        for queue_id in self._queues_of.get(agent.extension_id, ()):
-            queue = self._queues.get(queue_id)
-            if queue is None:
-                continue
-            counts = queue.status_counts
-            counts[old_status] -= 1
-            counts[status] += 1
-            self._touched.add(queue_id)
-            if condition_changed:
-                conditions = queue.condition_counts
-                conditions[old_condition] -= 1
-                conditions[condition] += 1
-                self._empty_check.add(queue_id)
 
     def _count_status(self, agent: AgentState, delta: int) -> None:
         for queue_id in self._queues_of.get(agent.extension_id, ()):

@@ -224,10 +224,10 @@ class EngineBase(ABC):
         """`calls`: tell a waiting caller their place."""
 
     @abstractmethod
-    def _start_ring(
-        self, call: CallState, queue: QueueState, agent: AgentState, now: float
+    def _start_rings(
+        self, call: CallState, queue: QueueState, agents: list[AgentState], now: float
     ) -> None:
-        """`rings`: ring the agent for the call."""
+        """`rings`: ring each of the agents for the call, in this order."""
 
     @abstractmethod
     def _end_ring(

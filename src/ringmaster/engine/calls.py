@@ -11,7 +11,7 @@ call, so that its late `arrived` rings nobody.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from dataclasses import replace
 
 from ringmaster.engine import events as ev
@@ -121,8 +121,7 @@ class CallsMixin(EngineBase):
         self._dirty_calls.add(key)
         self._removed_calls.discard(key)  # a call_id used again after it was forgotten
         entry = call.line_entry
-        insort(queue.line, entry)
-        position = bisect_left(queue.line, entry) + 1
+        position = queue.join_line(entry, ringing=bool(call.rings)) + 1
         queue.offered += 1
         if call.is_callback:
             queue.callbacks += 1
@@ -292,10 +291,8 @@ class CallsMixin(EngineBase):
                         self._overflow(call, queue, OverflowReason.QUEUE_EMPTY, now)
 
     def _leave_line(self, call: CallState, queue: QueueState) -> None:
-        entry = call.line_entry
-        index = bisect_left(queue.line, entry)
-        if index < len(queue.line) and queue.line[index] == entry:
-            del queue.line[index]
+        index = queue.leave_line(call.line_entry)
+        if index is not None:
             if call.is_callback:
                 queue.callbacks -= 1
             self._announce_from(queue, index + 1)  # those behind moved up one place
@@ -502,7 +499,7 @@ class CallsMixin(EngineBase):
         if queue is None:
             self._leave(call, "queue_removed", now)  # its queue went while we were down
         else:
-            insort(queue.line, call.line_entry)
+            queue.join_line(call.line_entry, ringing=bool(call.rings))
             if call.is_callback:
                 queue.callbacks += 1
             self._arm_waiting(call, queue, now, announce_from_now=False)

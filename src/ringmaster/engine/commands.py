@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ringmaster.engine.events import PbxEvent
+from ringmaster.engine.frozen import quick_init
 from ringmaster.engine.model import (
     AgentStatus,
     CallId,
@@ -23,6 +24,7 @@ from ringmaster.engine.model import (
 # --- commands to the PBX -----------------------------------------------------
 
 
+@quick_init  # made on every ring
 @dataclass(frozen=True, slots=True)
 class Ring:
     """cmd/ring: ring this extension for this call, for at most `timeout` seconds.
@@ -39,6 +41,7 @@ class Ring:
     ring_id: str = ""
 
 
+@quick_init  # made on every ring
 @dataclass(frozen=True, slots=True)
 class CancelRing:
     """cmd/cancel_ring: stop ringing this extension for this call (`ring_id`: which ring)."""

@@ -93,7 +93,7 @@ class ConfigurationMixin(EngineBase):
             return
         for entry in list(queue.line):
             self._leave(self._calls[entry[3]], "queue_removed", now)
-        queue.line.clear()
+        queue.clear_line()
         for extension_id in list(queue.enrolled):
             self._unenrol(queue, extension_id, now)
         del self._queues[event.queue_id]

@@ -52,8 +52,12 @@ class DistributionMixin(EngineBase):
     ) -> bool:
         """Offer the calls of these queues' lines, best first; False once nobody is free."""
         # Offering a call only ever takes agents, never frees one, and never
-        # changes a line, so the lines can be walked as they are.
-        for entry in heapq.merge(*(queue.line for queue in lines_of)):
+        # changes a line, so the lines can be walked as they are. A strategy
+        # that rings one agent at a time rings no call that has a ring on
+        # (`_wants_ring`): only its calls with none are walked, a copy, as a
+        # ring started takes its call out of `unrung`.
+        lines = [queue.line if _adds_rings(queue) else queue.unrung.copy() for queue in lines_of]
+        for entry in lines[0] if len(lines) == 1 else heapq.merge(*lines):
             call = self._calls[entry[3]]
             queue = self._queue_of(call)
             if queue is not None and queue.free:
@@ -85,8 +89,7 @@ class DistributionMixin(EngineBase):
             chosen = candidates
         else:
             chosen = [strategy.choose(candidates, self._view(queue))]
-        for extension_id in chosen:
-            self._start_ring(call, queue, self._agents[extension_id], now)
+        self._start_rings(call, queue, [self._agents[e] for e in chosen], now)
         if strategy.rings_progressively:
             self._next_progress(call, queue, now)
 
@@ -127,7 +130,7 @@ class DistributionMixin(EngineBase):
         chosen = queue.ranked.first(takes)
         if chosen is None:
             return False
-        self._start_ring(call, queue, self._agents[chosen], now)
+        self._start_rings(call, queue, [self._agents[chosen]], now)
         if STRATEGIES[queue.config.strategy].rings_progressively:
             self._next_progress(call, queue, now)
         return True
@@ -224,3 +227,9 @@ class DistributionMixin(EngineBase):
     def _last_call_ended(self, extension_id: ExtensionId) -> float | None:
         agent = self._agents.get(extension_id)
         return agent.last_call_ended_at if agent is not None else None
+
+
+def _adds_rings(queue: QueueState) -> bool:
+    """Whether the queue's strategy may ring a call that has a ring on already."""
+    strategy = STRATEGIES[queue.config.strategy]
+    return strategy.rings_all or strategy.rings_progressively

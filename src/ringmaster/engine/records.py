@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ringmaster.engine.frozen import quick_init
 from ringmaster.engine.model import (
     AgentStatus,
     CallId,
@@ -25,6 +26,7 @@ from ringmaster.engine.model import (
 )
 
 
+@quick_init  # made on every ring
 @dataclass(frozen=True, slots=True)
 class RingRecord:
     """One extension ringing for one call, until `deadline` at the latest."""

@@ -9,6 +9,8 @@ latest ended rings.
 
 from __future__ import annotations
 
+import heapq
+
 from ringmaster.engine import events as ev
 from ringmaster.engine.base import DUE_RETRY, DUE_RING, DUE_SKIP, RING_FAILED, EngineBase
 from ringmaster.engine.commands import (
@@ -28,45 +30,46 @@ from ringmaster.engine.state import MAX_ENDED_RINGS, AgentState, CallState, Queu
 class RingsMixin(EngineBase):
     """A ring's life: started, answered, failed, timed out or cancelled."""
 
-    def _start_ring(
-        self, call: CallState, queue: QueueState, agent: AgentState, now: float
+    def _start_rings(
+        self, call: CallState, queue: QueueState, agents: list[AgentState], now: float
     ) -> None:
+        """Ring each of the agents for the call, in this order (`ringall`: all at once)."""
+        if not agents:
+            return
         config = queue.config
-        deadline = now + config.timeout
-        # Deterministic and unique among the call's rings (and across calls:
-        # `seq` is the call's arrival order), so that a message about an
-        # older ring can be told from one about the ring on now.
-        call.rings_started += 1
-        ring_id = f"{call.seq}.{call.rings_started}"
-        extension_id = agent.extension_id
-        key = call.key
-        call.rings[extension_id] = RingRecord(extension_id, now, deadline, ring_id, agent.number)
-        call.tried.add(extension_id)
+        queue_id, timeout = config.queue_id, config.timeout
+        deadline = now + timeout
+        key, seq, rings = call.key, call.seq, call.rings
+        if not rings:
+            queue.ring_started(call.line_entry)
         self._move(call, "ring")
-        queue.last_rung = extension_id
-        self._dirty_queues.add(queue.queue_id)
-        agent.ringing_for = key
-        self._add_deadline(deadline, DUE_RING, key, extension_id)
-        out = self._out
-        out.append(
-            Ring(
-                call.tenant_id,
-                call.call_id,
-                agent.number,
-                queue.queue_id,
-                config.timeout,
-                # A callback shows the agent the number they are about to call.
-                call.callback_number or call.caller_id,
-                ring_id,
-            )
-        )
-        if self._publish_events:
+        queue.last_rung = agents[-1].extension_id
+        self._dirty_queues.add(queue_id)
+        # A callback shows the agent the number they are about to call.
+        shown = call.callback_number or call.caller_id
+        deadlines, out = self._deadlines, self._out
+        for agent in agents:
+            # Deterministic and unique among the call's rings (and across calls:
+            # `seq` is the call's arrival order), so that a message about an
+            # older ring can be told from one about the ring on now.
+            call.rings_started += 1
+            ring_id = f"{seq}.{call.rings_started}"
+            extension_id = agent.extension_id
+            rings[extension_id] = RingRecord(extension_id, now, deadline, ring_id, agent.number)
+            call.tried.add(extension_id)
+            agent.ringing_for = key
+            # `_add_deadline`, with the call at hand
+            heapq.heappush(deadlines, (deadline, DUE_RING, seq, extension_id, key, extension_id))
             out.append(
-                PublishCallRinging(
-                    call.tenant_id, call.call_id, queue.queue_id, agent.number, now, ring_id
-                )
+                Ring(call.tenant_id, call.call_id, agent.number, queue_id, timeout, shown, ring_id)
             )
-        self._refresh_agent(agent, now)
+            if self._publish_events:
+                out.append(
+                    PublishCallRinging(
+                        call.tenant_id, call.call_id, queue_id, agent.number, now, ring_id
+                    )
+                )
+            self._refresh_agent(agent, now)
 
     def _end_ring(
         self, call: CallState, extension_id: ExtensionId, cancel: CancelReason | None, now: float
@@ -87,11 +90,13 @@ class RingsMixin(EngineBase):
         key = call.key
         if call.phase is CallPhase.RINGING:
             call.move("ring_ended" if call.rings else "last_ring_ended")
-        if not call.rings:
-            self._rings_ended.add(key)
         self._dirty_calls.add(key)
         if (queue := self._queue_of(call)) is not None:
+            if not call.rings:
+                queue.rings_over(call.line_entry)
             self._queue_changed(queue)
+        if not call.rings:
+            self._rings_ended.add(key)
         if agent is not None and agent.ringing_for == key:
             agent.ringing_for = None
             self._refresh_agent(agent, now)
@@ -120,8 +125,11 @@ class RingsMixin(EngineBase):
             self._end_ring(
                 self._calls[agent.ringing_for], extension_id, CancelReason.AGENT_UNAVAILABLE, now
             )
-        for other in [e for e in call.rings if e != extension_id]:
-            self._end_ring(call, other, CancelReason.ANSWERED_ELSEWHERE, now)
+        if extension_id in call.rings:
+            self._cancel_rings_but(call, extension_id, queue, now)
+        else:  # a late answer: its call may have no ring left
+            for other in list(call.rings):
+                self._end_ring(call, other, CancelReason.ANSWERED_ELSEWHERE, now)
         call.rings.pop(extension_id, None)  # none on a late answer
         call.ended_rings = ()  # answers to them are refused from now on
         self._move(call, "answer")
@@ -164,6 +172,40 @@ class RingsMixin(EngineBase):
                     at=now,
                 )
             )
+
+    def _cancel_rings_but(
+        self, call: CallState, answered: ExtensionId, queue: QueueState, now: float
+    ) -> None:
+        """End each of the call's rings but the `answered` one, which is on.
+
+        `_end_ring` for each, less what the answer makes moot: the call keeps
+        a ring, so its phase stays and no round ends, and the ended rings it
+        would remember are forgotten at the answer. `ringall`'s answer cancels
+        every other agent's ring: the hot path of a simulation.
+        """
+        others = [e for e in call.rings if e != answered]
+        if not others:
+            return
+        key = call.key
+        self._dirty_calls.add(key)
+        self._queue_changed(queue)
+        rings, agents, out = call.rings, self._agents, self._out
+        for extension_id in others:
+            ring = rings.pop(extension_id)
+            agent = agents.get(extension_id)
+            number = agent.number if agent is not None else ring.number
+            out.append(
+                CancelRing(
+                    call.tenant_id,
+                    call.call_id,
+                    number,
+                    CancelReason.ANSWERED_ELSEWHERE,
+                    ring.ring_id,
+                )
+            )
+            if agent is not None and agent.ringing_for == key:
+                agent.ringing_for = None
+                self._refresh_agent(agent, now)
 
     def _answer_refused(
         self, call: CallState, extension_id: ExtensionId | None, event: ev.RingAnswered

@@ -7,8 +7,7 @@ conditions of `join_empty` and `leave_when_empty`, and the estimated wait.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ringmaster.engine.model import AgentCondition, AgentStatus, QueueConfig, Skills
 
@@ -80,7 +79,9 @@ _CONDITIONS: dict[AgentStatus, AgentCondition | None] = {
 }
 
 
-def is_empty(counts: Counter[AgentCondition | None], conditions: Iterable[AgentCondition]) -> bool:
+def is_empty(
+    counts: Mapping[AgentCondition | None, int], conditions: Iterable[AgentCondition]
+) -> bool:
     """True when every agent is in one of `conditions` (Asterisk's "empty" queue).
 
     `counts` holds the queue's existing agents by condition; enrolments of

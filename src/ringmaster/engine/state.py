@@ -7,8 +7,7 @@ what leaves the engine.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import Counter
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
 from ringmaster.engine.free_agents import RankedFreeAgents
@@ -267,14 +266,24 @@ class QueueState:
     order_key: dict[ExtensionId, tuple[int, int]] = field(default_factory=dict)
     #: Waiting calls (queued or ringing), sorted best first.
     line: list[LineEntry] = field(default_factory=list)
+    #: The calls of `line` with no ring on, in the same order: the only ones
+    #: a strategy that rings one agent at a time can ring, so that offering
+    #: costs the calls that can take a ring, not every call ringing an agent.
+    unrung: list[LineEntry] = field(default_factory=list)
     #: Enrolled agents that could be rung right now.
     free: set[ExtensionId] = field(default_factory=set)
     #: The same, in the strategy's order, for strategies with a fixed one.
     ranked: RankedFreeAgents | None = None
     #: Enrolled, existing agents by status, kept up to date for snapshots.
-    status_counts: Counter[AgentStatus] = field(default_factory=Counter)
+    #: Plain dicts holding every key from the start: every ring's start and
+    #: end updates them, and a `Counter` updates at a third of the speed.
+    status_counts: dict[AgentStatus, int] = field(
+        default_factory=lambda: dict.fromkeys(AgentStatus, 0)
+    )
     #: The same agents by `AgentState.condition` (None: could take a call).
-    condition_counts: Counter[AgentCondition | None] = field(default_factory=Counter)
+    condition_counts: dict[AgentCondition | None, int] = field(
+        default_factory=lambda: dict.fromkeys([*AgentCondition, None], 0)
+    )
     #: Callbacks among the waiting calls.
     callbacks: int = 0
     last_rung: ExtensionId | None = None
@@ -308,6 +317,38 @@ class QueueState:
             # skip to the first entry of the next (lower) priority
             index = bisect_left(self.line, (head[0] + 1,), lo=index)
         return oldest
+
+    def join_line(self, entry: LineEntry, *, ringing: bool) -> int:
+        """Put a call in the line (`ringing`: it has a ring on); its index in it."""
+        insort(self.line, entry)
+        if not ringing:
+            insort(self.unrung, entry)
+        return bisect_left(self.line, entry)
+
+    def leave_line(self, entry: LineEntry) -> int | None:
+        """Take a call out of the line; its index there (None: it was not in)."""
+        index = bisect_left(self.line, entry)
+        if index == len(self.line) or self.line[index] != entry:
+            return None
+        del self.line[index]
+        self.ring_started(entry)
+        return index
+
+    def clear_line(self) -> None:
+        self.line.clear()
+        self.unrung.clear()
+
+    def ring_started(self, entry: LineEntry) -> None:
+        """A call's first ring is on: it leaves `unrung` (a no-op if it is not in)."""
+        index = bisect_left(self.unrung, entry)
+        if index < len(self.unrung) and self.unrung[index] == entry:
+            del self.unrung[index]
+
+    def rings_over(self, entry: LineEntry) -> None:
+        """A call's last ring ended: back in `unrung`, if it still waits in the line."""
+        index = bisect_left(self.line, entry)
+        if index < len(self.line) and self.line[index] == entry:
+            insort(self.unrung, entry)
 
     def enrol(self, extension_id: ExtensionId, options: EnrolmentOptions, seq: int) -> None:
         """Enrol an agent, or change its options; keeps `enrolled` in order."""

@@ -14,8 +14,6 @@ confirmation (`pbx/agent/state`).
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-
 from ringmaster.engine import events as ev
 from ringmaster.engine.base import EngineBase
 from ringmaster.engine.commands import SetAgentState
@@ -69,14 +67,11 @@ class SupervisorMixin(EngineBase):
         call, queue = found
         if call.priority == event.priority:
             return
-        old = bisect_left(queue.line, call.line_entry)
-        if old == len(queue.line) or queue.line[old] != call.line_entry:
+        old = queue.leave_line(call.line_entry)
+        if old is None:
             return  # not in its line: a bug elsewhere, but no reason to fail the request
-        del queue.line[old]
         call.priority = event.priority
-        entry = call.line_entry
-        insort(queue.line, entry)
-        new = bisect_left(queue.line, entry)
+        new = queue.join_line(call.line_entry, ringing=bool(call.rings))
         self._dirty_calls.add(call.key)
         self._queue_changed(queue)  # its next ring may go to this call now
         # Everyone between the old and the new place moved by one.

@@ -121,8 +121,24 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
     since_changes = 0
     drain_until = math.inf
 
+    # The answers to one event's rings are all due at the same instant, with
+    # consecutive tokens: nothing else can come between them in the heap. So
+    # only the first still pending is in the heap, and the others follow it
+    # (`followers`): a `ringall` answer cancels the other 11 before they
+    # would come up, and they never go in.
+    followers: dict[int, list[tuple[int, str, str]]] = {}
+
+    def push_answers(at: float, due: list[tuple[int, str, str]]) -> None:
+        for index, (token, call_id, extension) in enumerate(due):
+            if pending.get((call_id, extension)) == token:  # else cancelled: for good
+                push(heap, (at, _ANSWER, token, token, call_id, extension))
+                if index + 1 < len(due):
+                    followers[token] = due[index + 1 :]
+                return
+
     def commands(out: Sequence[object], now: float) -> None:
         nonlocal waiting
+        due: list[tuple[int, str, str]] = []
         for command in out:
             kind = type(command)
             if kind is Ring:
@@ -131,10 +147,7 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
                     continue  # let it ring: the engine's own timeout ends it
                 token = next(seq)
                 pending[(command.call_id, command.extension)] = token
-                push(
-                    heap,
-                    (now + ring_delay, _ANSWER, token, token, command.call_id, command.extension),
-                )
+                due.append((token, command.call_id, command.extension))
             elif kind is CancelRing:
                 assert isinstance(command, CancelRing)
                 pending.pop((command.call_id, command.extension), None)
@@ -146,14 +159,20 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
                     waiting -= 1
                     if call.counted:
                         tallies[call.queue].rejected += 1
+        if due:
+            push_answers(now + ring_delay, due)
 
+    # The engine's next deadline changes only when it handles something: asked
+    # again after each event, not for each answer that a cancel made void
+    # (a `ringall` call leaves 11 of them in the heap).
+    deadline = engine.next_deadline()
     while True:
-        deadline = engine.next_deadline()
         if heap and (deadline is None or heap[0][0] < deadline):
             now, kind, _, token, call_id, extension = pop(heap)
         elif deadline is not None:
             now = deadline
             commands(engine.handle_timer(now), now)
+            deadline = engine.next_deadline()
             if now > drain_until:
                 break
             continue
@@ -193,7 +212,10 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
             if progress is not None and arrived % 1000 == 0:
                 progress(arrived)
         elif kind == _ANSWER:
+            after = followers.pop(token, None)
             if pending.get((call_id, extension)) != token:
+                if after:
+                    push_answers(now, after)
                 continue  # cancelled while it rang
             del pending[(call_id, extension)]
             call = calls[call_id]
@@ -215,6 +237,8 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
                     tally.waited += 1
                 tally.longest_wait_s = max(tally.longest_wait_s, wait)
             commands(out, now)
+            if after:
+                push_answers(now, after)
         elif kind == _HANGUP:
             call = calls.pop(call_id)
             out = engine.handle(
@@ -237,6 +261,7 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
                 ev.CallHungUp(scenario.queues[gone.queue].tenant_id, CallId(call_id)), now
             )
             commands(out, now)
+        deadline = engine.next_deadline()  # each way here handled an event
         since_changes += 1
         if since_changes >= _TAKE_CHANGES_EVERY:
             engine.take_changes()
