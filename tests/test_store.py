@@ -5,6 +5,7 @@ Migrations, configuration and live-state round trips, the outbox.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -69,6 +70,7 @@ from ringmaster.store import (
     StoredRoute,
     StoreError,
 )
+from ringmaster.store.history import VisitFilter
 from ringmaster.store.sqlite import schema as schema_module
 from ringmaster.store.sqlite.connection import SqliteConnection
 
@@ -1423,3 +1425,48 @@ async def test_an_audit_action_beyond_the_known_ones_is_refused(database: Databa
         with pytest.raises(INTEGRITY_ERRORS):
             async with store.transaction() as tx:
                 await tx.insert_audit(record)
+
+
+async def test_a_read_cancelled_as_it_begins_leaves_the_reader_usable(database: Databases) -> None:
+    # A request cancelled mid-read (an HTTP client's timeout on the in-process transport,
+    # a stream closed, a shutdown) must not leave the reading connection inside its
+    # transaction: every later read then failed ("cannot start a transaction within a
+    # transaction") until the daemon restarted.
+    async with await Store.open(database()) as store:
+        async with store.history():
+            pass  # the reader is open: the next read's first await is its BEGIN
+
+        async def read() -> None:
+            async with store.history():
+                pass
+
+        reading = asyncio.create_task(read())
+        await asyncio.sleep(0)  # into the BEGIN's round trip
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        async with store.history() as history:
+            assert (await history.visits(VisitFilter())).total == 0
+
+
+async def test_writes_cancelled_as_they_begin_leave_the_connection_usable(
+    database: Databases,
+) -> None:
+    # The same for the turns' own connection: a configuration write cancelled as it
+    # began, or the history's pruning cancelled at shutdown, left it inside BEGIN
+    # IMMEDIATE, and the next turn's commit failed.
+    async with await Store.open(database()) as store:
+
+        async def configure() -> None:
+            async with store.transaction() as tx:
+                await tx.upsert_tenant(T1, "Acme")
+
+        for begun in (configure(), store.prune_history(0.0)):
+            task = asyncio.ensure_future(begun)
+            await asyncio.sleep(0)  # into the BEGIN's round trip
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            async with store.transaction() as tx:
+                await tx.upsert_tenant(T1, "Acme")
+        assert await store.load_config() == [TenantSaved(Tenant(T1, "Acme"))]

@@ -156,9 +156,11 @@ class Store:
             The writer to use inside the block (it refuses to write after it).
         """
         async with self._lock:
-            await self._db.begin_write()
             tx = ConfigTransaction(self._db)
             try:
+                # Inside: cancelled as it begins, the BEGIN may still run (on SQLite's
+                # thread), and the turns' connection must not be left inside it.
+                await self._db.begin_write()
                 yield tx
                 tx._close()
                 await self._db.commit()
@@ -246,7 +248,14 @@ class Store:
             if self._reader is None:
                 self._reader = await self._open_reader()
             reader = self._reader
-            await reader.begin_read()
+            try:
+                await reader.begin_read()
+            except BaseException:
+                # Cancelled while it began (a request's timeout, a stream closed): on
+                # SQLite the BEGIN runs on its thread all the same, and a reader left
+                # inside it refuses every later read.
+                await reader.rollback()
+                raise
             tx = reader_type(reader)
             try:
                 yield tx

@@ -271,8 +271,8 @@ async def prune(db: Connection, cutoff: float, batch: int) -> int:
 
     In one transaction; a visit's rings go with it. Returns how many rows went.
     """
-    await db.begin_write()
     try:
+        await db.begin_write()  # inside: a BEGIN cancelled may still have run
         visits = await db.execute(sql.PRUNE_VISITS, (cutoff, batch))
         activity = await db.execute(sql.PRUNE_ACTIVITY, (cutoff, batch))
         await db.commit()
