@@ -54,9 +54,9 @@ class DistributionMixin(EngineBase):
         # Offering a call only ever takes agents, never frees one, and never
         # changes a line, so the lines can be walked as they are. A strategy
         # that rings one agent at a time rings no call that has a ring on
-        # (`_wants_ring`): only its calls with none are walked, a copy, as a
-        # ring started takes its call out of `unrung`.
-        lines = [queue.line if _adds_rings(queue) else queue.unrung.copy() for queue in lines_of]
+        # (`_wants_ring`): only its calls with none are walked (a ring started
+        # takes its call out of `unrung` as the walk goes).
+        lines = [queue.line if _adds_rings(queue) else queue.walk_unrung() for queue in lines_of]
         for entry in lines[0] if len(lines) == 1 else heapq.merge(*lines):
             call = self._calls[entry[3]]
             queue = self._queue_of(call)

@@ -7,7 +7,8 @@ what leaves the engine.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ringmaster.engine.free_agents import RankedFreeAgents
@@ -343,6 +344,21 @@ class QueueState:
         index = bisect_left(self.unrung, entry)
         if index < len(self.unrung) and self.unrung[index] == entry:
             del self.unrung[index]
+
+    def walk_unrung(self) -> Iterator[LineEntry]:
+        """`unrung`, best first, lazily: each entry yielded may leave it meanwhile.
+
+        Not a copy: a walk usually stops at the first call or two (no agent left
+        free), and copying tens of thousands of waiting calls per offer cost more
+        than the walk saved.
+        """
+        unrung = self.unrung
+        index = 0
+        while index < len(unrung):
+            entry = unrung[index]
+            yield entry
+            # A ring started for it took it out (or not): go on after it either way.
+            index = bisect_right(unrung, entry)
 
     def rings_over(self, entry: LineEntry) -> None:
         """A call's last ring ended: back in `unrung`, if it still waits in the line."""
