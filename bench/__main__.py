@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only NAME,...] [--profile]`: run the benchmarks, print the table.
+"""`python -m bench [--quick] [--only NAME,...] [--profile] [--sustain-rates R,...]`: the table.
 
 Every scenario runs mosquitto, the daemon (`python -m ringmaster run`) and the
 load generator (`python -m bench.loadgen`) as separate processes on loopback.
@@ -521,8 +521,14 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="run the arrival daemon under py-spy"
     )
+    parser.add_argument(
+        "--sustain-rates",
+        help="comma-separated calls/s the sustained scenario probes (its default grid is coarse)",
+    )
     args = parser.parse_args()
     cfg = QUICK if args.quick else FULL
+    if args.sustain_rates:
+        cfg = {**cfg, "sustain_rates": [int(rate) for rate in args.sustain_rates.split(",")]}
     names = args.only.split(",") if args.only else list(SCENARIOS)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -28,9 +28,9 @@ from bench.common import PYTHON, ROOT
 FIGURES = [("cpu_ms", "daemon_cpu_ms_per_call"), ("p50_ms", "p50_ms"), ("p99_ms", "p99_ms")]
 
 
-def _one(only: str, env: dict[str, str], *, full: bool) -> dict[str, Any]:
+def _one(only: str, env: dict[str, str], *, full: bool, extra: list[str]) -> dict[str, Any]:
     out = subprocess.run(
-        [PYTHON, "-m", "bench", *([] if full else ["--quick"]), "--only", only],
+        [PYTHON, "-m", "bench", *([] if full else ["--quick"]), "--only", only, *extra],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", default="arrival")
     parser.add_argument("--full", action="store_true", help="the full run's durations")
+    parser.add_argument("--sustain-rates", help="passed on to `python -m bench`")
     parser.add_argument("--a-env", action="append", default=[], help="K=V for A's daemon only")
     parser.add_argument("--b-env", action="append", default=[], help="K=V for B's daemon only")
     args = parser.parse_args()
@@ -86,7 +87,8 @@ def main() -> None:
     rows: dict[str, list[dict[str, float | None]]] = {"A": [], "B": []}
     for n in range(args.rounds):
         for side in ("B", "A") if n % 2 else ("A", "B"):
-            row = _row(_one(args.only, sides[side], full=args.full))
+            extra = ["--sustain-rates", args.sustain_rates] if args.sustain_rates else []
+            row = _row(_one(args.only, sides[side], full=args.full, extra=extra))
             rows[side].append(row)
             print(f"round {n + 1} {side}: {json.dumps(row)}", flush=True)
     print("median B/A ratio:")
