@@ -130,6 +130,40 @@ def test_a_disconnect_written_closes_the_socket_and_says_so() -> None:
     assert sock.wire.endswith(b"\xe0\x00")  # DISCONNECT, reason 0, after the PUBLISH
 
 
+def test_nothing_queued_after_a_disconnect_is_written() -> None:
+    # paho never writes past DISCONNECT: the joined send stops at it too.
+    sock = FakeSocket()
+    client, _ = client_on(sock, coalesced=True)
+    client.publish("rm/1/cmd/ring", b"{}", qos=1)
+    client.disconnect()
+    client.publish("rm/1/cmd/ring", b"late", qos=1)
+    client.loop_write()
+    assert sock.closed
+    assert sock.wire.endswith(b"\xe0\x00")
+    assert b"late" not in sock.wire
+
+
+def test_a_send_that_takes_nothing_waits_for_the_socket() -> None:
+    # As paho: a send of 0 bytes is "try again later", not a reason to spin.
+    sock = FakeSocket(budget=0)
+    client, _ = client_on(sock, coalesced=True)
+    client.publish("rm/1/cmd/ring", b"{}", qos=1)
+    assert client.loop_write() == paho.MQTT_ERR_SUCCESS  # loop_write maps AGAIN to success
+    assert sock.sends == 1
+    assert client.want_write()
+
+
+def test_what_is_written_counts_as_traffic_for_the_keepalive() -> None:
+    # paho sends PINGREQ only when nothing went out for a keepalive: a busy link has no
+    # need of one, which paho knows from `_last_msg_out`, updated on every write.
+    sock = FakeSocket()
+    client, _ = client_on(sock, coalesced=True)
+    client._last_msg_out = 0.0
+    client.publish("rm/1/cmd/ring", b"{}", qos=1)
+    client.loop_write()
+    assert client._last_msg_out > 0.0
+
+
 def awaiting_puback(mid: int) -> tuple[paho.Client, list[tuple[int, ReasonCode]]]:
     """A paho client with QoS 1 message `mid` awaiting its PUBACK, reading PUBACKs leanly."""
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)

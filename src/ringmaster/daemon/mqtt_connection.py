@@ -158,7 +158,8 @@ def _write_coalesced(client: paho.Client) -> MQTTErrorCode:
             data, pos = packet["packet"], packet["pos"]
             chunks.append(data[pos:] if pos else data)
             size += packet["to_process"]
-            if size >= WRITE_CHUNK:
+            # paho writes nothing after a DISCONNECT (the socket closes with it).
+            if size >= WRITE_CHUNK or packet["command"] & 0xF0 == MessageType.DISCONNECT:
                 break
         try:
             written = client._sock_send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
@@ -169,6 +170,12 @@ def _write_coalesced(client: paho.Client) -> MQTTErrorCode:
         except OSError as err:
             client._easy_log(paho.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
             return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if written <= 0:
+            return MQTTErrorCode.MQTT_ERR_AGAIN  # as paho: the socket's next writable event
+        # As paho after each write: what keeps the keepalive's PINGREQ from going out
+        # while messages do.
+        with client._msgtime_mutex:
+            client._last_msg_out = paho.time_func()
         while written > 0 and out:
             packet = out[0]
             step = min(written, packet["to_process"])
