@@ -420,19 +420,28 @@ class MqttLink:
         info = paho_client(connection.client).publish(
             message.topic, message.payload, qos=_QOS, retain=message.retain
         )
-        loop = asyncio.get_running_loop()
+        now = asyncio.get_running_loop().time()
         if info.rc == paho.MQTT_ERR_SUCCESS:
-            connection.sent[info.mid] = (seq, loop.time() + self._publish_timeout_s)
+            due = now + self._publish_timeout_s
+            connection.sent[info.mid] = (seq, due)
         else:
             self._log.warning(
                 "mqtt.publish_failed", topic=message.topic, error=paho.error_string(info.rc)
             )
             # Tried again by the sweep, soon and without spinning; under a key that
             # is no packet identifier (those are 1 to 65535; seqs are positive).
-            connection.sent[-seq] = (seq, loop.time() + self._reconnect_min_s)
-        if connection.sweep is None:
-            _, due = connection.sent[info.mid if info.rc == paho.MQTT_ERR_SUCCESS else -seq]
-            connection.sweep = loop.call_at(due, self._sweep, connection)
+            due = now + self._reconnect_min_s
+            connection.sent[-seq] = (seq, due)
+        self._arm_sweep(connection, due)
+
+    def _arm_sweep(self, connection: Connection, due: float) -> None:
+        """Have the connection's one timer go off at `due`, unless it does sooner."""
+        sweep = connection.sweep
+        if sweep is not None:
+            if sweep.when() <= due:
+                return
+            sweep.cancel()
+        connection.sweep = asyncio.get_running_loop().call_at(due, self._sweep, connection)
 
     def _sweep(self, connection: Connection) -> None:
         """Send again, on the same connection, the messages whose PUBACK is overdue."""
@@ -449,9 +458,9 @@ class MqttLink:
             if key > 0:
                 self._log.warning("mqtt.publish_failed", topic=message.topic, error="no PUBACK")
             self._send_on(connection, seq, message)
-        if connection.sweep is None and connection.sent:
-            due = min(due for _, due in connection.sent.values())
-            connection.sweep = asyncio.get_running_loop().call_at(due, self._sweep, connection)
+        if connection.sent:
+            # The ones sent again above are due last: what was not yet due comes first.
+            self._arm_sweep(connection, min(due for _, due in connection.sent.values()))
 
     def _confirmed(self, seq: int, reason: ReasonCode) -> None:
         """The PUBACK callback of paho for a message of `send`."""
