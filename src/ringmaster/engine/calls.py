@@ -210,18 +210,9 @@ class CallsMixin(EngineBase):
                 and next_queue.config.tenant_id == call.tenant_id
                 and next_queue.config.status is QueueStatus.ACTIVE
             ):
-                if self._publish_events:
-                    self._out.append(
-                        PublishCallOverflowed(
-                            call.tenant_id,
-                            call.call_id,
-                            queue.queue_id,
-                            reason.value,
-                            wait_s,
-                            now,
-                            to_queue=next_queue.queue_id,
-                        )
-                    )
+                self._tell_overflowed(
+                    call, queue, reason, wait_s, now, to_queue=next_queue.queue_id
+                )
                 call.hops += 1
                 call.tried.clear()
                 call.retry_at = call.progress_at = call.announce_at = call.widen_at = None
@@ -230,18 +221,9 @@ class CallsMixin(EngineBase):
         elif isinstance(target, ExtensionTarget):
             extension = self._extensions.get(target.extension_id)
             if extension is not None and extension.tenant_id == call.tenant_id:
-                if self._publish_events:
-                    self._out.append(
-                        PublishCallOverflowed(
-                            call.tenant_id,
-                            call.call_id,
-                            queue.queue_id,
-                            reason.value,
-                            wait_s,
-                            now,
-                            to_extension=extension.number,
-                        )
-                    )
+                self._tell_overflowed(
+                    call, queue, reason, wait_s, now, to_extension=extension.number
+                )
                 self._move(call, "leave")
                 self._end(call, now)
                 self._out.append(RouteToExtension(call.tenant_id, call.call_id, extension.number))
@@ -250,15 +232,36 @@ class CallsMixin(EngineBase):
         if refused_on_arrival:
             self._reject(call, RejectReason(reason.value), now)
             return
-        if self._publish_events:
-            self._out.append(
-                PublishCallOverflowed(
-                    call.tenant_id, call.call_id, queue.queue_id, reason.value, wait_s, now
-                )
-            )
+        self._tell_overflowed(call, queue, reason, wait_s, now)
         self._move(call, "leave")
         self._end(call, now)
         self._out.append(RouteToHangup(call.tenant_id, call.call_id, reason.value))
+
+    def _tell_overflowed(
+        self,
+        call: CallState,
+        queue: QueueState,
+        reason: OverflowReason,
+        wait_s: float,
+        now: float,
+        *,
+        to_queue: QueueId | None = None,
+        to_extension: str | None = None,
+    ) -> None:
+        """event/call/overflowed: where the call went (a queue, an extension, or neither)."""
+        if self._publish_events:
+            self._out.append(
+                PublishCallOverflowed(
+                    call.tenant_id,
+                    call.call_id,
+                    queue.queue_id,
+                    reason.value,
+                    wait_s,
+                    now,
+                    to_queue=to_queue,
+                    to_extension=to_extension,
+                )
+            )
 
     def _leave(self, call: CallState, reason: str, now: float) -> None:
         """Take a waiting call out of ringmaster's hands and hang it up."""
