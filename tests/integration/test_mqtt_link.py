@@ -45,6 +45,10 @@ class Proxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
         self.port = 0
+        #: Cleared, what the broker sends is held back (never dropped: the stream stays
+        #: whole) until it is set again: PUBACKs that come late.
+        self.open = asyncio.Event()
+        self.open.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -56,15 +60,19 @@ class Proxy:
             return
         up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         self._writers += [writer, up_writer]
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.ensure_future(self._pipe(src, dst))
+        for src, dst, gate in ((reader, up_writer, None), (up_reader, writer, self.open)):
+            task = asyncio.ensure_future(self._pipe(src, dst, gate))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        src: asyncio.StreamReader, dst: asyncio.StreamWriter, gate: asyncio.Event | None
+    ) -> None:
         with contextlib.suppress(OSError):
             while data := await src.read(65536):
+                if gate is not None:
+                    await gate.wait()
                 dst.write(data)
                 await dst.drain()
         dst.transport.abort()

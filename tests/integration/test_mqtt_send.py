@@ -7,7 +7,6 @@ a lost connection sends every unconfirmed message again, in seq order, on the ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import AsyncIterator
 
@@ -23,41 +22,9 @@ from .test_mqtt_link import TIMEOUT_S, Proxy, observer, reconnected, unique, unt
 pytestmark = pytest.mark.integration
 
 
-class MutingProxy(Proxy):
-    """A proxy that can hold back what the broker sends (PUBACKs), then let it through."""
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(host, port)
-        self.open = asyncio.Event()
-        self.open.set()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.accepting:
-            writer.transport.abort()
-            return
-        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        self._writers += [writer, up_writer]
-        for src, dst, gate in ((reader, up_writer, None), (up_reader, writer, self.open)):
-            task = asyncio.ensure_future(self._gated(src, dst, gate))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _gated(
-        src: asyncio.StreamReader, dst: asyncio.StreamWriter, gate: asyncio.Event | None
-    ) -> None:
-        with contextlib.suppress(OSError):
-            while data := await src.read(65536):
-                if gate is not None:
-                    await gate.wait()  # held, never dropped: the stream stays whole
-                dst.write(data)
-                await dst.drain()
-        dst.transport.abort()
-
-
 @pytest.fixture
-async def muting(mosquitto: MosquittoProcess) -> AsyncIterator[MutingProxy]:
-    proxy = MutingProxy(mosquitto.host, mosquitto.port)
+async def muting(mosquitto: MosquittoProcess) -> AsyncIterator[Proxy]:
+    proxy = Proxy(mosquitto.host, mosquitto.port)
     await proxy.start()
     yield proxy
     await proxy.close()
@@ -104,7 +71,7 @@ async def test_messages_sent_are_confirmed_once_each_in_order(
 
 
 async def test_an_overdue_puback_sends_the_message_again_and_it_is_confirmed_once(
-    mosquitto: MosquittoProcess, muting: MutingProxy
+    mosquitto: MosquittoProcess, muting: Proxy
 ) -> None:
     prefix = unique("overdue")
     published: list[int] = []
@@ -133,7 +100,7 @@ async def test_an_overdue_puback_sends_the_message_again_and_it_is_confirmed_onc
 
 
 async def test_a_lost_connection_sends_what_was_unconfirmed_again_in_seq_order(
-    mosquitto: MosquittoProcess, muting: MutingProxy
+    mosquitto: MosquittoProcess, muting: Proxy
 ) -> None:
     prefix = unique("lost")
     published: list[int] = []
