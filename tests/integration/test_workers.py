@@ -95,20 +95,33 @@ def _spread(port: int) -> dict[str, Any] | None:
     return cluster
 
 
-def _taken_again(port: int, node: str, epochs: dict[int, int]) -> dict[str, Any] | None:
-    """The cluster once spread again with `node` holding shards under newer epochs."""
+def _taken_again(
+    port: int, node: str, placed: list[int], epochs: dict[int, int]
+) -> dict[str, Any] | None:
+    """The cluster once `node` holds exactly the shards `placed`, each under a newer epoch.
+
+    Not merely the first even spread: a worker starved past its lease on a busy machine
+    may lose a shard for a moment, and the two nodes then hold two each, but not their
+    own, until the placement is restored (it always is: it depends on the live nodes only).
+    """
     cluster = _spread(port)
     if cluster is None:
         return None
     mine = [s for s in cluster["shard_list"] if s["holder"] == node]
+    if sorted(s["shard"] for s in mine) != sorted(placed):
+        return None
     return cluster if all(s["epoch"] > epochs[s["shard"]] for s in mine) else None
 
 
 async def _until(found: Callable[[], Any], what: str, parent: subprocess.Popen[bytes]) -> Any:
-    async with asyncio.timeout(WAIT_S):
-        while (value := await asyncio.to_thread(found)) is None:
-            assert parent.poll() is None, f"the parent exited ({parent.returncode}) before {what}"
-            await asyncio.sleep(0.1)
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while (value := await asyncio.to_thread(found)) is None:
+                exited = parent.poll()
+                assert exited is None, f"the parent exited ({exited}) before {what}"
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"not within {WAIT_S:.0f} s: {what}")
     return value
 
 
@@ -203,10 +216,10 @@ async def test_two_workers_share_the_shards_come_back_and_stop_together(
         assert back["w-0"] == workers["w-0"]  # left alone
         # Its shards again, under new epochs: the dead process's leases are no longer it.
         epochs = {s["shard"]: s["epoch"] for s in cluster["shard_list"]}
-        again = await _until(
-            lambda: _taken_again(port, "w-1", epochs), "w-1 holding shards again", parent
+        # The same shards, as placement says.
+        await _until(
+            lambda: _taken_again(port, "w-1", held["w-1"], epochs), "w-1's shards again", parent
         )
-        assert sorted(_holders(again)["w-1"]) == sorted(held["w-1"])  # the same, placement says
 
         parent.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(parent.wait, WAIT_S) == 0
@@ -215,6 +228,10 @@ async def test_two_workers_share_the_shards_come_back_and_stop_together(
         if parent.poll() is None:
             parent.kill()  # its workers get SIGTERM from the kernel (PR_SET_PDEATHSIG)
             parent.wait()
+        # Shown with a failure: what the workers warned of (a lapsed lease, a slow statement).
+        for line in (tmp_path / "workers.log").read_text().splitlines():
+            if '"level": "warning"' in line or '"level": "error"' in line:
+                print(line)
     log_lines = (tmp_path / "workers.log").read_text().splitlines()
     events = [json.loads(line) for line in log_lines if line.startswith("{")]
     assert [e["node"] for e in events if e["event"] == "worker.died"] == ["w-1"]
