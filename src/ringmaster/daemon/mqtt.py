@@ -56,6 +56,7 @@ from ringmaster.daemon.mqtt_connection import (
     buffer_reads,
     coalesce_writes,
     lean_pubacks,
+    lean_publishes,
     paho_client,
     skip_mids_in_flight,
 )
@@ -765,6 +766,7 @@ class MqttLink:
         paho_client(client).manual_ack_set(True)
         coalesce_writes(paho_client(client))
         lean_pubacks(paho_client(client))
+        lean_publishes(paho_client(client))
         buffer_reads(paho_client(client))
         # aiomqtt logs a warning on every publish while more than this many are
         # in flight; the service deliberately keeps a whole batch in flight, and

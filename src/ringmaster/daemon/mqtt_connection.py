@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -298,3 +299,65 @@ def buffer_reads(client: paho.Client) -> None:
     # attributes come first.
     client._sock_recv = recv  # type: ignore[method-assign]
     client.loop_read = read  # type: ignore[method-assign]
+
+
+#: An empty PUBLISH `Properties`, whose lookup tables each received message's shares:
+#: paho builds them anew per message (tens of microseconds), and never changes them.
+_NO_PUBLISH_PROPERTIES = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+
+
+def _no_publish_properties() -> Properties:
+    """A fresh empty PUBLISH `Properties`, as paho decodes a property length of 0."""
+    # Setting a property stores it on the instance (paho's `__setattr__`): one
+    # message's never shows in another's.
+    properties = object.__new__(Properties)
+    properties.__dict__.update(_NO_PUBLISH_PROPERTIES.__dict__)
+    return properties
+
+
+def lean_publishes(client: paho.Client) -> None:
+    """Have paho read a plain PUBLISH (QoS 0 or 1, no properties) without its decoder.
+
+    paho's `_handle_publish` builds an empty `Properties` for every MQTT 5 PUBLISH
+    (its tables and a clearing pass cost more than the rest of the message), and
+    slices the packet over again with `struct`. A PUBLISH at QoS 0 or 1 whose
+    property length is 0 is decoded here into the same `MQTTMessage`, passed to
+    paho's own `_handle_on_message`, and acknowledged as paho does (unless manual
+    acknowledgement is on). Any other PUBLISH (QoS 2, properties, MQTT 3, too
+    short), and every one while paho's debug log is heard, take paho's own path.
+    """
+    handle = client._handle_publish
+
+    def handle_publish() -> MQTTErrorCode:
+        command = client._in_packet["command"]
+        packet = client._in_packet["packet"]
+        qos = (command & 0x06) >> 1
+        size = len(packet)
+        if qos > 1 or size < 3 or client._protocol != paho.MQTTv5 or _logs_debug(client):  # noqa: PLR2004 (the topic's length and one byte)
+            return handle()
+        start = 2 + (packet[0] << 8 | packet[1])  # after the topic
+        at = start + 2 if qos else start  # the property length
+        if at >= size or packet[at]:
+            return handle()
+        message = paho.MQTTMessage(
+            packet[start] << 8 | packet[start + 1] if qos else 0, bytes(packet[2:start])
+        )
+        message.dup = bool(command & 0x08)
+        message.qos = qos
+        message.retain = bool(command & 0x01)
+        message.properties = _no_publish_properties()
+        message.payload = bytes(packet[at + 1 :])
+        message.timestamp = paho.time_func()
+        client._handle_on_message(message)
+        if qos == 0 or client._manual_ack:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return client._send_puback(message.mid)
+
+    # paho calls `self._handle_publish()`: the instance attribute comes first.
+    client._handle_publish = handle_publish  # type: ignore[method-assign]
+
+
+def _logs_debug(client: paho.Client) -> bool:
+    """Whether paho's "Received PUBLISH" debug line would be heard: then paho logs it."""
+    logger = client._logger
+    return client.on_log is not None or (logger is not None and logger.isEnabledFor(logging.DEBUG))
