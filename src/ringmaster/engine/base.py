@@ -18,6 +18,7 @@ from collections import OrderedDict
 
 from ringmaster.engine import events as ev
 from ringmaster.engine.commands import Command, RejectInput
+from ringmaster.engine.ended import EndedCalls
 from ringmaster.engine.model import (
     CallKey,
     CancelReason,
@@ -110,7 +111,7 @@ class EngineBase(ABC):
         self._routes: dict[tuple[TenantId, str], DidRoute] = {}
         # live state
         self._calls: dict[CallKey, CallState] = {}
-        self._ended: OrderedDict[CallKey, CallState] = OrderedDict()
+        self._ended = EndedCalls()
         #: The ended calls that are hangups of calls never seen to arrive
         #: (`CallState.hung_up_before_arrival`), oldest first.
         self._early_hangups: OrderedDict[CallKey, None] = OrderedDict()
@@ -154,7 +155,7 @@ class EngineBase(ABC):
         call.ended_at = now
         call.ended_rings = ()  # an ended call takes no answer
         self._calls.pop(call.key, None)
-        self._ended[call.key] = call
+        self._ended.add(call)
         self._dirty_calls.add(call.key)
 
     def _queue_of(self, call: CallState) -> QueueState | None:

@@ -67,7 +67,7 @@ class CallsMixin(EngineBase):
             # The caller hung up before this (late) arrival reached us: the
             # call ends at once, rung for nobody (see `_call_hung_up`).
             del self._early_hangups[key]
-            del self._ended[key]
+            self._ended.discard(key)
         self._seq += 1
         call = CallState(
             tenant_id=event.tenant_id,
@@ -457,17 +457,12 @@ class CallsMixin(EngineBase):
         self._early_hangups[call.key] = None
         while len(self._early_hangups) > MAX_EARLY_HANGUPS:
             oldest, _ = self._early_hangups.popitem(last=False)
-            del self._ended[oldest]
+            self._ended.discard(oldest)
             self._dirty_calls.discard(oldest)
             self._removed_calls.add(oldest)
 
     def _forget_ended(self, now: float) -> None:
-        horizon = now - self._ended_call_ttl
-        while self._ended:
-            key, call = next(iter(self._ended.items()))
-            if (call.ended_at or 0.0) > horizon:
-                break
-            del self._ended[key]
+        for key in self._ended.forget(now - self._ended_call_ttl):
             self._early_hangups.pop(key, None)
             self._dirty_calls.discard(key)
             self._removed_calls.add(key)
@@ -476,7 +471,7 @@ class CallsMixin(EngineBase):
         key = call.key
         self._seq = max(self._seq, call.seq)
         if call.phase.is_final:
-            self._ended[key] = call
+            self._ended.add(call)
             if call.hung_up_before_arrival:
                 self._early_hangups[key] = None
             return
