@@ -254,6 +254,10 @@ class EngineBase(ABC):
         """`agents`: bring the queues' free sets and the published status up to date."""
 
     @abstractmethod
+    def _refresh_ring_edge(self, agent: AgentState, now: float) -> None:
+        """`agents`: `_refresh_agent` for an agent whose ring just began or ended."""
+
+    @abstractmethod
     def _refresh_free_in(self, queue: QueueState, agent: AgentState) -> None:
         """`agents`: put the agent in the queue's free agents or take it out, as it sees it."""
 

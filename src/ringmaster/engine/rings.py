@@ -69,7 +69,7 @@ class RingsMixin(EngineBase):
                         call.tenant_id, call.call_id, queue_id, agent.number, now, ring_id
                     )
                 )
-            self._refresh_agent(agent, now)
+            self._refresh_ring_edge(agent, now)
 
     def _end_ring(
         self, call: CallState, extension_id: ExtensionId, cancel: CancelReason | None, now: float
@@ -99,7 +99,7 @@ class RingsMixin(EngineBase):
             self._rings_ended.add(key)
         if agent is not None and agent.ringing_for == key:
             agent.ringing_for = None
-            self._refresh_agent(agent, now)
+            self._refresh_ring_edge(agent, now)
 
     def _ring_answered(self, event: ev.RingAnswered, now: float) -> None:
         call = self._known_call(event, now)
@@ -205,7 +205,7 @@ class RingsMixin(EngineBase):
             )
             if agent is not None and agent.ringing_for == key:
                 agent.ringing_for = None
-                self._refresh_agent(agent, now)
+                self._refresh_ring_edge(agent, now)
 
     def _answer_refused(
         self, call: CallState, extension_id: ExtensionId | None, event: ev.RingAnswered
