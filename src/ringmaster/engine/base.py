@@ -70,6 +70,10 @@ CALL_DEADLINES = frozenset(
 # order they were set in is not, so that the commands after a restart are the
 # very ones that would have come without it.
 Deadline = tuple[float, int, int, int, CallKey | None, ExtensionId | None]
+#: The extension of a `DUE_RING` deadline that stands for every ring of its
+#: call started at once with that timeout (its last field is None): below any
+#: extension id, so it comes first among its call's rings due at that time.
+RINGS_STARTED = -1
 
 
 class _GoldenRatioSequence:
@@ -253,6 +257,10 @@ class EngineBase(ABC):
     @abstractmethod
     def _refresh_agent(self, agent: AgentState, now: float) -> None:
         """`agents`: bring the queues' free sets and the published status up to date."""
+
+    @abstractmethod
+    def _refresh_ring_edge(self, agent: AgentState, now: float) -> None:
+        """`agents`: `_refresh_agent` for an agent whose ring just began or ended."""
 
     @abstractmethod
     def _refresh_free_in(self, queue: QueueState, agent: AgentState) -> None:

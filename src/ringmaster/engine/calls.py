@@ -12,7 +12,6 @@ call, so that its late `arrived` rings nobody.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import replace
 
 from ringmaster.engine import events as ev
 from ringmaster.engine.base import (
@@ -414,8 +413,10 @@ class CallsMixin(EngineBase):
         self, queue: QueueState, extension_id: ExtensionId, talk_s: float, now: float
     ) -> None:
         stats = queue.stats.get(extension_id) or AgentQueueStats(queue.queue_id, extension_id)
-        queue.stats[extension_id] = replace(
-            stats,
+        # Every field named: `dataclasses.replace` costs three times as much, once a call.
+        queue.stats[extension_id] = AgentQueueStats(
+            stats.queue_id,
+            stats.extension_id,
             last_call_ended_at=now,
             calls_completed=stats.calls_completed + 1,
             talk_time_s=stats.talk_time_s + talk_s,

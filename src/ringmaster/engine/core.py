@@ -28,6 +28,7 @@ from ringmaster.engine.agents import AgentsMixin
 from ringmaster.engine.base import (
     CALL_DEADLINES,
     DEFAULT_ENDED_CALL_TTL,
+    DUE_RING,
     DUE_SKIP,
     DUE_WRAPUP,
     MAX_EARLY_HANGUPS,
@@ -79,7 +80,9 @@ class Engine(
             if not self._is_live_deadline(entry):
                 continue
             _, kind, _, _, key, extension_id = entry
-            if kind in CALL_DEADLINES:
+            if kind == DUE_RING and extension_id is None:
+                self._rings_timed_out(entry, now)
+            elif kind in CALL_DEADLINES:
                 assert key is not None
                 self._call_deadline_due(kind, key, extension_id, now)
             elif extension_id is not None:

@@ -6,6 +6,8 @@ an agent's, the end of a wrap-up or of a skip after a failed ring.
 
 Deadlines are pushed on one heap (`EngineBase._add_deadline`) and never taken
 out when superseded: `_is_live_deadline` drops those lazily, which is cheaper.
+The rings started at once share one timeout entry (`RINGS_STARTED`), so that
+an answer to a `ringall` call leaves one void entry behind, not one per ring.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ class DeadlinesMixin(EngineBase):
             if call is None or call.phase not in (CallPhase.QUEUED, CallPhase.RINGING):
                 return False
             if kind == DUE_RING:
-                ring = call.rings.get(extension_id) if extension_id is not None else None
+                if extension_id is None:  # the rings started at once: any of them left
+                    return any(ring.deadline == at for ring in call.rings.values())
+                ring = call.rings.get(extension_id)
                 return ring is not None and ring.deadline == at
             if kind == DUE_RETRY:
                 return call.retry_at == at
@@ -66,6 +70,21 @@ class DeadlinesMixin(EngineBase):
         if agent is None:
             return False
         return (agent.wrapup_until if kind == DUE_WRAPUP else agent.skip_until) == at
+
+    def _rings_timed_out(self, entry: Deadline, now: float) -> None:
+        """The timeout of rings started at once fell due (`_is_live_deadline` checked it).
+
+        Each ring still on with this timeout ends, in extension order, each
+        checked and ended as its own deadline would be (an earlier one's end
+        may change what a later one finds).
+        """
+        at, _, seq, _, key, _ = entry
+        assert key is not None
+        call = self._calls[key]
+        due = sorted(e for e, ring in call.rings.items() if ring.deadline == at)
+        for extension_id in due:
+            if self._is_live_deadline((at, DUE_RING, seq, extension_id, key, extension_id)):
+                self._call_deadline_due(DUE_RING, key, extension_id, now)
 
     def _call_deadline_due(
         self, kind: int, key: CallKey, extension_id: ExtensionId | None, now: float

@@ -18,7 +18,7 @@ import heapq
 from collections.abc import Callable
 
 from ringmaster.engine.base import DUE_PROGRESS, DUE_RETRY, EngineBase
-from ringmaster.engine.model import CallPhase, ExtensionId
+from ringmaster.engine.model import DEFAULT_ENROLMENT, CallPhase, ExtensionId
 from ringmaster.engine.rules import has_skills, penalty_limit, skills_lowered_by
 from ringmaster.engine.state import CallState, QueueState
 from ringmaster.engine.strategies import STRATEGIES, QueueView, Strategy
@@ -219,9 +219,10 @@ class DistributionMixin(EngineBase):
         self, call: CallState, queue: QueueState, candidates: list[ExtensionId]
     ) -> list[ExtensionId]:
         """The candidates of the lowest penalty, counting the agents already ringing."""
-        option = queue.option
-        penalties = [option(e).penalty for e in candidates]
-        lowest = min([*penalties, *(option(e).penalty for e in call.rings)])
+        # `queue.option`, inlined: a `ringall` call asks it for each of its 12 candidates.
+        option, default = queue.options.get, DEFAULT_ENROLMENT
+        penalties = [option(e, default).penalty for e in candidates]
+        lowest = min([*penalties, *(option(e, default).penalty for e in call.rings)])
         return [e for e, penalty in zip(candidates, penalties, strict=True) if penalty == lowest]
 
     def _last_call_ended(self, extension_id: ExtensionId) -> float | None:

@@ -12,7 +12,14 @@ from __future__ import annotations
 import heapq
 
 from ringmaster.engine import events as ev
-from ringmaster.engine.base import DUE_RETRY, DUE_RING, DUE_SKIP, RING_FAILED, EngineBase
+from ringmaster.engine.base import (
+    DUE_RETRY,
+    DUE_RING,
+    DUE_SKIP,
+    RING_FAILED,
+    RINGS_STARTED,
+    EngineBase,
+)
 from ringmaster.engine.commands import (
     CancelRing,
     Originate,
@@ -47,7 +54,12 @@ class RingsMixin(EngineBase):
         self._dirty_queues.add(queue_id)
         # A callback shows the agent the number they are about to call.
         shown = call.callback_number or call.caller_id
-        deadlines, out = self._deadlines, self._out
+        # One timeout for all the rings started here, which share it: an
+        # answer to a `ringall` call leaves one void entry in the heap, not 12
+        # (`DeadlinesMixin._rings_timed_out` ends them in extension order, as
+        # one entry per ring would).
+        heapq.heappush(self._deadlines, (deadline, DUE_RING, seq, RINGS_STARTED, key, None))
+        out = self._out
         for agent in agents:
             # Deterministic and unique among the call's rings (and across calls:
             # `seq` is the call's arrival order), so that a message about an
@@ -58,8 +70,6 @@ class RingsMixin(EngineBase):
             rings[extension_id] = RingRecord(extension_id, now, deadline, ring_id, agent.number)
             call.tried.add(extension_id)
             agent.ringing_for = key
-            # `_add_deadline`, with the call at hand
-            heapq.heappush(deadlines, (deadline, DUE_RING, seq, extension_id, key, extension_id))
             out.append(
                 Ring(call.tenant_id, call.call_id, agent.number, queue_id, timeout, shown, ring_id)
             )
@@ -69,7 +79,7 @@ class RingsMixin(EngineBase):
                         call.tenant_id, call.call_id, queue_id, agent.number, now, ring_id
                     )
                 )
-            self._refresh_agent(agent, now)
+            self._refresh_ring_edge(agent, now)
 
     def _end_ring(
         self, call: CallState, extension_id: ExtensionId, cancel: CancelReason | None, now: float
@@ -99,7 +109,7 @@ class RingsMixin(EngineBase):
             self._rings_ended.add(key)
         if agent is not None and agent.ringing_for == key:
             agent.ringing_for = None
-            self._refresh_agent(agent, now)
+            self._refresh_ring_edge(agent, now)
 
     def _ring_answered(self, event: ev.RingAnswered, now: float) -> None:
         call = self._known_call(event, now)
@@ -205,7 +215,7 @@ class RingsMixin(EngineBase):
             )
             if agent is not None and agent.ringing_for == key:
                 agent.ringing_for = None
-                self._refresh_agent(agent, now)
+                self._refresh_ring_edge(agent, now)
 
     def _answer_refused(
         self, call: CallState, extension_id: ExtensionId | None, event: ev.RingAnswered

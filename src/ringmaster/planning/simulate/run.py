@@ -140,20 +140,16 @@ def simulate(  # noqa: PLR0912, PLR0915 - one loop, kept together so that it rea
         nonlocal waiting
         due: list[tuple[int, str, str]] = []
         for command in out:
-            kind = type(command)
-            if kind is Ring:
-                assert isinstance(command, Ring)
+            if isinstance(command, Ring):
                 if no_answer and agents_rng.random() < no_answer:
                     continue  # let it ring: the engine's own timeout ends it
                 token = next(seq)
                 pending[(command.call_id, command.extension)] = token
                 due.append((token, command.call_id, command.extension))
-            elif kind is CancelRing:
-                assert isinstance(command, CancelRing)
+            elif isinstance(command, CancelRing):
                 pending.pop((command.call_id, command.extension), None)
-            elif kind is RouteToHangup or kind is RouteToExtension:
+            elif isinstance(command, (RouteToHangup, RouteToExtension)):
                 # Rejected, or overflowed out of the queues: the call leaves the simulation.
-                assert isinstance(command, RouteToHangup | RouteToExtension)
                 call = calls.pop(command.call_id, None)
                 if call is not None:
                     waiting -= 1
