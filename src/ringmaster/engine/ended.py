@@ -5,14 +5,15 @@ default), so that a late answer, ring failure or hangup is recognised rather tha
 reported as unknown. At 500 calls/s that is 60,000 calls. Kept as `CallState`
 objects (each with its `tried` set) they filled the collector's oldest generation,
 and each full collection walked all of them: pauses grew to 55 ms during a 60-s
-hold at 500 calls/s (docs/performance.md). A plain tuple of strings, numbers and
-tuples is untracked by CPython's collector after the first collection that sees
-it, so here an ended call is kept as one: the collector neither walks it nor
-counts it towards the next full collection.
+hold at 500 calls/s (docs/performance.md). CPython untracks a plain tuple whose
+items are all untracked (strings, numbers, such tuples) when a collection looks at
+it, inner tuples first, so here an ended call is kept as one: once untracked, the
+collector neither walks it nor counts it towards the next full collection.
 
-A call that ends is kept as it is until the next `forget` (the start of the next
-event), so that the turn that ended it stores it without converting it back and
-forth, and a simulation that forgets at once never converts it at all.
+A call that ends stays a `CallState` until the next `forget`, which the engine
+calls as it finishes each event: the handler that ended the call may still write
+to it, and a simulation that forgets at once (ttl 0) never converts one. The
+turn's `take_changes` reads it back from the tuple, as every later reader does.
 """
 
 from __future__ import annotations
