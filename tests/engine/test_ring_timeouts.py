@@ -39,6 +39,7 @@ def test_a_ring_ended_before_its_timeout_is_left_alone_and_the_others_time_out()
 def test_an_answer_voids_the_shared_timeout() -> None:
     sim = Sim("ringall", agents=3, timeout=15)
     sim.arrive("c1")
+    assert len(sim.engine._deadlines) == 1  # one entry for the three rings
     sim.answer("c1", Sim.number(2))
     assert sim.engine.next_deadline() is None
     assert cancels(sim.advance(30)) == []
