@@ -38,8 +38,8 @@ from ringmaster.engine.commands import Command, PublishQueueSnapshot, QueueSnaps
 from ringmaster.engine.configuration import ConfigurationMixin
 from ringmaster.engine.deadlines import DeadlinesMixin
 from ringmaster.engine.distribution import DistributionMixin
-from ringmaster.engine.model import AgentStatus, CallId, ExtensionId, QueueId, TenantId
-from ringmaster.engine.records import LiveState, StateChanges
+from ringmaster.engine.model import AgentStatus, CallId, CallKey, ExtensionId, QueueId, TenantId
+from ringmaster.engine.records import CallRecord, LiveState, StateChanges
 from ringmaster.engine.rings import RingsMixin
 from ringmaster.engine.state import AgentState, CallState, QueueState
 from ringmaster.engine.supervisor import SupervisorMixin
@@ -154,9 +154,7 @@ class Engine(
     def take_changes(self) -> StateChanges:
         """What changed since the last call, as records for the store."""
         calls = tuple(
-            call.to_record()
-            for key in self._dirty_calls
-            if (call := self._calls.get(key) or self._ended.get(key)) is not None
+            record for key in self._dirty_calls if (record := self._call_record(key)) is not None
         )
         agents = tuple(self._agents[e].to_record() for e in self._dirty_agents if e in self._agents)
         queues = tuple(
@@ -186,6 +184,10 @@ class Engine(
         ):
             dirty.clear()
         return changes
+
+    def _call_record(self, key: CallKey) -> CallRecord | None:
+        call = self._calls.get(key)
+        return call.to_record() if call is not None else self._ended.record(key)
 
     # read-only views, for the service, the admin API and the tests
 

@@ -13,7 +13,8 @@ collector neither walks it nor counts it towards the next full collection.
 A call that ends stays a `CallState` until the next `forget`, which the engine
 calls as it finishes each event: the handler that ended the call may still write
 to it, and a simulation that forgets at once (ttl 0) never converts one. The
-turn's `take_changes` reads it back from the tuple, as every later reader does.
+turn's `take_changes` builds its record from the tuple (`record`), without a
+`CallState` in between.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ def _compact(call: CallState) -> Compact:
     return tuple(values)
 
 
-def _expand(compact: Compact) -> CallState:
+def _record(compact: Compact) -> CallRecord:
     values = list(compact)
     values[_PHASE] = CallPhase(values[_PHASE])
     values[_SKILLS] = dict(values[_SKILLS])
-    return CallState.from_record(CallRecord(*values))
+    return CallRecord(*values)
 
 
 class EndedCalls:
@@ -86,7 +87,15 @@ class EndedCalls:
         if call is not None:
             return call
         compact = self._kept.get(key)
-        return _expand(compact) if compact is not None else None
+        return CallState.from_record(_record(compact)) if compact is not None else None
+
+    def record(self, key: CallKey) -> CallRecord | None:
+        """The ended call as stored, or None: what `get` gives, without the `CallState`."""
+        call = self._recent.get(key)
+        if call is not None:
+            return call.to_record()
+        compact = self._kept.get(key)
+        return _record(compact) if compact is not None else None
 
     def discard(self, key: CallKey) -> None:
         """Forget one call now."""
