@@ -20,6 +20,7 @@ import aiosqlite
 from ringmaster.store.backend import Step
 from ringmaster.store.config_rows import Row
 from ringmaster.store.records import CLUSTER_NEEDS_POSTGRESQL, Fence, StoreError, Synchronous
+from ringmaster.store.sqlite.checkpoint import WRITER_AUTOCHECKPOINT, WalCheckpointer
 from ringmaster.store.sqlite.schema import migrate, user_version
 from ringmaster.store.sqlite.statements import LAST_OUTBOX_SEQ
 
@@ -42,11 +43,14 @@ async def connect(path: Path, synchronous: Synchronous, busy_timeout_ms: int) ->
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute(f"PRAGMA synchronous = {synchronous}")
         await db.execute("PRAGMA foreign_keys = ON")
+        # Checkpoints are the checkpointer's, off the turn's commit (checkpoint.py).
+        await db.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
         await migrate(db, path)
+        checkpointer = await WalCheckpointer.open(str(path), synchronous, busy_timeout_ms)
     except BaseException:
         await db.close()
         raise
-    return SqliteConnection(db)
+    return SqliteConnection(db, checkpointer)
 
 
 async def connect_reader(path: Path, busy_timeout_ms: int) -> SqliteConnection:
@@ -105,8 +109,12 @@ async def commit_steps(
 class SqliteConnection:
     """A `backend.Connection` on an aiosqlite connection (statements as written)."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, checkpointer: WalCheckpointer | None = None
+    ) -> None:
         self.db = db
+        #: The writer's: told of each turn's commit (a reader has none).
+        self.checkpointer = checkpointer
         # Runs a function on SQLite's thread: one hand-off for a whole commit
         # rather than one per statement (about ten a turn, ~55 us of loop time
         # each). aiosqlite has no public hook for it; without its private one,
@@ -159,16 +167,21 @@ class SqliteConnection:
         if fence is not None:
             raise StoreError(CLUSTER_NEEDS_POSTGRESQL)
         if self._run_on_thread is not None:
-            done: list[int] = await self._run_on_thread(
+            seqs: list[int] = await self._run_on_thread(
                 commit_steps_on_thread, self.db._conn, steps, outbox_count
             )
-            return done
-        return await commit_steps(self.db, steps, outbox_count)
+        else:
+            seqs = await commit_steps(self.db, steps, outbox_count)
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
+        return seqs
 
     async def schema_version(self) -> int:
         """The file's schema version (``PRAGMA user_version``)."""
         return await user_version(self.db)
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and the checkpointer's, first)."""
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         await self.db.close()
