@@ -11,7 +11,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ringmaster.daemon.mqtt_connection import buffer_reads, coalesce_writes, lean_pubacks
+from ringmaster.daemon.mqtt_connection import (
+    buffer_reads,
+    coalesce_writes,
+    lean_pubacks,
+    write_queued,
+)
 
 
 class FakeSocket:
@@ -162,6 +167,36 @@ def test_what_is_written_counts_as_traffic_for_the_keepalive() -> None:
     client.publish("rm/1/cmd/ring", b"{}", qos=1)
     client.loop_write()
     assert client._last_msg_out > 0.0
+
+
+class BrokenSocket(FakeSocket):
+    def send(self, buffer: bytes | bytearray) -> int:
+        raise ConnectionResetError
+
+
+def test_write_queued_writes_the_queue_at_once_and_leaves_the_writer_registered() -> None:
+    sock = FakeSocket()
+    client, _ = client_on(sock, coalesced=True)
+    queue_burst(client)
+    assert client._registered_write
+    write_queued(client)
+    assert (sock.sends, bytes(sock.wire)) == (1, paho_wire())
+    # The writer registered with the event loop stays: it finds nothing, paho removes it.
+    assert client._registered_write
+    write_queued(client)  # nothing queued: no send
+    assert sock.sends == 1
+
+
+def test_write_queued_leaves_a_broken_connection_to_the_writer() -> None:
+    sock = BrokenSocket()
+    client, written = client_on(sock, coalesced=True)
+    queue_burst(client)
+    write_queued(client)
+    # Nothing lost, nothing closed: the writer's `loop_write` meets the error again and
+    # closes the connection as paho does.
+    assert (len(client._out_packet), written, sock.closed) == (5, [], False)
+    client.loop_write()
+    assert sock.closed
 
 
 def awaiting_puback(mid: int) -> tuple[paho.Client, list[tuple[int, ReasonCode]]]:

@@ -59,6 +59,7 @@ from ringmaster.daemon.mqtt_connection import (
     lean_publishes,
     paho_client,
     skip_mids_in_flight,
+    write_queued,
 )
 
 if TYPE_CHECKING:
@@ -406,6 +407,22 @@ class MqttLink:
         self._unconfirmed[seq] = message
         self._send_on(connection, seq, message)
         return False
+
+    def flush(self) -> None:
+        """Write what `send`, `ack` and the rest have queued now; never raises.
+
+        Otherwise paho writes it once the event loop polls its socket, after whatever
+        else is ready to run first (the service's next turn). Nothing happens while no
+        connection is up (nor while one is connecting: paho's connect runs on another
+        thread), and what cannot be written now is left for the event loop to write.
+        """
+        connection = self._connection
+        if connection is None or not self.connected.is_set():
+            return
+        try:
+            write_queued(paho_client(connection.client))
+        except Exception:  # a bug in a callback of paho's: the loop's writer goes on
+            self._log.exception("mqtt.flush_failed")
 
     def _publish_at_most_once(self, connection: Connection, message: OutboxMessage) -> None:
         client = paho_client(connection.client)

@@ -191,6 +191,26 @@ def _write_coalesced(client: paho.Client) -> MQTTErrorCode:
     return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
+def write_queued(client: paho.Client) -> None:
+    """Write paho's queued packets now, rather than from the event loop's writer callback.
+
+    Under aiomqtt, paho queues each packet and registers a writer with the loop, which
+    writes them when it next polls: after whatever else is ready to run first. This
+    writes them at once, on the loop's thread, and leaves paho's writer registration as
+    it is. Not paho's `loop_write`: that removes the writer at once, while aiomqtt adds
+    it one pass of the loop later (`call_soon_threadsafe`), so the writer would stay,
+    unknown to paho, called on every pass of the loop. Left registered, it finds nothing
+    to write and paho removes it, as after any write of its own.
+
+    What is not written now (the socket's buffer full, the connection broken) stays
+    queued for that writer: a broken connection is then lost the usual way, with the
+    socket closed from the writer callback (closed from here, aiomqtt would add the
+    writer after the socket is gone).
+    """
+    if client._out_packet and client._sock is not None:
+        client._packet_write()
+
+
 #: What paho passes `on_publish` for a QoS 0 message written, or a plain PUBACK:
 #: the same (success, no properties) for every one, so built once, not per message.
 _WRITTEN_REASON = ReasonCode(PacketTypes.PUBACK)

@@ -599,6 +599,9 @@ class Service:
         assert self._acks is not None
         for received in batch:
             self._acks.done(received)
+        # The turn's messages and PUBACKs leave now, in one send: left to the event
+        # loop's writer, they would wait for the next turn when more messages wait.
+        link.flush()
         for change in applies:
             if isinstance(change, Apply) and not change.done.done():
                 change.done.set_result(None)
