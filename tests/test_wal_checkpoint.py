@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from ringmaster.contract import OutboxMessage
@@ -55,9 +56,10 @@ async def test_the_checkpointer_copies_and_the_wal_starts_over(
     async with await Store.open(path) as store:
         checkpointer = _checkpointer(store)
         monkeypatch.setattr(checkpointer, "committed", lambda: None)
-        await store.commit(StateChanges(), TURN)
-        log, copied = await checkpointer.checkpoint()
-        assert copied == log > 0
+        for _ in range(2):  # the second: the migrations' frames are gone from the WAL
+            await store.commit(StateChanges(), TURN)
+            log, copied = await checkpointer.checkpoint()
+            assert copied == log > 0
         one_turn = _wal(path)
         for _ in range(40):
             await store.commit(StateChanges(), TURN)
@@ -67,7 +69,7 @@ async def test_the_checkpointer_copies_and_the_wal_starts_over(
         assert _wal(path) <= one_turn + 2 * PAGE  # written over, not appended to
         assert path.stat().st_size > 40 * len(TURN) * 4000  # copied into the file
     async with await Store.open(path) as store:
-        assert len(await store.pending_outbox()) == 41 * len(TURN)
+        assert len(await store.pending_outbox()) == 42 * len(TURN)
 
 
 async def test_every_few_commits_start_a_checkpoint(
@@ -127,5 +129,36 @@ async def test_frames_committed_while_a_round_runs_are_copied_before_it_stops(
             first_round[0] = True
             await store.commit(StateChanges(), TURN)
             log, copied = await checkpointer.checkpoint()
+            assert not first_round[0]  # a commit did land while a round ran
             assert copied == log
         assert _wal(path) <= two_turns + 2 * PAGE
+
+
+async def test_a_reader_in_the_wal_ends_the_rounds_it_keeps_from_progressing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rm.db"
+    async with await Store.open(path) as store:
+        checkpointer = _checkpointer(store)
+        monkeypatch.setattr(checkpointer, "committed", lambda: None)
+        await store.commit(StateChanges(), TURN)
+        async with aiosqlite.connect(path, isolation_level=None) as reader:
+            await reader.execute("BEGIN")
+            await reader.execute_fetchall("SELECT count(*) FROM outbox")  # its snapshot
+            await store.commit(StateChanges(), TURN)
+            run_round = checkpointer._db.execute_fetchall
+            rounds: list[str] = []
+
+            async def counted(sql: str) -> object:
+                rounds.append(sql)
+                return await run_round(sql)
+
+            monkeypatch.setattr(checkpointer._db, "execute_fetchall", counted)
+            log, copied = await checkpointer.checkpoint()
+            # The frames after the reader's snapshot cannot be copied: a second round
+            # that gets no further ends it, rather than all MAX_ROUNDS in a row.
+            assert copied < log
+            assert len(rounds) == 2
+            await reader.execute("COMMIT")
+        log, copied = await checkpointer.checkpoint()
+        assert copied == log

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, get_args
 
 from ringmaster.engine.model import DidRoute, TenantId
 
 #: SQLite's ``synchronous`` settings (see `Store.open`).
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+#: Its values, to check one before it goes into a PRAGMA (which binds no parameters).
+SYNCHRONOUS: Final[tuple[str, ...]] = get_args(Synchronous)
 
 
 class StoreError(Exception):

@@ -1,11 +1,13 @@
 """WAL checkpoints on a connection of their own, off the turn's commit.
 
 In WAL mode a commit appends the pages it changed to the WAL; a *checkpoint* copies
-them back into the database file and, with ``synchronous=NORMAL``, is the only time
-SQLite fsyncs (the WAL before copying, the file after). By default the connection
-whose commit takes the WAL past 1,000 pages runs the checkpoint inside that commit:
-for the daemon that was one turn in about seventy stalled 14-21 ms (a trace at 100
-calls/s, docs/performance.md), and every message waiting behind that turn with it.
+them back into the database file. With ``synchronous=NORMAL`` SQLite fsyncs only then
+(the WAL before copying, the file after), and once when a commit writes the header of
+a WAL started over (that one stays in a turn: once per checkpoint, on a small file).
+By default the connection whose commit takes the WAL past 1,000 pages runs the
+checkpoint inside that commit: for the daemon that was one turn in about seventy
+stalled 10-20 ms, up to 52 (a trace at 100 calls/s, docs/performance.md), and every
+message waiting behind that turn with it.
 
 Here the writer's own automatic checkpoint is only a safety net (`WRITER_AUTOCHECKPOINT`
 pages), and `WalCheckpointer` checkpoints from a second connection, on its own thread,
@@ -14,16 +16,20 @@ the writer only starts the WAL over (rather than appending to it for ever) when 
 begins a transaction and finds *every* frame already copied; a commit that lands while
 a checkpoint runs leaves frames behind. So `checkpoint` goes round again, each round
 copying only what was committed during the one before (a few pages: quick), until a
-round finds nothing left; the writer's next transaction then starts the WAL over.
+round finds nothing left; the writer's next transaction then starts the WAL over. (Not
+while a reader's transaction still reads from the WAL: a round copies no frame past
+the oldest reader's, and the writer starts over only when no reader is in the WAL;
+the API's reads are short, and a round that makes no progress ends the checkpoint.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import aiosqlite
 import structlog
+
+from ringmaster.store.records import SYNCHRONOUS, Synchronous
 
 _log = structlog.get_logger("ringmaster.store")
 
@@ -58,8 +64,16 @@ class WalCheckpointer:
         self._closed = False
 
     @classmethod
-    async def open(cls, path: str, synchronous: str, busy_timeout_ms: int) -> WalCheckpointer:
-        """A checkpointer on `path` (in WAL mode), syncing as `synchronous` says."""
+    async def open(
+        cls, path: str, synchronous: Synchronous, busy_timeout_ms: int
+    ) -> WalCheckpointer:
+        """A checkpointer on `path` (in WAL mode), syncing as `synchronous` says.
+
+        Raises:
+            ValueError: `synchronous` is not a setting SQLite knows.
+        """
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
             await db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
@@ -92,13 +106,19 @@ class WalCheckpointer:
         Returns:
             The WAL's frames and how many of them are copied, as the last round saw them.
         """
-        log = copied = previous = -1
+        log = copied = previous_log = previous_copied = -1
         for _ in range(MAX_ROUNDS):
             rows = await self._db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
             ((_busy, log, copied),) = rows
-            if log <= 0 or (log == previous and copied >= log):
+            if log <= 0 or (log == previous_log and copied >= log):
                 break
-            previous = log
+            if copied <= previous_copied:
+                break  # no progress: a reader holds the WAL (or it started over meanwhile)
+            previous_log, previous_copied = log, copied
+        else:
+            # The writer commits faster than a round copies: the next checkpoint goes on,
+            # and the writer's own (WRITER_AUTOCHECKPOINT) bounds the WAL meanwhile.
+            _log.debug("store.checkpoint_unfinished", frames=log, copied=copied)
         return log, copied
 
     async def _checkpoint_logged(self) -> None:
@@ -108,9 +128,10 @@ class WalCheckpointer:
             _log.exception("store.checkpoint_failed")
 
     async def close(self) -> None:
-        """Wait for a checkpoint under way, then close the connection."""
+        """Wait for a checkpoint under way, then close the connection (even if cancelled)."""
         self._closed = True
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
-        await self._db.close()
+        try:
+            if self._task is not None:
+                await asyncio.wait({self._task})
+        finally:
+            await self._db.close()

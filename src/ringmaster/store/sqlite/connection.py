@@ -19,7 +19,13 @@ import aiosqlite
 
 from ringmaster.store.backend import Step
 from ringmaster.store.config_rows import Row
-from ringmaster.store.records import CLUSTER_NEEDS_POSTGRESQL, Fence, StoreError, Synchronous
+from ringmaster.store.records import (
+    CLUSTER_NEEDS_POSTGRESQL,
+    SYNCHRONOUS,
+    Fence,
+    StoreError,
+    Synchronous,
+)
 from ringmaster.store.sqlite.checkpoint import WRITER_AUTOCHECKPOINT, WalCheckpointer
 from ringmaster.store.sqlite.schema import migrate, user_version
 from ringmaster.store.sqlite.statements import LAST_OUTBOX_SEQ
@@ -32,7 +38,7 @@ async def connect(path: Path, synchronous: Synchronous, busy_timeout_ms: int) ->
         StoreError: The file's schema is newer than this Ringmaster knows.
         ValueError: `synchronous` is not a setting SQLite knows.
     """
-    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+    if synchronous not in SYNCHRONOUS:
         # Checked because PRAGMA values cannot be bound as parameters.
         raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +188,8 @@ class SqliteConnection:
 
     async def close(self) -> None:
         """Close the connection (and the checkpointer's, first)."""
-        if self.checkpointer is not None:
-            await self.checkpointer.close()
-        await self.db.close()
+        try:
+            if self.checkpointer is not None:
+                await self.checkpointer.close()
+        finally:
+            await self.db.close()
