@@ -127,7 +127,7 @@ def _report(rows: list[dict[str, int]], seen: list[list[Any]], start_ns: int) ->
     for key in SEGMENTS:
         print(f"{key:20} " + " ".join(f"{mean(part, key):12.3f}" for part in parts))
     commits = [e for e in seen if e[0] == "c" and e[1] >= start_ns]
-    took = sorted((e[2] - e[1]) / 1e6 for e in commits)
+    took = sorted((e[2] - e[1]) / 1e6 for e in commits) or [0.0]
     slow = [e for e in commits if e[2] - e[1] > SLOW_COMMIT_NS]
     gaps = [round((b[1] - a[1]) / 1e9, 2) for a, b in itertools.pairwise(slow)]
     print(

@@ -32,7 +32,7 @@ def _call_id(payload: bytes | str) -> str | None:
         return None
 
 
-def _install(out: str) -> None:
+def _install(out: str) -> None:  # noqa: PLR0915 - one wrapper per traced step, read as one
     from ringmaster.daemon import mqtt, mqtt_connection, service  # noqa: PLC0415
     from ringmaster.store import database  # noqa: PLC0415
 
@@ -65,8 +65,11 @@ def _install(out: str) -> None:
     write = mqtt_connection._write_coalesced
 
     def write_traced(client: Any) -> Any:
-        seen.append(["w", now()])
-        return write(client)
+        before = len(client._out_packet)
+        result = write(client)
+        if len(client._out_packet) < before:  # something went out (not EAGAIN, not empty)
+            seen.append(["w", now()])
+        return result
 
     mqtt_connection._write_coalesced = write_traced
 
