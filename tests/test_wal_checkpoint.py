@@ -7,6 +7,8 @@ the turn. These tests write real SQLite files.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiosqlite
@@ -29,6 +31,34 @@ def _checkpointer(store: Store) -> checkpoint.WalCheckpointer:
     return store._db.checkpointer
 
 
+def _under_way(checkpointer: checkpoint.WalCheckpointer) -> asyncio.Task[None] | None:
+    """The checkpoint started last (read through a call: each read may differ)."""
+    return checkpointer._task
+
+
+def _by_hand(store: Store, monkeypatch: pytest.MonkeyPatch) -> checkpoint.WalCheckpointer:
+    """The store's checkpointer, checkpointing only when the test says."""
+    checkpointer = _checkpointer(store)
+    monkeypatch.setattr(checkpointer, "committed", lambda: None)
+    return checkpointer
+
+
+def _around_rounds(
+    checkpointer: checkpoint.WalCheckpointer,
+    monkeypatch: pytest.MonkeyPatch,
+    around: Callable[[int, Callable[[], Awaitable[object]]], Awaitable[object]],
+) -> None:
+    """Have `around(n, run)` run each round (the n-th since this call), `run` being the round."""
+    run_round = checkpointer._db.execute_fetchall
+    rounds = [0]
+
+    async def round_run_around(sql: str) -> object:
+        rounds[0] += 1
+        return await around(rounds[0], lambda: run_round(sql))
+
+    monkeypatch.setattr(checkpointer._db, "execute_fetchall", round_run_around)
+
+
 def _wal(path: Path) -> int:
     wal = path.with_name(path.name + "-wal")
     return wal.stat().st_size if wal.exists() else 0
@@ -39,7 +69,7 @@ async def test_a_turns_commit_never_checkpoints(
 ) -> None:
     path = tmp_path / "rm.db"
     async with await Store.open(path) as store:
-        monkeypatch.setattr(_checkpointer(store), "committed", lambda: None)
+        _by_hand(store, monkeypatch)
         await store.commit(StateChanges(), TURN[:1])
         size = path.stat().st_size
         for _ in range(60):  # some 1,500 pages: past SQLite's own threshold (1,000)
@@ -54,8 +84,7 @@ async def test_the_checkpointer_copies_and_the_wal_starts_over(
 ) -> None:
     path = tmp_path / "rm.db"
     async with await Store.open(path) as store:
-        checkpointer = _checkpointer(store)
-        monkeypatch.setattr(checkpointer, "committed", lambda: None)
+        checkpointer = _by_hand(store, monkeypatch)
         for _ in range(2):  # the second: the migrations' frames are gone from the WAL
             await store.commit(StateChanges(), TURN)
             log, copied = await checkpointer.checkpoint()
@@ -81,15 +110,15 @@ async def test_every_few_commits_start_a_checkpoint(
         checkpointer = _checkpointer(store)
         await store.commit(StateChanges(), TURN)
         await store.commit(StateChanges(), TURN)
-        assert checkpointer._task is None
+        assert _under_way(checkpointer) is None
         size = path.stat().st_size
         await store.commit(StateChanges(), TURN)
-        first = checkpointer._task
+        first = _under_way(checkpointer)
         assert first is not None
         await first
         assert path.stat().st_size > size + 3 * len(TURN) * 4000  # the three, copied
         await store.commit(StateChanges(), TURN)
-        assert checkpointer._task is first  # the next one waits for two more
+        assert _under_way(checkpointer) is first  # the next one waits for two more
 
 
 async def test_frames_committed_while_a_round_runs_are_copied_before_it_stops(
@@ -100,16 +129,14 @@ async def test_frames_committed_while_a_round_runs_are_copied_before_it_stops(
     # and the WAL never started over (it grew to the writer's safety net, 40 MB).
     path = tmp_path / "rm.db"
     async with await Store.open(path) as store:
-        checkpointer = _checkpointer(store)
-        monkeypatch.setattr(checkpointer, "committed", lambda: None)
-        run_round = checkpointer._db.execute_fetchall
+        checkpointer = _by_hand(store, monkeypatch)
         assert isinstance(store._db, SqliteConnection)
         writer = store._db.db
         first_round = [True]
 
-        async def round_with_a_commit_meanwhile(sql: str) -> object:
+        async def with_a_commit_meanwhile(_: int, run: Callable[[], Awaitable[object]]) -> object:
             if not first_round[0]:
-                return await run_round(sql)
+                return await run()
             first_round[0] = False
             # The writer begins before the round copies and commits after it.
             await writer.execute("BEGIN IMMEDIATE")
@@ -117,11 +144,11 @@ async def test_frames_committed_while_a_round_runs_are_copied_before_it_stops(
                 "INSERT INTO outbox (shard, topic, payload, retain) VALUES (0, 't', ?, 0)",
                 (b"x" * 4000 * len(TURN),),
             )
-            rows = await run_round(sql)
+            rows = await run()
             await writer.execute("COMMIT")
             return rows
 
-        monkeypatch.setattr(checkpointer._db, "execute_fetchall", round_with_a_commit_meanwhile)
+        _around_rounds(checkpointer, monkeypatch, with_a_commit_meanwhile)
         await store.commit(StateChanges(), TURN)
         await checkpointer.checkpoint()
         two_turns = _wal(path)
@@ -139,21 +166,19 @@ async def test_a_reader_in_the_wal_ends_the_rounds_it_keeps_from_progressing(
 ) -> None:
     path = tmp_path / "rm.db"
     async with await Store.open(path) as store:
-        checkpointer = _checkpointer(store)
-        monkeypatch.setattr(checkpointer, "committed", lambda: None)
+        checkpointer = _by_hand(store, monkeypatch)
         await store.commit(StateChanges(), TURN)
         async with aiosqlite.connect(path, isolation_level=None) as reader:
             await reader.execute("BEGIN")
             await reader.execute_fetchall("SELECT count(*) FROM outbox")  # its snapshot
             await store.commit(StateChanges(), TURN)
-            run_round = checkpointer._db.execute_fetchall
-            rounds: list[str] = []
+            rounds: list[int] = []
 
-            async def counted(sql: str) -> object:
-                rounds.append(sql)
-                return await run_round(sql)
+            async def counted(n: int, run: Callable[[], Awaitable[object]]) -> object:
+                rounds.append(n)
+                return await run()
 
-            monkeypatch.setattr(checkpointer._db, "execute_fetchall", counted)
+            _around_rounds(checkpointer, monkeypatch, counted)
             log, copied = await checkpointer.checkpoint()
             # The frames after the reader's snapshot cannot be copied: a second round
             # that gets no further ends it, rather than all MAX_ROUNDS in a row.
